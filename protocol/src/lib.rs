@@ -1,0 +1,53 @@
+//! Wire protocol shared by the infusion-pump firmware and its host tools.
+//!
+//! The format is specified in `docs/protocol.md`; this crate follows that
+//! document. In short, a frame is
+//!
+//! ```text
+//! header (14 bytes, little endian) | postcard payload | CRC-32C (4 bytes, LE)
+//! ```
+//!
+//! and a byte stream carries frames COBS-encoded, each preceded and followed
+//! by a `0x00` delimiter.
+//!
+//! The crate is `no_std` and needs no allocator: every buffer is bounded by
+//! [`MAX_FRAME_LEN`] and [`MAX_ENCODED_FRAME_LEN`], which are compile-time
+//! constants derived from the message catalogue. Nothing in this crate panics
+//! on input.
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+mod error;
+mod frame;
+mod header;
+mod messages;
+pub mod prescription;
+mod stream;
+
+pub use error::{FrameError, PayloadError};
+pub use frame::{
+    decode_frame, encode_frame, encode_stream_frame, DecodedFrame, Frame, MAX_ENCODED_FRAME_LEN,
+    MAX_FRAME_LEN, MAX_PAYLOAD_LEN, MAX_STREAM_FRAME_LEN,
+};
+pub use header::{flags, FrameHeader, HEADER_LEN, MAGIC};
+pub use messages::*;
+pub use stream::{StreamDecoder, StreamItem};
+
+/// Protocol major version this crate encodes. Decoders reject any other major.
+pub const VERSION_MAJOR: u8 = 1;
+/// Protocol minor version this crate encodes. Minor bumps only add kinds.
+pub const VERSION_MINOR: u8 = 0;
+
+/// Every `(major, minor)` version that has been released. Host decoders keep
+/// decoding all of them (see "Compatibility" in `docs/protocol.md`).
+pub const RELEASED_VERSIONS: &[(u8, u8)] = &[(1, 0)];
+
+/// Size of the CRC-32C trailer.
+pub const CRC_LEN: usize = 4;
+
+/// CRC-32C (Castagnoli, `CRC_32_ISCSI`), computed over header and payload.
+pub const CRC32C: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
