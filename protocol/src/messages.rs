@@ -218,6 +218,8 @@ code_enum! {
         NotReady = 24,
         /// The command number is not implemented.
         NoSupport = 25,
+        /// A refill's drug concentration differs from the prescription's.
+        ConcentrationMismatch = 26,
     }
 }
 
@@ -558,6 +560,15 @@ payload! {
 }
 
 payload! {
+    /// Clear a latched fault whose cause is gone (motor stall, occlusion,
+    /// app fault).
+    pub struct ClearFault {
+        /// Which condition.
+        pub code: AlarmCode,
+    }
+}
+
+payload! {
     /// Read stored log frames starting at a sequence number.
     pub struct ReadLog {
         /// First sequence number wanted.
@@ -807,6 +818,8 @@ catalogue! {
     ReadLog = 0x0209, Command;
     /// Command 0x020A.
     SetClock = 0x020A, Command;
+    /// Command 0x020B.
+    ClearFault = 0x020B, Command;
     /// Response 0x0301.
     Ack = 0x0301, Response;
     /// Response 0x0302.

@@ -1,0 +1,283 @@
+//! The delivery ledger: every step the motor has made in the last 24 h, held
+//! exactly as a bounded list of runs.
+//!
+//! A run delivers steps on a fixed ideal curve. Step `k` (1-based) of a run
+//! happens at
+//!
+//! ```text
+//! start_ms + ceil((k * nl_per_step - carry_nl) * ms_num / nl_den)
+//! ```
+//!
+//! where `ms_num / nl_den` is the time per nanolitre (basal: 3 600 000 ms per
+//! `rate_nl_per_h` nL; bolus: `duration_ms` per `volume_nl` nL) and `carry_nl`
+//! is progress toward a step left over from the previous run on the same
+//! channel. Because step times come from one formula anchored at the run's
+//! start, delivered steps stay within one step of the ideal curve at every
+//! instant and never drift, and the number of steps of a run at or before any
+//! time is computed exactly in integer arithmetic. That is how the rolling
+//! 24 h total is tracked exactly, never estimated (SR-ENV-005).
+
+use heapless::Vec;
+use pump_protocol::DeliveryKind;
+use serde::{Deserialize, Serialize};
+
+/// The rolling window of the daily limit.
+pub const WINDOW_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// Milliseconds per hour, the time unit of basal rates.
+pub const MS_PER_HOUR: u64 = 60 * 60 * 1000;
+
+/// Most runs the ledger holds. A run is added per accepted delivery request;
+/// runs whose last step left the window are pruned.
+pub const MAX_RUNS: usize = 64;
+
+/// Most patient boluses a prescription may allow per 24 h; every one is a run.
+pub const MAX_PATIENT_BOLUSES_PER_24H: usize = 48;
+
+/// Which motor channel a run drives. One basal and one bolus run may be
+/// active at once; their steps interleave on the one motor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Channel {
+    /// Continuous basal (including the silence fallback).
+    Basal,
+    /// A bolus of any kind.
+    Bolus,
+}
+
+/// One delivery run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Run {
+    /// Which channel.
+    pub channel: Channel,
+    /// What for (wire code of [`DeliveryKind`]).
+    pub kind_code: u16,
+    /// When the run started (core time).
+    pub start_ms: u64,
+    /// Time numerator of the curve (see module docs).
+    pub ms_num: u64,
+    /// Volume denominator of the curve (see module docs).
+    pub nl_den: u64,
+    /// Progress toward the first step carried in from the previous run.
+    pub carry_nl: u32,
+    /// Steps the run will make in total (`None`: until stopped).
+    pub steps_planned: Option<u32>,
+    /// Steps made so far.
+    pub steps_done: u32,
+    /// Still delivering.
+    pub active: bool,
+    /// Steps already reported in a `DeliveryRecord` checkpoint.
+    pub steps_reported: u32,
+    /// When the last checkpoint was reported (the start if none).
+    pub reported_at_ms: u64,
+}
+
+impl Run {
+    /// A basal run at `rate_nl_per_h` (must be > 0).
+    pub fn basal(kind: DeliveryKind, start_ms: u64, rate_nl_per_h: u32, carry_nl: u32) -> Self {
+        Self {
+            channel: Channel::Basal,
+            kind_code: kind.code(),
+            start_ms,
+            ms_num: MS_PER_HOUR,
+            nl_den: u64::from(rate_nl_per_h),
+            carry_nl,
+            steps_planned: None,
+            steps_done: 0,
+            active: true,
+            steps_reported: 0,
+            reported_at_ms: start_ms,
+        }
+    }
+
+    /// A bolus run of `volume_nl` over `duration_ms` (both must be > 0).
+    pub fn bolus(
+        kind: DeliveryKind,
+        start_ms: u64,
+        volume_nl: u32,
+        duration_ms: u32,
+        carry_nl: u32,
+        nl_per_step: u32,
+    ) -> Self {
+        let steps = (u64::from(volume_nl) + u64::from(carry_nl)) / u64::from(nl_per_step.max(1));
+        Self {
+            channel: Channel::Bolus,
+            kind_code: kind.code(),
+            start_ms,
+            ms_num: u64::from(duration_ms),
+            nl_den: u64::from(volume_nl),
+            carry_nl,
+            steps_planned: Some(u32::try_from(steps).unwrap_or(u32::MAX)),
+            steps_done: 0,
+            active: true,
+            steps_reported: 0,
+            reported_at_ms: start_ms,
+        }
+    }
+
+    /// What the run delivers.
+    pub fn kind(&self) -> DeliveryKind {
+        DeliveryKind::from_code(self.kind_code)
+    }
+
+    /// Ideal progress in nL at `at_ms` (floored), including the carry.
+    pub fn ideal_nl(&self, at_ms: u64) -> u64 {
+        let elapsed = u128::from(at_ms.saturating_sub(self.start_ms));
+        let progress = elapsed * u128::from(self.nl_den) / u128::from(self.ms_num.max(1));
+        let progress = u64::try_from(progress).unwrap_or(u64::MAX);
+        progress.saturating_add(u64::from(self.carry_nl))
+    }
+
+    /// Steps the curve has reached by `at_ms`, capped at the plan.
+    pub fn steps_due(&self, at_ms: u64, nl_per_step: u32) -> u32 {
+        if at_ms < self.start_ms {
+            return 0;
+        }
+        let due = self.ideal_nl(at_ms) / u64::from(nl_per_step.max(1));
+        let due = u32::try_from(due).unwrap_or(u32::MAX);
+        match self.steps_planned {
+            Some(planned) => due.min(planned),
+            None => due,
+        }
+    }
+
+    /// Steps actually made at or before `at_ms`.
+    pub fn steps_made_by(&self, at_ms: u64, nl_per_step: u32) -> u32 {
+        self.steps_due(at_ms, nl_per_step).min(self.steps_done)
+    }
+
+    /// When step `k` (1-based) is due, or `None` if it would not fit in u64.
+    pub fn step_time(&self, k: u32, nl_per_step: u32) -> Option<u64> {
+        let volume = u128::from(k) * u128::from(nl_per_step);
+        let volume = volume.saturating_sub(u128::from(self.carry_nl));
+        let den = u128::from(self.nl_den.max(1));
+        let offset = (volume * u128::from(self.ms_num)).div_ceil(den);
+        self.start_ms.checked_add(u64::try_from(offset).ok()?)
+    }
+
+    /// When the next step is due, if the run still has one.
+    pub fn next_step_time(&self, nl_per_step: u32) -> Option<u64> {
+        if !self.active || self.steps_planned.is_some_and(|p| self.steps_done >= p) {
+            return None;
+        }
+        self.step_time(self.steps_done.checked_add(1)?, nl_per_step)
+    }
+
+    /// When the last step made happened (the start if none).
+    pub fn last_step_time(&self, nl_per_step: u32) -> u64 {
+        if self.steps_done == 0 {
+            return self.start_ms;
+        }
+        self.step_time(self.steps_done, nl_per_step)
+            .unwrap_or(u64::MAX)
+    }
+
+    /// Progress toward the next step left at `at_ms`, to carry into the
+    /// channel's next run. Always below one step.
+    pub fn carry_out(&self, at_ms: u64, nl_per_step: u32) -> u32 {
+        let made = u64::from(self.steps_done) * u64::from(nl_per_step);
+        let left = self.ideal_nl(at_ms).saturating_sub(made);
+        let left = match self.steps_planned {
+            // A finished bolus hands on exactly what its last step left.
+            Some(planned) if self.steps_done >= planned => {
+                (self.nl_den + u64::from(self.carry_nl)).saturating_sub(made)
+            }
+            _ => left,
+        };
+        u32::try_from(left.min(u64::from(nl_per_step.saturating_sub(1)))).unwrap_or(0)
+    }
+}
+
+/// Why the ledger could not take a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LedgerFull;
+
+/// Every run with a step in the last 24 h (and every active run).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ledger {
+    runs: Vec<Run, MAX_RUNS>,
+}
+
+impl Ledger {
+    /// An empty ledger.
+    pub const fn new() -> Self {
+        Self { runs: Vec::new() }
+    }
+
+    /// All runs, oldest first.
+    pub fn runs(&self) -> &[Run] {
+        &self.runs
+    }
+
+    /// The active run on a channel, if any.
+    pub fn active(&self, channel: Channel) -> Option<&Run> {
+        self.runs.iter().find(|r| r.active && r.channel == channel)
+    }
+
+    /// The active run on a channel, mutably.
+    pub fn active_mut(&mut self, channel: Channel) -> Option<&mut Run> {
+        self.runs
+            .iter_mut()
+            .find(|r| r.active && r.channel == channel)
+    }
+
+    /// Adds a run after pruning runs that left the window.
+    pub fn push(&mut self, run: Run, now_ms: u64, nl_per_step: u32) -> Result<(), LedgerFull> {
+        self.prune(now_ms, nl_per_step);
+        self.runs.push(run).map_err(|_| LedgerFull)
+    }
+
+    /// Whether a run could be added at `now_ms`.
+    pub fn has_room(&self, now_ms: u64, nl_per_step: u32) -> bool {
+        self.runs.len() < MAX_RUNS
+            || self
+                .runs
+                .iter()
+                .any(|r| Self::expired(r, now_ms, nl_per_step))
+    }
+
+    fn expired(run: &Run, now_ms: u64, nl_per_step: u32) -> bool {
+        !run.active && run.last_step_time(nl_per_step).saturating_add(WINDOW_MS) <= now_ms
+    }
+
+    /// Drops inactive runs whose every step is older than the window.
+    pub fn prune(&mut self, now_ms: u64, nl_per_step: u32) {
+        self.runs.retain(|r| !Self::expired(r, now_ms, nl_per_step));
+    }
+
+    /// Steps made in the window `(now_ms - 24 h, now_ms]`, exactly.
+    pub fn steps_in_window(&self, now_ms: u64, nl_per_step: u32) -> u64 {
+        let from = now_ms.checked_sub(WINDOW_MS);
+        self.runs
+            .iter()
+            .map(|r| {
+                let to = r.steps_made_by(now_ms, nl_per_step);
+                let before = from.map_or(0, |from| r.steps_made_by(from, nl_per_step));
+                u64::from(to.saturating_sub(before))
+            })
+            .sum()
+    }
+
+    /// Volume delivered in the window ending at `now_ms`, exactly.
+    pub fn volume_in_window_nl(&self, now_ms: u64, nl_per_step: u32) -> u64 {
+        self.steps_in_window(now_ms, nl_per_step)
+            .saturating_mul(u64::from(nl_per_step))
+    }
+
+    /// Patient boluses started in the window, and the start of the latest.
+    pub fn patient_boluses_in_window(&self, now_ms: u64) -> (u32, Option<u64>) {
+        let from = now_ms.checked_sub(WINDOW_MS);
+        let mut count = 0;
+        let mut latest = None;
+        for run in self
+            .runs
+            .iter()
+            .filter(|r| r.kind() == DeliveryKind::PatientBolus)
+        {
+            if from.is_none_or(|from| run.start_ms > from) {
+                count += 1;
+            }
+            latest = latest.max(Some(run.start_ms));
+        }
+        (count, latest)
+    }
+}

@@ -1,0 +1,110 @@
+//! Every decision the infusion kernel capsule makes.
+//!
+//! This crate is the safety kernel of the pump: the only code that moves the
+//! motor or sounds the alarm. It enforces the physician's envelope (from a
+//! signed prescription) whatever the apps ask, and fails safe — motor
+//! stopped, alarm raised — on any fault. It has no Tock dependency: time,
+//! motor, alarm output, storage and the caller's identity come in through
+//! [`Platform`] and plain arguments, so the Tock capsule
+//! (`capsules/infusion`), the host simulator and the tests all drive this
+//! same code. It is `no_std`, needs no allocator, and all its memory is
+//! static and bounded.
+//!
+//! Usage
+//! -----
+//!
+//! ```ignore
+//! // At boot, once storage has been read (None on a new device):
+//! let mut core = InfusionCore::restore(board_config, platform, saved_record, now_ms);
+//! // For every syscall command, with the caller's credential-checked id:
+//! let result = core.command(AppId(short_id), command_num, arg1, arg2, ro_allow, rw_allow, now_ms);
+//! // Arm the one timer for the instant the core asks for:
+//! if let Some(t) = core.next_wakeup() { alarm.set(t) }
+//! // When it fires:
+//! core.on_timer(now_ms);
+//! // Hardware inputs:
+//! core.on_fault_input(AlarmCode::MotorStall, asserted, now_ms);
+//! core.on_encoder_pulse();
+//! ```
+//!
+//! Times are core milliseconds from a monotonic counter that survives
+//! resets (the board's RTC); setting the wall clock only changes the UTC
+//! offset used in events.
+//!
+//! Syscall Interface
+//! -----------------
+//!
+//! Roles come from the board's role table keyed by the app's credential-checked
+//! `ShortId`. A refused command changes no safety state; a role violation
+//! also queues an `AccessDenied` audit event. Errors are [`ErrorCode`]s; the
+//! Tock glue maps them with [`tock_error_name`].
+//!
+//! | # | command | role | arguments | success | typical failures |
+//! |---|---------|------|-----------|---------|------------------|
+//! | 0 | exists | any | – | `Success` | – |
+//! | 1 | status | any | – | `U32U32U32(state \| top_alarm << 16, reservoir_nl, delivered_24h_nl)` | – |
+//! | 2 | set basal rate | Dosing | `rate_nl_per_h` (0 stops basal) | `Success` | `NotPermitted`, `NoPrescription`, `RateAboveEnvelope`, `DailyLimitReached`, `ReservoirInsufficient`, `Suspended`, `FaultActive` |
+//! | 3 | clinician bolus | Dosing | `volume_nl`, `duration_ms` | `Success` | as 2, `BolusAboveEnvelope`, `Busy`, `InvalidArgument` |
+//! | 4 | patient bolus | Dosing | `volume_nl`, `duration_ms` | `Success` | as 3, `LockoutActive`, `BolusCountReached` |
+//! | 5 | priming bolus | Dosing | `volume_nl`, `duration_ms` | `Success` | as 3 |
+//! | 6 | bridge bolus | Dosing | `volume_nl`, `duration_ms` | `Success` | as 3 |
+//! | 7 | stop bolus | Dosing | – | `Success` | `NotPermitted` |
+//! | 8 | watchdog check-in | Dosing | – | `U32(timeout_ms)` | `NotPermitted` |
+//! | 9 | install prescription | Telemetry | `len` of read-only allow 0 | `Success` | `NotPermitted`, `InvalidSignature`, `WrongDevice`, `ReplayedSerial`, `OutsideHardwareLimits`, `MalformedPrescription` |
+//! | 10 | drain events | Telemetry | – (read-write allow 0) | `U32U32(bytes, frames)` | `NotPermitted` |
+//! | 11 | acknowledge alarm | Telemetry | alarm code | `Success` | `NotPermitted`, `InvalidArgument` |
+//! | 12 | clear fault | Telemetry | alarm code | `Success` | `NotPermitted`, `InvalidArgument` |
+//! | 13 | suspend | Telemetry | – | `Success` | `NotPermitted` |
+//! | 14 | resume | Telemetry | – | `Success` | `NotPermitted` |
+//! | 15 | refill | Telemetry | `len` of read-only allow 0 (postcard `Refill`) | `Success` | `NotPermitted`, `NoPrescription`, `ConcentrationMismatch`, `InvalidArgument` |
+//! | 16 | set clock | Telemetry | UTC ms low 32 bits, high 32 bits | `Success` | `NotPermitted` |
+//! | 17 | read prescription | Dosing, Telemetry | – (read-write allow 0) | `U32(len)` | `NotPermitted`, `NoPrescription`, `InvalidArgument` |
+//! | 18 | patient bolus state | any | – | `U32U32(lockout_remaining_ms, boluses_left_24h)` | – |
+//! | 19 | pending events | Telemetry | – | `U32(count)` | `NotPermitted` |
+//! | other | – | – | – | – | `NoSupport` |
+//!
+//! Drained events are protocol frames, each written as `0x00 COBS(frame) 0x00`
+//! (see `docs/protocol.md`), whole frames only.
+//!
+//! Upcalls (Tock glue): 0 delivery done, 1 bolus verdict, 2 events available,
+//! 3 alarm changed — from [`Notification`].
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod alarms;
+pub mod config;
+mod core;
+pub mod events;
+pub mod ledger;
+pub mod platform;
+pub mod rx;
+
+pub use crate::alarms::AlarmSignal;
+pub use crate::config::{AppId, BoardConfig, HardwareLimits, Role};
+pub use crate::core::{command, mean_rate_nl_per_h, CommandResult, InfusionCore, SAVED_STATE_LEN};
+pub use crate::platform::{AlarmOutput, Motor, Notification, Notifier, Platform, Storage};
+pub use pump_protocol::ErrorCode;
+
+/// The Tock `ErrorCode` the capsule returns for a core error.
+///
+/// Role violations are `NODEVICE` (to an unentitled app the driver behaves as
+/// absent), state conflicts `BUSY`/`OFF`, limit violations `INVAL`/`SIZE`,
+/// verification failures `RESERVE`, and unknown commands `NOSUPPORT`.
+pub fn tock_error_name(error: ErrorCode) -> &'static str {
+    match error {
+        ErrorCode::NotPermitted => "NODEVICE",
+        ErrorCode::NoSupport | ErrorCode::UnknownKind => "NOSUPPORT",
+        ErrorCode::Busy | ErrorCode::LockoutActive => "BUSY",
+        ErrorCode::Suspended | ErrorCode::FaultActive | ErrorCode::NotReady => "OFF",
+        ErrorCode::NoPrescription => "RESERVE",
+        ErrorCode::InvalidSignature
+        | ErrorCode::WrongDevice
+        | ErrorCode::ReplayedSerial
+        | ErrorCode::MalformedPrescription => "RESERVE",
+        ErrorCode::ReservoirInsufficient
+        | ErrorCode::DailyLimitReached
+        | ErrorCode::BolusCountReached => "SIZE",
+        _ => "INVAL",
+    }
+}

@@ -1,0 +1,87 @@
+//! The hardware and kernel the core drives, as small traits. The Tock
+//! capsule implements them over HILs; the simulator and tests implement them
+//! in memory.
+
+use pump_protocol::{DeliveryKind, DeliveryOutcome};
+
+use crate::alarms::AlarmSignal;
+
+/// The pump motor (a stepper with an enable line).
+pub trait Motor {
+    /// Powers the driver; disabled means no step can happen.
+    fn set_enabled(&mut self, enabled: bool);
+    /// Moves one step (one `nl_per_step` of drug).
+    fn step(&mut self);
+}
+
+/// The alarm output: a tone and LED pattern per priority.
+pub trait AlarmOutput {
+    /// Shows `signal` until the next call.
+    fn show(&mut self, signal: AlarmSignal);
+}
+
+/// Persistent storage for one record. Writes must be atomic: after a reset
+/// the board hands back either the old record or the new one.
+pub trait Storage {
+    /// Replaces the stored record.
+    fn save(&mut self, record: &[u8]);
+}
+
+/// Something apps should hear about (the Tock glue turns these into upcalls).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notification {
+    /// A delivery ended.
+    DeliveryDone {
+        /// What it was.
+        kind: DeliveryKind,
+        /// How it ended.
+        outcome: DeliveryOutcome,
+        /// Volume delivered since its last checkpoint.
+        volume_nl: u32,
+    },
+    /// Events are waiting to be drained.
+    EventsAvailable {
+        /// How many.
+        count: usize,
+    },
+    /// The alarm output changed.
+    AlarmChanged(AlarmSignal),
+}
+
+/// Receives notifications.
+pub trait Notifier {
+    /// Called when something happens; must not call back into the core.
+    fn notify(&mut self, notification: Notification);
+}
+
+/// Everything the core drives.
+pub trait Platform {
+    /// See [`Motor::set_enabled`].
+    fn set_motor_enabled(&mut self, enabled: bool);
+    /// See [`Motor::step`].
+    fn step_motor(&mut self);
+    /// See [`AlarmOutput::show`].
+    fn show_alarm(&mut self, signal: AlarmSignal);
+    /// See [`Storage::save`].
+    fn save(&mut self, record: &[u8]);
+    /// See [`Notifier::notify`].
+    fn notify(&mut self, notification: Notification);
+}
+
+impl<T: Motor + AlarmOutput + Storage + Notifier> Platform for T {
+    fn set_motor_enabled(&mut self, enabled: bool) {
+        Motor::set_enabled(self, enabled);
+    }
+    fn step_motor(&mut self) {
+        Motor::step(self);
+    }
+    fn show_alarm(&mut self, signal: AlarmSignal) {
+        AlarmOutput::show(self, signal);
+    }
+    fn save(&mut self, record: &[u8]) {
+        Storage::save(self, record);
+    }
+    fn notify(&mut self, notification: Notification) {
+        Notifier::notify(self, notification);
+    }
+}
