@@ -256,6 +256,7 @@ impl<P: Platform> InfusionCore<P> {
     /// Time until a patient bolus is allowed again, and how many are left in
     /// the rolling 24 h (what the patient's programmer shows).
     pub fn patient_bolus_availability(&self, now_ms: u64) -> (u32, u32) {
+        let now_ms = now_ms.max(self.p.last_time_ms);
         let Some(rx) = &self.rx else {
             return (0, 0);
         };
@@ -283,8 +284,10 @@ impl<P: Platform> InfusionCore<P> {
         Some(now_ms.saturating_add(u64::try_from(ms_left).unwrap_or(u64::MAX)))
     }
 
-    /// A status snapshot.
+    /// A status snapshot. Like every query it never looks back before the
+    /// latest time the core has seen.
     pub fn status(&self, now_ms: u64) -> StatusSnapshot {
+        let now_ms = now_ms.max(self.p.last_time_ms);
         let (_, left) = self.patient_bolus_availability(now_ms);
         let used = self
             .rx

@@ -1,0 +1,228 @@
+//! Envelope enforcement on delivery requests and at every step.
+mod support;
+
+use infusion_core::ledger::WINDOW_MS;
+use pump_protocol::{DeliveryKind, ErrorCode, Message};
+use support::*;
+
+#[test]
+fn sr_env_001_basal_above_envelope_is_refused_not_clamped() {
+    let mut core = running(0);
+    core.set_basal(DOSING, 20_000, 0).unwrap();
+    assert_eq!(core.set_basal(DOSING, 50_001, 0), Err(ErrorCode::RateAboveEnvelope));
+    // The running basal is untouched, not clamped to the maximum.
+    assert_eq!(core.basal_rate_nl_per_h(), 20_000);
+    // The maximum itself is allowed.
+    assert_eq!(core.set_basal(DOSING, 50_000, 0), Ok(()));
+}
+
+#[test]
+fn sr_env_002_basal_that_would_exceed_the_daily_maximum_is_refused() {
+    let mut core = running(0);
+    // 1 500 000 nL per 24 h allows at most 62 500 nL/h; the envelope caps basal
+    // at 50 000, so lower the daily limit to make the daily check the binding one.
+    let mut rx = prescription(2);
+    rx.envelope.max_volume_per_24h_nl = 480_000;
+    core.install_prescription(TELEMETRY, &sign_with(&rx, &clinic_key()), 0)
+        .unwrap();
+    assert_eq!(core.set_basal(DOSING, 20_001, 0), Err(ErrorCode::DailyLimitReached));
+    assert_eq!(core.set_basal(DOSING, 20_000, 0), Ok(()));
+}
+
+#[test]
+fn sr_env_003_oversized_or_degenerate_bolus_is_refused_whole() {
+    let mut core = running(0);
+    for kind in [
+        DeliveryKind::ClinicianBolus,
+        DeliveryKind::PatientBolus,
+        DeliveryKind::Priming,
+        DeliveryKind::Bridge,
+    ] {
+        assert_eq!(
+            core.start_bolus(DOSING, kind, 100_001, 60_000, 0),
+            Err(ErrorCode::BolusAboveEnvelope)
+        );
+    }
+    assert_eq!(
+        core.start_bolus(DOSING, DeliveryKind::ClinicianBolus, 0, 60_000, 0),
+        Err(ErrorCode::InvalidArgument)
+    );
+    assert_eq!(
+        core.start_bolus(DOSING, DeliveryKind::ClinicianBolus, 10_000, 0, 0),
+        Err(ErrorCode::InvalidArgument)
+    );
+    assert_eq!(core.bolus_remaining_nl(), 0);
+    assert_eq!(
+        core.start_bolus(DOSING, DeliveryKind::ClinicianBolus, 100_000, 60_000, 0),
+        Ok(())
+    );
+    assert_eq!(
+        core.start_bolus(DOSING, DeliveryKind::ClinicianBolus, 1_000, 60_000, 0),
+        Err(ErrorCode::Busy)
+    );
+}
+
+#[test]
+fn sr_env_004_patient_bolus_lockout_and_daily_count() {
+    let mut core = running(0);
+    let bolus = |core: &mut Core, t| core.start_bolus(DOSING, DeliveryKind::PatientBolus, 10_000, 60_000, t);
+    assert_eq!(bolus(&mut core, 0), Ok(()));
+    advance(&mut core, 30 * MINUTE_MS, true);
+    assert_eq!(bolus(&mut core, 30 * MINUTE_MS), Err(ErrorCode::LockoutActive));
+    assert_eq!(core.patient_bolus_availability(30 * MINUTE_MS), (30 * 60_000, 3));
+    for i in 1..4 {
+        let t = i * HOUR_MS;
+        advance(&mut core, t, true);
+        assert_eq!(bolus(&mut core, t), Ok(()), "bolus {i}");
+    }
+    advance(&mut core, 5 * HOUR_MS, true);
+    assert_eq!(bolus(&mut core, 5 * HOUR_MS), Err(ErrorCode::BolusCountReached));
+    // 24 h after the first one, one becomes available again.
+    advance(&mut core, DAY_MS + 1, true);
+    assert_eq!(bolus(&mut core, DAY_MS + 1), Ok(()));
+
+    let events = drain(&mut core, DAY_MS + 1);
+    let denied: Vec<_> = events
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Message::PatientBolusDenied(d) => Some((d.reason, d.lockout_remaining_ms)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        denied,
+        [(ErrorCode::LockoutActive, 30 * 60_000), (ErrorCode::BolusCountReached, 0)]
+    );
+}
+
+#[test]
+fn sr_env_005_rolling_window_is_exact_and_enforced_at_every_step() {
+    let mut core = running(0);
+    // 40 000 nL/h for 24 h is 960 000 nL; add boluses up to the 1.5 mL limit.
+    core.set_basal(DOSING, 40_000, 0).unwrap();
+    advance(&mut core, WINDOW_MS, true);
+    assert_eq!(core.delivered_24h_nl(WINDOW_MS), 960_000);
+    // Exactly one step per 22.5 s leaves the window as one enters.
+    advance(&mut core, WINDOW_MS + HOUR_MS, true);
+    assert_eq!(core.delivered_24h_nl(WINDOW_MS + HOUR_MS), 960_000);
+    // Every 24 h window of the step record stays under the limit.
+    let steps = core.platform().steps;
+    assert_eq!(steps, (WINDOW_MS + HOUR_MS) / 22_500);
+}
+
+#[test]
+fn sr_env_005_step_gate_stops_delivery_at_the_daily_limit() {
+    let mut core = running(0);
+    let mut rx = prescription(2);
+    // Limit below what basal plus boluses would reach.
+    rx.envelope.max_volume_per_24h_nl = 1_000_000;
+    core.install_prescription(TELEMETRY, &sign_with(&rx, &clinic_key()), 0)
+        .unwrap();
+    core.set_basal(DOSING, 40_000, 0).unwrap();
+    for i in 0..3u64 {
+        let t = i * HOUR_MS;
+        advance(&mut core, t, true);
+        core.start_bolus(DOSING, DeliveryKind::ClinicianBolus, 20_000, 60_000, t)
+            .unwrap();
+    }
+    // 960 000 nL of basal plus 60 000 nL of boluses would be 1 020 000 nL.
+    advance(&mut core, WINDOW_MS - 1, true);
+    let delivered = core.delivered_24h_nl(WINDOW_MS - 1);
+    assert!(delivered <= 1_000_000, "{delivered}");
+    // The basal ran into the limit and was stopped with a reason.
+    assert_eq!(core.basal_rate_nl_per_h(), 0);
+    let events = drain(&mut core, WINDOW_MS);
+    assert!(events.iter().any(|(_, m)| matches!(m,
+        Message::DeliveryDenied(d) if d.reason == ErrorCode::DailyLimitReached
+    )));
+}
+
+#[test]
+fn sr_env_006_bolus_checked_against_projected_daily_total() {
+    let mut core = running(0);
+    core.set_basal(DOSING, 50_000, 0).unwrap();
+    advance(&mut core, 20 * HOUR_MS, true);
+    // 1 000 000 nL delivered; 1 500 000 allowed; a 100 000 nL bolus over 10 h
+    // would add 500 000 nL of basal during it as well.
+    assert_eq!(core.delivered_24h_nl(20 * HOUR_MS), 1_000_000);
+    assert_eq!(
+        core.start_bolus(DOSING, DeliveryKind::ClinicianBolus, 100_000, 10 * HOUR_MS as u32, 20 * HOUR_MS),
+        Err(ErrorCode::DailyLimitReached)
+    );
+    assert_eq!(
+        core.start_bolus(DOSING, DeliveryKind::ClinicianBolus, 100_000, 60_000, 20 * HOUR_MS),
+        Ok(())
+    );
+}
+
+#[test]
+fn sr_env_007_clock_changes_do_not_move_safety_windows() {
+    let mut core = running(0);
+    core.start_bolus(DOSING, DeliveryKind::PatientBolus, 10_000, 60_000, 0)
+        .unwrap();
+    advance(&mut core, 10 * MINUTE_MS, true);
+    // Set the wall clock two days ahead: the lockout still runs.
+    core.set_clock(TELEMETRY, 1_800_000_000_000, 10 * MINUTE_MS).unwrap();
+    assert_eq!(
+        core.start_bolus(DOSING, DeliveryKind::PatientBolus, 10_000, 60_000, 10 * MINUTE_MS),
+        Err(ErrorCode::LockoutActive)
+    );
+    assert_eq!(core.status(10 * MINUTE_MS).time_ms, 1_800_000_000_000);
+    // A clock source that runs backwards freezes core time instead: asking
+    // at an earlier instant cannot make the lockout look longer ago.
+    advance(&mut core, 2 * HOUR_MS, true);
+    core.start_bolus(DOSING, DeliveryKind::PatientBolus, 10_000, 60_000, 2 * HOUR_MS)
+        .unwrap();
+    advance(&mut core, 3 * HOUR_MS + 1, true);
+    assert_eq!(
+        core.start_bolus(DOSING, DeliveryKind::PatientBolus, 10_000, 60_000, 2 * HOUR_MS + 1),
+        Ok(()),
+        "core time is 3 h + 1 ms, so the 1 h lockout from 2 h has elapsed"
+    );
+    assert_eq!(core.status(0).time_ms, core.status(3 * HOUR_MS + 1).time_ms);
+}
+
+#[test]
+fn sr_env_008_suspend_stops_everything() {
+    let mut core = running(0);
+    core.set_basal(DOSING, 40_000, 0).unwrap();
+    core.start_bolus(DOSING, DeliveryKind::ClinicianBolus, 50_000, HOUR_MS as u32, 0)
+        .unwrap();
+    advance(&mut core, 10 * MINUTE_MS, true);
+    core.suspend(TELEMETRY, 10 * MINUTE_MS).unwrap();
+    let steps = core.platform().steps;
+    assert!(!core.platform().motor_enabled);
+    assert_eq!(core.set_basal(DOSING, 10_000, 10 * MINUTE_MS), Err(ErrorCode::Suspended));
+    advance(&mut core, 2 * HOUR_MS, true);
+    assert_eq!(core.platform().steps, steps);
+    core.resume(TELEMETRY, 2 * HOUR_MS).unwrap();
+    assert_eq!(core.basal_rate_nl_per_h(), 0, "resume starts nothing by itself");
+    core.set_basal(DOSING, 10_000, 2 * HOUR_MS).unwrap();
+    advance(&mut core, 3 * HOUR_MS, true);
+    assert!(core.platform().steps > steps);
+}
+
+#[test]
+fn sr_env_009_every_refusal_is_reported_with_its_reason() {
+    let mut core = running(0);
+    drain(&mut core, 0);
+    let result = core.set_basal(DOSING, 60_000, 0);
+    assert_eq!(result, Err(ErrorCode::RateAboveEnvelope));
+    let result = core.start_bolus(DOSING, DeliveryKind::Bridge, 200_000, 60_000, 0);
+    assert_eq!(result, Err(ErrorCode::BolusAboveEnvelope));
+    let events = drain(&mut core, 0);
+    let reasons: Vec<_> = events
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Message::DeliveryDenied(d) => Some((d.delivery_kind, d.reason, d.requested_rate_nl_per_h)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (DeliveryKind::Basal, ErrorCode::RateAboveEnvelope, 60_000),
+            (DeliveryKind::Bridge, ErrorCode::BolusAboveEnvelope, 12_000_000),
+        ]
+    );
+}

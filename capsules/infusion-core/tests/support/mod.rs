@@ -1,0 +1,222 @@
+//! Shared fixture: a board, a clinic key, prescriptions and a recording
+//! platform.
+#![allow(dead_code)]
+
+use ed25519_dalek::{Signer, SigningKey};
+use infusion_core::{
+    AlarmOutput, AlarmSignal, AppId, BoardConfig, HardwareLimits, InfusionCore, Motor,
+    Notification, Notifier, Role, Storage,
+};
+use pump_protocol::prescription::{
+    encode_body, signed_message, BasalStep, Envelope, PatientBolusProgram, Prescription,
+    SilencePolicy, Therapy, MAX_PRESCRIPTION_BODY_LEN, MAX_SIGNED_MESSAGE_LEN,
+    PRESCRIPTION_FORMAT,
+};
+use pump_protocol::{Message, StreamDecoder, StreamItem};
+
+pub const NL_PER_STEP: u32 = 250;
+pub const DEVICE_ID: u32 = 0x00C0_FFEE;
+pub const DOSING: AppId = AppId(1);
+pub const TELEMETRY: AppId = AppId(2);
+pub const ROGUE: AppId = AppId(3);
+pub const MINUTE_MS: u64 = 60_000;
+pub const HOUR_MS: u64 = 60 * MINUTE_MS;
+pub const DAY_MS: u64 = 24 * HOUR_MS;
+pub const CONCENTRATION_UG_PER_ML: u32 = 500;
+pub const STALL_STEPS: u32 = 8;
+
+pub fn clinic_key() -> SigningKey {
+    SigningKey::from_bytes(&[7; 32])
+}
+
+pub fn other_key() -> SigningKey {
+    SigningKey::from_bytes(&[9; 32])
+}
+
+pub fn board() -> BoardConfig {
+    let mut roles = heapless::Vec::new();
+    roles.push((DOSING, Role::Dosing)).unwrap();
+    roles.push((TELEMETRY, Role::Telemetry)).unwrap();
+    let mut clinic_keys = heapless::Vec::new();
+    clinic_keys
+        .push(clinic_key().verifying_key().to_bytes())
+        .unwrap();
+    BoardConfig {
+        device_id: DEVICE_ID,
+        nl_per_step: NL_PER_STEP,
+        limits: HardwareLimits {
+            max_rate_nl_per_h: 10_000_000,
+            max_bolus_nl: 500_000,
+            reservoir_capacity_nl: 20_000_000,
+            max_volume_per_24h_nl: 10_000_000,
+            min_checkin_timeout_ms: 1_000,
+            max_checkin_timeout_ms: 3_600_000,
+        },
+        roles,
+        clinic_keys,
+        max_steps_without_encoder: 0,
+        alarm_silence_ms: 2 * 60_000,
+        refill_due_warning_ms: 7 * DAY_MS,
+        basal_record_interval_ms: HOUR_MS,
+    }
+}
+
+pub fn envelope() -> Envelope {
+    Envelope {
+        max_basal_rate_nl_per_h: 50_000,
+        max_bolus_nl: 100_000,
+        min_patient_bolus_lockout_ms: HOUR_MS as u32,
+        max_patient_boluses_per_24h: 4,
+        max_volume_per_24h_nl: 1_500_000,
+        reservoir_low_threshold_nl: 2_000_000,
+        dosing_checkin_timeout_ms: 15 * 60_000,
+        silence_policy: SilencePolicy::ContinueBasal {
+            rate_nl_per_h: 10_000,
+        },
+    }
+}
+
+pub fn prescription(serial: u32) -> Prescription {
+    let mut basal_steps = heapless::Vec::new();
+    basal_steps
+        .push(BasalStep {
+            start_minute_of_day: 0,
+            rate_ug_per_day: 300,
+        })
+        .unwrap();
+    Prescription {
+        format: PRESCRIPTION_FORMAT,
+        device_id: DEVICE_ID,
+        serial,
+        issued_time_ms: 1_700_000_000_000,
+        drug_name: heapless::String::try_from("baclofen").unwrap(),
+        concentration_ug_per_ml: CONCENTRATION_UG_PER_ML,
+        envelope: envelope(),
+        therapy: Therapy {
+            basal_steps,
+            clinician_bolus: None,
+            patient_bolus: Some(PatientBolusProgram {
+                dose_ug: 25,
+                duration_ms: 60_000,
+                lockout_ms: HOUR_MS as u32,
+                max_per_24h: 4,
+            }),
+            catheter_volume_nl: 150_000,
+        },
+    }
+}
+
+pub fn sign_with(rx: &Prescription, key: &SigningKey) -> Vec<u8> {
+    let mut body = [0u8; MAX_PRESCRIPTION_BODY_LEN];
+    let body = encode_body(rx, &mut body).unwrap().to_vec();
+    let mut msg = [0u8; MAX_SIGNED_MESSAGE_LEN];
+    let msg = signed_message(&body, &mut msg).unwrap();
+    let signature = key.sign(msg);
+    let mut signed = body;
+    signed.extend_from_slice(&signature.to_bytes());
+    signed
+}
+
+pub fn signed(serial: u32) -> Vec<u8> {
+    sign_with(&prescription(serial), &clinic_key())
+}
+
+/// Records everything the core does to the hardware.
+#[derive(Debug, Default)]
+pub struct Rig {
+    pub steps: u64,
+    pub motor_enabled: bool,
+    pub stepped_while_disabled: bool,
+    pub signal: Option<AlarmSignal>,
+    pub saved: Option<Vec<u8>>,
+    pub saves: u64,
+    pub notifications: Vec<Notification>,
+}
+
+impl Motor for Rig {
+    fn set_enabled(&mut self, enabled: bool) {
+        self.motor_enabled = enabled;
+    }
+    fn step(&mut self) {
+        if !self.motor_enabled {
+            self.stepped_while_disabled = true;
+        }
+        self.steps += 1;
+    }
+}
+
+impl AlarmOutput for Rig {
+    fn show(&mut self, signal: AlarmSignal) {
+        self.signal = Some(signal);
+    }
+}
+
+impl Storage for Rig {
+    fn save(&mut self, record: &[u8]) {
+        self.saved = Some(record.to_vec());
+        self.saves += 1;
+    }
+}
+
+impl Notifier for Rig {
+    fn notify(&mut self, n: Notification) {
+        if self.notifications.len() < 10_000 {
+            self.notifications.push(n);
+        }
+    }
+}
+
+pub type Core = InfusionCore<Rig>;
+
+pub fn fresh(now: u64) -> Core {
+    InfusionCore::restore(board(), Rig::default(), None, now)
+}
+
+/// A core with prescription serial 1 installed and 10 mL in the reservoir.
+pub fn running(now: u64) -> Core {
+    let mut core = fresh(now);
+    core.install_prescription(TELEMETRY, &signed(1), now).unwrap();
+    core.refill(TELEMETRY, 0, 10_000_000, CONCENTRATION_UG_PER_ML, now)
+        .unwrap();
+    core
+}
+
+/// Runs the core's timer at every wake-up up to `until`, checking in for the
+/// dosing app at each one when `dosing_alive`. Returns the wake-up count.
+pub fn advance(core: &mut Core, until: u64, dosing_alive: bool) -> u64 {
+    let mut wakeups = 0;
+    while let Some(t) = core.next_wakeup() {
+        if t > until {
+            break;
+        }
+        if dosing_alive {
+            core.check_in(DOSING, t).unwrap();
+        }
+        core.on_timer(t);
+        wakeups += 1;
+    }
+    if dosing_alive {
+        core.check_in(DOSING, until).unwrap();
+    }
+    core.on_timer(until);
+    wakeups
+}
+
+/// Drains and decodes every queued event.
+pub fn drain(core: &mut Core, now: u64) -> Vec<(u32, Message)> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let (len, _) = core.drain_events(TELEMETRY, &mut buf, now).unwrap();
+    let mut decoder = StreamDecoder::new();
+    decoder.feed(&buf[..len], |item| match item {
+        StreamItem::Frame { frame, .. } => out.push((frame.sequence(), frame.message)),
+        StreamItem::Invalid { error, .. } => panic!("capsule wrote an invalid frame: {error}"),
+    });
+    out
+}
+
+/// Resets: a new core restored from what the old one saved.
+pub fn reset(core: Core, now: u64) -> Core {
+    let saved = core.platform().saved.clone();
+    InfusionCore::restore(board(), Rig::default(), saved.as_deref(), now)
+}
