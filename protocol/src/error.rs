@@ -80,7 +80,11 @@ impl fmt::Display for FrameError {
                 write!(f, "truncated frame: need {needed} bytes, have {available}")
             }
             Self::BadMagic { found } => {
-                write!(f, "bad magic {:02x}{:02x}, expected 4950", found[0], found[1])
+                write!(
+                    f,
+                    "bad magic {:02x}{:02x}, expected 4950",
+                    found[0], found[1]
+                )
             }
             Self::UnsupportedVersion { major, minor } => {
                 write!(f, "unsupported protocol version {major}.{minor}")
@@ -90,7 +94,10 @@ impl fmt::Display for FrameError {
                 "payload length mismatch: header says {declared}, frame has {actual}"
             ),
             Self::BadCrc { expected, found } => {
-                write!(f, "bad CRC: computed {expected:#010x}, frame carries {found:#010x}")
+                write!(
+                    f,
+                    "bad CRC: computed {expected:#010x}, frame carries {found:#010x}"
+                )
             }
             Self::Payload { kind, error } => {
                 write!(f, "bad payload for kind {kind:#06x}: {error:?}")

@@ -21,18 +21,22 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+mod crc32c;
 mod error;
 mod frame;
 mod header;
 mod messages;
 pub mod prescription;
 mod stream;
+mod stuffing;
 
 pub use error::{FrameError, PayloadError};
 pub use frame::{
     decode_frame, encode_frame, encode_stream_frame, DecodedFrame, Frame, MAX_ENCODED_FRAME_LEN,
     MAX_FRAME_LEN, MAX_PAYLOAD_LEN, MAX_STREAM_FRAME_LEN,
 };
+#[cfg(feature = "std")]
+pub use frame::{encode_frame_vec, encode_stream_frame_vec};
 pub use header::{flags, FrameHeader, HEADER_LEN, MAGIC};
 pub use messages::*;
 pub use stream::{StreamDecoder, StreamItem};
@@ -51,3 +55,31 @@ pub const CRC_LEN: usize = 4;
 
 /// CRC-32C (Castagnoli, `CRC_32_ISCSI`), computed over header and payload.
 pub const CRC32C: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
+
+/// [`CRC32C`] of `bytes`, computed with this crate's own tables (see
+/// [`crc32c`](mod@crc32c)); always equal to `CRC32C.checksum(bytes)`.
+fn crc32c(bytes: &[u8]) -> u32 {
+    crc32c::checksum(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn crc32c_check_value() {
+        // The catalogue's check value for CRC-32C over "123456789".
+        assert_eq!(crc32c(b"123456789"), 0xE306_9283);
+        assert_eq!(CRC32C.checksum(b"123456789"), 0xE306_9283);
+    }
+
+    proptest! {
+        #[test]
+        fn crc32c_impl_agrees_with_public_constant(
+            bytes in proptest::collection::vec(any::<u8>(), 0..600),
+        ) {
+            prop_assert_eq!(crc32c(&bytes), CRC32C.checksum(&bytes));
+        }
+    }
+}

@@ -711,12 +711,29 @@ macro_rules! catalogue {
             /// Decodes a payload of the given kind. Unknown kinds become
             /// [`Message::Unknown`]; trailing bytes are an error.
             pub fn decode_payload(kind: u16, payload: &[u8]) -> Result<Message, PayloadError> {
+                Self::decode_payload_with(kind, payload, |result| result)
+            }
+
+            /// [`Message::decode_payload`], handing the result to `then`.
+            /// Inlined, so that each kind's message is built straight
+            /// into the caller's result instead of being moved there: a
+            /// `Message` is over 500 bytes, and moving it would cost more
+            /// than decoding a typical payload.
+            #[inline(always)]
+            pub(crate) fn decode_payload_with<R>(
+                kind: u16,
+                payload: &[u8],
+                then: impl FnOnce(Result<Message, PayloadError>) -> R,
+            ) -> R {
                 match kind {
-                    $( $code => exact(payload).map(Message::$variant), )*
-                    _ => Ok(Message::Unknown(Unknown {
-                        kind,
-                        payload: Vec::from_slice(payload).map_err(|()| PayloadError::TooLarge)?,
-                    })),
+                    $( $code => match exact(payload) {
+                        Ok(m) => then(Ok(Message::$variant(m))),
+                        Err(e) => then(Err(e)),
+                    }, )*
+                    _ => match Vec::from_slice(payload) {
+                        Ok(payload) => then(Ok(Message::Unknown(Unknown { kind, payload }))),
+                        Err(()) => then(Err(PayloadError::TooLarge)),
+                    },
                 }
             }
         }

@@ -1,0 +1,107 @@
+//! CRC-32C (`crc::CRC_32_ISCSI`: reflected polynomial `0x82F63B78`, initial
+//! value and final XOR `0xFFFFFFFF`) with slicing tables.
+//!
+//! Frames are short (the median telemetry frame is about 30 bytes), so the
+//! per-byte table walk of a plain 1 KiB table dominates decoding. With the
+//! `fast-crc` feature the codec processes sixteen, then eight, then four
+//! bytes per step with sixteen 1 KiB tables (16 KiB, built at compile time);
+//! without it, one 1 KiB table and one byte per step, for flash-constrained
+//! firmware. The result is the
+//! same either way and equals [`crate::CRC32C`], which the tests check.
+
+/// Reflected CRC-32C polynomial.
+const POLY: u32 = 0x82F6_3B78;
+
+/// Number of slicing tables.
+#[cfg(feature = "fast-crc")]
+const LANES: usize = 16;
+#[cfg(not(feature = "fast-crc"))]
+const LANES: usize = 1;
+
+/// `TABLES[k][b]`: the CRC register contribution of byte `b` followed by `k`
+/// zero bytes.
+static TABLES: [[u32; 256]; LANES] = tables();
+
+const fn tables() -> [[u32; 256]; LANES] {
+    let mut t = [[0u32; 256]; LANES];
+    let mut b = 0;
+    while b < 256 {
+        let mut crc = b as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ POLY
+            } else {
+                crc >> 1
+            };
+            bit += 1;
+        }
+        t[0][b] = crc;
+        b += 1;
+    }
+    let mut k = 1;
+    while k < LANES {
+        let mut b = 0;
+        while b < 256 {
+            let prev = t[k - 1][b];
+            t[k][b] = (prev >> 8) ^ t[0][(prev & 0xFF) as usize];
+            b += 1;
+        }
+        k += 1;
+    }
+    t
+}
+
+/// CRC-32C of `bytes`.
+pub(crate) fn checksum(bytes: &[u8]) -> u32 {
+    !update(!0, bytes)
+}
+
+/// Advances the (pre-inverted) CRC register over `bytes`.
+fn update(mut crc: u32, bytes: &[u8]) -> u32 {
+    #[cfg(feature = "fast-crc")]
+    let bytes = {
+        let (blocks, tail) = bytes.as_chunks::<16>();
+        for block in blocks {
+            crc = step(crc, block);
+        }
+        let tail = match tail.split_first_chunk::<8>() {
+            Some((block, rest)) => {
+                crc = step(crc, block);
+                rest
+            }
+            None => tail,
+        };
+        match tail.split_first_chunk::<4>() {
+            Some((block, rest)) => {
+                crc = step(crc, block);
+                rest
+            }
+            None => tail,
+        }
+    };
+    let t0 = &TABLES[0];
+    for &b in bytes {
+        crc = (crc >> 8) ^ t0[usize::from(crc as u8 ^ b)];
+    }
+    crc
+}
+
+/// Advances the CRC register over `N` (4 to 16) bytes at once: the first four
+/// are combined with the register, and each byte `i` is looked up in the table
+/// that shifts it past the `N - 1 - i` bytes after it.
+#[cfg(feature = "fast-crc")]
+#[inline(always)]
+fn step<const N: usize>(crc: u32, block: &[u8; N]) -> u32 {
+    let lo = crc ^ u32::from_le_bytes([block[0], block[1], block[2], block[3]]);
+    let mut next = TABLES[N - 1][usize::from(lo as u8)]
+        ^ TABLES[N - 2][usize::from((lo >> 8) as u8)]
+        ^ TABLES[N - 3][usize::from((lo >> 16) as u8)]
+        ^ TABLES[N - 4][usize::from((lo >> 24) as u8)];
+    let mut i = 4;
+    while i < N {
+        next ^= TABLES[N - 1 - i][usize::from(block[i])];
+        i += 1;
+    }
+    next
+}
