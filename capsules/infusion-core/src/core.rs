@@ -38,8 +38,8 @@ struct Persistent {
     serial_floor: u32,
     suspended: bool,
     ledger: Ledger,
-    basal_carry_nl: u32,
-    bolus_carry_nl: u32,
+    basal_carry_nl_ms_per_h: u64,
+    bolus_carry_nl_ms_per_h: u64,
     reservoir_nl: u32,
     alarms: AlarmSet,
     utc_offset_ms: i64,
@@ -433,8 +433,8 @@ impl<P: Platform> InfusionCore<P> {
         let carry = run.carry_out(now, s);
         let run = *run;
         match channel {
-            Channel::Basal => self.p.basal_carry_nl = carry,
-            Channel::Bolus => self.p.bolus_carry_nl = carry,
+            Channel::Basal => self.p.basal_carry_nl_ms_per_h = carry,
+            Channel::Bolus => self.p.bolus_carry_nl_ms_per_h = carry,
         }
         let volume_nl = run
             .steps_done
@@ -556,7 +556,7 @@ impl<P: Platform> InfusionCore<P> {
     fn start_basal(&mut self, kind: DeliveryKind, rate_nl_per_h: u32, now: u64) {
         let s = self.config.nl_per_step;
         self.end_run(Channel::Basal, DeliveryOutcome::Stopped, now);
-        let run = Run::basal(kind, now, rate_nl_per_h, self.p.basal_carry_nl);
+        let run = Run::basal(kind, now, rate_nl_per_h, self.p.basal_carry_nl_ms_per_h);
         if self.p.ledger.push(run, now, s).is_err() {
             // Only reachable from the silence fallback, which is not
             // pre-checked: without room the pump stays stopped (safe).
@@ -612,7 +612,7 @@ impl<P: Platform> InfusionCore<P> {
             return Err(self.deny_delivery(kind, volume_nl, rate, reason, now));
         }
         let s = self.config.nl_per_step;
-        let run = Run::bolus(kind, now, volume_nl, duration_ms, self.p.bolus_carry_nl, s);
+        let run = Run::bolus(kind, now, volume_nl, duration_ms, self.p.bolus_carry_nl_ms_per_h, s);
         if self.p.ledger.push(run, now, s).is_err() {
             return Err(self.deny_delivery(kind, volume_nl, rate, ErrorCode::Busy, now));
         }
@@ -1295,8 +1295,8 @@ impl<P: Platform> InfusionCore<P> {
             self.p.serial_floor,
             self.p.suspended,
             &self.p.ledger,
-            self.p.basal_carry_nl,
-            self.p.bolus_carry_nl,
+            self.p.basal_carry_nl_ms_per_h,
+            self.p.bolus_carry_nl_ms_per_h,
             self.p.reservoir_nl,
             &self.p.alarms,
             self.p.utc_offset_ms,

@@ -5,13 +5,15 @@
 //! happens at
 //!
 //! ```text
-//! start_ms + ceil((k * nl_per_step - carry_nl) * ms_num / nl_den)
+//! start_ms + ceil((k * nl_per_step * H - carry) * ms_num / (nl_den * H))
 //! ```
 //!
-//! where `ms_num / nl_den` is the time per nanolitre (basal: 3 600 000 ms per
-//! `rate_nl_per_h` nL; bolus: `duration_ms` per `volume_nl` nL) and `carry_nl`
-//! is progress toward a step left over from the previous run on the same
-//! channel. Because step times come from one formula anchored at the run's
+//! where `H` = 3 600 000 ms per hour, `ms_num / nl_den` is the time per
+//! nanolitre (basal: `H` ms per `rate_nl_per_h` nL; bolus: `duration_ms` per
+//! `volume_nl` nL) and `carry` is progress toward a step left over from the
+//! previous run on the same channel, in nL·ms/h (1 nL = `H` nL·ms/h). In
+//! those units a basal's progress, `elapsed_ms * rate_nl_per_h`, is exact, so
+//! rate changes lose nothing however often they happen. Because step times come from one formula anchored at the run's
 //! start, delivered steps stay within one step of the ideal curve at every
 //! instant and never drift, and the number of steps of a run at or before any
 //! time is computed exactly in integer arithmetic. That is how the rolling
@@ -57,8 +59,9 @@ pub struct Run {
     pub ms_num: u64,
     /// Volume denominator of the curve (see module docs).
     pub nl_den: u64,
-    /// Progress toward the first step carried in from the previous run.
-    pub carry_nl: u32,
+    /// Progress toward the first step carried in from the previous run, in
+    /// nL·ms/h.
+    pub carry_nl_ms_per_h: u64,
     /// Steps the run will make in total (`None`: until stopped).
     pub steps_planned: Option<u32>,
     /// Steps made so far.
@@ -73,14 +76,19 @@ pub struct Run {
 
 impl Run {
     /// A basal run at `rate_nl_per_h` (must be > 0).
-    pub fn basal(kind: DeliveryKind, start_ms: u64, rate_nl_per_h: u32, carry_nl: u32) -> Self {
+    pub fn basal(
+        kind: DeliveryKind,
+        start_ms: u64,
+        rate_nl_per_h: u32,
+        carry_nl_ms_per_h: u64,
+    ) -> Self {
         Self {
             channel: Channel::Basal,
             kind_code: kind.code(),
             start_ms,
             ms_num: MS_PER_HOUR,
             nl_den: u64::from(rate_nl_per_h),
-            carry_nl,
+            carry_nl_ms_per_h,
             steps_planned: None,
             steps_done: 0,
             active: true,
@@ -95,17 +103,18 @@ impl Run {
         start_ms: u64,
         volume_nl: u32,
         duration_ms: u32,
-        carry_nl: u32,
+        carry_nl_ms_per_h: u64,
         nl_per_step: u32,
     ) -> Self {
-        let steps = (u64::from(volume_nl) + u64::from(carry_nl)) / u64::from(nl_per_step.max(1));
+        let total = u128::from(volume_nl) * u128::from(MS_PER_HOUR) + u128::from(carry_nl_ms_per_h);
+        let steps = total / step_size(nl_per_step);
         Self {
             channel: Channel::Bolus,
             kind_code: kind.code(),
             start_ms,
             ms_num: u64::from(duration_ms),
             nl_den: u64::from(volume_nl),
-            carry_nl,
+            carry_nl_ms_per_h,
             steps_planned: Some(u32::try_from(steps).unwrap_or(u32::MAX)),
             steps_done: 0,
             active: true,
@@ -119,12 +128,12 @@ impl Run {
         DeliveryKind::from_code(self.kind_code)
     }
 
-    /// Ideal progress in nL at `at_ms` (floored), including the carry.
-    pub fn ideal_nl(&self, at_ms: u64) -> u64 {
+    /// Ideal progress at `at_ms` in nL·ms/h (floored), including the carry.
+    pub fn progress(&self, at_ms: u64) -> u128 {
         let elapsed = u128::from(at_ms.saturating_sub(self.start_ms));
-        let progress = elapsed * u128::from(self.nl_den) / u128::from(self.ms_num.max(1));
-        let progress = u64::try_from(progress).unwrap_or(u64::MAX);
-        progress.saturating_add(u64::from(self.carry_nl))
+        elapsed * u128::from(self.nl_den) * u128::from(MS_PER_HOUR)
+            / u128::from(self.ms_num.max(1))
+            + u128::from(self.carry_nl_ms_per_h)
     }
 
     /// Steps the curve has reached by `at_ms`, capped at the plan.
@@ -132,8 +141,7 @@ impl Run {
         if at_ms < self.start_ms {
             return 0;
         }
-        let due = self.ideal_nl(at_ms) / u64::from(nl_per_step.max(1));
-        let due = u32::try_from(due).unwrap_or(u32::MAX);
+        let due = u32::try_from(self.progress(at_ms) / step_size(nl_per_step)).unwrap_or(u32::MAX);
         match self.steps_planned {
             Some(planned) => due.min(planned),
             None => due,
@@ -147,10 +155,10 @@ impl Run {
 
     /// When step `k` (1-based) is due, or `None` if it would not fit in u64.
     pub fn step_time(&self, k: u32, nl_per_step: u32) -> Option<u64> {
-        let volume = u128::from(k) * u128::from(nl_per_step);
-        let volume = volume.saturating_sub(u128::from(self.carry_nl));
-        let den = u128::from(self.nl_den.max(1));
-        let offset = (volume * u128::from(self.ms_num)).div_ceil(den);
+        let needed = (u128::from(k) * step_size(nl_per_step))
+            .saturating_sub(u128::from(self.carry_nl_ms_per_h));
+        let den = u128::from(self.nl_den.max(1)) * u128::from(MS_PER_HOUR);
+        let offset = (needed * u128::from(self.ms_num)).div_ceil(den);
         self.start_ms.checked_add(u64::try_from(offset).ok()?)
     }
 
@@ -172,19 +180,25 @@ impl Run {
     }
 
     /// Progress toward the next step left at `at_ms`, to carry into the
-    /// channel's next run. Always below one step.
-    pub fn carry_out(&self, at_ms: u64, nl_per_step: u32) -> u32 {
-        let made = u64::from(self.steps_done) * u64::from(nl_per_step);
-        let left = self.ideal_nl(at_ms).saturating_sub(made);
-        let left = match self.steps_planned {
+    /// channel's next run, in nL·ms/h. Always below one step.
+    pub fn carry_out(&self, at_ms: u64, nl_per_step: u32) -> u64 {
+        let made = u128::from(self.steps_done) * step_size(nl_per_step);
+        let reached = match self.steps_planned {
             // A finished bolus hands on exactly what its last step left.
             Some(planned) if self.steps_done >= planned => {
-                (self.nl_den + u64::from(self.carry_nl)).saturating_sub(made)
+                u128::from(self.nl_den) * u128::from(MS_PER_HOUR)
+                    + u128::from(self.carry_nl_ms_per_h)
             }
-            _ => left,
+            _ => self.progress(at_ms),
         };
-        u32::try_from(left.min(u64::from(nl_per_step.saturating_sub(1)))).unwrap_or(0)
+        let left = reached.saturating_sub(made).min(step_size(nl_per_step) - 1);
+        u64::try_from(left).unwrap_or(0)
     }
+}
+
+/// One motor step in nL·ms/h.
+fn step_size(nl_per_step: u32) -> u128 {
+    u128::from(nl_per_step.max(1)) * u128::from(MS_PER_HOUR)
 }
 
 /// Why the ledger could not take a run.
