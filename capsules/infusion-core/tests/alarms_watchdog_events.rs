@@ -1,0 +1,176 @@
+//! Alarm priorities and acknowledgement, the dosing watchdog, the event queue.
+mod support;
+
+use infusion_core::alarms::{priority_of, AlarmSet};
+use infusion_core::events::{Event, EventQueue, EVENT_QUEUE_LEN};
+use pump_protocol::{AlarmCode, AlarmPriority, DeliveryKind, ErrorCode, Message};
+use support::*;
+
+#[test]
+fn sr_alm_001_priorities_follow_iec_60601_1_8() {
+    use AlarmCode::*;
+    use AlarmPriority::*;
+    let expected = [
+        (MotorStall, High),
+        (Occlusion, High),
+        (ReservoirEmpty, High),
+        (EnvelopeIntegrity, High),
+        (DosingWatchdog, High),
+        (ReservoirLow, Medium),
+        (BatteryReplacement, Medium),
+        (AppFault, Medium),
+        (RefillDue, Low),
+        (AlarmCode::Other(999), High),
+    ];
+    for (code, priority) in expected {
+        assert_eq!(priority_of(code), priority, "{code:?}");
+    }
+    assert_eq!(AlarmCode::ALL.len(), 9, "a new alarm code needs a priority here");
+}
+
+#[test]
+fn sr_alm_002_highest_active_alarm_wins() {
+    let mut set = AlarmSet::default();
+    assert_eq!(set.signal(0).priority, None);
+    set.raise(AlarmCode::RefillDue);
+    assert_eq!(set.signal(0).priority, Some(AlarmPriority::Low));
+    set.raise(AlarmCode::ReservoirLow);
+    assert_eq!(set.signal(0).priority, Some(AlarmPriority::Medium));
+    set.raise(AlarmCode::Occlusion);
+    assert_eq!(set.signal(0).priority, Some(AlarmPriority::High));
+    assert_eq!(set.top(), Some(AlarmCode::Occlusion));
+    set.clear(AlarmCode::Occlusion);
+    assert_eq!(set.signal(0).priority, Some(AlarmPriority::Medium));
+
+    // The same through the core and its alarm output.
+    let mut core = running(0);
+    core.on_battery(2_600, 5, true, 0);
+    assert_eq!(core.platform().signal.unwrap().priority, Some(AlarmPriority::Medium));
+    core.on_fault_input(AlarmCode::MotorStall, true, 0);
+    assert_eq!(core.platform().signal.unwrap().priority, Some(AlarmPriority::High));
+    assert!(core.platform().signal.unwrap().audible);
+}
+
+#[test]
+fn sr_alm_003_acknowledge_silences_for_a_bounded_time_only() {
+    let mut core = running(0);
+    core.on_fault_input(AlarmCode::MotorStall, true, 0);
+    core.acknowledge_alarm(TELEMETRY, AlarmCode::MotorStall, 1_000).unwrap();
+    let signal = core.platform().signal.unwrap();
+    assert_eq!(signal.priority, Some(AlarmPriority::High));
+    assert!(!signal.audible);
+    assert!(core.alarms().is_active(AlarmCode::MotorStall), "cause not cleared");
+    // The core wakes when the silence ends and sounds again.
+    assert_eq!(core.next_wakeup(), Some(1_000 + 2 * 60_000));
+    core.on_timer(1_000 + 2 * 60_000);
+    assert!(core.platform().signal.unwrap().audible);
+    // Acknowledging an alarm that is not active is refused.
+    assert_eq!(
+        core.acknowledge_alarm(TELEMETRY, AlarmCode::Occlusion, 200_000),
+        Err(ErrorCode::InvalidArgument)
+    );
+}
+
+#[test]
+fn sr_alm_004_fault_alarms_latch_until_cleared_properly() {
+    let mut core = running(0);
+    core.on_fault_input(AlarmCode::MotorStall, true, 0);
+    core.on_fault_input(AlarmCode::MotorStall, false, 10);
+    // Releasing the input does not resume anything.
+    assert_eq!(core.set_basal(DOSING, 10_000, 20), Err(ErrorCode::FaultActive));
+    // Empty reservoir and watchdog faults cannot be cleared by command.
+    assert_eq!(
+        core.clear_fault(TELEMETRY, AlarmCode::ReservoirEmpty, 20),
+        Err(ErrorCode::InvalidArgument)
+    );
+    core.clear_fault(TELEMETRY, AlarmCode::MotorStall, 30).unwrap();
+    assert_eq!(core.set_basal(DOSING, 10_000, 40), Ok(()));
+}
+
+#[test]
+fn sr_wdg_001_check_in_keeps_the_watchdog_quiet() {
+    let mut core = running(0);
+    core.set_basal(DOSING, 20_000, 0).unwrap();
+    assert_eq!(core.check_in(DOSING, 0), Ok(15 * 60_000));
+    advance(&mut core, 3 * DAY_MS, true);
+    assert!(!core.alarms().is_active(AlarmCode::DosingWatchdog));
+    assert_eq!(core.basal_rate_nl_per_h(), 20_000);
+}
+
+#[test]
+fn sr_wdg_002_silent_dosing_app_gets_the_safe_basal_and_a_high_alarm() {
+    let mut core = running(0);
+    core.set_basal(DOSING, 40_000, 0).unwrap();
+    core.start_bolus(DOSING, DeliveryKind::ClinicianBolus, 50_000, 2 * HOUR_MS as u32, 0)
+        .unwrap();
+    core.check_in(DOSING, 0).unwrap();
+    advance(&mut core, 20 * MINUTE_MS, false);
+    assert!(core.alarms().is_active(AlarmCode::DosingWatchdog));
+    assert_eq!(core.alarm_signal().priority, Some(AlarmPriority::High));
+    assert_eq!(core.bolus_remaining_nl(), 0, "bolus stopped");
+    assert_eq!(core.basal_rate_nl_per_h(), 10_000, "prescribed safe basal");
+    // Checking in again clears the alarm; the safe basal runs until changed.
+    core.check_in(DOSING, 30 * MINUTE_MS).unwrap();
+    assert!(!core.alarms().is_active(AlarmCode::DosingWatchdog));
+
+    // With the stop policy, everything stops.
+    let mut rx = prescription(2);
+    rx.envelope.silence_policy = pump_protocol::prescription::SilencePolicy::StopDelivery;
+    core.install_prescription(TELEMETRY, &sign_with(&rx, &clinic_key()), HOUR_MS)
+        .unwrap();
+    core.set_basal(DOSING, 40_000, HOUR_MS).unwrap();
+    advance(&mut core, 2 * HOUR_MS, false);
+    assert!(core.alarms().is_active(AlarmCode::DosingWatchdog));
+    assert_eq!(core.basal_rate_nl_per_h(), 0);
+    assert!(!core.platform().motor_enabled);
+}
+
+#[test]
+fn sr_evt_001_events_have_increasing_sequences_and_drain_whole() {
+    let mut core = running(0);
+    for i in 0..10 {
+        let _ = core.set_basal(DOSING, 60_000 + i, 0);
+    }
+    // A buffer that holds a few frames takes whole frames only.
+    let mut small = [0u8; 100];
+    let (len, frames) = core.drain_events(TELEMETRY, &mut small, 0).unwrap();
+    assert!(frames >= 1 && len <= 100);
+    let mut decoder = pump_protocol::StreamDecoder::new();
+    let mut decoded = 0;
+    decoder.feed(&small[..len], |item| {
+        assert!(matches!(item, pump_protocol::StreamItem::Frame { .. }));
+        decoded += 1;
+    });
+    assert_eq!(decoded, frames);
+    let rest = drain(&mut core, 0);
+    let sequences: Vec<u32> = rest.iter().map(|(s, _)| *s).collect();
+    assert!(sequences.windows(2).all(|w| w[1] == w[0] + 1), "{sequences:?}");
+    // Nothing was lost between the two drains.
+    assert_eq!(sequences[0], frames as u32);
+}
+
+#[test]
+fn sr_evt_002_overflow_drops_oldest_and_reports_the_exact_gap() {
+    let mut queue = EventQueue::starting_at(100);
+    let event = |t| Event::PatientBolusRequested(pump_protocol::PatientBolusRequested { time_ms: t });
+    for t in 0..(EVENT_QUEUE_LEN as u64 + 5) {
+        queue.push(event(t), t);
+    }
+    let first = queue.pop().unwrap();
+    assert_eq!(first.sequence, 100);
+    assert!(matches!(first.event, Event::LogGap(g) if g.first_missing_sequence == 100 && g.missing_count == 5));
+    let next = queue.pop().unwrap();
+    assert_eq!(next.sequence, 105);
+    assert_eq!(next.event, event(5));
+
+    // Through the core: a flood of refusals never blocks delivery.
+    let mut core = running(0);
+    core.set_basal(DOSING, 40_000, 0).unwrap();
+    for _ in 0..1_000 {
+        let _ = core.command(ROGUE, 2, 1, 0, &[], &mut [], 0);
+    }
+    advance(&mut core, HOUR_MS, true);
+    assert_eq!(core.platform().steps, 160);
+    let events = drain(&mut core, HOUR_MS);
+    assert!(matches!(&events[0].1, Message::LogGap(g) if g.missing_count > 900));
+}

@@ -1,0 +1,113 @@
+//! Resets and saved-state integrity.
+mod support;
+
+use pump_protocol::{AlarmCode, DeliveryKind, DeliveryOutcome, ErrorCode, Message};
+use support::*;
+
+#[test]
+fn sr_per_001_reset_mid_bolus_neither_repeats_nor_forgets() {
+    let mut core = running(0);
+    core.start_bolus(DOSING, DeliveryKind::PatientBolus, 100_000, 10 * MINUTE_MS as u32, 0)
+        .unwrap();
+    advance(&mut core, 4 * MINUTE_MS, true);
+    let steps_before = core.platform().steps;
+    assert_eq!(steps_before, 160, "40 % of 400 steps");
+    let delivered = core.delivered_24h_nl(4 * MINUTE_MS);
+    let reservoir = core.reservoir_nl();
+    drain(&mut core, 4 * MINUTE_MS);
+
+    let mut core = reset(core, 5 * MINUTE_MS);
+    assert!(!core.platform().motor_enabled);
+    assert_eq!(core.delivered_24h_nl(5 * MINUTE_MS), delivered);
+    assert_eq!(core.reservoir_nl(), reservoir);
+    assert_eq!(core.bolus_remaining_nl(), 0, "not resumed, so not repeated");
+    // The interrupted bolus is reported with exactly what it delivered.
+    let events = drain(&mut core, 5 * MINUTE_MS);
+    assert!(events.iter().any(|(_, m)| matches!(m,
+        Message::DeliveryRecord(r) if r.delivery_kind == DeliveryKind::PatientBolus
+            && r.outcome == DeliveryOutcome::Interrupted && r.volume_nl == 40_000)));
+    // It still counts for the lockout and the daily total.
+    assert_eq!(
+        core.start_bolus(DOSING, DeliveryKind::PatientBolus, 10_000, 60_000, 6 * MINUTE_MS),
+        Err(ErrorCode::LockoutActive)
+    );
+    advance(&mut core, DAY_MS, true);
+    assert_eq!(core.platform().steps, 0, "nothing moves until asked");
+}
+
+#[test]
+fn sr_per_001_event_sequence_numbers_continue_after_reset() {
+    let mut core = running(0);
+    let first = drain(&mut core, 0);
+    let last = first.last().unwrap().0;
+    let mut core = reset(core, 10);
+    core.set_clock(TELEMETRY, 1_000, 10).unwrap();
+    let after = drain(&mut core, 10);
+    assert!(after.iter().all(|(s, _)| *s > last), "{last} then {after:?}");
+}
+
+#[test]
+fn sr_per_002_each_step_is_saved_before_the_motor_moves() {
+    let mut core = running(0);
+    core.set_basal(DOSING, 40_000, 0).unwrap();
+    let t = core.next_wakeup().unwrap();
+    let saves_before = core.platform().saves;
+    core.on_timer(t);
+    assert_eq!(core.platform().steps, 1);
+    assert!(core.platform().saves > saves_before);
+    // The saved record already accounts the step: restoring it shows it delivered.
+    let restored = reset(core, t);
+    assert_eq!(restored.delivered_24h_nl(t), 250);
+    assert_eq!(restored.reservoir_nl(), 10_000_000 - 250);
+}
+
+#[test]
+fn sr_per_003_corrupt_state_fails_safe() {
+    let mut core = running(0);
+    core.set_basal(DOSING, 40_000, 0).unwrap();
+    advance(&mut core, HOUR_MS, true);
+    let mut saved = core.platform().saved.clone().unwrap();
+    let mid = saved.len() / 2;
+    saved[mid] ^= 0x10;
+    let mut core = infusion_core::InfusionCore::restore(board(), Rig::default(), Some(&saved), HOUR_MS);
+    assert!(core.prescription().is_none());
+    assert!(core.alarms().is_active(AlarmCode::EnvelopeIntegrity));
+    assert_eq!(core.set_basal(DOSING, 10_000, HOUR_MS), Err(ErrorCode::NoPrescription));
+    // A valid new prescription clears it.
+    core.install_prescription(TELEMETRY, &signed(2), HOUR_MS).unwrap();
+    assert!(!core.alarms().is_active(AlarmCode::EnvelopeIntegrity));
+}
+
+#[test]
+fn sr_per_003_prescription_that_no_longer_verifies_fails_safe() {
+    let core = running(0);
+    let saved = core.platform().saved.clone().unwrap();
+    // The same state, restored on a board that no longer trusts that key
+    // (e.g. after a key revocation by firmware update).
+    let mut board = board();
+    board.clinic_keys.clear();
+    board.clinic_keys.push(other_key().verifying_key().to_bytes()).unwrap();
+    let core = infusion_core::InfusionCore::restore(board, Rig::default(), Some(&saved), 10);
+    assert!(core.prescription().is_none());
+    assert!(core.alarms().is_active(AlarmCode::EnvelopeIntegrity));
+}
+
+#[test]
+fn saved_state_fits_its_buffer_at_the_worst_case() {
+    let mut core = running(0);
+    // Fill the ledger with as many runs as it holds in one day.
+    let mut t = 0;
+    let mut accepted = 0;
+    for i in 0..200u32 {
+        t += 60_000;
+        advance(&mut core, t, true);
+        if core.set_basal(DOSING, 1_000 + i, t).is_ok() {
+            accepted += 1;
+        }
+    }
+    assert!(accepted >= infusion_core::ledger::MAX_RUNS as u32 - 1);
+    let saved = core.platform().saved.clone().unwrap();
+    assert!(saved.len() < infusion_core::SAVED_STATE_LEN, "{}", saved.len());
+    let restored = reset(core, t);
+    assert_eq!(restored.ledger().runs().len(), infusion_core::ledger::MAX_RUNS);
+}
