@@ -98,7 +98,8 @@ impl BoardConfig {
             && silence_rate <= env.max_basal_rate_nl_per_h
             && u64::from(silence_rate) * 24 <= u64::from(env.max_volume_per_24h_nl)
             && env.min_patient_bolus_lockout_ms <= crate::ledger::WINDOW_MS as u32
-            && usize::from(env.max_patient_boluses_per_24h) <= crate::ledger::MAX_PATIENT_BOLUSES_PER_24H
+            && usize::from(env.max_patient_boluses_per_24h)
+                <= crate::ledger::MAX_PATIENT_BOLUSES_PER_24H
             && rx.concentration_ug_per_ml > 0
             && env.max_volume_per_24h_nl > 0;
         if inside {

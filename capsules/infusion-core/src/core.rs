@@ -1,13 +1,11 @@
 //! The infusion core's state machine.
 
 use heapless::Vec;
-use pump_protocol::prescription::{
-    Prescription, SilencePolicy, MAX_SIGNED_PRESCRIPTION_LEN,
-};
+use pump_protocol::prescription::{Prescription, SilencePolicy, MAX_SIGNED_PRESCRIPTION_LEN};
 use pump_protocol::{
-    AccessDenied, AlarmAcknowledged, AlarmCleared, AlarmCode, AlarmRaised, AppFault,
-    AppRestarted, BatteryState, ClockSet, DeliveryDenied, DeliveryKind, DeliveryOutcome,
-    DeliveryRecord, ErrorCode, PatientBolusDenied, PatientBolusGranted, PatientBolusRequested,
+    AccessDenied, AlarmAcknowledged, AlarmCleared, AlarmCode, AlarmRaised, AppFault, AppRestarted,
+    BatteryState, ClockSet, DeliveryDenied, DeliveryKind, DeliveryOutcome, DeliveryRecord,
+    ErrorCode, PatientBolusDenied, PatientBolusGranted, PatientBolusRequested,
     PrescriptionInstalled, PrescriptionRejected, PumpState, PumpStateChanged, ReservoirLevel,
     ReservoirRefilled, StatusSnapshot, CRC32C,
 };
@@ -95,7 +93,12 @@ impl<P: Platform> InfusionCore<P> {
     /// delivered, and only a new request starts the motor (SR-PER-001). Saved
     /// state that fails its CRC or whose prescription no longer verifies
     /// raises `EnvelopeIntegrity` and leaves no prescription (SR-PER-003).
-    pub fn restore(config: BoardConfig, mut platform: P, saved: Option<&[u8]>, now_ms: u64) -> Self {
+    pub fn restore(
+        config: BoardConfig,
+        mut platform: P,
+        saved: Option<&[u8]>,
+        now_ms: u64,
+    ) -> Self {
         platform.set_motor_enabled(false);
         let mut core = Self {
             config,
@@ -261,8 +264,9 @@ impl<P: Platform> InfusionCore<P> {
             return (0, 0);
         };
         let (count, latest) = self.p.ledger.patient_boluses_in_window(now_ms);
-        let lockout_end =
-            latest.map_or(0, |t| t.saturating_add(u64::from(rx.envelope.min_patient_bolus_lockout_ms)));
+        let lockout_end = latest.map_or(0, |t| {
+            t.saturating_add(u64::from(rx.envelope.min_patient_bolus_lockout_ms))
+        });
         let remaining_ms = u32::try_from(lockout_end.saturating_sub(now_ms)).unwrap_or(u32::MAX);
         let left = u32::from(rx.envelope.max_patient_boluses_per_24h).saturating_sub(count);
         (remaining_ms, left)
@@ -289,10 +293,9 @@ impl<P: Platform> InfusionCore<P> {
     pub fn status(&self, now_ms: u64) -> StatusSnapshot {
         let now_ms = now_ms.max(self.p.last_time_ms);
         let (_, left) = self.patient_bolus_availability(now_ms);
-        let used = self
-            .rx
-            .as_ref()
-            .map_or(0, |rx| u32::from(rx.envelope.max_patient_boluses_per_24h).saturating_sub(left));
+        let used = self.rx.as_ref().map_or(0, |rx| {
+            u32::from(rx.envelope.max_patient_boluses_per_24h).saturating_sub(left)
+        });
         StatusSnapshot {
             time_ms: self.utc_ms(now_ms),
             pump_state: self.pump_state(),
@@ -313,8 +316,10 @@ impl<P: Platform> InfusionCore<P> {
     pub fn next_wakeup(&self) -> Option<u64> {
         let s = self.config.nl_per_step;
         let mut next: Option<u64> = None;
+        let now = self.p.last_time_ms;
+        // Something already due is due now: never ask to wake in the past.
         let mut consider = |t: Option<u64>| {
-            if let Some(t) = t {
+            if let Some(t) = t.map(|t| t.max(now)) {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         };
@@ -410,7 +415,10 @@ impl<P: Platform> InfusionCore<P> {
     fn clear(&mut self, code: AlarmCode, now: u64) {
         if self.p.alarms.clear(code) {
             let utc = self.utc_ms(now);
-            self.emit(Event::AlarmCleared(AlarmCleared { time_ms: utc, code }), now);
+            self.emit(
+                Event::AlarmCleared(AlarmCleared { time_ms: utc, code }),
+                now,
+            );
         }
     }
 
@@ -483,7 +491,13 @@ impl<P: Platform> InfusionCore<P> {
 
     /// Checks that an app has one of `allowed` roles; otherwise records an
     /// audit event and refuses (SR-ROLE-001..003).
-    fn authorize(&mut self, caller: AppId, allowed: &[Role], command: u16, now: u64) -> Result<(), ErrorCode> {
+    fn authorize(
+        &mut self,
+        caller: AppId,
+        allowed: &[Role],
+        command: u16,
+        now: u64,
+    ) -> Result<(), ErrorCode> {
         if allowed.contains(&self.config.role_of(caller)) {
             return Ok(());
         }
@@ -512,7 +526,12 @@ impl<P: Platform> InfusionCore<P> {
 
     /// Sets the basal rate (`0` stops basal). Refused whole, never clamped,
     /// if it breaks any limit (SR-ENV-001, SR-ENV-002).
-    pub fn set_basal(&mut self, caller: AppId, rate_nl_per_h: u32, now_ms: u64) -> Result<(), ErrorCode> {
+    pub fn set_basal(
+        &mut self,
+        caller: AppId,
+        rate_nl_per_h: u32,
+        now_ms: u64,
+    ) -> Result<(), ErrorCode> {
         let now = self.clock(now_ms);
         self.authorize(caller, &[Role::Dosing], command::SET_BASAL, now)?;
         if rate_nl_per_h == 0 {
@@ -535,7 +554,11 @@ impl<P: Platform> InfusionCore<P> {
         if rate_nl_per_h > env.max_basal_rate_nl_per_h {
             return Err(ErrorCode::RateAboveEnvelope);
         }
-        let bolus_rate = self.p.ledger.active(Channel::Bolus).map_or(0, bolus_rate_nl_per_h);
+        let bolus_rate = self
+            .p
+            .ledger
+            .active(Channel::Bolus)
+            .map_or(0, bolus_rate_nl_per_h);
         if u64::from(rate_nl_per_h) + bolus_rate > u64::from(self.config.limits.max_rate_nl_per_h) {
             return Err(ErrorCode::OutsideHardwareLimits);
         }
@@ -612,7 +635,14 @@ impl<P: Platform> InfusionCore<P> {
             return Err(self.deny_delivery(kind, volume_nl, rate, reason, now));
         }
         let s = self.config.nl_per_step;
-        let run = Run::bolus(kind, now, volume_nl, duration_ms, self.p.bolus_carry_nl_ms_per_h, s);
+        let run = Run::bolus(
+            kind,
+            now,
+            volume_nl,
+            duration_ms,
+            self.p.bolus_carry_nl_ms_per_h,
+            s,
+        );
         if self.p.ledger.push(run, now, s).is_err() {
             return Err(self.deny_delivery(kind, volume_nl, rate, ErrorCode::Busy, now));
         }
@@ -636,7 +666,13 @@ impl<P: Platform> InfusionCore<P> {
         Ok(())
     }
 
-    fn check_bolus(&self, kind: DeliveryKind, volume_nl: u32, duration_ms: u32, now: u64) -> Result<(), ErrorCode> {
+    fn check_bolus(
+        &self,
+        kind: DeliveryKind,
+        volume_nl: u32,
+        duration_ms: u32,
+        now: u64,
+    ) -> Result<(), ErrorCode> {
         let s = self.config.nl_per_step;
         let rx = self.common_delivery_checks()?;
         let env = &rx.envelope;
@@ -717,24 +753,35 @@ impl<P: Platform> InfusionCore<P> {
     /// Installs a signed prescription (SR-RX-001..005). On success every
     /// delivery stops, so the dosing app restarts therapy under the new
     /// envelope; on failure nothing changes but the rejection event.
-    pub fn install_prescription(&mut self, caller: AppId, signed: &[u8], now_ms: u64) -> Result<(), ErrorCode> {
+    pub fn install_prescription(
+        &mut self,
+        caller: AppId,
+        signed: &[u8],
+        now_ms: u64,
+    ) -> Result<(), ErrorCode> {
         let now = self.clock(now_ms);
-        self.authorize(caller, &[Role::Telemetry], command::INSTALL_PRESCRIPTION, now)?;
+        self.authorize(
+            caller,
+            &[Role::Telemetry],
+            command::INSTALL_PRESCRIPTION,
+            now,
+        )?;
         let utc = self.utc_ms(now);
-        let verified: VerifiedPrescription = match rx::verify(&self.config, signed, self.p.serial_floor) {
-            Ok(v) => v,
-            Err(reason) => {
-                self.emit(
-                    Event::PrescriptionRejected(PrescriptionRejected {
-                        time_ms: utc,
-                        serial: claimed_serial(signed),
-                        reason,
-                    }),
-                    now,
-                );
-                return Err(reason);
-            }
-        };
+        let verified: VerifiedPrescription =
+            match rx::verify(&self.config, signed, self.p.serial_floor) {
+                Ok(v) => v,
+                Err(reason) => {
+                    self.emit(
+                        Event::PrescriptionRejected(PrescriptionRejected {
+                            time_ms: utc,
+                            serial: claimed_serial(signed),
+                            reason,
+                        }),
+                        now,
+                    );
+                    return Err(reason);
+                }
+            };
         self.stop_all(DeliveryOutcome::Stopped, now);
         let rx = verified.prescription;
         self.p.serial_floor = rx.serial;
@@ -826,11 +873,20 @@ impl<P: Platform> InfusionCore<P> {
 
     /// Silences an active alarm for the board's silence time; the cause
     /// stays active (SR-ALM-003).
-    pub fn acknowledge_alarm(&mut self, caller: AppId, code: AlarmCode, now_ms: u64) -> Result<(), ErrorCode> {
+    pub fn acknowledge_alarm(
+        &mut self,
+        caller: AppId,
+        code: AlarmCode,
+        now_ms: u64,
+    ) -> Result<(), ErrorCode> {
         let now = self.clock(now_ms);
         self.authorize(caller, &[Role::Telemetry], command::ACKNOWLEDGE_ALARM, now)?;
         let silence_ms = self.config.alarm_silence_ms;
-        if !self.p.alarms.silence(code, now.saturating_add(u64::from(silence_ms))) {
+        if !self
+            .p
+            .alarms
+            .silence(code, now.saturating_add(u64::from(silence_ms)))
+        {
             return Err(ErrorCode::InvalidArgument);
         }
         let utc = self.utc_ms(now);
@@ -851,7 +907,12 @@ impl<P: Platform> InfusionCore<P> {
     /// stall or occlusion once the fault input is released, an app fault at
     /// once. Empty reservoir, watchdog and integrity faults clear only by
     /// refill, check-in and a new prescription respectively.
-    pub fn clear_fault(&mut self, caller: AppId, code: AlarmCode, now_ms: u64) -> Result<(), ErrorCode> {
+    pub fn clear_fault(
+        &mut self,
+        caller: AppId,
+        code: AlarmCode,
+        now_ms: u64,
+    ) -> Result<(), ErrorCode> {
         let now = self.clock(now_ms);
         self.authorize(caller, &[Role::Telemetry], command::CLEAR_FAULT, now)?;
         let clearable = match code {
@@ -873,7 +934,12 @@ impl<P: Platform> InfusionCore<P> {
     /// Sets the real-time clock. Only the UTC offset changes: every safety
     /// window runs on core time, so a clock change can neither shorten a
     /// lockout nor reopen the 24 h limit (SR-ENV-007).
-    pub fn set_clock(&mut self, caller: AppId, utc_time_ms: u64, now_ms: u64) -> Result<(), ErrorCode> {
+    pub fn set_clock(
+        &mut self,
+        caller: AppId,
+        utc_time_ms: u64,
+        now_ms: u64,
+    ) -> Result<(), ErrorCode> {
         let now = self.clock(now_ms);
         self.authorize(caller, &[Role::Telemetry], command::SET_CLOCK, now)?;
         let previous = self.utc_ms(now);
@@ -891,7 +957,12 @@ impl<P: Platform> InfusionCore<P> {
     }
 
     /// Writes waiting events into `buf` as stream-encoded frames (SR-EVT-001).
-    pub fn drain_events(&mut self, caller: AppId, buf: &mut [u8], now_ms: u64) -> Result<(usize, usize), ErrorCode> {
+    pub fn drain_events(
+        &mut self,
+        caller: AppId,
+        buf: &mut [u8],
+        now_ms: u64,
+    ) -> Result<(usize, usize), ErrorCode> {
         let now = self.clock(now_ms);
         self.authorize(caller, &[Role::Telemetry], command::DRAIN_EVENTS, now)?;
         let drained = self.events.drain_into(buf);
@@ -901,11 +972,23 @@ impl<P: Platform> InfusionCore<P> {
     }
 
     /// Copies the installed signed prescription into `buf`; returns its length.
-    pub fn read_prescription(&mut self, caller: AppId, buf: &mut [u8], now_ms: u64) -> Result<usize, ErrorCode> {
+    pub fn read_prescription(
+        &mut self,
+        caller: AppId,
+        buf: &mut [u8],
+        now_ms: u64,
+    ) -> Result<usize, ErrorCode> {
         let now = self.clock(now_ms);
-        self.authorize(caller, &[Role::Dosing, Role::Telemetry], command::READ_PRESCRIPTION, now)?;
+        self.authorize(
+            caller,
+            &[Role::Dosing, Role::Telemetry],
+            command::READ_PRESCRIPTION,
+            now,
+        )?;
         let signed = self.p.signed_rx.as_ref().ok_or(ErrorCode::NoPrescription)?;
-        let dst = buf.get_mut(..signed.len()).ok_or(ErrorCode::InvalidArgument)?;
+        let dst = buf
+            .get_mut(..signed.len())
+            .ok_or(ErrorCode::InvalidArgument)?;
         dst.copy_from_slice(signed);
         Ok(signed.len())
     }
@@ -942,7 +1025,13 @@ impl<P: Platform> InfusionCore<P> {
     }
 
     /// A battery reading.
-    pub fn on_battery(&mut self, voltage_mv: u16, charge_percent: u8, replacement: bool, now_ms: u64) {
+    pub fn on_battery(
+        &mut self,
+        voltage_mv: u16,
+        charge_percent: u8,
+        replacement: bool,
+        now_ms: u64,
+    ) {
         let now = self.clock(now_ms);
         let utc = self.utc_ms(now);
         self.emit(
@@ -1047,7 +1136,11 @@ impl<P: Platform> InfusionCore<P> {
             .runs()
             .iter()
             .filter(|r| r.active)
-            .filter_map(|r| r.next_step_time(s).filter(|t| *t <= now).map(|t| (t, r.channel)))
+            .filter_map(|r| {
+                r.next_step_time(s)
+                    .filter(|t| *t <= now)
+                    .map(|t| (t, r.channel))
+            })
             .min_by_key(|(t, _)| *t)
             .map(|(_, channel)| channel)
     }
@@ -1096,9 +1189,11 @@ impl<P: Platform> InfusionCore<P> {
     }
 
     fn finish_completed_runs(&mut self, now: u64) {
-        let done = self.p.ledger.active(Channel::Bolus).is_some_and(|r| {
-            r.steps_planned.is_some_and(|p| r.steps_done >= p)
-        });
+        let done = self
+            .p
+            .ledger
+            .active(Channel::Bolus)
+            .is_some_and(|r| r.steps_planned.is_some_and(|p| r.steps_done >= p));
         if done {
             self.end_run(Channel::Bolus, DeliveryOutcome::Completed, now);
             self.save();
@@ -1115,7 +1210,10 @@ impl<P: Platform> InfusionCore<P> {
         if run.reported_at_ms.saturating_add(interval) > now {
             return;
         }
-        let volume_nl = run.steps_done.saturating_sub(run.steps_reported).saturating_mul(s);
+        let volume_nl = run
+            .steps_done
+            .saturating_sub(run.steps_reported)
+            .saturating_mul(s);
         let duration_ms = u32::try_from(now - run.reported_at_ms).unwrap_or(u32::MAX);
         let kind = run.kind();
         run.steps_reported = run.steps_done;
@@ -1230,7 +1328,9 @@ impl<P: Platform> InfusionCore<P> {
             ACKNOWLEDGE_ALARM => self
                 .acknowledge_alarm(caller, alarm_code_arg(arg1), now_ms)
                 .into(),
-            CLEAR_FAULT => self.clear_fault(caller, alarm_code_arg(arg1), now_ms).into(),
+            CLEAR_FAULT => self
+                .clear_fault(caller, alarm_code_arg(arg1), now_ms)
+                .into(),
             SUSPEND => self.suspend(caller, now_ms).into(),
             RESUME => self.resume(caller, now_ms).into(),
             REFILL => {
@@ -1278,7 +1378,13 @@ impl<P: Platform> InfusionCore<P> {
 
     /// A malformed buffer still gets the role check first, so an unentitled
     /// app learns nothing from the argument checks and is audited.
-    fn refuse_after_authorize(&mut self, caller: AppId, num: u16, now_ms: u64, roles: &[Role]) -> CommandResult {
+    fn refuse_after_authorize(
+        &mut self,
+        caller: AppId,
+        num: u16,
+        now_ms: u64,
+        roles: &[Role],
+    ) -> CommandResult {
         let now = self.clock(now_ms);
         match self.authorize(caller, roles, num, now) {
             Ok(()) => CommandResult::Failure(ErrorCode::InvalidArgument),

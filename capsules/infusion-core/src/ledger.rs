@@ -131,8 +131,7 @@ impl Run {
     /// Ideal progress at `at_ms` in nL·ms/h (floored), including the carry.
     pub fn progress(&self, at_ms: u64) -> u128 {
         let elapsed = u128::from(at_ms.saturating_sub(self.start_ms));
-        elapsed * u128::from(self.nl_den) * u128::from(MS_PER_HOUR)
-            / u128::from(self.ms_num.max(1))
+        elapsed * u128::from(self.nl_den) * u128::from(MS_PER_HOUR) / u128::from(self.ms_num.max(1))
             + u128::from(self.carry_nl_ms_per_h)
     }
 

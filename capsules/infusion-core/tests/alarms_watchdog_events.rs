@@ -25,7 +25,11 @@ fn sr_alm_001_priorities_follow_iec_60601_1_8() {
     for (code, priority) in expected {
         assert_eq!(priority_of(code), priority, "{code:?}");
     }
-    assert_eq!(AlarmCode::ALL.len(), 9, "a new alarm code needs a priority here");
+    assert_eq!(
+        AlarmCode::ALL.len(),
+        9,
+        "a new alarm code needs a priority here"
+    );
 }
 
 #[test]
@@ -45,9 +49,15 @@ fn sr_alm_002_highest_active_alarm_wins() {
     // The same through the core and its alarm output.
     let mut core = running(0);
     core.on_battery(2_600, 5, true, 0);
-    assert_eq!(core.platform().signal.unwrap().priority, Some(AlarmPriority::Medium));
+    assert_eq!(
+        core.platform().signal.unwrap().priority,
+        Some(AlarmPriority::Medium)
+    );
     core.on_fault_input(AlarmCode::MotorStall, true, 0);
-    assert_eq!(core.platform().signal.unwrap().priority, Some(AlarmPriority::High));
+    assert_eq!(
+        core.platform().signal.unwrap().priority,
+        Some(AlarmPriority::High)
+    );
     assert!(core.platform().signal.unwrap().audible);
 }
 
@@ -55,11 +65,15 @@ fn sr_alm_002_highest_active_alarm_wins() {
 fn sr_alm_003_acknowledge_silences_for_a_bounded_time_only() {
     let mut core = running(0);
     core.on_fault_input(AlarmCode::MotorStall, true, 0);
-    core.acknowledge_alarm(TELEMETRY, AlarmCode::MotorStall, 1_000).unwrap();
+    core.acknowledge_alarm(TELEMETRY, AlarmCode::MotorStall, 1_000)
+        .unwrap();
     let signal = core.platform().signal.unwrap();
     assert_eq!(signal.priority, Some(AlarmPriority::High));
     assert!(!signal.audible);
-    assert!(core.alarms().is_active(AlarmCode::MotorStall), "cause not cleared");
+    assert!(
+        core.alarms().is_active(AlarmCode::MotorStall),
+        "cause not cleared"
+    );
     // The core wakes when the silence ends and sounds again.
     assert_eq!(core.next_wakeup(), Some(1_000 + 2 * 60_000));
     core.on_timer(1_000 + 2 * 60_000);
@@ -77,13 +91,17 @@ fn sr_alm_004_fault_alarms_latch_until_cleared_properly() {
     core.on_fault_input(AlarmCode::MotorStall, true, 0);
     core.on_fault_input(AlarmCode::MotorStall, false, 10);
     // Releasing the input does not resume anything.
-    assert_eq!(core.set_basal(DOSING, 10_000, 20), Err(ErrorCode::FaultActive));
+    assert_eq!(
+        core.set_basal(DOSING, 10_000, 20),
+        Err(ErrorCode::FaultActive)
+    );
     // Empty reservoir and watchdog faults cannot be cleared by command.
     assert_eq!(
         core.clear_fault(TELEMETRY, AlarmCode::ReservoirEmpty, 20),
         Err(ErrorCode::InvalidArgument)
     );
-    core.clear_fault(TELEMETRY, AlarmCode::MotorStall, 30).unwrap();
+    core.clear_fault(TELEMETRY, AlarmCode::MotorStall, 30)
+        .unwrap();
     assert_eq!(core.set_basal(DOSING, 10_000, 40), Ok(()));
 }
 
@@ -101,8 +119,14 @@ fn sr_wdg_001_check_in_keeps_the_watchdog_quiet() {
 fn sr_wdg_002_silent_dosing_app_gets_the_safe_basal_and_a_high_alarm() {
     let mut core = running(0);
     core.set_basal(DOSING, 40_000, 0).unwrap();
-    core.start_bolus(DOSING, DeliveryKind::ClinicianBolus, 50_000, 2 * HOUR_MS as u32, 0)
-        .unwrap();
+    core.start_bolus(
+        DOSING,
+        DeliveryKind::ClinicianBolus,
+        50_000,
+        2 * HOUR_MS as u32,
+        0,
+    )
+    .unwrap();
     core.check_in(DOSING, 0).unwrap();
     advance(&mut core, 20 * MINUTE_MS, false);
     assert!(core.alarms().is_active(AlarmCode::DosingWatchdog));
@@ -144,7 +168,10 @@ fn sr_evt_001_events_have_increasing_sequences_and_drain_whole() {
     assert_eq!(decoded, frames);
     let rest = drain(&mut core, 0);
     let sequences: Vec<u32> = rest.iter().map(|(s, _)| *s).collect();
-    assert!(sequences.windows(2).all(|w| w[1] == w[0] + 1), "{sequences:?}");
+    assert!(
+        sequences.windows(2).all(|w| w[1] == w[0] + 1),
+        "{sequences:?}"
+    );
     // Nothing was lost between the two drains.
     assert_eq!(sequences[0], frames as u32);
 }
@@ -152,13 +179,16 @@ fn sr_evt_001_events_have_increasing_sequences_and_drain_whole() {
 #[test]
 fn sr_evt_002_overflow_drops_oldest_and_reports_the_exact_gap() {
     let mut queue = EventQueue::starting_at(100);
-    let event = |t| Event::PatientBolusRequested(pump_protocol::PatientBolusRequested { time_ms: t });
+    let event =
+        |t| Event::PatientBolusRequested(pump_protocol::PatientBolusRequested { time_ms: t });
     for t in 0..(EVENT_QUEUE_LEN as u64 + 5) {
         queue.push(event(t), t);
     }
     let first = queue.pop().unwrap();
     assert_eq!(first.sequence, 100);
-    assert!(matches!(first.event, Event::LogGap(g) if g.first_missing_sequence == 100 && g.missing_count == 5));
+    assert!(
+        matches!(first.event, Event::LogGap(g) if g.first_missing_sequence == 100 && g.missing_count == 5)
+    );
     let next = queue.pop().unwrap();
     assert_eq!(next.sequence, 105);
     assert_eq!(next.event, event(5));

@@ -9,7 +9,10 @@ use support::*;
 fn sr_env_001_basal_above_envelope_is_refused_not_clamped() {
     let mut core = running(0);
     core.set_basal(DOSING, 20_000, 0).unwrap();
-    assert_eq!(core.set_basal(DOSING, 50_001, 0), Err(ErrorCode::RateAboveEnvelope));
+    assert_eq!(
+        core.set_basal(DOSING, 50_001, 0),
+        Err(ErrorCode::RateAboveEnvelope)
+    );
     // The running basal is untouched, not clamped to the maximum.
     assert_eq!(core.basal_rate_nl_per_h(), 20_000);
     // The maximum itself is allowed.
@@ -25,7 +28,10 @@ fn sr_env_002_basal_that_would_exceed_the_daily_maximum_is_refused() {
     rx.envelope.max_volume_per_24h_nl = 480_000;
     core.install_prescription(TELEMETRY, &sign_with(&rx, &clinic_key()), 0)
         .unwrap();
-    assert_eq!(core.set_basal(DOSING, 20_001, 0), Err(ErrorCode::DailyLimitReached));
+    assert_eq!(
+        core.set_basal(DOSING, 20_001, 0),
+        Err(ErrorCode::DailyLimitReached)
+    );
     assert_eq!(core.set_basal(DOSING, 20_000, 0), Ok(()));
 }
 
@@ -65,18 +71,29 @@ fn sr_env_003_oversized_or_degenerate_bolus_is_refused_whole() {
 #[test]
 fn sr_env_004_patient_bolus_lockout_and_daily_count() {
     let mut core = running(0);
-    let bolus = |core: &mut Core, t| core.start_bolus(DOSING, DeliveryKind::PatientBolus, 10_000, 60_000, t);
+    let bolus = |core: &mut Core, t| {
+        core.start_bolus(DOSING, DeliveryKind::PatientBolus, 10_000, 60_000, t)
+    };
     assert_eq!(bolus(&mut core, 0), Ok(()));
     advance(&mut core, 30 * MINUTE_MS, true);
-    assert_eq!(bolus(&mut core, 30 * MINUTE_MS), Err(ErrorCode::LockoutActive));
-    assert_eq!(core.patient_bolus_availability(30 * MINUTE_MS), (30 * 60_000, 3));
+    assert_eq!(
+        bolus(&mut core, 30 * MINUTE_MS),
+        Err(ErrorCode::LockoutActive)
+    );
+    assert_eq!(
+        core.patient_bolus_availability(30 * MINUTE_MS),
+        (30 * 60_000, 3)
+    );
     for i in 1..4 {
         let t = i * HOUR_MS;
         advance(&mut core, t, true);
         assert_eq!(bolus(&mut core, t), Ok(()), "bolus {i}");
     }
     advance(&mut core, 5 * HOUR_MS, true);
-    assert_eq!(bolus(&mut core, 5 * HOUR_MS), Err(ErrorCode::BolusCountReached));
+    assert_eq!(
+        bolus(&mut core, 5 * HOUR_MS),
+        Err(ErrorCode::BolusCountReached)
+    );
     // 24 h after the first one, one becomes available again.
     advance(&mut core, DAY_MS + 1, true);
     assert_eq!(bolus(&mut core, DAY_MS + 1), Ok(()));
@@ -91,7 +108,10 @@ fn sr_env_004_patient_bolus_lockout_and_daily_count() {
         .collect();
     assert_eq!(
         denied,
-        [(ErrorCode::LockoutActive, 30 * 60_000), (ErrorCode::BolusCountReached, 0)]
+        [
+            (ErrorCode::LockoutActive, 30 * 60_000),
+            (ErrorCode::BolusCountReached, 0)
+        ]
     );
 }
 
@@ -146,11 +166,23 @@ fn sr_env_006_bolus_checked_against_projected_daily_total() {
     // would add 500 000 nL of basal during it as well.
     assert_eq!(core.delivered_24h_nl(20 * HOUR_MS), 1_000_000);
     assert_eq!(
-        core.start_bolus(DOSING, DeliveryKind::ClinicianBolus, 100_000, 10 * HOUR_MS as u32, 20 * HOUR_MS),
+        core.start_bolus(
+            DOSING,
+            DeliveryKind::ClinicianBolus,
+            100_000,
+            10 * HOUR_MS as u32,
+            20 * HOUR_MS
+        ),
         Err(ErrorCode::DailyLimitReached)
     );
     assert_eq!(
-        core.start_bolus(DOSING, DeliveryKind::ClinicianBolus, 100_000, 60_000, 20 * HOUR_MS),
+        core.start_bolus(
+            DOSING,
+            DeliveryKind::ClinicianBolus,
+            100_000,
+            60_000,
+            20 * HOUR_MS
+        ),
         Ok(())
     );
 }
@@ -162,20 +194,39 @@ fn sr_env_007_clock_changes_do_not_move_safety_windows() {
         .unwrap();
     advance(&mut core, 10 * MINUTE_MS, true);
     // Set the wall clock two days ahead: the lockout still runs.
-    core.set_clock(TELEMETRY, 1_800_000_000_000, 10 * MINUTE_MS).unwrap();
+    core.set_clock(TELEMETRY, 1_800_000_000_000, 10 * MINUTE_MS)
+        .unwrap();
     assert_eq!(
-        core.start_bolus(DOSING, DeliveryKind::PatientBolus, 10_000, 60_000, 10 * MINUTE_MS),
+        core.start_bolus(
+            DOSING,
+            DeliveryKind::PatientBolus,
+            10_000,
+            60_000,
+            10 * MINUTE_MS
+        ),
         Err(ErrorCode::LockoutActive)
     );
     assert_eq!(core.status(10 * MINUTE_MS).time_ms, 1_800_000_000_000);
     // A clock source that runs backwards freezes core time instead: asking
     // at an earlier instant cannot make the lockout look longer ago.
     advance(&mut core, 2 * HOUR_MS, true);
-    core.start_bolus(DOSING, DeliveryKind::PatientBolus, 10_000, 60_000, 2 * HOUR_MS)
-        .unwrap();
+    core.start_bolus(
+        DOSING,
+        DeliveryKind::PatientBolus,
+        10_000,
+        60_000,
+        2 * HOUR_MS,
+    )
+    .unwrap();
     advance(&mut core, 3 * HOUR_MS + 1, true);
     assert_eq!(
-        core.start_bolus(DOSING, DeliveryKind::PatientBolus, 10_000, 60_000, 2 * HOUR_MS + 1),
+        core.start_bolus(
+            DOSING,
+            DeliveryKind::PatientBolus,
+            10_000,
+            60_000,
+            2 * HOUR_MS + 1
+        ),
         Ok(()),
         "core time is 3 h + 1 ms, so the 1 h lockout from 2 h has elapsed"
     );
@@ -186,17 +237,30 @@ fn sr_env_007_clock_changes_do_not_move_safety_windows() {
 fn sr_env_008_suspend_stops_everything() {
     let mut core = running(0);
     core.set_basal(DOSING, 40_000, 0).unwrap();
-    core.start_bolus(DOSING, DeliveryKind::ClinicianBolus, 50_000, HOUR_MS as u32, 0)
-        .unwrap();
+    core.start_bolus(
+        DOSING,
+        DeliveryKind::ClinicianBolus,
+        50_000,
+        HOUR_MS as u32,
+        0,
+    )
+    .unwrap();
     advance(&mut core, 10 * MINUTE_MS, true);
     core.suspend(TELEMETRY, 10 * MINUTE_MS).unwrap();
     let steps = core.platform().steps;
     assert!(!core.platform().motor_enabled);
-    assert_eq!(core.set_basal(DOSING, 10_000, 10 * MINUTE_MS), Err(ErrorCode::Suspended));
+    assert_eq!(
+        core.set_basal(DOSING, 10_000, 10 * MINUTE_MS),
+        Err(ErrorCode::Suspended)
+    );
     advance(&mut core, 2 * HOUR_MS, true);
     assert_eq!(core.platform().steps, steps);
     core.resume(TELEMETRY, 2 * HOUR_MS).unwrap();
-    assert_eq!(core.basal_rate_nl_per_h(), 0, "resume starts nothing by itself");
+    assert_eq!(
+        core.basal_rate_nl_per_h(),
+        0,
+        "resume starts nothing by itself"
+    );
     core.set_basal(DOSING, 10_000, 2 * HOUR_MS).unwrap();
     advance(&mut core, 3 * HOUR_MS, true);
     assert!(core.platform().steps > steps);
@@ -214,7 +278,9 @@ fn sr_env_009_every_refusal_is_reported_with_its_reason() {
     let reasons: Vec<_> = events
         .iter()
         .filter_map(|(_, m)| match m {
-            Message::DeliveryDenied(d) => Some((d.delivery_kind, d.reason, d.requested_rate_nl_per_h)),
+            Message::DeliveryDenied(d) => {
+                Some((d.delivery_kind, d.reason, d.requested_rate_nl_per_h))
+            }
             _ => None,
         })
         .collect();
@@ -222,7 +288,11 @@ fn sr_env_009_every_refusal_is_reported_with_its_reason() {
         reasons,
         [
             (DeliveryKind::Basal, ErrorCode::RateAboveEnvelope, 60_000),
-            (DeliveryKind::Bridge, ErrorCode::BolusAboveEnvelope, 12_000_000),
+            (
+                DeliveryKind::Bridge,
+                ErrorCode::BolusAboveEnvelope,
+                12_000_000
+            ),
         ]
     );
 }

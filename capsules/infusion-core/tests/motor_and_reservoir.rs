@@ -18,13 +18,24 @@ fn sr_mot_001_steps_track_the_ideal_curve_within_one_step() {
     let rate = 33_333u64;
     core.set_basal(DOSING, rate as u32, 0).unwrap();
     let mut t = 0;
-    for probe in [1, 999, 22_500, 27_001, HOUR_MS, 7 * HOUR_MS + 13, 3 * DAY_MS] {
+    for probe in [
+        1,
+        999,
+        22_500,
+        27_001,
+        HOUR_MS,
+        7 * HOUR_MS + 13,
+        3 * DAY_MS,
+    ] {
         t = probe.max(t);
         advance(&mut core, t, true);
         let delivered = u128::from(core.platform().steps) * u128::from(NL_PER_STEP) * 3_600_000;
         let ideal = ideal_scaled(rate, t);
         assert!(delivered <= ideal, "ahead of the curve at {t}");
-        assert!(ideal - delivered < u128::from(NL_PER_STEP) * 3_600_000, "more than a step behind at {t}");
+        assert!(
+            ideal - delivered < u128::from(NL_PER_STEP) * 3_600_000,
+            "more than a step behind at {t}"
+        );
     }
 }
 
@@ -55,9 +66,16 @@ fn sr_mot_002_tickless_wakeups_track_steps_not_seconds() {
     core.set_basal(DOSING, 20_833, 0).unwrap();
     let wakeups = advance(&mut core, DAY_MS, true);
     let steps = core.platform().steps;
-    assert_eq!(steps, 500_000 / 250 - 1, "20 833 nL/h is just under 0.5 mL/day");
+    assert_eq!(
+        steps,
+        500_000 / 250 - 1,
+        "20 833 nL/h is just under 0.5 mL/day"
+    );
     // Wake-ups are the steps plus the hourly checkpoints and watchdog deadline.
-    assert!(wakeups <= steps + 24 + 2, "{wakeups} wake-ups for {steps} steps");
+    assert!(
+        wakeups <= steps + 24 + 2,
+        "{wakeups} wake-ups for {steps} steps"
+    );
     assert!(wakeups < 86_400 / 40);
 }
 
@@ -65,21 +83,37 @@ fn sr_mot_002_tickless_wakeups_track_steps_not_seconds() {
 fn sr_mot_003_stall_input_stops_delivery_with_a_high_alarm() {
     let mut core = running(0);
     core.set_basal(DOSING, 40_000, 0).unwrap();
-    core.start_bolus(DOSING, DeliveryKind::ClinicianBolus, 50_000, HOUR_MS as u32, 0)
-        .unwrap();
+    core.start_bolus(
+        DOSING,
+        DeliveryKind::ClinicianBolus,
+        50_000,
+        HOUR_MS as u32,
+        0,
+    )
+    .unwrap();
     advance(&mut core, 10 * MINUTE_MS, true);
     core.on_fault_input(AlarmCode::Occlusion, true, 10 * MINUTE_MS);
     let steps = core.platform().steps;
     assert!(!core.platform().motor_enabled);
     assert_eq!(core.alarm_signal().priority, Some(AlarmPriority::High));
-    assert_eq!(core.set_basal(DOSING, 10_000, 10 * MINUTE_MS), Err(ErrorCode::FaultActive));
+    assert_eq!(
+        core.set_basal(DOSING, 10_000, 10 * MINUTE_MS),
+        Err(ErrorCode::FaultActive)
+    );
     advance(&mut core, 2 * HOUR_MS, true);
     assert_eq!(core.platform().steps, steps);
     // Clearing needs the input released first.
-    assert_eq!(core.clear_fault(TELEMETRY, AlarmCode::Occlusion, 2 * HOUR_MS), Err(ErrorCode::InvalidArgument));
+    assert_eq!(
+        core.clear_fault(TELEMETRY, AlarmCode::Occlusion, 2 * HOUR_MS),
+        Err(ErrorCode::InvalidArgument)
+    );
     core.on_fault_input(AlarmCode::Occlusion, false, 2 * HOUR_MS);
-    assert_eq!(core.set_basal(DOSING, 10_000, 2 * HOUR_MS), Err(ErrorCode::FaultActive));
-    core.clear_fault(TELEMETRY, AlarmCode::Occlusion, 2 * HOUR_MS).unwrap();
+    assert_eq!(
+        core.set_basal(DOSING, 10_000, 2 * HOUR_MS),
+        Err(ErrorCode::FaultActive)
+    );
+    core.clear_fault(TELEMETRY, AlarmCode::Occlusion, 2 * HOUR_MS)
+        .unwrap();
     core.set_basal(DOSING, 10_000, 2 * HOUR_MS).unwrap();
     let events = drain(&mut core, 2 * HOUR_MS);
     assert!(events.iter().any(|(_, m)| matches!(m,
@@ -93,7 +127,8 @@ fn sr_mot_004_missing_encoder_pulses_declare_a_stall() {
     board.max_steps_without_encoder = STALL_STEPS;
     let mut core = infusion_core::InfusionCore::restore(board, Rig::default(), None, 0);
     core.install_prescription(TELEMETRY, &signed(1), 0).unwrap();
-    core.refill(TELEMETRY, 0, 10_000_000, CONCENTRATION_UG_PER_ML, 0).unwrap();
+    core.refill(TELEMETRY, 0, 10_000_000, CONCENTRATION_UG_PER_ML, 0)
+        .unwrap();
     core.set_basal(DOSING, 40_000, 0).unwrap();
     // Pulses keep it running.
     for _ in 0..20 {
@@ -113,11 +148,15 @@ fn sr_mot_004_missing_encoder_pulses_declare_a_stall() {
 fn sr_mot_005_motor_is_disabled_when_idle() {
     let mut core = running(0);
     assert!(!core.platform().motor_enabled);
-    core.start_bolus(DOSING, DeliveryKind::ClinicianBolus, 10_000, 60_000, 0).unwrap();
+    core.start_bolus(DOSING, DeliveryKind::ClinicianBolus, 10_000, 60_000, 0)
+        .unwrap();
     assert!(core.platform().motor_enabled);
     advance(&mut core, 2 * MINUTE_MS, true);
     assert_eq!(core.platform().steps, 40);
-    assert!(!core.platform().motor_enabled, "bolus done, nothing running");
+    assert!(
+        !core.platform().motor_enabled,
+        "bolus done, nothing running"
+    );
     assert!(!core.platform().stepped_while_disabled);
 }
 
@@ -128,7 +167,8 @@ fn bolus_volume_is_exact_and_remainders_carry_to_the_next_bolus() {
     for (i, expected_total) in [(0u64, 4u64), (1, 8), (2, 13)] {
         let t = i * HOUR_MS;
         advance(&mut core, t, true);
-        core.start_bolus(DOSING, DeliveryKind::ClinicianBolus, 1_100, 60_000, t).unwrap();
+        core.start_bolus(DOSING, DeliveryKind::ClinicianBolus, 1_100, 60_000, t)
+            .unwrap();
         advance(&mut core, t + 2 * MINUTE_MS, true);
         assert_eq!(core.platform().steps, expected_total, "after bolus {i}");
     }
@@ -141,20 +181,28 @@ fn sr_res_001_deliveries_need_drug_in_the_reservoir() {
     core.install_prescription(TELEMETRY, &signed(1), 0).unwrap();
     // A new pump is empty: that is the empty-reservoir fault, not just a refusal.
     assert!(core.alarms().is_active(AlarmCode::ReservoirEmpty));
-    assert_eq!(core.set_basal(DOSING, 10_000, 0), Err(ErrorCode::FaultActive));
-    core.refill(TELEMETRY, 0, 50_000, CONCENTRATION_UG_PER_ML, 0).unwrap();
+    assert_eq!(
+        core.set_basal(DOSING, 10_000, 0),
+        Err(ErrorCode::FaultActive)
+    );
+    core.refill(TELEMETRY, 0, 50_000, CONCENTRATION_UG_PER_ML, 0)
+        .unwrap();
     assert_eq!(
         core.start_bolus(DOSING, DeliveryKind::ClinicianBolus, 60_000, 60_000, 0),
         Err(ErrorCode::ReservoirInsufficient)
     );
-    assert_eq!(core.start_bolus(DOSING, DeliveryKind::ClinicianBolus, 50_000, 60_000, 0), Ok(()));
+    assert_eq!(
+        core.start_bolus(DOSING, DeliveryKind::ClinicianBolus, 50_000, 60_000, 0),
+        Ok(())
+    );
 }
 
 #[test]
 fn sr_res_002_low_then_empty_reservoir_alarms() {
     let mut core = fresh(0);
     core.install_prescription(TELEMETRY, &signed(1), 0).unwrap();
-    core.refill(TELEMETRY, 0, 2_010_000, CONCENTRATION_UG_PER_ML, 0).unwrap();
+    core.refill(TELEMETRY, 0, 2_010_000, CONCENTRATION_UG_PER_ML, 0)
+        .unwrap();
     assert!(!core.alarms().is_active(AlarmCode::ReservoirLow));
     core.set_basal(DOSING, 50_000, 0).unwrap();
     advance(&mut core, HOUR_MS, true);
@@ -167,7 +215,14 @@ fn sr_res_002_low_then_empty_reservoir_alarms() {
     assert_eq!(core.platform().steps, 2_010_000 / 250);
     assert!(!core.platform().motor_enabled);
     // A refill clears both, and delivery may be requested again.
-    core.refill(TELEMETRY, 0, 5_000_000, CONCENTRATION_UG_PER_ML, 60 * DAY_MS).unwrap();
+    core.refill(
+        TELEMETRY,
+        0,
+        5_000_000,
+        CONCENTRATION_UG_PER_ML,
+        60 * DAY_MS,
+    )
+    .unwrap();
     assert!(!core.alarms().is_active(AlarmCode::ReservoirEmpty));
     assert!(!core.alarms().is_active(AlarmCode::ReservoirLow));
     assert_eq!(core.set_basal(DOSING, 10_000, 60 * DAY_MS), Ok(()));
@@ -176,7 +231,8 @@ fn sr_res_002_low_then_empty_reservoir_alarms() {
 #[test]
 fn sr_res_003_refill_sets_volume_within_capacity() {
     let mut core = running(0);
-    core.refill(TELEMETRY, 4_000_000, 1_000_000, CONCENTRATION_UG_PER_ML, 0).unwrap();
+    core.refill(TELEMETRY, 4_000_000, 1_000_000, CONCENTRATION_UG_PER_ML, 0)
+        .unwrap();
     assert_eq!(core.reservoir_nl(), 7_000_000);
     let before = format!("{:?}", core.safety_state());
     assert_eq!(
@@ -189,7 +245,8 @@ fn sr_res_003_refill_sets_volume_within_capacity() {
     );
     assert_eq!(format!("{:?}", core.safety_state()), before);
     // Withdrawing more than the count says leaves zero, not a wrapped value.
-    core.refill(TELEMETRY, u32::MAX, 3_000_000, CONCENTRATION_UG_PER_ML, 0).unwrap();
+    core.refill(TELEMETRY, u32::MAX, 3_000_000, CONCENTRATION_UG_PER_ML, 0)
+        .unwrap();
     assert_eq!(core.reservoir_nl(), 3_000_000);
 }
 

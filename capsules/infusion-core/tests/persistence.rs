@@ -7,8 +7,14 @@ use support::*;
 #[test]
 fn sr_per_001_reset_mid_bolus_neither_repeats_nor_forgets() {
     let mut core = running(0);
-    core.start_bolus(DOSING, DeliveryKind::PatientBolus, 100_000, 10 * MINUTE_MS as u32, 0)
-        .unwrap();
+    core.start_bolus(
+        DOSING,
+        DeliveryKind::PatientBolus,
+        100_000,
+        10 * MINUTE_MS as u32,
+        0,
+    )
+    .unwrap();
     advance(&mut core, 4 * MINUTE_MS, true);
     let steps_before = core.platform().steps;
     assert_eq!(steps_before, 160, "40 % of 400 steps");
@@ -28,7 +34,13 @@ fn sr_per_001_reset_mid_bolus_neither_repeats_nor_forgets() {
             && r.outcome == DeliveryOutcome::Interrupted && r.volume_nl == 40_000)));
     // It still counts for the lockout and the daily total.
     assert_eq!(
-        core.start_bolus(DOSING, DeliveryKind::PatientBolus, 10_000, 60_000, 6 * MINUTE_MS),
+        core.start_bolus(
+            DOSING,
+            DeliveryKind::PatientBolus,
+            10_000,
+            60_000,
+            6 * MINUTE_MS
+        ),
         Err(ErrorCode::LockoutActive)
     );
     advance(&mut core, DAY_MS, true);
@@ -43,7 +55,10 @@ fn sr_per_001_event_sequence_numbers_continue_after_reset() {
     let mut core = reset(core, 10);
     core.set_clock(TELEMETRY, 1_000, 10).unwrap();
     let after = drain(&mut core, 10);
-    assert!(after.iter().all(|(s, _)| *s > last), "{last} then {after:?}");
+    assert!(
+        after.iter().all(|(s, _)| *s > last),
+        "{last} then {after:?}"
+    );
 }
 
 #[test]
@@ -69,12 +84,17 @@ fn sr_per_003_corrupt_state_fails_safe() {
     let mut saved = core.platform().saved.clone().unwrap();
     let mid = saved.len() / 2;
     saved[mid] ^= 0x10;
-    let mut core = infusion_core::InfusionCore::restore(board(), Rig::default(), Some(&saved), HOUR_MS);
+    let mut core =
+        infusion_core::InfusionCore::restore(board(), Rig::default(), Some(&saved), HOUR_MS);
     assert!(core.prescription().is_none());
     assert!(core.alarms().is_active(AlarmCode::EnvelopeIntegrity));
-    assert_eq!(core.set_basal(DOSING, 10_000, HOUR_MS), Err(ErrorCode::NoPrescription));
+    assert_eq!(
+        core.set_basal(DOSING, 10_000, HOUR_MS),
+        Err(ErrorCode::NoPrescription)
+    );
     // A valid new prescription clears it.
-    core.install_prescription(TELEMETRY, &signed(2), HOUR_MS).unwrap();
+    core.install_prescription(TELEMETRY, &signed(2), HOUR_MS)
+        .unwrap();
     assert!(!core.alarms().is_active(AlarmCode::EnvelopeIntegrity));
 }
 
@@ -86,7 +106,10 @@ fn sr_per_003_prescription_that_no_longer_verifies_fails_safe() {
     // (e.g. after a key revocation by firmware update).
     let mut board = board();
     board.clinic_keys.clear();
-    board.clinic_keys.push(other_key().verifying_key().to_bytes()).unwrap();
+    board
+        .clinic_keys
+        .push(other_key().verifying_key().to_bytes())
+        .unwrap();
     let core = infusion_core::InfusionCore::restore(board, Rig::default(), Some(&saved), 10);
     assert!(core.prescription().is_none());
     assert!(core.alarms().is_active(AlarmCode::EnvelopeIntegrity));
@@ -107,7 +130,14 @@ fn saved_state_fits_its_buffer_at_the_worst_case() {
     }
     assert!(accepted >= infusion_core::ledger::MAX_RUNS as u32 - 1);
     let saved = core.platform().saved.clone().unwrap();
-    assert!(saved.len() < infusion_core::SAVED_STATE_LEN, "{}", saved.len());
+    assert!(
+        saved.len() < infusion_core::SAVED_STATE_LEN,
+        "{}",
+        saved.len()
+    );
     let restored = reset(core, t);
-    assert_eq!(restored.ledger().runs().len(), infusion_core::ledger::MAX_RUNS);
+    assert_eq!(
+        restored.ledger().runs().len(),
+        infusion_core::ledger::MAX_RUNS
+    );
 }

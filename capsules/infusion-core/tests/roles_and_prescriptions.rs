@@ -26,8 +26,14 @@ fn sr_role_002_only_telemetry_relays_programmer_commands() {
     let mut core = running(0);
     let mut buf = [0u8; 1024];
     for app in [DOSING, ROGUE] {
-        assert_eq!(core.install_prescription(app, &signed(2), 0), Err(ErrorCode::NotPermitted));
-        assert_eq!(core.drain_events(app, &mut buf, 0), Err(ErrorCode::NotPermitted));
+        assert_eq!(
+            core.install_prescription(app, &signed(2), 0),
+            Err(ErrorCode::NotPermitted)
+        );
+        assert_eq!(
+            core.drain_events(app, &mut buf, 0),
+            Err(ErrorCode::NotPermitted)
+        );
         assert_eq!(core.suspend(app, 0), Err(ErrorCode::NotPermitted));
         assert_eq!(core.resume(app, 0), Err(ErrorCode::NotPermitted));
         assert_eq!(
@@ -53,7 +59,10 @@ fn sr_role_003_violation_changes_nothing_and_is_audited() {
     let before = format!("{:?}", core.safety_state());
     let result = core.command(ROGUE, 2, 50_000, 0, &[], &mut [], 1_000);
     assert_eq!(result, CommandResult::Failure(ErrorCode::NotPermitted));
-    assert_eq!(infusion_core::tock_error_name(ErrorCode::NotPermitted), "NODEVICE");
+    assert_eq!(
+        infusion_core::tock_error_name(ErrorCode::NotPermitted),
+        "NODEVICE"
+    );
     assert_eq!(format!("{:?}", core.safety_state()), before);
     let events = drain(&mut core, 1_000);
     assert!(matches!(
@@ -69,7 +78,10 @@ fn sr_role_003_any_app_may_read_status() {
     let CommandResult::SuccessU32U32U32(state, reservoir, delivered) = result else {
         panic!("status refused: {result:?}");
     };
-    assert_eq!(state & 0xffff, u32::from(pump_protocol::PumpState::Running.code()));
+    assert_eq!(
+        state & 0xffff,
+        u32::from(pump_protocol::PumpState::Running.code())
+    );
     assert_eq!(reservoir, 10_000_000);
     assert_eq!(delivered, 0);
 }
@@ -84,7 +96,10 @@ fn sr_role_004_unknown_commands_are_not_supported() {
             CommandResult::Failure(ErrorCode::NoSupport)
         );
     }
-    assert_eq!(core.command(ROGUE, 0, 0, 0, &[], &mut [], 0), CommandResult::Success);
+    assert_eq!(
+        core.command(ROGUE, 0, 0, 0, &[], &mut [], 0),
+        CommandResult::Success
+    );
     assert_eq!(format!("{:?}", core.safety_state()), before);
 }
 
@@ -92,15 +107,27 @@ fn sr_role_004_unknown_commands_are_not_supported() {
 fn sr_rx_001_only_clinic_signatures_install() {
     let mut core = fresh(0);
     let forged = sign_with(&prescription(1), &other_key());
-    assert_eq!(core.install_prescription(TELEMETRY, &forged, 0), Err(ErrorCode::InvalidSignature));
+    assert_eq!(
+        core.install_prescription(TELEMETRY, &forged, 0),
+        Err(ErrorCode::InvalidSignature)
+    );
     let mut tampered = signed(1);
     tampered[5] ^= 0x01;
-    assert_eq!(core.install_prescription(TELEMETRY, &tampered, 0), Err(ErrorCode::InvalidSignature));
+    assert_eq!(
+        core.install_prescription(TELEMETRY, &tampered, 0),
+        Err(ErrorCode::InvalidSignature)
+    );
     let mut bad_signature = signed(1);
     let last = bad_signature.len() - 1;
     bad_signature[last] ^= 0x80;
-    assert_eq!(core.install_prescription(TELEMETRY, &bad_signature, 0), Err(ErrorCode::InvalidSignature));
-    assert_eq!(core.install_prescription(TELEMETRY, &[1, 2, 3], 0), Err(ErrorCode::MalformedPrescription));
+    assert_eq!(
+        core.install_prescription(TELEMETRY, &bad_signature, 0),
+        Err(ErrorCode::InvalidSignature)
+    );
+    assert_eq!(
+        core.install_prescription(TELEMETRY, &[1, 2, 3], 0),
+        Err(ErrorCode::MalformedPrescription)
+    );
     assert!(core.prescription().is_none());
     assert_eq!(core.install_prescription(TELEMETRY, &signed(1), 0), Ok(()));
     assert!(core.prescription().is_some());
@@ -112,19 +139,31 @@ fn sr_rx_002_prescription_for_another_device_is_refused() {
     let mut rx = prescription(1);
     rx.device_id = DEVICE_ID + 1;
     let signed = sign_with(&rx, &clinic_key());
-    assert_eq!(core.install_prescription(TELEMETRY, &signed, 0), Err(ErrorCode::WrongDevice));
+    assert_eq!(
+        core.install_prescription(TELEMETRY, &signed, 0),
+        Err(ErrorCode::WrongDevice)
+    );
 }
 
 #[test]
 fn sr_rx_003_replayed_or_rolled_back_serial_is_refused() {
     let mut core = fresh(0);
     core.install_prescription(TELEMETRY, &signed(5), 0).unwrap();
-    assert_eq!(core.install_prescription(TELEMETRY, &signed(5), 0), Err(ErrorCode::ReplayedSerial));
-    assert_eq!(core.install_prescription(TELEMETRY, &signed(4), 0), Err(ErrorCode::ReplayedSerial));
+    assert_eq!(
+        core.install_prescription(TELEMETRY, &signed(5), 0),
+        Err(ErrorCode::ReplayedSerial)
+    );
+    assert_eq!(
+        core.install_prescription(TELEMETRY, &signed(4), 0),
+        Err(ErrorCode::ReplayedSerial)
+    );
     assert_eq!(core.install_prescription(TELEMETRY, &signed(6), 0), Ok(()));
     // The floor survives a reset.
     let mut core = reset(core, 10);
-    assert_eq!(core.install_prescription(TELEMETRY, &signed(6), 10), Err(ErrorCode::ReplayedSerial));
+    assert_eq!(
+        core.install_prescription(TELEMETRY, &signed(6), 10),
+        Err(ErrorCode::ReplayedSerial)
+    );
 }
 
 #[test]
@@ -158,7 +197,10 @@ fn sr_rx_004_limits_outside_hardware_are_refused() {
 #[test]
 fn sr_rx_005_no_step_without_prescription() {
     let mut core = fresh(0);
-    assert_eq!(core.set_basal(DOSING, 10_000, 0), Err(ErrorCode::NoPrescription));
+    assert_eq!(
+        core.set_basal(DOSING, 10_000, 0),
+        Err(ErrorCode::NoPrescription)
+    );
     assert_eq!(
         core.start_bolus(DOSING, DeliveryKind::ClinicianBolus, 10_000, 1_000, 0),
         Err(ErrorCode::NoPrescription)
@@ -175,7 +217,10 @@ fn sr_rx_006_rejected_prescription_changes_nothing() {
     core.set_basal(DOSING, 10_000, 0).unwrap();
     drain(&mut core, 0);
     let before = format!("{:?}", core.safety_state());
-    assert_eq!(core.install_prescription(TELEMETRY, &signed(1), 5), Err(ErrorCode::ReplayedSerial));
+    assert_eq!(
+        core.install_prescription(TELEMETRY, &signed(1), 5),
+        Err(ErrorCode::ReplayedSerial)
+    );
     assert_eq!(format!("{:?}", core.safety_state()), before);
     assert_eq!(core.basal_rate_nl_per_h(), 10_000);
     let events = drain(&mut core, 5);
@@ -189,7 +234,8 @@ fn sr_rx_006_rejected_prescription_changes_nothing() {
 fn installing_a_prescription_stops_deliveries_until_requested_again() {
     let mut core = running(0);
     core.set_basal(DOSING, 10_000, 0).unwrap();
-    core.install_prescription(TELEMETRY, &signed(2), HOUR_MS).unwrap();
+    core.install_prescription(TELEMETRY, &signed(2), HOUR_MS)
+        .unwrap();
     assert_eq!(core.basal_rate_nl_per_h(), 0);
     assert!(!core.platform().motor_enabled);
 }

@@ -9,8 +9,7 @@ use infusion_core::{
 };
 use pump_protocol::prescription::{
     encode_body, signed_message, BasalStep, Envelope, PatientBolusProgram, Prescription,
-    SilencePolicy, Therapy, MAX_PRESCRIPTION_BODY_LEN, MAX_SIGNED_MESSAGE_LEN,
-    PRESCRIPTION_FORMAT,
+    SilencePolicy, Therapy, MAX_PRESCRIPTION_BODY_LEN, MAX_SIGNED_MESSAGE_LEN, PRESCRIPTION_FORMAT,
 };
 use pump_protocol::{Message, StreamDecoder, StreamItem};
 
@@ -89,7 +88,7 @@ pub fn prescription(serial: u32) -> Prescription {
         device_id: DEVICE_ID,
         serial,
         issued_time_ms: 1_700_000_000_000,
-        drug_name: heapless::String::try_from("baclofen").unwrap(),
+        drug_name: heapless::String::from("baclofen"),
         concentration_ug_per_ml: CONCENTRATION_UG_PER_ML,
         envelope: envelope(),
         therapy: Therapy {
@@ -175,7 +174,8 @@ pub fn fresh(now: u64) -> Core {
 /// A core with prescription serial 1 installed and 10 mL in the reservoir.
 pub fn running(now: u64) -> Core {
     let mut core = fresh(now);
-    core.install_prescription(TELEMETRY, &signed(1), now).unwrap();
+    core.install_prescription(TELEMETRY, &signed(1), now)
+        .unwrap();
     core.refill(TELEMETRY, 0, 10_000_000, CONCENTRATION_UG_PER_ML, now)
         .unwrap();
     core
