@@ -1,0 +1,339 @@
+//! The safety dossier's generator and traceability check.
+//!
+//! Inputs (all in the repository):
+//! - `docs/safety/requirements.md`: requirement entries; their `- Hazards:`
+//!   lines are the single source of the requirement ↔ hazard link.
+//! - `docs/safety/hazards.md`: the hazard table (names requirement *areas*
+//!   only).
+//! - every `.rs` file: which tests name which requirement.
+//! - every `Cargo.lock` and `docs/safety/soup-rationale.toml`: the SOUP list.
+//!
+//! Outputs: `docs/safety/traceability.md` and `docs/safety/soup.md`, written
+//! by `cargo run -p pump-dossier -- regenerate` and checked for staleness by
+//! `cargo test -p pump-dossier`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod hazards;
+pub mod requirements;
+pub mod rustscan;
+pub mod soup;
+pub mod trace;
+pub mod tree;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use crate::tree::Tree;
+
+/// The one command that rewrites the generated files.
+pub const REGENERATE: &str = "cargo run -p pump-dossier -- regenerate";
+/// Requirements file.
+pub const REQUIREMENTS_PATH: &str = "docs/safety/requirements.md";
+/// Hazards file.
+pub const HAZARDS_PATH: &str = "docs/safety/hazards.md";
+/// Generated traceability matrix.
+pub const TRACEABILITY_PATH: &str = "docs/safety/traceability.md";
+/// Generated SOUP list.
+pub const SOUP_PATH: &str = "docs/safety/soup.md";
+
+/// Which tests name which requirement IDs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TestIndex {
+    /// ID → tests naming it (`path::fn`, or `path` for file-level code under
+    /// `tests/`). Includes IDs that no requirement has.
+    pub by_id: BTreeMap<String, BTreeSet<String>>,
+    /// ID → places it is mentioned outside any test (`path:line`), for hints.
+    pub outside_tests: BTreeMap<String, BTreeSet<String>>,
+    /// Files that could not be scanned.
+    pub errors: Vec<String>,
+}
+
+impl TestIndex {
+    /// Scans every Rust file of the tree.
+    pub fn scan(tree: &dyn Tree) -> TestIndex {
+        let mut index = TestIndex::default();
+        for path in tree::rust_files(tree) {
+            let Some(src) = tree.read(&path) else {
+                index.errors.push(format!("{path}: not readable as UTF-8"));
+                continue;
+            };
+            match rustscan::mentions(&src, tree::under_tests_dir(&path)) {
+                Ok(mentions) => {
+                    for m in mentions {
+                        if m.in_test {
+                            let label = match &m.test_fn {
+                                Some(f) => format!("{path}::{f}"),
+                                None => path.clone(),
+                            };
+                            index.by_id.entry(m.id).or_default().insert(label);
+                        } else {
+                            index
+                                .outside_tests
+                                .entry(m.id)
+                                .or_default()
+                                .insert(format!("{path}:{}", m.line));
+                        }
+                    }
+                }
+                Err(e) => index.errors.push(format!("{path}: {e}")),
+            }
+        }
+        index
+    }
+}
+
+/// The kinds of problem the check reports; each has its own test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Check {
+    /// requirements.md is malformed (including `- Hazards: TBD`).
+    Requirements,
+    /// A requirement's `- Hazards:` line names a hazard hazards.md lacks.
+    HazardLinks,
+    /// hazards.md is malformed or names unknown requirements or hazards.
+    HazardsFile,
+    /// A requirement has no test naming it.
+    Untested,
+    /// A test names an ID that no requirement has.
+    UnknownInTests,
+    /// A Rust file could not be scanned.
+    Scan,
+    /// traceability.md differs from what would be generated.
+    Traceability,
+    /// soup.md differs from what would be generated.
+    SoupStale,
+    /// A direct dependency has no rationale, or the lockfiles, manifests or
+    /// rationale file could not be read.
+    SoupRationale,
+}
+
+/// One problem.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Problem {
+    /// Its kind.
+    pub check: Check,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{:?}] {}", self.check, self.message)
+    }
+}
+
+/// Everything the dossier is built from.
+pub struct Dossier {
+    /// Parsed requirements.md.
+    pub requirements: requirements::Requirements,
+    /// Parsed hazards.md.
+    pub hazards: hazards::Hazards,
+    /// Test scan.
+    pub tests: TestIndex,
+    /// SOUP analysis.
+    pub soup: soup::Soup,
+    /// Parsed soup-rationale.toml.
+    pub rationales: Result<soup::Rationales, Vec<String>>,
+    /// traceability.md as committed, if present.
+    pub current_traceability: Option<String>,
+    /// soup.md as committed, if present.
+    pub current_soup: Option<String>,
+    /// Files missing from the tree.
+    pub missing: Vec<String>,
+}
+
+impl Dossier {
+    /// Reads and parses everything.
+    pub fn load(tree: &dyn Tree) -> Dossier {
+        let mut missing = Vec::new();
+        let mut read = |path: &str| {
+            tree.read(path).unwrap_or_else(|| {
+                missing.push(path.to_string());
+                String::new()
+            })
+        };
+        let requirements = requirements::parse(&read(REQUIREMENTS_PATH));
+        let areas: BTreeSet<String> = requirements.areas.keys().cloned().collect();
+        let hazards = hazards::parse(&read(HAZARDS_PATH), &areas);
+        let rationales = soup::parse_rationale(&read(soup::RATIONALE_PATH));
+        Dossier {
+            requirements,
+            hazards,
+            tests: TestIndex::scan(tree),
+            soup: soup::analyze(tree),
+            rationales,
+            current_traceability: tree.read(TRACEABILITY_PATH),
+            current_soup: tree.read(SOUP_PATH),
+            missing,
+        }
+    }
+
+    /// The traceability matrix as it should be.
+    pub fn traceability_md(&self) -> String {
+        trace::render(&self.requirements, &self.hazards, &self.tests)
+    }
+
+    /// The SOUP list as it should be.
+    pub fn soup_md(&self) -> String {
+        let empty = soup::Rationales::default();
+        soup::render(&self.soup, self.rationales.as_ref().unwrap_or(&empty))
+    }
+
+    /// Every problem, sorted by check.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut add = |check, message: String| out.push(Problem { check, message });
+        for path in &self.missing {
+            let check = if path == soup::RATIONALE_PATH {
+                Check::SoupRationale
+            } else if path == HAZARDS_PATH {
+                Check::HazardsFile
+            } else {
+                Check::Requirements
+            };
+            add(check, format!("{path} is missing"));
+        }
+        for e in &self.requirements.errors {
+            add(Check::Requirements, format!("{REQUIREMENTS_PATH} {e}"));
+        }
+        for r in &self.requirements.entries {
+            for h in &r.hazards {
+                if self.hazards.get(h).is_none() {
+                    add(
+                        Check::HazardLinks,
+                        format!(
+                            "{REQUIREMENTS_PATH} line {}: {} names {h}, which is not a hazard in {HAZARDS_PATH}",
+                            r.line, r.id
+                        ),
+                    );
+                }
+            }
+        }
+        for e in &self.hazards.errors {
+            add(Check::HazardsFile, format!("{HAZARDS_PATH} {e}"));
+        }
+        for (id, line) in &self.hazards.requirement_mentions {
+            if self.requirements.get(id).is_none() {
+                add(
+                    Check::HazardsFile,
+                    format!(
+                        "{HAZARDS_PATH} line {line}: names {id}, which is not in {REQUIREMENTS_PATH} (hazards.md should name requirement areas only; the link lives in the requirement's `- Hazards:` line)"
+                    ),
+                );
+            }
+        }
+        for (id, line) in &self.hazards.hazard_mentions {
+            if self.hazards.get(id).is_none() {
+                add(
+                    Check::HazardsFile,
+                    format!("{HAZARDS_PATH} line {line}: names {id}, which has no row"),
+                );
+            }
+        }
+        for r in &self.requirements.entries {
+            if self.tests.by_id.get(&r.id).is_some_and(|t| !t.is_empty()) {
+                continue;
+            }
+            let mut message = format!(
+                "{} ({REQUIREMENTS_PATH} line {}: {}) has no test naming it. Put the ID in the body of a #[test] fn (e.g. `// Verifies: {}`) or in its name as `{}_…`.",
+                r.id,
+                r.line,
+                r.title,
+                r.id,
+                r.id.to_ascii_lowercase().replace('-', "_")
+            );
+            if let Some(places) = self.tests.outside_tests.get(&r.id) {
+                message.push_str(&format!(
+                    " It is mentioned outside any test body at {} (doc comments above a test and non-test code do not count).",
+                    places.iter().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+            add(Check::Untested, message);
+        }
+        for (id, tests) in &self.tests.by_id {
+            if self.requirements.get(id).is_none() {
+                for t in tests {
+                    add(
+                        Check::UnknownInTests,
+                        format!(
+                            "{t} names {id}, which is not a requirement in {REQUIREMENTS_PATH}"
+                        ),
+                    );
+                }
+            }
+        }
+        for e in &self.tests.errors {
+            add(
+                Check::Scan,
+                format!("cannot scan {e}; the traceability check needs every .rs file to lex"),
+            );
+        }
+        if let Some(problem) = stale(
+            TRACEABILITY_PATH,
+            self.current_traceability.as_deref(),
+            &self.traceability_md(),
+        ) {
+            add(Check::Traceability, problem);
+        }
+        if let Some(problem) = stale(SOUP_PATH, self.current_soup.as_deref(), &self.soup_md()) {
+            add(Check::SoupStale, problem);
+        }
+        for e in &self.soup.errors {
+            add(Check::SoupRationale, e.clone());
+        }
+        match &self.rationales {
+            Ok(r) => {
+                for m in soup::missing_rationale(&self.soup, r) {
+                    add(Check::SoupRationale, m);
+                }
+            }
+            Err(errors) => {
+                for e in errors {
+                    add(Check::SoupRationale, e.clone());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+/// Compares a generated file with its committed version.
+fn stale(path: &str, current: Option<&str>, expected: &str) -> Option<String> {
+    let Some(current) = current else {
+        return Some(format!(
+            "{path} does not exist. Run `{REGENERATE}` and commit the result."
+        ));
+    };
+    if current == expected {
+        return None;
+    }
+    let mut cur = current.lines();
+    let mut exp = expected.lines();
+    let mut line = 1;
+    loop {
+        match (cur.next(), exp.next()) {
+            (Some(c), Some(e)) if c == e => line += 1,
+            (c, e) => {
+                return Some(format!(
+                    "{path} is stale: it differs from what would be generated, first at line {line} (expected {:?}, found {:?}). Run `{REGENERATE}` and commit the result.",
+                    e.unwrap_or("<end of file>"),
+                    c.unwrap_or("<end of file>")
+                ));
+            }
+        }
+    }
+}
+
+/// Formats the problems of one check for a test failure message.
+pub fn report(problems: &[Problem], check: Check) -> Option<String> {
+    let selected: Vec<&Problem> = problems.iter().filter(|p| p.check == check).collect();
+    if selected.is_empty() {
+        return None;
+    }
+    let mut out = format!("{} problem(s):\n", selected.len());
+    for p in selected {
+        out.push_str(&format!("- {}\n", p.message));
+    }
+    Some(out)
+}
