@@ -311,8 +311,7 @@ impl<P: Platform> InfusionCore<P> {
     }
 
     /// When the core next needs [`on_timer`](Self::on_timer): the next step,
-    /// watchdog deadline, end of an alarm silence, basal checkpoint or
-    /// refill-due instant. `None` means it sleeps until a command or input.
+    /// watchdog deadline, end of an alarm silence or refill-due instant. `None` means it sleeps until a command or input.
     pub fn next_wakeup(&self) -> Option<u64> {
         let s = self.config.nl_per_step;
         let mut next: Option<u64> = None;
@@ -324,13 +323,8 @@ impl<P: Platform> InfusionCore<P> {
             }
         };
         for run in self.p.ledger.runs().iter().filter(|r| r.active) {
+            // Basal checkpoints ride on step wake-ups; they never cost one.
             consider(run.next_step_time(s));
-            if run.channel == Channel::Basal {
-                consider(
-                    run.reported_at_ms
-                        .checked_add(self.config.basal_record_interval_ms),
-                );
-            }
         }
         if !self.watchdog_expired {
             consider(self.watchdog_deadline_ms);
