@@ -2,6 +2,8 @@
 //! kind, and helpers to build and print raw frames.
 #![allow(dead_code)] // Each test binary uses a different subset.
 
+pub mod arb;
+
 use std::fmt::Write as _;
 
 use pump_protocol::prescription::{
@@ -32,12 +34,14 @@ pub fn example_prescription() -> Prescription {
     ] {
         basal_steps.push(step).expect("two steps fit");
     }
+    let mut drug_name = heapless::String::new();
+    drug_name.push_str("morphine").expect("short name");
     Prescription {
         format: PRESCRIPTION_FORMAT,
         device_id: DEVICE_ID,
         serial: 7,
         issued_time_ms: T0_MS - 86_400_000,
-        drug_name: heapless::String::try_from("morphine").expect("short name"),
+        drug_name,
         concentration_ug_per_ml: 10_000,
         envelope: Envelope {
             max_basal_rate_nl_per_h: 8_000,
@@ -117,7 +121,9 @@ pub fn examples() -> Vec<Frame> {
         },
         event(
             41_875,
-            Message::PatientBolusRequested(PatientBolusRequested { time_ms: t + 61_250 }),
+            Message::PatientBolusRequested(PatientBolusRequested {
+                time_ms: t + 61_250,
+            }),
         ),
         event(
             41_876,
