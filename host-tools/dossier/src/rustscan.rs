@@ -384,14 +384,14 @@ pub fn functions(src: &str, all_are_tests: bool) -> Result<Vec<FnItem>, ScanErro
                     continue;
                 }
             }
-            Kind::Ident if text(&tok) == "proptest" => {
-                if is_kind(i + 1, Kind::Punct(b'!'))
+            Kind::Ident
+                if text(&tok) == "proptest"
+                    && is_kind(i + 1, Kind::Punct(b'!'))
                     && tokens
                         .get(i + 2)
-                        .is_some_and(|t| matches!(t.kind, Kind::Open(_)))
-                {
-                    proptest_open = Some(i + 2);
-                }
+                        .is_some_and(|t| matches!(t.kind, Kind::Open(_))) =>
+            {
+                proptest_open = Some(i + 2);
             }
             Kind::Ident if text(&tok) == "fn" => {
                 if let Some(name_tok) = tokens.get(i + 1).filter(|t| t.kind == Kind::Ident) {

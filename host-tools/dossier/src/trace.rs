@@ -47,11 +47,10 @@ pub fn render(reqs: &Requirements, hazards: &Hazards, tests: &TestIndex) -> Stri
         .iter()
         .filter(|h| h.outside_firmware && h.areas.is_empty())
         .collect();
+    let outside_only_fn = |h: &crate::hazards::Hazard| h.outside_firmware && h.areas.is_empty();
     let uncontrolled: Vec<_> = hazard_rows
         .iter()
-        .filter(|h| {
-            !controls.contains_key(h.id.as_str()) && !(h.outside_firmware && h.areas.is_empty())
-        })
+        .filter(|h| !controls.contains_key(h.id.as_str()) && !outside_only_fn(h))
         .collect();
     let used_areas: BTreeSet<&str> = entries.iter().map(|r| r.area.as_str()).collect();
     let empty_areas: Vec<&String> = reqs
