@@ -639,6 +639,52 @@ mod tests {
     }
 
     #[test]
+    fn tricky_fixture_file() {
+        let src = include_str!("../tests/fixtures/tricky.rs");
+        let fns: Vec<(String, bool)> = functions(src, false)
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.name, f.is_test))
+            .collect();
+        let expected = [
+            ("braces_in_literals", true),
+            ("helper_not_a_test", false),
+            ("setup", false),
+            ("nested_module_test", true),
+            ("inner_helper", false),
+            ("sr_fix_004_named_in_snake_case", true),
+            ("property_with_attribute", true),
+            ("property_without_attribute", true),
+            ("after_everything", true),
+        ];
+        let expected: Vec<(String, bool)> =
+            expected.iter().map(|(n, t)| (n.to_string(), *t)).collect();
+        assert_eq!(fns, expected);
+        assert_eq!(
+            tested(src),
+            [
+                pair("SR-FIX-001", "braces_in_literals"),
+                pair("SR-FIX-002", "nested_module_test"),
+                pair("SR-FIX-003", "nested_module_test"),
+                pair("SR-FIX-004", "sr_fix_004_named_in_snake_case"),
+                pair("SR-FIX-005", "property_with_attribute"),
+                pair("SR-FIX-006", "property_without_attribute"),
+                pair("SR-FIX-007", "after_everything"),
+            ]
+        );
+        let outside: Vec<String> = mentions(src, false)
+            .unwrap()
+            .into_iter()
+            .filter(|m| !m.in_test)
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(
+            outside,
+            ["SR-FIX-900", "SR-FIX-901", "SR-FIX-902", "SR-FIX-903"]
+        );
+    }
+
+    #[test]
     fn unterminated_input_is_an_error_with_line() {
         let err = functions("fn a() {}\n/* open", false).unwrap_err();
         assert_eq!(err.line, 2);

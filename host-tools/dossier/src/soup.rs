@@ -2,7 +2,8 @@
 //! lockfiles.
 //!
 //! Every lockfile of the repository is read: the root workspace's and those
-//! of the firmware projects (`boards/*/`, `capsules/*/`, `apps/*/`). Packages
+//! of the firmware projects (`boards/`, `boards/*/`, `capsules/*/`, `apps/`,
+//! `apps/*/`). Packages
 //! without a `source` are ours; every other package is SOUP. Which of our
 //! crates pull a package in, and how (normal, dev or build; directly or
 //! transitively), comes from the lockfile's dependency graph plus our
@@ -17,8 +18,10 @@ use crate::tree::Tree;
 /// Where lockfiles are looked for (one `*` matches one directory).
 pub const LOCKFILE_PATTERNS: &[&str] = &[
     "Cargo.lock",
+    "boards/Cargo.lock",
     "boards/*/Cargo.lock",
     "capsules/*/Cargo.lock",
+    "apps/Cargo.lock",
     "apps/*/Cargo.lock",
 ];
 
