@@ -1,0 +1,65 @@
+//! What the dosing app asks of the infusion capsule: the `Dosing` role's
+//! rows of the capsule's command table (see `infusion-core`'s crate docs),
+//! one method per command. The libtock-rs binary implements it over
+//! syscalls; tests implement it with a recording fake or over a real
+//! `InfusionCore`.
+
+use pump_protocol::{DeliveryKind, ErrorCode, StatusSnapshot};
+
+/// The capsule commands the dosing app uses.
+pub trait DosingCapsule {
+    /// Command 2: set the basal rate (`0` stops basal).
+    fn set_basal(&mut self, rate_nl_per_h: u32) -> Result<(), ErrorCode>;
+
+    /// Commands 3–6: start a bolus of `kind` (`ClinicianBolus`,
+    /// `PatientBolus`, `Priming` or `Bridge`).
+    fn start_bolus(
+        &mut self,
+        kind: DeliveryKind,
+        volume_nl: u32,
+        duration_ms: u32,
+    ) -> Result<(), ErrorCode>;
+
+    /// Command 7: stop the running bolus.
+    fn stop_bolus(&mut self) -> Result<(), ErrorCode>;
+
+    /// Command 8: watchdog check-in; returns the check-in timeout (0 while no
+    /// prescription is installed).
+    fn check_in(&mut self) -> Result<u32, ErrorCode>;
+
+    /// Command 17: copy the installed signed prescription into `buf`;
+    /// returns its length.
+    fn read_prescription(&mut self, buf: &mut [u8]) -> Result<usize, ErrorCode>;
+
+    /// Command 18: the envelope's patient-bolus lockout and count.
+    fn patient_bolus_state(&mut self) -> Result<PatientBolusState, ErrorCode>;
+
+    /// The capsule's status snapshot. Command 1 returns only state, top
+    /// alarm, reservoir and 24 h volume; the basal rate, running bolus and
+    /// refill-by time need a snapshot command the capsule does not have yet,
+    /// so a syscall implementation returns `Err(ErrorCode::NoSupport)` until
+    /// it does, and the core then works from what it knows itself.
+    fn status(&mut self) -> Result<StatusSnapshot, ErrorCode>;
+}
+
+/// The capsule's view of the patient bolus, from the envelope's limits
+/// (command 18: `U32U32(lockout_remaining_ms, boluses_left_24h)`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PatientBolusState {
+    /// Time until the envelope's lockout ends.
+    pub lockout_remaining_ms: u32,
+    /// Patient boluses the envelope still allows in the rolling 24 h.
+    pub boluses_left_24h: u32,
+}
+
+/// The time at a call: a monotonic clock for durations (watchdog, lockout,
+/// bolus ends) and the settable UTC wall clock for the time-of-day schedule.
+/// Keeping them apart is what makes a clock change unable to shorten a
+/// lockout or starve the watchdog (HAZ-020).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    /// Milliseconds on a clock that never goes backwards.
+    pub monotonic_ms: u64,
+    /// Milliseconds since the Unix epoch on the pump's wall clock.
+    pub utc_ms: u64,
+}

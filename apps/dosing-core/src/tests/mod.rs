@@ -1,0 +1,8 @@
+//! Unit and property tests against a recording fake capsule.
+
+mod core_tests;
+mod fake;
+mod flush_tests;
+mod patient_bolus_tests;
+mod schedule_tests;
+mod units_tests;

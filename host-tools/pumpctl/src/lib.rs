@@ -1,0 +1,13 @@
+//! `pumpctl`: the infusion pump's host tool. The binary (`src/main.rs`) is a
+//! thin command-line layer over these modules; the benchmark and the tests
+//! use them directly.
+#![forbid(unsafe_code)]
+
+pub mod board;
+pub mod decode;
+pub mod druglib;
+pub mod error;
+pub mod keys;
+pub mod rx;
+pub mod sign;
+pub mod units;
