@@ -79,6 +79,15 @@ impl TestIndex {
                 Err(e) => index.errors.push(format!("{path}: {e}")),
             }
         }
+        // A file-level entry adds nothing when a function of the same file
+        // already names the ID.
+        for tests in index.by_id.values_mut() {
+            let named_by_fn: BTreeSet<String> = tests
+                .iter()
+                .filter_map(|t| t.split_once("::").map(|(path, _)| path.to_string()))
+                .collect();
+            tests.retain(|t| !named_by_fn.contains(t));
+        }
         index
     }
 }
@@ -252,14 +261,14 @@ impl Dossier {
         }
         for (id, tests) in &self.tests.by_id {
             if self.requirements.get(id).is_none() {
-                for t in tests {
-                    add(
-                        Check::UnknownInTests,
-                        format!(
-                            "{t} names {id}, which is not a requirement in {REQUIREMENTS_PATH}"
-                        ),
-                    );
-                }
+                add(
+                    Check::UnknownInTests,
+                    format!(
+                        "{id} is not a requirement in {REQUIREMENTS_PATH}, but {} test(s) name it: {}. Add the entry or correct the ID.",
+                        tests.len(),
+                        tests.iter().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                );
             }
         }
         for e in &self.tests.errors {
@@ -336,4 +345,105 @@ pub fn report(problems: &[Problem], check: Check) -> Option<String> {
         out.push_str(&format!("- {}\n", p.message));
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::MemTree;
+
+    const REQS: &str = "# Safety requirements\n\nAreas: `ENV` safety envelope · `RX` prescriptions.\n\n## Capsule: safety envelope\n\n### SR-ENV-001: tested\n- Requirement: It shall refuse.\n- Rationale: r\n- Hazards: HAZ-001\n\n### SR-ENV-002: untested\n- Requirement: It shall stop.\n- Rationale: r\n- Hazards: HAZ-001, HAZ-009\n\n## Capsule: prescriptions\n\n### SR-RX-001: tbd\n- Requirement: It shall verify.\n- Rationale: r\n- Hazards: TBD\n";
+    const HAZARDS: &str = "# Hazards\n\n| ID | Hazard | Sev | Requirement areas | Verification |\n|---|---|---|---|---|\n| HAZ-001 | over | S5 | ENV | [m](traceability.md#haz-001) |\n\nControlled by SR-ENV-009.\n";
+    const LOCK: &str = "version = 4\n[[package]]\nname = \"core\"\nversion = \"0.1.0\"\ndependencies = [\"serde\"]\n[[package]]\nname = \"serde\"\nversion = \"1.0.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n";
+
+    fn repo() -> MemTree {
+        MemTree::new(&[
+            (REQUIREMENTS_PATH, REQS),
+            (HAZARDS_PATH, HAZARDS),
+            ("Cargo.toml", "[workspace]\nmembers = [\"core\"]\n"),
+            ("Cargo.lock", LOCK),
+            (
+                "core/Cargo.toml",
+                "[package]\nname = \"core\"\n[dependencies]\nserde = \"1\"\n",
+            ),
+            (
+                "core/src/lib.rs",
+                "/// SR-ENV-002 above a test does not count.\n#[test]\nfn t() { /* Verifies: SR-ENV-001 */ }\n#[test]\nfn sr_env_077_typo() {}\n",
+            ),
+            ("core/tests/it.rs", "//! SR-ENV-001\nfn x() { /* SR-ENV-001 */ }\n"),
+            (soup::RATIONALE_PATH, "[crates.other]\npurpose = \"p\"\nacceptable = \"a\"\n"),
+        ])
+    }
+
+    fn messages(problems: &[Problem], check: Check) -> Vec<String> {
+        problems
+            .iter()
+            .filter(|p| p.check == check)
+            .map(|p| p.message.clone())
+            .collect()
+    }
+
+    #[test]
+    fn every_kind_of_problem_is_reported() {
+        let d = Dossier::load(&repo());
+        let p = d.problems();
+        let reqs = messages(&p, Check::Requirements);
+        assert_eq!(reqs.len(), 1, "{reqs:?}");
+        assert!(reqs[0].contains("SR-RX-001: `- Hazards:` says TBD"));
+        assert_eq!(
+            messages(&p, Check::HazardLinks),
+            ["docs/safety/requirements.md line 12: SR-ENV-002 names HAZ-009, which is not a hazard in docs/safety/hazards.md"]
+        );
+        let haz = messages(&p, Check::HazardsFile);
+        assert_eq!(haz.len(), 1);
+        assert!(haz[0].starts_with("docs/safety/hazards.md line 7: names SR-ENV-009"));
+        let untested = messages(&p, Check::Untested);
+        assert_eq!(untested.len(), 2, "{untested:?}");
+        assert!(untested[0]
+            .starts_with("SR-ENV-002 (docs/safety/requirements.md line 12: untested) has no test"));
+        assert!(untested[0].contains("mentioned outside any test body at core/src/lib.rs:1"));
+        assert!(untested[1].starts_with("SR-RX-001 "));
+        assert_eq!(
+            messages(&p, Check::UnknownInTests),
+            ["SR-ENV-077 is not a requirement in docs/safety/requirements.md, but 1 test(s) name it: core/src/lib.rs::sr_env_077_typo. Add the entry or correct the ID."]
+        );
+        for check in [Check::Traceability, Check::SoupStale] {
+            let m = messages(&p, check);
+            assert_eq!(m.len(), 1);
+            assert!(m[0].contains("does not exist. Run `cargo run -p pump-dossier -- regenerate`"));
+        }
+        let soup = messages(&p, Check::SoupRationale);
+        assert_eq!(soup.len(), 1);
+        assert!(soup[0].contains("[crates.serde]\npurpose = "));
+        // File-level mentions are dropped when a function of the file names the ID.
+        assert_eq!(
+            d.tests.by_id["SR-ENV-001"].iter().collect::<Vec<_>>(),
+            ["core/src/lib.rs::t", "core/tests/it.rs::x"]
+        );
+    }
+
+    #[test]
+    fn generated_files_are_current_after_regenerating_and_stale_after_a_change() {
+        let mut tree = repo();
+        let d = Dossier::load(&tree);
+        tree.insert(TRACEABILITY_PATH, &d.traceability_md());
+        tree.insert(SOUP_PATH, &d.soup_md());
+        let p = Dossier::load(&tree).problems();
+        assert!(messages(&p, Check::Traceability).is_empty());
+        assert!(messages(&p, Check::SoupStale).is_empty());
+
+        tree.insert(
+            "core/src/more.rs",
+            "#[test]\nfn sr_env_002_now_tested() {}\n",
+        );
+        let p = Dossier::load(&tree).problems();
+        let stale = messages(&p, Check::Traceability);
+        assert_eq!(stale.len(), 1);
+        assert!(stale[0].starts_with("docs/safety/traceability.md is stale"));
+        assert!(stale[0]
+            .contains("Run `cargo run -p pump-dossier -- regenerate` and commit the result."));
+        assert!(messages(&p, Check::Untested)
+            .iter()
+            .all(|m| !m.starts_with("SR-ENV-002")));
+    }
 }
