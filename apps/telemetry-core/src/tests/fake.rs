@@ -1,0 +1,260 @@
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::vec::Vec;
+
+use pump_protocol::{
+    encode_stream_frame, AlarmCode, ClinicianBolus, DeliveryKind, DeliveryOutcome, DeliveryRecord,
+    ErrorCode, Frame, Message, PumpState, Refill, StatusSnapshot, StreamDecoder, StreamItem,
+    MAX_STREAM_FRAME_LEN,
+};
+
+use crate::{DosingLink, LinkOutput, LogStorage, StorageError, TelemetryCapsule, RECORD_LEN};
+
+/// Record slots in memory, shared so that a test can drop a core and open
+/// a new one over the same contents (a reset).
+#[derive(Clone)]
+pub struct MemStorage {
+    pub slots: Rc<RefCell<Vec<[u8; RECORD_LEN]>>>,
+    pub writes: Rc<RefCell<u32>>,
+}
+
+impl MemStorage {
+    pub fn new(slots: usize) -> Self {
+        Self {
+            // Erased flash.
+            slots: Rc::new(RefCell::new(std::vec![[0xFF; RECORD_LEN]; slots])),
+            writes: Rc::new(RefCell::new(0)),
+        }
+    }
+}
+
+impl LogStorage for MemStorage {
+    fn slot_count(&self) -> u32 {
+        self.slots.borrow().len() as u32
+    }
+    fn read(&mut self, slot: u32, record: &mut [u8; RECORD_LEN]) -> Result<(), StorageError> {
+        let slots = self.slots.borrow();
+        let stored = slots.get(slot as usize).ok_or(StorageError::OutOfRange)?;
+        record.copy_from_slice(stored);
+        Ok(())
+    }
+    fn write(&mut self, slot: u32, record: &[u8; RECORD_LEN]) -> Result<(), StorageError> {
+        *self.writes.borrow_mut() += 1;
+        let mut slots = self.slots.borrow_mut();
+        let stored = slots
+            .get_mut(slot as usize)
+            .ok_or(StorageError::OutOfRange)?;
+        stored.copy_from_slice(record);
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum CapsuleCall {
+    Install(Vec<u8>),
+    Drain,
+    Acknowledge(AlarmCode),
+    ClearFault(AlarmCode),
+    Suspend,
+    Resume,
+    Refill(Refill),
+    SetClock(u64),
+    Pending,
+    Status,
+}
+
+/// A recording fake capsule: queued events are drained as stream items,
+/// every other command answers from a script (then `Ok`).
+pub struct FakeCapsule {
+    pub calls: Vec<CapsuleCall>,
+    pub events: VecDeque<(u32, Message)>,
+    pub answers: VecDeque<Result<(), ErrorCode>>,
+    pub status: StatusSnapshot,
+}
+
+impl FakeCapsule {
+    pub fn new() -> Self {
+        Self {
+            calls: Vec::new(),
+            events: VecDeque::new(),
+            answers: VecDeque::new(),
+            status: StatusSnapshot {
+                time_ms: 1_735_689_600_000,
+                pump_state: PumpState::Running,
+                prescription_serial: 3,
+                basal_rate_nl_per_h: 25_000,
+                bolus_remaining_nl: 0,
+                reservoir_nl: 9_000_000,
+                delivered_24h_nl: 600_000,
+                patient_boluses_24h: 1,
+                top_alarm: None,
+                refill_by_time_ms: Some(1_738_000_000_000),
+            },
+        }
+    }
+
+    /// Queues `DeliveryRecord` events with these sequence numbers.
+    pub fn queue_records(&mut self, sequences: impl IntoIterator<Item = u32>) {
+        for sequence in sequences {
+            self.events.push_back((sequence, record(sequence)));
+        }
+    }
+
+    fn answer(&mut self, call: CapsuleCall) -> Result<(), ErrorCode> {
+        self.calls.push(call);
+        self.answers.pop_front().unwrap_or(Ok(()))
+    }
+
+    /// Calls other than draining and counting events.
+    pub fn commands(&self) -> Vec<CapsuleCall> {
+        self.calls
+            .iter()
+            .filter(|c| !matches!(c, CapsuleCall::Drain | CapsuleCall::Pending))
+            .cloned()
+            .collect()
+    }
+}
+
+/// A distinguishable event for sequence `sequence`.
+pub fn record(sequence: u32) -> Message {
+    Message::DeliveryRecord(DeliveryRecord {
+        time_ms: 1_735_689_600_000 + u64::from(sequence) * 1000,
+        delivery_kind: DeliveryKind::Basal,
+        outcome: DeliveryOutcome::Checkpoint,
+        volume_nl: sequence.wrapping_mul(250),
+        duration_ms: 3_600_000,
+    })
+}
+
+impl TelemetryCapsule for FakeCapsule {
+    fn install_prescription(&mut self, signed: &[u8]) -> Result<(), ErrorCode> {
+        self.answer(CapsuleCall::Install(signed.to_vec()))
+    }
+    fn drain_events(&mut self, buf: &mut [u8]) -> Result<(usize, usize), ErrorCode> {
+        self.calls.push(CapsuleCall::Drain);
+        let mut written = 0;
+        let mut frames = 0;
+        let mut item = [0u8; MAX_STREAM_FRAME_LEN];
+        while let Some((sequence, message)) = self.events.front().cloned() {
+            let frame = Frame {
+                sequence,
+                flags: 0,
+                message,
+            };
+            let len = encode_stream_frame(&frame, &mut item).unwrap();
+            let Some(dst) = buf.get_mut(written..written + len) else {
+                break;
+            };
+            dst.copy_from_slice(&item[..len]);
+            written += len;
+            frames += 1;
+            self.events.pop_front();
+        }
+        Ok((written, frames))
+    }
+    fn acknowledge_alarm(&mut self, code: AlarmCode) -> Result<(), ErrorCode> {
+        self.answer(CapsuleCall::Acknowledge(code))
+    }
+    fn clear_fault(&mut self, code: AlarmCode) -> Result<(), ErrorCode> {
+        self.answer(CapsuleCall::ClearFault(code))
+    }
+    fn suspend(&mut self) -> Result<(), ErrorCode> {
+        self.answer(CapsuleCall::Suspend)
+    }
+    fn resume(&mut self) -> Result<(), ErrorCode> {
+        self.answer(CapsuleCall::Resume)
+    }
+    fn refill(&mut self, refill: &Refill) -> Result<(), ErrorCode> {
+        self.answer(CapsuleCall::Refill(refill.clone()))
+    }
+    fn set_clock(&mut self, utc_time_ms: u64) -> Result<(), ErrorCode> {
+        self.answer(CapsuleCall::SetClock(utc_time_ms))
+    }
+    fn pending_events(&mut self) -> Result<u32, ErrorCode> {
+        self.calls.push(CapsuleCall::Pending);
+        Ok(self.events.len() as u32)
+    }
+    fn status(&mut self) -> Result<StatusSnapshot, ErrorCode> {
+        self.calls.push(CapsuleCall::Status);
+        self.answers.pop_front().unwrap_or(Ok(()))?;
+        Ok(self.status.clone())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)]
+pub enum DosingCall {
+    ClinicianBolus(ClinicianBolus),
+    PatientBolus,
+    Applied(Message),
+}
+
+/// A recording dosing link with scripted verdicts (then `Ok`).
+#[derive(Default)]
+pub struct FakeDosing {
+    pub calls: Vec<DosingCall>,
+    pub verdicts: VecDeque<Result<(), ErrorCode>>,
+}
+
+impl DosingLink for FakeDosing {
+    fn clinician_bolus(&mut self, request: &ClinicianBolus) -> Result<(), ErrorCode> {
+        self.calls.push(DosingCall::ClinicianBolus(request.clone()));
+        self.verdicts.pop_front().unwrap_or(Ok(()))
+    }
+    fn patient_bolus(&mut self) -> Result<(), ErrorCode> {
+        self.calls.push(DosingCall::PatientBolus);
+        self.verdicts.pop_front().unwrap_or(Ok(()))
+    }
+    fn command_applied(&mut self, command: &Message) {
+        self.calls.push(DosingCall::Applied(command.clone()));
+    }
+}
+
+/// Output with a fixed room.
+pub struct VecOutput {
+    pub bytes: Vec<u8>,
+    pub capacity: usize,
+}
+
+impl VecOutput {
+    pub fn with_room(capacity: usize) -> Self {
+        Self {
+            bytes: Vec::new(),
+            capacity,
+        }
+    }
+
+    /// Decodes everything written; the output must be valid frames only.
+    pub fn frames(&self) -> Vec<(u32, u8, Message)> {
+        let mut out = Vec::new();
+        let mut decoder = StreamDecoder::new();
+        decoder.feed(&self.bytes, |item| match item {
+            StreamItem::Frame { frame, .. } => {
+                out.push((frame.sequence(), frame.header.flags, frame.message))
+            }
+            StreamItem::Invalid { error, .. } => panic!("invalid output frame: {error}"),
+        });
+        out
+    }
+}
+
+impl LinkOutput for VecOutput {
+    fn room(&self) -> usize {
+        self.capacity - self.bytes.len()
+    }
+    fn write(&mut self, item: &[u8]) {
+        assert!(item.len() <= self.room(), "wrote past the room");
+        self.bytes.extend_from_slice(item);
+    }
+}
+
+/// A command as a stream item from the host.
+pub fn host_frame(sequence: u32, message: Message) -> Vec<u8> {
+    pump_protocol::encode_stream_frame_vec(&Frame {
+        sequence,
+        flags: 0,
+        message,
+    })
+    .unwrap()
+}
