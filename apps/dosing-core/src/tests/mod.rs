@@ -4,5 +4,6 @@ mod core_tests;
 mod fake;
 mod flush_tests;
 mod patient_bolus_tests;
+mod property_tests;
 mod schedule_tests;
 mod units_tests;
