@@ -1,0 +1,409 @@
+//! The syscall driver: `infusion_core`'s command table on a Tock kernel.
+
+use infusion_core::{command, AppId, BoardConfig, CommandResult, InfusionCore, Notification, Role};
+use kernel::grant::{AllowRoCount, AllowRwCount, Grant, GrantKernelData, UpcallCount};
+use kernel::hil::time::{Alarm, AlarmClient, Frequency, Ticks};
+use kernel::process::ShortId;
+use kernel::processbuffer::{ReadableProcessBuffer, WriteableProcessBuffer};
+use kernel::syscall::{CommandReturn, SyscallDriver};
+use kernel::utilities::cells::MapCell;
+use kernel::{ErrorCode, ProcessId};
+use pump_protocol::{AlarmCode, AlarmPriority, DeliveryKind};
+
+use crate::clock::{ms_to_ticks, Clock};
+use crate::platform::{FaultClient, Note, Notes, StoreClient, TockPlatform};
+use crate::{allow, upcall};
+
+/// Longest the capsule's alarm sleeps, so the tick counter cannot wrap
+/// unseen (a 24-bit counter at 32 kHz wraps every 512 s; 2^32 ticks of a
+/// 64-bit counter at 10 MHz take 429 s).
+pub const MAX_SLEEP_MS: u64 = 60_000;
+
+/// Bytes of the read-only allow the capsule looks at: the largest signed
+/// prescription.
+pub const RO_SCRATCH_LEN: usize = pump_protocol::prescription::MAX_SIGNED_PRESCRIPTION_LEN;
+
+/// Bytes of the read-write allow the capsule fills per command: at least one
+/// stream-encoded frame, and the largest signed prescription.
+pub const RW_SCRATCH_LEN: usize = 1024;
+
+const _: () = assert!(RW_SCRATCH_LEN >= pump_protocol::MAX_STREAM_FRAME_LEN);
+const _: () = assert!(RW_SCRATCH_LEN >= RO_SCRATCH_LEN);
+
+/// Per-process state: only the upcalls and allows the kernel keeps for us.
+#[derive(Default)]
+pub struct App;
+
+type Apps = Grant<
+    App,
+    UpcallCount<{ upcall::COUNT }>,
+    AllowRoCount<{ allow::RO_COUNT }>,
+    AllowRwCount<{ allow::RW_COUNT }>,
+>;
+
+/// One syscall command, as the core takes it.
+#[derive(Clone, Copy)]
+struct Call {
+    caller: AppId,
+    command_num: u32,
+    arg1: u32,
+    arg2: u32,
+    now_ms: u64,
+}
+
+struct Scratch {
+    ro: [u8; RO_SCRATCH_LEN],
+    rw: [u8; RW_SCRATCH_LEN],
+}
+
+/// The infusion capsule. See the crate documentation.
+pub struct Infusion<'a, A: Alarm<'a>> {
+    alarm: &'a A,
+    apps: Apps,
+    /// Configuration and platform until the saved record has been read.
+    boot: MapCell<(BoardConfig, TockPlatform<'a>)>,
+    core: MapCell<InfusionCore<TockPlatform<'a>>>,
+    clock: Clock<A::Ticks>,
+    scratch: MapCell<Scratch>,
+}
+
+/// The Tock error code for a core error, by `infusion_core::tock_error_name`
+/// (the single source of the mapping).
+pub fn to_tock_error(error: pump_protocol::ErrorCode) -> ErrorCode {
+    match infusion_core::tock_error_name(error) {
+        "BUSY" => ErrorCode::BUSY,
+        "ALREADY" => ErrorCode::ALREADY,
+        "OFF" => ErrorCode::OFF,
+        "RESERVE" => ErrorCode::RESERVE,
+        "INVAL" => ErrorCode::INVAL,
+        "SIZE" => ErrorCode::SIZE,
+        "CANCEL" => ErrorCode::CANCEL,
+        "NOMEM" => ErrorCode::NOMEM,
+        "NOSUPPORT" => ErrorCode::NOSUPPORT,
+        "NODEVICE" => ErrorCode::NODEVICE,
+        "UNINSTALLED" => ErrorCode::UNINSTALLED,
+        "NOACK" => ErrorCode::NOACK,
+        _ => ErrorCode::FAIL,
+    }
+}
+
+fn to_command_return(result: CommandResult) -> CommandReturn {
+    match result {
+        CommandResult::Success => CommandReturn::success(),
+        CommandResult::SuccessU32(a) => CommandReturn::success_u32(a),
+        CommandResult::SuccessU32U32(a, b) => CommandReturn::success_u32_u32(a, b),
+        CommandResult::SuccessU32U32U32(a, b, c) => CommandReturn::success_u32_u32_u32(a, b, c),
+        CommandResult::Failure(e) => CommandReturn::failure_u32(to_tock_error(e), e.code().into()),
+    }
+}
+
+/// The credential-checked identity of a process. Processes without a fixed
+/// `ShortId` are `AppId(0)`, which no role table lists.
+fn app_id(process_id: ProcessId) -> AppId {
+    match process_id.short_app_id() {
+        ShortId::Fixed(id) => AppId(id.get()),
+        ShortId::LocallyUnique => AppId(0),
+    }
+}
+
+fn bolus_kind(command_num: u16) -> Option<DeliveryKind> {
+    match command_num {
+        command::CLINICIAN_BOLUS => Some(DeliveryKind::ClinicianBolus),
+        command::PATIENT_BOLUS => Some(DeliveryKind::PatientBolus),
+        command::PRIMING_BOLUS => Some(DeliveryKind::Priming),
+        command::BRIDGE_BOLUS => Some(DeliveryKind::Bridge),
+        _ => None,
+    }
+}
+
+fn priority_arg(priority: Option<AlarmPriority>) -> usize {
+    match priority {
+        None => 0,
+        Some(AlarmPriority::Low) => 1,
+        Some(AlarmPriority::Medium) => 2,
+        Some(AlarmPriority::High) | Some(AlarmPriority::Other(_)) => 3,
+    }
+}
+
+impl<'a, A: Alarm<'a>> Infusion<'a, A> {
+    /// The capsule, idle until [`StoreClient::loaded`] hands it the saved
+    /// record. `alarm` is used by this capsule alone.
+    pub fn new(alarm: &'a A, apps: Apps, config: BoardConfig, platform: TockPlatform<'a>) -> Self {
+        Self {
+            alarm,
+            apps,
+            boot: MapCell::new((config, platform)),
+            core: MapCell::empty(),
+            clock: Clock::new(alarm.now()),
+            scratch: MapCell::new(Scratch {
+                ro: [0; RO_SCRATCH_LEN],
+                rw: [0; RW_SCRATCH_LEN],
+            }),
+        }
+    }
+
+    /// Core time now, and the tick reading it was taken at.
+    fn now(&self) -> (u64, A::Ticks) {
+        let ticks = self.alarm.now();
+        let ms = self
+            .clock
+            .now_ms(ticks, <A::Frequency as Frequency>::frequency());
+        (ms, ticks)
+    }
+
+    /// Runs `f` on the core with the platform's clock set; `None` before the
+    /// core is restored.
+    fn with_core<R>(
+        &self,
+        now_ms: u64,
+        f: impl FnOnce(&mut InfusionCore<TockPlatform<'a>>) -> R,
+    ) -> Option<R> {
+        self.core.map(|core| {
+            core.platform_mut().now_ms = now_ms;
+            f(core)
+        })
+    }
+
+    /// After every core call: deliver queued notifications as upcalls and
+    /// re-arm the alarm for the core's next wake-up.
+    fn settle(&self) {
+        let mut notes = self
+            .core
+            .map(|core| core.platform_mut().notes.take())
+            .unwrap_or(Notes::new());
+        self.deliver(&mut notes);
+        self.rearm();
+    }
+
+    fn deliver(&self, notes: &mut Notes) {
+        if notes.iter().next().is_none() {
+            return;
+        }
+        self.apps.each(|process_id, _, kernel_data| {
+            let is_telemetry = self.core.map_or(false, |core| {
+                core.config().role_of(app_id(process_id)) == Role::Telemetry
+            });
+            for note in notes.iter() {
+                schedule(kernel_data, note, is_telemetry);
+            }
+        });
+    }
+
+    fn rearm(&self) {
+        let (now_ms, now_ticks) = self.now();
+        let wake = self.core.map(|core| core.next_wakeup()).flatten();
+        let until = wake.map_or(MAX_SLEEP_MS, |t| t.saturating_sub(now_ms).min(MAX_SLEEP_MS));
+        let frequency = <A::Frequency as Frequency>::frequency();
+        let dt = A::Ticks::from_or_max(ms_to_ticks(until, frequency));
+        let dt = dt.max(self.alarm.minimum_dt());
+        self.alarm.set_alarm(now_ticks, dt);
+    }
+
+    /// The syscall command, with the allow buffers copied through the
+    /// capsule's scratch buffers (the core works on plain slices).
+    fn dispatch(
+        &self,
+        core: &mut InfusionCore<TockPlatform<'a>>,
+        kernel_data: &GrantKernelData,
+        call: Call,
+    ) -> CommandResult {
+        let Call {
+            caller,
+            command_num,
+            arg1,
+            arg2,
+            now_ms,
+        } = call;
+        let num = u16::try_from(command_num).unwrap_or(u16::MAX);
+        self.scratch
+            .map(|scratch| match num {
+                command::INSTALL_PRESCRIPTION | command::REFILL => {
+                    let len = kernel_data
+                        .get_readonly_processbuffer(allow::RO_INPUT)
+                        .and_then(|buffer| {
+                            buffer.enter(|slice| {
+                                let len = slice.len().min(RO_SCRATCH_LEN);
+                                slice[..len].copy_to_slice(&mut scratch.ro[..len]);
+                                len
+                            })
+                        })
+                        .unwrap_or(0);
+                    core.command(
+                        caller,
+                        command_num,
+                        arg1,
+                        arg2,
+                        &scratch.ro[..len],
+                        &mut [],
+                        now_ms,
+                    )
+                }
+                command::DRAIN_EVENTS | command::READ_PRESCRIPTION => {
+                    let buffer = kernel_data.get_readwrite_processbuffer(allow::RW_OUTPUT);
+                    let len = buffer.as_ref().map_or(0, |b| b.len().min(RW_SCRATCH_LEN));
+                    // Zeroed, so nothing of an earlier caller can leak.
+                    let rw = &mut scratch.rw[..len];
+                    rw.fill(0);
+                    let result = core.command(caller, command_num, arg1, arg2, &[], rw, now_ms);
+                    let written = match result {
+                        CommandResult::SuccessU32U32(bytes, _) if num == command::DRAIN_EVENTS => {
+                            bytes as usize
+                        }
+                        CommandResult::SuccessU32(bytes) if num == command::READ_PRESCRIPTION => {
+                            bytes as usize
+                        }
+                        _ => 0,
+                    };
+                    if let Ok(buffer) = buffer {
+                        let written = written.min(len);
+                        let _ = buffer.mut_enter(|slice| {
+                            slice[..written].copy_from_slice(&scratch.rw[..written]);
+                        });
+                    }
+                    result
+                }
+                _ => core.command(caller, command_num, arg1, arg2, &[], &mut [], now_ms),
+            })
+            .unwrap_or(CommandResult::Failure(pump_protocol::ErrorCode::Busy))
+    }
+}
+
+fn schedule(kernel_data: &GrantKernelData, note: Note, is_telemetry: bool) {
+    let (num, args) = match note {
+        Note::Core(Notification::DeliveryDone {
+            kind,
+            outcome,
+            volume_nl,
+        }) => (
+            upcall::DELIVERY_DONE,
+            (
+                usize::from(kind.code()),
+                usize::from(outcome.code()),
+                volume_nl as usize,
+            ),
+        ),
+        Note::BolusVerdict {
+            kind,
+            error,
+            volume_nl,
+        } => (
+            upcall::BOLUS_VERDICT,
+            (
+                usize::from(kind.code()),
+                usize::from(error),
+                volume_nl as usize,
+            ),
+        ),
+        Note::Core(Notification::EventsAvailable { count }) => {
+            if !is_telemetry {
+                return;
+            }
+            (upcall::EVENTS_AVAILABLE, (count, 0, 0))
+        }
+        Note::Core(Notification::AlarmChanged(signal)) => (
+            upcall::ALARM_CHANGED,
+            (
+                priority_arg(signal.priority),
+                usize::from(signal.audible),
+                0,
+            ),
+        ),
+    };
+    // A process that has not subscribed simply gets nothing.
+    let _ = kernel_data.schedule_upcall(num, args);
+}
+
+impl<'a, A: Alarm<'a>> SyscallDriver for Infusion<'a, A> {
+    fn command(
+        &self,
+        command_num: usize,
+        r2: usize,
+        r3: usize,
+        process_id: ProcessId,
+    ) -> CommandReturn {
+        if command_num == usize::from(command::EXISTS) {
+            return CommandReturn::success();
+        }
+        let Ok(command_num) = u32::try_from(command_num) else {
+            return CommandReturn::failure(ErrorCode::NOSUPPORT);
+        };
+        // Arguments wider than 32 bits (only on 64-bit hosts) saturate, so
+        // they fail the core's checks rather than wrap into valid values.
+        let arg1 = u32::try_from(r2).unwrap_or(u32::MAX);
+        let arg2 = u32::try_from(r3).unwrap_or(u32::MAX);
+        let caller = app_id(process_id);
+        let (now_ms, _) = self.now();
+        let entered = self.apps.enter(process_id, |_, kernel_data| {
+            self.with_core(now_ms, |core| {
+                let call = Call {
+                    caller,
+                    command_num,
+                    arg1,
+                    arg2,
+                    now_ms,
+                };
+                let result = self.dispatch(core, kernel_data, call);
+                let kind = u16::try_from(command_num).ok().and_then(bolus_kind);
+                if let Some(kind) = kind {
+                    if core.config().role_of(caller) == Role::Dosing {
+                        let error = match result {
+                            CommandResult::Failure(e) => e.code(),
+                            _ => 0,
+                        };
+                        core.platform_mut().notes.push(Note::BolusVerdict {
+                            kind,
+                            error,
+                            volume_nl: arg1,
+                        });
+                    }
+                }
+                result
+            })
+        });
+        let result = match entered {
+            Ok(Some(result)) => result,
+            Ok(None) => CommandResult::Failure(pump_protocol::ErrorCode::NotReady),
+            Err(e) => return CommandReturn::failure(e.into()),
+        };
+        self.settle();
+        to_command_return(result)
+    }
+
+    fn allocate_grant(&self, process_id: ProcessId) -> Result<(), kernel::process::Error> {
+        self.apps.enter(process_id, |_, _| {})
+    }
+}
+
+impl<'a, A: Alarm<'a>> AlarmClient for Infusion<'a, A> {
+    fn alarm(&self) {
+        let (now_ms, _) = self.now();
+        self.with_core(now_ms, |core| core.on_timer(now_ms));
+        self.settle();
+    }
+}
+
+impl<'a, A: Alarm<'a>> FaultClient for Infusion<'a, A> {
+    fn fault_input_changed(&self, code: AlarmCode, asserted: bool) {
+        let (now_ms, _) = self.now();
+        self.with_core(now_ms, |core| core.on_fault_input(code, asserted, now_ms));
+        self.settle();
+    }
+}
+
+impl<'a, A: Alarm<'a>> StoreClient for Infusion<'a, A> {
+    fn loaded(&self, record: Option<&[u8]>, saved_at_ms: u64) {
+        self.clock.continue_from(saved_at_ms);
+        let (now_ms, _) = self.now();
+        if let Some((config, mut platform)) = self.boot.take() {
+            platform.now_ms = now_ms;
+            self.core
+                .put(InfusionCore::restore(config, platform, record, now_ms));
+        }
+        self.settle();
+    }
+
+    fn committed(&self) {
+        self.core
+            .map(|core| core.platform_mut().release_held_steps());
+    }
+}

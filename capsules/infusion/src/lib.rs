@@ -1,0 +1,160 @@
+//! Infusion pump capsule: the pump's safety kernel behind a syscall driver.
+//!
+//! This capsule is the only code in the pump that moves the motor or sounds
+//! the alarm. Every decision (the physician's envelope from a signed
+//! prescription, roles, the exact 24 h ledger, the watchdog, alarms,
+//! persistence) is made by the portable `infusion-core` crate; this crate is
+//! the glue that puts it on a Tock kernel:
+//!
+//! - [`Infusion`] implements [`SyscallDriver`] as a direct translation of
+//!   `infusion_core::InfusionCore::command` (same command numbers and
+//!   arguments), with a grant per process for four upcalls, one read-only
+//!   allow (signed prescription or refill bytes) and one read-write allow
+//!   (drained events or the installed prescription).
+//! - The caller's identity is the credential-checked `ShortId` the kernel
+//!   assigned to the process ([`appid::RoleKeyShortIds`] gives the dosing and
+//!   telemetry apps fixed ones); the board's role table in the
+//!   [`BoardConfig`] maps it to a role.
+//! - Core time is 64-bit milliseconds extended from the ticks of one
+//!   [`hil::time::Alarm`], which is armed at `next_wakeup()` (and at least
+//!   every [`MAX_SLEEP_MS`], so no tick wrap is missed).
+//! - HIL adapters: [`motor::StepperMotor`] (STEP/DIR/ENABLE GPIO pins and a
+//!   fault input, pulses timed by an alarm), [`annunciator::Annunciator`]
+//!   (alarm tones on a [`hil::buzzer::Buzzer`], priority on LEDs) and
+//!   [`storage::AbStore`] (two-slot atomic record store over a
+//!   [`hil::nonvolatile_storage::NonvolatileStorage`]).
+//!
+//! A motor step is released to the motor only once the record that accounts
+//! for it has been written (the core saves before every step), so a reset
+//! can never forget a step that moved.
+//!
+//! Usage
+//! -----
+//!
+//! ```rust,ignore
+//! # use kernel::static_init;
+//! let store = static_init!(AbStore<'static, RamStore>, AbStore::new(ram_store, buf_a, buf_b, 0, 8192));
+//! ram_store.set_client(store);
+//! let platform = infusion::TockPlatform::new(motor, annunciator, store);
+//! let infusion = static_init!(
+//!     infusion::Infusion<'static, VirtualMuxAlarm<'static, Clint<'static>>>,
+//!     infusion::Infusion::new(
+//!         core_alarm,
+//!         board_kernel.create_grant(infusion::DRIVER_NUM, &memory_allocation_cap),
+//!         board_config,
+//!         platform,
+//!     )
+//! );
+//! core_alarm.set_alarm_client(infusion);
+//! motor.set_fault_client(infusion);
+//! store.set_client(infusion);
+//! store.load(); // the capsule starts the core once the saved record is read
+//! ```
+//!
+//! Syscall Interface
+//! -----------------
+//!
+//! - Stability: 0 - Draft
+//! - Driver number: [`DRIVER_NUM`] (`0x8000_0100`, out of tree: top bit set)
+//!
+//! ### Command
+//!
+//! Failures are `FAILURE_U32(tock_error, protocol_error)`: the Tock error
+//! code from `infusion_core::tock_error_name` and the exact
+//! `pump_protocol::ErrorCode` as data, so apps can tell e.g. a lockout
+//! (`BUSY`, 16) from a busy bolus channel (`BUSY`, 22). A role violation is
+//! `NODEVICE` (6) and is audited as an `AccessDenied` event. Before the saved
+//! state has been restored every command but 0 fails with `OFF`
+//! (`NotReady`).
+//!
+//! | # | command | role | r2, r3 | success |
+//! |---|---------|------|--------|---------|
+//! | 0 | driver exists | any | – | `SUCCESS` |
+//! | 1 | status | any | – | `SUCCESS_U32_U32_U32(state \| top_alarm << 16, reservoir_nl, delivered_24h_nl)` |
+//! | 2 | set basal rate | Dosing | rate nL/h | `SUCCESS` |
+//! | 3 | clinician bolus | Dosing | volume nL, duration ms | `SUCCESS` |
+//! | 4 | patient bolus | Dosing | volume nL, duration ms | `SUCCESS` |
+//! | 5 | priming bolus | Dosing | volume nL, duration ms | `SUCCESS` |
+//! | 6 | bridge bolus | Dosing | volume nL, duration ms | `SUCCESS` |
+//! | 7 | stop bolus | Dosing | – | `SUCCESS` |
+//! | 8 | watchdog check-in | Dosing | – | `SUCCESS_U32(timeout_ms)` |
+//! | 9 | install prescription | Telemetry | length in read-only allow 0 | `SUCCESS` |
+//! | 10 | drain events | Telemetry | – (read-write allow 0) | `SUCCESS_U32_U32(bytes, frames)` |
+//! | 11 | acknowledge alarm | Telemetry | alarm code | `SUCCESS` |
+//! | 12 | clear fault | Telemetry | alarm code | `SUCCESS` |
+//! | 13 | suspend | Telemetry | – | `SUCCESS` |
+//! | 14 | resume | Telemetry | – | `SUCCESS` |
+//! | 15 | refill | Telemetry | length in read-only allow 0 (postcard `Refill`) | `SUCCESS` |
+//! | 16 | set clock | Telemetry | UTC ms low, high 32 bits | `SUCCESS` |
+//! | 17 | read prescription | Dosing, Telemetry | – (read-write allow 0) | `SUCCESS_U32(len)` |
+//! | 18 | patient bolus state | any | – | `SUCCESS_U32_U32(lockout_remaining_ms, boluses_left_24h)` |
+//! | 19 | pending events | Telemetry | – | `SUCCESS_U32(count)` |
+//!
+//! Drained events are protocol frames, each `0x00 COBS(frame) 0x00`, whole
+//! frames only; at most [`RW_SCRATCH_LEN`] bytes per call.
+//!
+//! ### Subscribe
+//!
+//! | # | upcall | to | arguments |
+//! |---|--------|----|-----------|
+//! | 0 | delivery done | every process | delivery kind, outcome, volume nL since its last checkpoint |
+//! | 1 | bolus verdict (commands 3–6 of the dosing app) | every process | delivery kind, 0 if started else protocol error code, requested volume nL |
+//! | 2 | events available | processes with the Telemetry role | number of queued events, 0, 0 |
+//! | 3 | alarm changed | every process | 0 none / 1 low / 2 medium / 3 high, 1 if audible, 0 |
+//!
+//! ### Allow
+//!
+//! | kind | # | contents |
+//! |------|---|----------|
+//! | read-only | 0 | signed prescription (command 9) or postcard `Refill` (command 15), at most [`RO_SCRATCH_LEN`] bytes |
+//! | read-write | 0 | receives drained events (command 10) or the installed prescription (command 17) |
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod annunciator;
+pub mod appid;
+mod clock;
+mod driver;
+pub mod motor;
+mod platform;
+pub mod storage;
+
+pub use crate::driver::{to_tock_error, Infusion, MAX_SLEEP_MS, RO_SCRATCH_LEN, RW_SCRATCH_LEN};
+pub use crate::platform::{
+    AlarmAnnunciator, FaultClient, PumpMotor, RecordStore, StoreClient, TockPlatform,
+};
+pub use infusion_core::{AppId, BoardConfig, HardwareLimits, Role};
+
+#[allow(unused_imports)] // for the links in the docs above
+use kernel::{hil, syscall::SyscallDriver};
+
+/// Syscall driver number: out of tree, so the top bit is set and it cannot
+/// collide with an upstream allocation (all below `0xA0000`).
+pub const DRIVER_NUM: usize = 0x8000_0100;
+
+/// Upcall (subscribe) numbers.
+pub mod upcall {
+    /// A delivery ended: `(kind, outcome, volume_nl)`.
+    pub const DELIVERY_DONE: usize = 0;
+    /// The verdict on a bolus request: `(kind, 0 or protocol error, volume_nl)`.
+    pub const BOLUS_VERDICT: usize = 1;
+    /// Events are queued: `(count, 0, 0)`; Telemetry role only.
+    pub const EVENTS_AVAILABLE: usize = 2;
+    /// The alarm output changed: `(priority + 1 or 0, audible, 0)`.
+    pub const ALARM_CHANGED: usize = 3;
+    /// Number of upcalls.
+    pub const COUNT: u8 = 4;
+}
+
+/// Allow buffer numbers.
+pub mod allow {
+    /// Read-only: signed prescription or refill record.
+    pub const RO_INPUT: usize = 0;
+    /// Read-write: drained events or the installed prescription.
+    pub const RW_OUTPUT: usize = 0;
+    /// Number of read-only allows.
+    pub const RO_COUNT: u8 = 1;
+    /// Number of read-write allows.
+    pub const RW_COUNT: u8 = 1;
+}
