@@ -61,10 +61,13 @@ pub(crate) fn checksum(bytes: &[u8]) -> u32 {
 fn update(mut crc: u32, bytes: &[u8]) -> u32 {
     #[cfg(feature = "fast-crc")]
     let bytes = {
-        let (blocks, tail) = bytes.as_chunks::<16>();
-        for block in blocks {
-            crc = step(crc, block);
+        let mut blocks = bytes.chunks_exact(16);
+        for block in &mut blocks {
+            if let Some(block) = block.first_chunk::<16>() {
+                crc = step(crc, block);
+            }
         }
+        let tail = blocks.remainder();
         let tail = match tail.split_first_chunk::<8>() {
             Some((block, rest)) => {
                 crc = step(crc, block);

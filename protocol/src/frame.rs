@@ -6,7 +6,7 @@ use crate::{
     MAX_KNOWN_PAYLOAD_LEN, MAX_UNKNOWN_PAYLOAD_LEN, VERSION_MAJOR, VERSION_MINOR,
 };
 
-/// Largest payload any major-1 frame may carry (spec §2).
+/// Largest payload any major-1 frame may carry (`docs/protocol.md` §2.4).
 pub const MAX_PAYLOAD_LEN: usize = MAX_UNKNOWN_PAYLOAD_LEN;
 const _: () = assert!(MAX_KNOWN_PAYLOAD_LEN <= MAX_PAYLOAD_LEN);
 

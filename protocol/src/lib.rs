@@ -43,7 +43,8 @@ pub use stream::{StreamDecoder, StreamItem};
 
 /// Protocol major version this crate encodes. Decoders reject any other major.
 pub const VERSION_MAJOR: u8 = 1;
-/// Protocol minor version this crate encodes. Minor bumps only add kinds.
+/// Protocol minor version this crate encodes. Minor bumps only add kinds,
+/// code values and flag bits (rule C1 in `docs/protocol.md`).
 pub const VERSION_MINOR: u8 = 0;
 
 /// Every `(major, minor)` version that has been released. Host decoders keep

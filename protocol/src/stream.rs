@@ -28,8 +28,8 @@ pub enum StreamItem {
 /// Splits a byte stream at `0x00` delimiters and decodes each item.
 ///
 /// Garbage costs at most the bytes up to the next delimiter. Because senders
-/// open every frame with a delimiter (spec §3), a valid frame that follows
-/// garbage is always decoded. Memory is a fixed buffer of
+/// open every frame with a delimiter (`docs/protocol.md` §3.1), a valid
+/// frame that follows garbage is always decoded. Memory is a fixed buffer of
 /// [`MAX_ENCODED_FRAME_LEN`] bytes; an over-long item is reported once and
 /// skipped without being buffered.
 pub struct StreamDecoder {

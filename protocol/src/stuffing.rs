@@ -167,17 +167,23 @@ pub(crate) fn decode_in_place(buf: &mut [u8]) -> Option<usize> {
 pub(crate) fn find_zero(bytes: &[u8]) -> Option<usize> {
     const LOW: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let (words, tail) = bytes.as_chunks::<8>();
-    for (i, word) in words.iter().enumerate() {
-        let v = u64::from_le_bytes(*word);
+    let mut words = bytes.chunks_exact(8);
+    let mut at = 0;
+    for word in &mut words {
+        let mut le = [0u8; 8];
+        le.copy_from_slice(word);
+        let v = u64::from_le_bytes(le);
         // Non-zero exactly when some byte of `v` is zero.
         if v.wrapping_sub(LOW) & !v & HIGH != 0 {
-            return word.iter().position(|&b| b == 0).map(|j| i * 8 + j);
+            return word.iter().position(|&b| b == 0).map(|j| at + j);
         }
+        at += 8;
     }
-    tail.iter()
+    words
+        .remainder()
+        .iter()
         .position(|&b| b == 0)
-        .map(|j| words.len() * 8 + j)
+        .map(|j| at + j)
 }
 
 #[cfg(test)]

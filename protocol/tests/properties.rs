@@ -339,7 +339,7 @@ proptest! {
     }
 
     /// Flag bits this version does not define and the reserved byte are
-    /// ignored on receipt (rules C7 and C8); the header keeps them as sent.
+    /// ignored on receipt (rules C5 and C8); the header keeps them as sent.
     #[test]
     fn unknown_flags_and_reserved_byte_are_ignored(
         frame in arb::known_frame(),
@@ -357,7 +357,7 @@ proptest! {
     }
 
     /// Code values a later minor version adds decode as `Other(code)` and
-    /// re-encode to the same code (rule C1).
+    /// re-encode to the same code (rules C1 and C9).
     #[test]
     fn unknown_code_values_round_trip_as_other(
         time_ms in any::<u64>(),
