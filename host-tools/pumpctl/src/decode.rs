@@ -50,7 +50,7 @@ pub enum Item {
 }
 
 /// Counts of what a stream held.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counts {
     /// Valid frames.
     pub frames: u64,
@@ -424,7 +424,7 @@ pub struct Renderer<W: Write> {
 enum Sink<W: Write> {
     Table(W),
     Json(W),
-    Csv(csv::Writer<W>),
+    Csv(Box<csv::Writer<W>>),
 }
 
 impl<W: Write> Renderer<W> {
@@ -433,7 +433,7 @@ impl<W: Write> Renderer<W> {
         let sink = match format {
             Format::Table => Sink::Table(out),
             Format::Json => Sink::Json(out),
-            Format::Csv => Sink::Csv(csv::Writer::from_writer(out)),
+            Format::Csv => Sink::Csv(Box::new(csv::Writer::from_writer(out))),
         };
         Self {
             sink,
@@ -458,7 +458,7 @@ impl<W: Write> Renderer<W> {
                         "error", "text",
                     ])?;
                 }
-                csv.write_record(&csv_row(item))?;
+                csv.write_record(csv_row(item))?;
                 Ok(())
             }
         }

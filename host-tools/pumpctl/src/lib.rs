@@ -3,11 +3,19 @@
 //! use them directly.
 #![forbid(unsafe_code)]
 
+pub mod analysis;
+pub mod bench;
 pub mod board;
+pub mod chart;
 pub mod decode;
 pub mod druglib;
 pub mod error;
 pub mod keys;
+pub mod report;
 pub mod rx;
+pub mod script;
 pub mod sign;
+pub mod sim;
+pub mod simcmd;
+pub mod trumpet;
 pub mod units;

@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use pumpctl::error::{Error, Result};
-use pumpctl::{bail, board, decode, druglib, keys, rx, sign};
+use pumpctl::{
+    bail, bench, board, chart, decode, druglib, keys, report, rx, script, sign, simcmd, trumpet,
+};
 
 #[derive(Parser)]
 #[command(
@@ -35,11 +37,120 @@ enum Command {
         after_help = "Example:\n  pumpctl keygen --out clinic.key     # writes clinic.key (0600) and clinic.key.pub"
     )]
     Keygen(KeygenArgs),
+    /// Simulate the whole pump (capsule, dosing app, telemetry) on a prescription.
+    #[command(after_help = SIMULATE_HELP)]
+    Simulate(SimulateArgs),
+    /// Dose-history report of a telemetry log: table, CSV, Markdown and SVG charts.
+    #[command(
+        after_help = "Example:\n  pumpctl report pumpctl-demo/telemetry.log --out report/\n\nWrites report.svg (daily dose, boluses, alarms, reservoir), daily.csv and report.md;\nprints the daily table. Works on any telemetry log, simulated or read from a pump."
+    )]
+    Report(ReportArgs),
+    /// IEC 60601-2-24-style trumpet curve of a delivery (step) log.
+    #[command(
+        after_help = "Example:\n  pumpctl simulate examples/baclofen.toml --days 1 --out sim/\n  pumpctl trumpet sim/steps.csv --rate 25000nl/h\n\nThe delivery log is a step log: CSV with `monotonic_ms` (or `time_ms`) and `volume_nl`\ncolumns, one row per motor step (steps.csv from `pumpctl simulate`). Windows 2, 5, 11,\n19 and 31 min over the analysis period (default: the log's second hour), 30 s samples.\nRATE is nL/h, or with a unit: 25ul/h, 0.6ml/day."
+    )]
+    Trumpet(TrumpetArgs),
+    /// Benchmark: simulated days per second, decode throughput against the protocol crate.
+    #[command(
+        after_help = "Example:\n  cargo run --release -p pumpctl -- bench\n  pumpctl bench --days 365 --mb 64"
+    )]
+    Bench(BenchArgs),
     /// Decode a telemetry frame stream (file, stdin or serial port).
     #[command(
         after_help = "Examples:\n  pumpctl decode pumpctl-demo/telemetry.log\n  pumpctl decode pumpctl-demo/telemetry.log --json | head\n  cat telemetry.log | pumpctl decode - --csv > events.csv\n  pumpctl decode serial:/dev/ttyACM0@115200 --follow"
     )]
     Decode(DecodeArgs),
+}
+
+const SIMULATE_HELP: &str = "Examples:
+  pumpctl simulate examples/baclofen-flex.toml --days 90 --events examples/demo-events.txt
+  pumpctl simulate examples/morphine.toml --days 365 --seed 7 --out year/
+
+Writes into --out: telemetry.log (the event stream the telemetry app stores, with
+console text lines), steps.csv (one row per motor step: monotonic_ms, utc_ms, volume_nl),
+summary.json, and report.svg/daily.csv/report.md (unless --no-charts).
+
+The simulated board (device 0x00C0FFEE, 250 nL/step, 20 mL reservoir) trusts the
+simulator's TEST-ONLY clinic key, which signs RX as serial 1 at the start, and every key
+given with --trust (for `install` events with frames from `pumpctl rx sign`).
+
+Event script (--events): one event per line, \"dDAY HH:MM[:SS] EVENT [key=value ...]\":
+  bolus                              patient presses the PTM button
+  patient-presses per_day=N [from=HH:MM to=HH:MM]   random presses from this day on (seeded)
+  clinician-bolus [dose_ug=D duration_min=M]        default: the prescription's preset
+  refill volume_ul=V [concentration_ug_per_ml=C]    withdraw the residual, fill V uL
+  suspend | resume
+  set-clock shift_min=+-N            move the wall clock
+  stall | stall-cleared              motor jams (no encoder pulses, no flow) / freed + fault cleared
+  occlusion | occlusion-cleared      occlusion sensor trips / releases + fault cleared
+  ack code=ALARM | clear-fault code=ALARM   e.g. code=motor-stall, dosing-watchdog
+  power-loss [down_min=N]            power fails; the cores are rebuilt from saved storage
+  dosing-hang | dosing-restart       the dosing app stops checking in / is restarted
+  install file=PATH                  send an install frame (path relative to the script)
+Lines starting with # are comments. See examples/demo-events.txt.";
+
+#[derive(Args)]
+struct SimulateArgs {
+    /// Prescription TOML.
+    rx: PathBuf,
+    /// Days to simulate.
+    #[arg(long, default_value_t = 30)]
+    days: u32,
+    /// PRNG seed (random patient presses).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Event script.
+    #[arg(long)]
+    events: Option<PathBuf>,
+    /// Output folder.
+    #[arg(long, default_value = "pumpctl-sim")]
+    out: PathBuf,
+    /// Initial reservoir fill in µL.
+    #[arg(long, default_value_t = 20_000)]
+    fill_ul: u32,
+    /// Extra clinic public key (KEY.pub or KEY) the simulated board trusts; repeatable.
+    #[arg(long)]
+    trust: Vec<PathBuf>,
+    /// Skip report.svg, daily.csv and report.md.
+    #[arg(long)]
+    no_charts: bool,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// Telemetry log (frame stream).
+    log: PathBuf,
+    /// Output folder.
+    #[arg(long, default_value = "pumpctl-report")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct TrumpetArgs {
+    /// Step log CSV (steps.csv from `pumpctl simulate`).
+    log: PathBuf,
+    /// Set rate: nL/h, or with a unit (25ul/h, 0.6ml/day).
+    #[arg(long)]
+    rate: String,
+    /// Analysis period start, minutes after the first step.
+    #[arg(long, default_value_t = 60)]
+    start_min: u64,
+    /// Analysis period length in minutes.
+    #[arg(long, default_value_t = 60)]
+    period_min: u64,
+    /// Output SVG.
+    #[arg(long, default_value = "trumpet.svg")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Simulated days.
+    #[arg(long, default_value_t = 365)]
+    days: u32,
+    /// Size of the generated log to decode, MB.
+    #[arg(long, default_value_t = 64)]
+    mb: u64,
 }
 
 #[derive(Subcommand)]
@@ -147,6 +258,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rx(RxCommand::Sign(args)) => rx_sign(&args),
         Command::Keygen(args) => keygen(&args),
         Command::Decode(args) => decode_cmd(&args),
+        Command::Simulate(args) => simulate(&args),
+        Command::Report(args) => report_cmd(&args),
+        Command::Trumpet(args) => trumpet_cmd(&args),
+        Command::Bench(args) => bench_cmd(&args),
     }
 }
 
@@ -159,8 +274,116 @@ fn out_result(r: std::io::Result<()>) -> Result<bool> {
     }
 }
 
-fn demo(_args: &DemoArgs) -> Result<ExitCode> {
-    bail!("demo: not built yet")
+fn print(text: &str) -> Result<()> {
+    out_result(std::io::stdout().lock().write_all(text.as_bytes())).map(|_| ())
+}
+
+fn demo(args: &DemoArgs) -> Result<ExitCode> {
+    let run = simcmd::demo_run(&args.out)?;
+    let outcome = simcmd::execute(&run)?;
+    print(&format!(
+        "pumpctl demo: intrathecal baclofen, flex dosing, patient boluses, one refill, {} days\n{}next: open {}/report.svg, or try `pumpctl decode {}/telemetry.log`\n",
+        run.days,
+        outcome.summary,
+        args.out.display(),
+        args.out.display()
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
+    let rx_text = pumpctl::error::read_text(&args.rx)?;
+    let events = match &args.events {
+        Some(path) => script::load(path)?,
+        None => Vec::new(),
+    };
+    let mut extra_keys = Vec::new();
+    for path in &args.trust {
+        extra_keys.push(keys::load_public(path)?);
+    }
+    if args.days == 0 {
+        bail!("--days: expected at least 1 day");
+    }
+    let run = simcmd::Run {
+        rx_text,
+        rx_name: args.rx.clone(),
+        events,
+        days: args.days,
+        seed: args.seed,
+        fill_ul: args.fill_ul,
+        extra_keys,
+        out: args.out.clone(),
+        charts: !args.no_charts,
+        progress: true,
+    };
+    let outcome = simcmd::execute(&run)?;
+    print(&outcome.summary)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report_cmd(args: &ReportArgs) -> Result<ExitCode> {
+    let history = report::load_history(&args.log)?;
+    let written = report::write(history, &args.log.display().to_string(), &args.out)?;
+    let names: Vec<String> = written
+        .files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
+    let h = &written.history;
+    print(&format!(
+        "{}\n{} frames, {} bad frames, {} console lines, {} events lost; {} alarms, {} refills\nwrote {}\n",
+        written.table,
+        h.counts.frames,
+        h.counts.bad,
+        h.counts.text_lines,
+        h.lost_events,
+        h.alarms.len(),
+        h.refills.len(),
+        names.join(", ")
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn trumpet_cmd(args: &TrumpetArgs) -> Result<ExitCode> {
+    let rate = trumpet::parse_rate(&args.rate)?;
+    let steps = trumpet::load_steps(&args.log)?;
+    if args.period_min < 31 {
+        bail!("--period-min: expected at least 31 minutes (the longest observation window)");
+    }
+    let t = trumpet::analyse(
+        &steps,
+        rate,
+        args.start_min * 60_000,
+        args.period_min * 60_000,
+    )?;
+    let maxs: Vec<f64> = t.windows.iter().map(|w| w.1).collect();
+    let mins: Vec<f64> = t.windows.iter().map(|w| w.2).collect();
+    let wins: Vec<u32> = t.windows.iter().map(|w| w.0).collect();
+    if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        pumpctl::error::create_dir(parent)?;
+    }
+    chart::trumpet_svg(
+        &args.out,
+        &wins,
+        &maxs,
+        &mins,
+        t.overall_pct,
+        &format!("Trumpet curve at {} nL/h — {}", rate, args.log.display()),
+    )?;
+    print(&format!(
+        "{}wrote {}\n",
+        trumpet::table(&t),
+        args.out.display()
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_cmd(args: &BenchArgs) -> Result<ExitCode> {
+    let scratch = std::env::temp_dir().join(format!("pumpctl-bench-{}", std::process::id()));
+    let figures = bench::run(args.days, args.mb, &scratch)?;
+    let _ = std::fs::remove_dir_all(&scratch);
+    print(&bench::table(&figures))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn rx_check(args: &RxCheckArgs) -> Result<ExitCode> {

@@ -729,19 +729,24 @@ pub fn check(
         env.max_patient_boluses_per_24h
     ));
 
-    r.problems.sort_by(|a, b| b.severity.cmp(&a.severity));
+    r.problems.sort_by_key(|p| std::cmp::Reverse(p.severity));
     if r.has_errors() {
         return (r, None);
     }
     let Some(silence_policy) = silence_policy else {
         return (r, None);
     };
+    // Length checked above; push_str refuses (never panics) if it were not.
+    let mut drug_name = heapless::String::new();
+    if drug_name.push_str(&rx.drug.name).is_err() {
+        return (r, None);
+    }
     let prescription = Prescription {
         format: PRESCRIPTION_FORMAT,
         device_id,
         serial,
         issued_time_ms,
-        drug_name: heapless::String::try_from(rx.drug.name.as_str()).unwrap_or_default(),
+        drug_name,
         concentration_ug_per_ml: conc,
         envelope: Envelope {
             max_basal_rate_nl_per_h: max_basal_nl_per_h,

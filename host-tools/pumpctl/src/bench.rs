@@ -1,0 +1,145 @@
+//! `pumpctl bench` (and `cargo bench -p pumpctl`): simulation speed and
+//! decode throughput, each against a baseline measured in the same run.
+//!
+//! * Simulation: a 365-day run of the demo (baclofen flex, patient presses,
+//!   refill, occlusion), reported as simulated time / wall time.
+//! * Decode: a large log made by repeating the 365-day run's telemetry log,
+//!   decoded by pumpctl's [`Decoder`](crate::decode::Decoder) (protocol
+//!   decoding plus console-text classification) and by `pumpctl decode
+//!   --json`'s renderer, against the plain protocol-crate loop
+//!   (`StreamDecoder::feed` alone, counting frames) as the baseline.
+//!
+//! Integer arithmetic only: MB/s = bytes / µs.
+
+use std::path::Path;
+use std::time::Instant;
+
+use pump_protocol::{StreamDecoder, StreamItem};
+
+use crate::error::Result;
+use crate::units::MS_PER_DAY;
+
+/// Results.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Figures {
+    /// Simulated days.
+    pub sim_days: u32,
+    /// Wall time of the simulation.
+    pub sim_wall_ms: u64,
+    /// Simulated ms per wall ms.
+    pub sim_speedup: u64,
+    /// Simulated days per wall second.
+    pub sim_days_per_s: u64,
+    /// Motor steps simulated.
+    pub sim_steps: u64,
+    /// Log size decoded.
+    pub decode_bytes: u64,
+    /// Frames in it.
+    pub decode_frames: u64,
+    /// Baseline: `StreamDecoder` alone, tenths of MB/s.
+    pub baseline_mb_s_x10: u64,
+    /// pumpctl's decoder, tenths of MB/s.
+    pub decoder_mb_s_x10: u64,
+    /// pumpctl decode --json rendering, tenths of MB/s.
+    pub json_mb_s_x10: u64,
+}
+
+fn mb_s_x10(bytes: u64, micros: u128) -> u64 {
+    u64::try_from(u128::from(bytes) * 10 / micros.max(1)).unwrap_or(u64::MAX)
+}
+
+fn fmt_x10(v: u64) -> String {
+    format!("{}.{}", v / 10, v % 10)
+}
+
+/// Runs the benchmark; `decode_mb` sizes the decode input.
+pub fn run(sim_days: u32, decode_mb: u64, scratch: &Path) -> Result<Figures> {
+    let mut run = crate::simcmd::demo_run(scratch)?;
+    run.days = sim_days;
+    run.progress = false;
+    let cfg = crate::simcmd::config(&run)?;
+    let started = Instant::now();
+    let result = crate::sim::run(&cfg)?;
+    let sim_wall_ms = u64::try_from(started.elapsed().as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let simulated_ms = u64::from(sim_days) * MS_PER_DAY;
+
+    // A large log: the year's log repeated.
+    let target = decode_mb * 1_000_000;
+    let mut big = Vec::with_capacity(usize::try_from(target).unwrap_or(0) + result.log.len());
+    while (big.len() as u64) < target && !result.log.is_empty() {
+        big.extend_from_slice(&result.log);
+    }
+    let chunk = 64 * 1024;
+
+    // Baseline: the protocol crate's decode loop alone.
+    let mut frames = 0u64;
+    let started = Instant::now();
+    let mut dec = StreamDecoder::new();
+    for c in big.chunks(chunk) {
+        dec.feed(c, |item| {
+            if matches!(item, StreamItem::Frame { .. }) {
+                frames += 1;
+            }
+        });
+    }
+    let baseline_us = started.elapsed().as_micros();
+
+    // pumpctl's decoder (frames, bad frames, console text).
+    let started = Instant::now();
+    let mut dec = crate::decode::Decoder::new();
+    let mut counts = crate::decode::Counts::default();
+    for c in big.chunks(chunk) {
+        dec.feed(c, |item| counts.count(&item));
+    }
+    dec.finish(|item| counts.count(&item));
+    let decoder_us = started.elapsed().as_micros();
+
+    // Full `decode --json` rendering into a sink.
+    let started = Instant::now();
+    let mut dec = crate::decode::Decoder::new();
+    let mut renderer = crate::decode::Renderer::new(std::io::sink(), crate::decode::Format::Json);
+    for c in big.chunks(chunk) {
+        dec.feed(c, |item| {
+            let _ = renderer.write(&item);
+        });
+    }
+    let json_us = started.elapsed().as_micros();
+
+    let bytes = big.len() as u64;
+    Ok(Figures {
+        sim_days,
+        sim_wall_ms,
+        sim_speedup: simulated_ms / sim_wall_ms,
+        sim_days_per_s: u64::from(sim_days) * 1000 / sim_wall_ms,
+        sim_steps: result.truth.commanded_steps,
+        decode_bytes: bytes,
+        decode_frames: frames.max(counts.frames),
+        baseline_mb_s_x10: mb_s_x10(bytes, baseline_us),
+        decoder_mb_s_x10: mb_s_x10(bytes, decoder_us),
+        json_mb_s_x10: mb_s_x10(bytes, json_us),
+    })
+}
+
+/// The printed table.
+pub fn table(f: &Figures) -> String {
+    format!(
+        "| measure | result | baseline |\n|---|---|---|\n\
+         | simulate {} days (demo script, {} motor steps) | {} ms wall: {} simulated days/s, {}x real time | real time (1x) |\n\
+         | decode, pumpctl decoder (frames + console text) | {} MB/s | StreamDecoder alone: {} MB/s |\n\
+         | decode --json rendering | {} MB/s | StreamDecoder alone: {} MB/s |\n\
+         \n({} MB log, {} frames; release build recommended: `cargo bench -p pumpctl` or `pumpctl bench` from a --release build)\n",
+        f.sim_days,
+        f.sim_steps,
+        f.sim_wall_ms,
+        f.sim_days_per_s,
+        f.sim_speedup,
+        fmt_x10(f.decoder_mb_s_x10),
+        fmt_x10(f.baseline_mb_s_x10),
+        fmt_x10(f.json_mb_s_x10),
+        fmt_x10(f.baseline_mb_s_x10),
+        f.decode_bytes / 1_000_000,
+        f.decode_frames,
+    )
+}

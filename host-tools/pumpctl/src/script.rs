@@ -1,0 +1,353 @@
+//! The simulator's event script: one event per line.
+//!
+//! ```text
+//! # comment
+//! dDAY HH:MM[:SS]  EVENT  [key=value ...]
+//! ```
+//!
+//! `dDAY` counts days from the simulation start (`d0` is the first day,
+//! which starts at 00:00 UTC on the simulated clock). Events:
+//!
+//! | event | keys | what happens |
+//! |---|---|---|
+//! | `bolus` | – | the patient presses the bolus button (PTM) |
+//! | `patient-presses` | `per_day=N` [`from=HH:MM` `to=HH:MM`] | from this day on, N presses a day at random times between `from` and `to` (default 07:00–22:00), drawn from the seeded PRNG |
+//! | `clinician-bolus` | [`dose_ug=D` `duration_min=M`] | the programmer asks for a clinician bolus (default: the prescription's preset) |
+//! | `refill` | `volume_ul=V` [`concentration_ug_per_ml=C`] | the residual is withdrawn and V µL filled (default: the prescription's concentration) |
+//! | `suspend`, `resume` | – | programmer commands |
+//! | `set-clock` | `shift_min=±N` | the programmer moves the wall clock by N minutes |
+//! | `stall` | – | the motor jams: it no longer turns (no encoder pulses, no flow) |
+//! | `stall-cleared` | – | the jam is freed and the clinician clears the motor-stall fault |
+//! | `occlusion` | – | the occlusion sensor trips |
+//! | `occlusion-cleared` | – | the sensor releases and the clinician clears the fault |
+//! | `ack` | `code=ALARM` | acknowledge (silence) an alarm |
+//! | `clear-fault` | `code=ALARM` | clear a latched fault |
+//! | `power-loss` | [`down_min=N`] (default 1) | power fails; after N minutes the pump restarts and rebuilds every core from what it had saved |
+//! | `dosing-hang` | – | the dosing app stops running (no check-ins, no requests) |
+//! | `dosing-restart` | – | the kernel restarts the dosing app from its saved state |
+//! | `install` | `file=PATH` | the programmer sends an install frame written by `pumpctl rx sign` (PATH relative to the script) |
+//!
+//! `ALARM` is one of `motor-stall`, `occlusion`, `reservoir-empty`,
+//! `envelope-integrity`, `dosing-watchdog`, `reservoir-low`,
+//! `battery-replacement`, `app-fault`, `refill-due`.
+
+use std::path::{Path, PathBuf};
+
+use pump_protocol::AlarmCode;
+
+use crate::error::{Error, Result};
+use crate::units::{MS_PER_DAY, MS_PER_MIN};
+
+/// One scripted event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A PTM press.
+    Bolus,
+    /// Random presses from this day on.
+    PatientPresses {
+        /// Presses per day.
+        per_day: u32,
+        /// Earliest minute of the day.
+        from_min: u32,
+        /// Latest minute of the day.
+        to_min: u32,
+    },
+    /// A clinician bolus (`None`: the prescription's preset).
+    ClinicianBolus(Option<(u32, u32)>),
+    /// A refill.
+    Refill {
+        /// Volume added.
+        volume_nl: u32,
+        /// Concentration (`None`: the prescription's).
+        concentration_ug_per_ml: Option<u32>,
+    },
+    /// Suspend therapy.
+    Suspend,
+    /// Resume therapy.
+    Resume,
+    /// Move the wall clock.
+    SetClock {
+        /// Shift in minutes.
+        shift_min: i64,
+    },
+    /// The motor jams.
+    Stall,
+    /// The jam is freed and the fault cleared.
+    StallCleared,
+    /// The occlusion input trips.
+    Occlusion,
+    /// The occlusion input releases and the fault is cleared.
+    OcclusionCleared,
+    /// Acknowledge an alarm.
+    Ack(AlarmCode),
+    /// Clear a fault.
+    ClearFault(AlarmCode),
+    /// Power loss for this long.
+    PowerLoss {
+        /// Downtime.
+        down_ms: u64,
+    },
+    /// The dosing app stops.
+    DosingHang,
+    /// The dosing app restarts.
+    DosingRestart,
+    /// Install a signed prescription frame.
+    Install(PathBuf),
+}
+
+/// An event and its time (simulated monotonic ms since the start).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timed {
+    /// When.
+    pub at_ms: u64,
+    /// What.
+    pub event: Event,
+    /// Line number in the script (for messages).
+    pub line: usize,
+}
+
+/// Parses a script file.
+pub fn load(path: &Path) -> Result<Vec<Timed>> {
+    let text = crate::error::read_text(path)?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&path.display().to_string(), &text, base)
+}
+
+/// Alarm names as scripts write them.
+pub fn alarm_from_name(name: &str) -> Option<AlarmCode> {
+    AlarmCode::ALL
+        .iter()
+        .copied()
+        .find(|c| kebab(c.name()) == name)
+}
+
+/// `MotorStall` → `motor-stall`.
+pub fn kebab(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('-');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+const EVENTS: &str = "bolus, patient-presses, clinician-bolus, refill, suspend, resume, set-clock, stall, stall-cleared, occlusion, occlusion-cleared, ack, clear-fault, power-loss, dosing-hang, dosing-restart, install";
+
+/// Parses script text; `name` is used in messages, `base` resolves files.
+pub fn parse(name: &str, text: &str, base: &Path) -> Result<Vec<Timed>> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let at = |msg: String| Error(format!("{name}:{line_no}: {msg}"));
+        let mut words = line.split_whitespace();
+        let day = words.next().unwrap_or("");
+        let time = words
+            .next()
+            .ok_or_else(|| at("expected `dDAY HH:MM EVENT [key=value ...]`".into()))?;
+        let at_ms = parse_when(day, time).ok_or_else(|| {
+            at(format!(
+                "`{day} {time}`: expected a time like `d3 14:30` or `d0 08:00:15` (day since the start, UTC time of day)"
+            ))
+        })?;
+        let event_name = words
+            .next()
+            .ok_or_else(|| at(format!("missing event after the time (one of: {EVENTS})")))?;
+        let mut keys: Vec<(String, String)> = Vec::new();
+        for word in words {
+            let (k, v) = word
+                .split_once('=')
+                .ok_or_else(|| at(format!("`{word}`: expected key=value")))?;
+            keys.push((k.to_string(), v.to_string()));
+        }
+        let mut args = Args { keys, at: &at };
+        let event = match event_name {
+            "bolus" => Event::Bolus,
+            "patient-presses" => Event::PatientPresses {
+                per_day: args
+                    .number("per_day", "presses per day")?
+                    .ok_or_else(|| at("`patient-presses` needs per_day=N".into()))?,
+                from_min: args.time_of_day("from")?.unwrap_or(7 * 60),
+                to_min: args.time_of_day("to")?.unwrap_or(22 * 60),
+            },
+            "clinician-bolus" => {
+                let dose = args.number("dose_ug", "µg")?;
+                let duration = args.number("duration_min", "minutes")?;
+                match (dose, duration) {
+                    (Some(d), Some(m)) => Event::ClinicianBolus(Some((d, m))),
+                    (None, None) => Event::ClinicianBolus(None),
+                    _ => {
+                        return Err(at(
+                            "`clinician-bolus` takes both dose_ug and duration_min, or neither"
+                                .into(),
+                        ))
+                    }
+                }
+            }
+            "refill" => {
+                let ul = args
+                    .number("volume_ul", "µL")?
+                    .ok_or_else(|| at("`refill` needs volume_ul=N (µL added)".into()))?;
+                Event::Refill {
+                    volume_nl: ul
+                        .checked_mul(1000)
+                        .ok_or_else(|| at(format!("volume_ul={ul}: too large")))?,
+                    concentration_ug_per_ml: args.number("concentration_ug_per_ml", "µg/mL")?,
+                }
+            }
+            "suspend" => Event::Suspend,
+            "resume" => Event::Resume,
+            "set-clock" => {
+                let v = args
+                    .take("shift_min")
+                    .ok_or_else(|| at("`set-clock` needs shift_min=±N".into()))?;
+                Event::SetClock {
+                    shift_min: v.trim_start_matches('+').parse().map_err(|_| {
+                        at(format!(
+                            "shift_min=`{v}`: expected a whole number of minutes"
+                        ))
+                    })?,
+                }
+            }
+            "stall" => Event::Stall,
+            "stall-cleared" => Event::StallCleared,
+            "occlusion" => Event::Occlusion,
+            "occlusion-cleared" => Event::OcclusionCleared,
+            "ack" | "clear-fault" => {
+                let code = args
+                    .take("code")
+                    .ok_or_else(|| at(format!("`{event_name}` needs code=ALARM")))?;
+                let alarm = alarm_from_name(&code).ok_or_else(|| {
+                    let names: Vec<String> =
+                        AlarmCode::ALL.iter().map(|c| kebab(c.name())).collect();
+                    at(format!(
+                        "code=`{code}`: expected one of {}",
+                        names.join(", ")
+                    ))
+                })?;
+                if event_name == "ack" {
+                    Event::Ack(alarm)
+                } else {
+                    Event::ClearFault(alarm)
+                }
+            }
+            "power-loss" => Event::PowerLoss {
+                down_ms: u64::from(args.number("down_min", "minutes")?.unwrap_or(1)) * MS_PER_MIN,
+            },
+            "dosing-hang" => Event::DosingHang,
+            "dosing-restart" => Event::DosingRestart,
+            "install" => {
+                let file = args.take("file").ok_or_else(|| {
+                    at("`install` needs file=PATH (from `pumpctl rx sign`)".into())
+                })?;
+                Event::Install(base.join(file))
+            }
+            other => {
+                return Err(at(format!(
+                    "unknown event `{other}` (expected one of: {EVENTS})"
+                )))
+            }
+        };
+        if let Some((k, _)) = args.keys.first() {
+            return Err(at(format!("`{event_name}` does not take `{k}`")));
+        }
+        out.push(Timed {
+            at_ms,
+            event,
+            line: line_no,
+        });
+    }
+    out.sort_by_key(|t| t.at_ms);
+    Ok(out)
+}
+
+struct Args<'a, F: Fn(String) -> Error> {
+    keys: Vec<(String, String)>,
+    at: &'a F,
+}
+
+impl<F: Fn(String) -> Error> Args<'_, F> {
+    fn take(&mut self, key: &str) -> Option<String> {
+        let i = self.keys.iter().position(|(k, _)| k == key)?;
+        Some(self.keys.remove(i).1)
+    }
+
+    fn number(&mut self, key: &str, unit: &str) -> Result<Option<u32>> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(v) => {
+                v.replace('_', "").parse().map(Some).map_err(|_| {
+                    (self.at)(format!("{key}=`{v}`: expected a whole number ({unit})"))
+                })
+            }
+        }
+    }
+
+    fn time_of_day(&mut self, key: &str) -> Result<Option<u32>> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(v) => crate::rx::parse_time_of_day(&v)
+                .map(|m| Some(u32::from(m)))
+                .ok_or_else(|| (self.at)(format!("{key}=`{v}`: expected HH:MM"))),
+        }
+    }
+}
+
+fn parse_when(day: &str, time: &str) -> Option<u64> {
+    let day: u64 = day.strip_prefix('d')?.parse().ok()?;
+    let mut parts = time.split(':');
+    let h: u64 = parts.next()?.parse().ok()?;
+    let m: u64 = parts.next()?.parse().ok()?;
+    let s: u64 = match parts.next() {
+        Some(s) => s.parse().ok()?,
+        None => 0,
+    };
+    if parts.next().is_some() || h > 23 || m > 59 || s > 59 {
+        return None;
+    }
+    day.checked_mul(MS_PER_DAY)?
+        .checked_add(((h * 60 + m) * 60 + s) * 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_event_and_sorts() {
+        let text = "d1 08:00 bolus\nd0 09:30:05 refill volume_ul=20000 # fill\n\nd2 00:00 ack code=motor-stall\nd2 01:00 power-loss down_min=5\nd0 00:00 patient-presses per_day=3\nd3 00:00 set-clock shift_min=-60\n";
+        let events = parse("s", text, Path::new(".")).unwrap();
+        assert_eq!(
+            events[0].event,
+            Event::PatientPresses {
+                per_day: 3,
+                from_min: 420,
+                to_min: 1320
+            }
+        );
+        assert_eq!(events[1].at_ms, (9 * 3600 + 30 * 60 + 5) * 1000);
+        assert_eq!(events[3].event, Event::Ack(AlarmCode::MotorStall));
+        assert_eq!(events[5].event, Event::SetClock { shift_min: -60 });
+    }
+
+    #[test]
+    fn errors_name_the_line_and_what_was_expected() {
+        let e = parse("s.txt", "d0 08:00 bolus\nd1 25:00 bolus\n", Path::new(".")).unwrap_err();
+        assert!(e.0.starts_with("s.txt:2: `d1 25:00`"), "{e}");
+        let e = parse("s.txt", "d0 08:00 jump\n", Path::new(".")).unwrap_err();
+        assert!(e.0.contains("unknown event `jump`"), "{e}");
+        let e = parse("s.txt", "d0 08:00 refill volume_ul=lots\n", Path::new(".")).unwrap_err();
+        assert!(e.0.contains("volume_ul=`lots`"), "{e}");
+        let e = parse("s.txt", "d0 08:00 ack code=fire\n", Path::new(".")).unwrap_err();
+        assert!(e.0.contains("code=`fire`"), "{e}");
+    }
+}

@@ -1,0 +1,964 @@
+//! The whole-pump simulator.
+//!
+//! It wires the three portable cores together exactly as the firmware does:
+//!
+//! * `infusion-core` (the kernel capsule's logic) drives a simulated motor,
+//!   encoder, alarm output and storage through its `Platform` trait;
+//! * `dosing-core` (the dosing app) talks to the capsule only through the
+//!   `DosingCapsule` trait, which [`DosingPort`] implements by calling the
+//!   capsule's syscall command table (`InfusionCore::command`) with the
+//!   dosing app's id, the same rows the libtock-rs binary calls;
+//! * the telemetry app's part (drain the capsule's event queue into the log,
+//!   relay programmer commands) calls the same command table with the
+//!   telemetry app's id. (`telemetry-core` has no logic yet; see the README.)
+//!
+//! Time is event-driven: the loop jumps to the earliest instant any
+//! component asked to be woken at (the capsule's next step or deadline, the
+//! dosing app's wake-up, the next scripted event, a patient press), never
+//! ticking. Upcalls (`Notification`s) are delivered after each core call
+//! returns, as the kernel does.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use dosing_core::{CatheterContents, DosingCapsule, DosingConfig, DosingCore, Now, SavedState};
+use infusion_core::command as cmd;
+use infusion_core::{
+    AlarmOutput, AlarmSignal, CommandResult, InfusionCore, Motor, Notification, Notifier, Storage,
+};
+use pump_protocol::prescription::{Prescription, MAX_SIGNED_PRESCRIPTION_LEN};
+use pump_protocol::{
+    encode_stream_frame_vec, AlarmCode, ClearFault, DeliveryKind, ErrorCode, Frame, Message,
+    Refill, Resume, SetClock, Suspend,
+};
+use rand::{RngExt, SeedableRng};
+
+use crate::board::{self, DOSING_APP, NL_PER_STEP, SIM_EPOCH_UTC_MS, TELEMETRY_APP};
+use crate::error::{Error, Result};
+use crate::script::{Event, Timed};
+use crate::units::{MS_PER_DAY, MS_PER_MIN};
+
+/// First sequence number of the events the simulated telemetry app logs on
+/// the dosing app's behalf (patient boluses the app itself refused).
+pub const APP_EVENT_SEQUENCE_BASE: u32 = 0x8000_0000;
+
+/// The simulated hardware: motor with encoder, alarm output, storage.
+#[derive(Debug)]
+pub struct SimPlatform {
+    /// Current simulated monotonic time (set by the loop before each call).
+    pub now_ms: u64,
+    /// Current UTC offset (for the step log).
+    pub utc_offset_ms: i64,
+    /// Motor driver enabled.
+    pub motor_enabled: bool,
+    /// The mechanism is jammed: steps move nothing and give no pulse.
+    pub jammed: bool,
+    /// Steps the core commanded.
+    pub commanded_steps: u64,
+    /// Steps that moved drug.
+    pub moved_steps: u64,
+    /// Steps commanded while the driver was disabled (must stay 0).
+    pub steps_while_disabled: u64,
+    /// An encoder pulse is owed to the core.
+    pulse_owed: bool,
+    /// `(monotonic_ms, utc_ms)` of every step that moved drug, if recorded.
+    pub step_log: Option<Vec<(u64, u64)>>,
+    /// What the alarm output shows.
+    pub signal: AlarmSignal,
+    /// The last saved record (atomic writes: this is what survives a reset).
+    pub saved: Option<Vec<u8>>,
+    /// Saves so far.
+    pub saves: u64,
+    /// Upcalls waiting for delivery.
+    pending: Vec<Notification>,
+}
+
+impl Default for SimPlatform {
+    fn default() -> Self {
+        Self {
+            now_ms: 0,
+            utc_offset_ms: 0,
+            motor_enabled: false,
+            jammed: false,
+            commanded_steps: 0,
+            moved_steps: 0,
+            steps_while_disabled: 0,
+            pulse_owed: false,
+            step_log: None,
+            signal: AlarmSignal::OFF,
+            saved: None,
+            saves: 0,
+            pending: Vec::new(),
+        }
+    }
+}
+
+impl Motor for SimPlatform {
+    fn set_enabled(&mut self, enabled: bool) {
+        self.motor_enabled = enabled;
+    }
+    fn step(&mut self) {
+        self.commanded_steps += 1;
+        if !self.motor_enabled {
+            self.steps_while_disabled += 1;
+        }
+        if self.jammed {
+            return;
+        }
+        self.moved_steps += 1;
+        self.pulse_owed = true;
+        if let Some(log) = self.step_log.as_mut() {
+            log.push((
+                self.now_ms,
+                self.now_ms.saturating_add_signed(self.utc_offset_ms),
+            ));
+        }
+    }
+}
+
+impl AlarmOutput for SimPlatform {
+    fn show(&mut self, signal: AlarmSignal) {
+        self.signal = signal;
+    }
+}
+
+impl Storage for SimPlatform {
+    fn save(&mut self, record: &[u8]) {
+        let saved = self.saved.get_or_insert_with(Vec::new);
+        saved.clear();
+        saved.extend_from_slice(record);
+        self.saves += 1;
+    }
+}
+
+impl Notifier for SimPlatform {
+    fn notify(&mut self, n: Notification) {
+        if !matches!(n, Notification::EventsAvailable { .. }) && self.pending.len() < 10_000 {
+            self.pending.push(n);
+        }
+    }
+}
+
+/// The capsule as the dosing app sees it: every call goes through the
+/// capsule's syscall command table with the dosing app's id.
+pub struct DosingPort<'a> {
+    core: &'a mut InfusionCore<SimPlatform>,
+    now_ms: u64,
+}
+
+fn unit(r: CommandResult) -> std::result::Result<(), ErrorCode> {
+    match r {
+        CommandResult::Failure(e) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+impl DosingPort<'_> {
+    fn call(&mut self, num: u16, a1: u32, a2: u32, rw: &mut [u8]) -> CommandResult {
+        self.core
+            .command(DOSING_APP, u32::from(num), a1, a2, &[], rw, self.now_ms)
+    }
+}
+
+impl DosingCapsule for DosingPort<'_> {
+    fn set_basal(&mut self, rate_nl_per_h: u32) -> std::result::Result<(), ErrorCode> {
+        unit(self.call(cmd::SET_BASAL, rate_nl_per_h, 0, &mut []))
+    }
+
+    fn start_bolus(
+        &mut self,
+        kind: DeliveryKind,
+        volume_nl: u32,
+        duration_ms: u32,
+    ) -> std::result::Result<(), ErrorCode> {
+        let num = match kind {
+            DeliveryKind::ClinicianBolus => cmd::CLINICIAN_BOLUS,
+            DeliveryKind::PatientBolus => cmd::PATIENT_BOLUS,
+            DeliveryKind::Priming => cmd::PRIMING_BOLUS,
+            DeliveryKind::Bridge => cmd::BRIDGE_BOLUS,
+            _ => return Err(ErrorCode::InvalidArgument),
+        };
+        unit(self.call(num, volume_nl, duration_ms, &mut []))
+    }
+
+    fn stop_bolus(&mut self) -> std::result::Result<(), ErrorCode> {
+        unit(self.call(cmd::STOP_BOLUS, 0, 0, &mut []))
+    }
+
+    fn check_in(&mut self) -> std::result::Result<u32, ErrorCode> {
+        match self.call(cmd::CHECK_IN, 0, 0, &mut []) {
+            CommandResult::SuccessU32(t) => Ok(t),
+            CommandResult::Failure(e) => Err(e),
+            _ => Ok(0),
+        }
+    }
+
+    fn read_prescription(&mut self, buf: &mut [u8]) -> std::result::Result<usize, ErrorCode> {
+        match self.call(cmd::READ_PRESCRIPTION, 0, 0, buf) {
+            CommandResult::SuccessU32(len) => Ok(len as usize),
+            CommandResult::Failure(e) => Err(e),
+            _ => Err(ErrorCode::InvalidArgument),
+        }
+    }
+
+    fn patient_bolus_state(
+        &mut self,
+    ) -> std::result::Result<dosing_core::PatientBolusState, ErrorCode> {
+        match self.call(cmd::PATIENT_BOLUS_STATE, 0, 0, &mut []) {
+            CommandResult::SuccessU32U32(lockout_remaining_ms, boluses_left_24h) => {
+                Ok(dosing_core::PatientBolusState {
+                    lockout_remaining_ms,
+                    boluses_left_24h,
+                })
+            }
+            CommandResult::Failure(e) => Err(e),
+            _ => Err(ErrorCode::InvalidArgument),
+        }
+    }
+
+    fn status(&mut self) -> std::result::Result<pump_protocol::StatusSnapshot, ErrorCode> {
+        // As on the device: command 1 has no full snapshot yet, so the
+        // syscall implementation answers NoSupport (see dosing-core).
+        Err(ErrorCode::NoSupport)
+    }
+}
+
+/// What to simulate.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// The prescription (device id and serial are set by the simulator).
+    pub prescription: Prescription,
+    /// Simulated days.
+    pub days: u32,
+    /// PRNG seed (random patient presses).
+    pub seed: u64,
+    /// Scripted events.
+    pub events: Vec<Timed>,
+    /// Initial reservoir fill.
+    pub initial_fill_nl: u32,
+    /// Record every motor step (for `steps.csv` and `trumpet`).
+    pub record_steps: bool,
+    /// Extra clinic public keys the simulated board trusts.
+    pub extra_keys: Vec<[u8; 32]>,
+    /// Show a progress bar on a terminal.
+    pub progress: bool,
+}
+
+/// A line of the simulation's own narrative (written as console text into
+/// the telemetry stream, like a debug UART sharing the link).
+#[derive(Clone, Debug)]
+pub struct Note {
+    /// Monotonic time.
+    pub at_ms: u64,
+    /// Text.
+    pub text: String,
+}
+
+/// What a simulation produced.
+#[derive(Debug)]
+pub struct SimResult {
+    /// The telemetry log: the capsule's events as drained by the telemetry
+    /// app, daily status snapshots, and console text lines.
+    pub log: Vec<u8>,
+    /// `(monotonic_ms, utc_ms)` of every step that moved drug.
+    pub steps: Vec<(u64, u64)>,
+    /// Ground truth at the end.
+    pub truth: Truth,
+    /// Commands the programmer sent and how the pump answered.
+    pub commands: Vec<String>,
+}
+
+/// Ground truth the simulator knows (for reconciliation).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Truth {
+    /// Steps the capsule commanded.
+    pub commanded_steps: u64,
+    /// Steps that moved drug.
+    pub moved_steps: u64,
+    /// Volume that reached the catheter.
+    pub moved_volume_nl: u64,
+    /// Volume commanded but not yet reported in a `DeliveryRecord` at the end.
+    pub unreported_volume_nl: u64,
+    /// Reservoir at the end (capsule accounting).
+    pub final_reservoir_nl: u32,
+    /// Every fill, initial included.
+    pub filled_nl: u64,
+    /// Every withdrawal.
+    pub withdrawn_nl: u64,
+    /// Steps made while the motor was disabled (must be 0).
+    pub steps_while_disabled: u64,
+    /// Resets (power losses).
+    pub resets: u32,
+    /// Core wake-ups handled.
+    pub wakeups: u64,
+    /// Simulated milliseconds.
+    pub simulated_ms: u64,
+}
+
+struct Sim {
+    config: infusion_core::BoardConfig,
+    core: InfusionCore<SimPlatform>,
+    dosing: Option<DosingCore>,
+    dosing_saved: SavedState,
+    dosing_wake: Option<u64>,
+    dosing_config: DosingConfig,
+    log: Vec<u8>,
+    commands: Vec<String>,
+    status_seq: u32,
+    app_seq: u32,
+    truth: Truth,
+    prescription: Prescription,
+}
+
+impl Sim {
+    fn now(&self, t: u64) -> Now {
+        Now {
+            monotonic_ms: t,
+            utc_ms: self.core.utc_ms(t),
+        }
+    }
+
+    /// Console text in the stream: `\n`-terminated, never containing 0x00.
+    fn note(&mut self, t: u64, text: &str) {
+        let line = format!(
+            "[sim {}] {}\n",
+            crate::units::fmt_duration(t),
+            text.replace('\0', " ")
+        );
+        self.log.extend_from_slice(line.as_bytes());
+    }
+
+    fn telemetry(&mut self, t: u64, num: u16, a1: u32, a2: u32, ro: &[u8]) -> CommandResult {
+        self.core.platform_mut().now_ms = t;
+        self.core
+            .command(TELEMETRY_APP, u32::from(num), a1, a2, ro, &mut [], t)
+    }
+
+    /// Delivers pending upcalls to the dosing app, pulses the encoder,
+    /// drains the event queue into the log, persists the app's state.
+    fn settle(&mut self, t: u64) {
+        for _ in 0..10_000 {
+            if std::mem::take(&mut self.core.platform_mut().pulse_owed) {
+                self.core.on_encoder_pulse();
+            }
+            let pending = std::mem::take(&mut self.core.platform_mut().pending);
+            if pending.is_empty() {
+                break;
+            }
+            let now = self.now(t);
+            for n in pending {
+                let Some(dosing) = self.dosing.as_mut() else {
+                    continue;
+                };
+                let mut port = DosingPort {
+                    core: &mut self.core,
+                    now_ms: t,
+                };
+                let wake = match n {
+                    Notification::DeliveryDone {
+                        kind,
+                        outcome,
+                        volume_nl,
+                    } => Some(dosing.on_delivery_done(kind, outcome, volume_nl, &mut port, now)),
+                    Notification::AlarmChanged(_) => Some(dosing.on_alarm_changed(&mut port, now)),
+                    Notification::EventsAvailable { .. } => None,
+                };
+                if let Some(w) = wake {
+                    self.dosing_wake = Some(w.at_monotonic_ms.max(t));
+                }
+            }
+        }
+        self.drain(t);
+        if let Some(dosing) = self.dosing.as_mut() {
+            if dosing.take_saved_dirty() {
+                self.dosing_saved = dosing.saved_state().clone();
+            }
+        }
+    }
+
+    fn drain(&mut self, t: u64) {
+        let mut buf = vec![0u8; 8192];
+        while self.core.pending_events() > 0 {
+            match self.core.command(
+                TELEMETRY_APP,
+                u32::from(cmd::DRAIN_EVENTS),
+                0,
+                0,
+                &[],
+                &mut buf,
+                t,
+            ) {
+                CommandResult::SuccessU32U32(bytes, frames) if frames > 0 => {
+                    self.log.extend_from_slice(&buf[..bytes as usize]);
+                }
+                _ => break,
+            }
+        }
+    }
+
+    fn dosing_call(&mut self, t: u64, f: impl FnOnce(&mut DosingCore, &mut DosingPort<'_>, Now)) {
+        let now = self.now(t);
+        if let Some(dosing) = self.dosing.as_mut() {
+            let mut port = DosingPort {
+                core: &mut self.core,
+                now_ms: t,
+            };
+            f(dosing, &mut port, now);
+            self.dosing_wake = Some(dosing.next_wakeup().at_monotonic_ms.max(t));
+        }
+        self.settle(t);
+    }
+
+    /// A programmer command relayed by the telemetry app; on success the
+    /// dosing app hears about it (as over IPC on the device).
+    fn programmer(&mut self, t: u64, message: Message) {
+        let result = match &message {
+            Message::Suspend(_) => self.telemetry(t, cmd::SUSPEND, 0, 0, &[]),
+            Message::Resume(_) => self.telemetry(t, cmd::RESUME, 0, 0, &[]),
+            Message::ClearFault(m) => {
+                self.telemetry(t, cmd::CLEAR_FAULT, u32::from(m.code.code()), 0, &[])
+            }
+            Message::AcknowledgeAlarm(m) => {
+                self.telemetry(t, cmd::ACKNOWLEDGE_ALARM, u32::from(m.code.code()), 0, &[])
+            }
+            Message::SetClock(m) => self.telemetry(
+                t,
+                cmd::SET_CLOCK,
+                (m.utc_time_ms & 0xFFFF_FFFF) as u32,
+                (m.utc_time_ms >> 32) as u32,
+                &[],
+            ),
+            Message::Refill(m) => {
+                let bytes = postcard::to_allocvec(m).unwrap_or_default();
+                self.telemetry(t, cmd::REFILL, bytes.len() as u32, 0, &bytes)
+            }
+            Message::InstallPrescription(m) => {
+                let signed = m.signed_prescription.clone();
+                self.telemetry(
+                    t,
+                    cmd::INSTALL_PRESCRIPTION,
+                    signed.len() as u32,
+                    0,
+                    &signed,
+                )
+            }
+            _ => CommandResult::Failure(ErrorCode::NoSupport),
+        };
+        let (name, _) = crate::decode::message_fields(&message);
+        let verdict = match result {
+            CommandResult::Failure(e) => format!("refused: {}", e.name()),
+            _ => "accepted".to_string(),
+        };
+        self.commands.push(format!(
+            "{} {name}: {verdict}",
+            crate::units::fmt_utc(self.core.utc_ms(t))
+        ));
+        if let Message::Refill(m) = &message {
+            if !matches!(result, CommandResult::Failure(_)) {
+                self.truth.filled_nl += u64::from(m.added_volume_nl);
+                self.truth.withdrawn_nl += u64::from(m.withdrawn_volume_nl);
+            }
+        }
+        self.settle(t);
+        if !matches!(result, CommandResult::Failure(_)) {
+            self.dosing_call(t, |d, port, now| {
+                d.on_programmer_command(&message, port, now);
+            });
+        }
+    }
+
+    /// The telemetry app answers the programmer's daily GetStatus with a
+    /// snapshot; written to the log as a response frame.
+    fn status_snapshot(&mut self, t: u64) {
+        self.status_seq = self.status_seq.wrapping_add(1);
+        let frame = Frame {
+            sequence: self.status_seq,
+            flags: 0,
+            message: Message::StatusSnapshot(self.core.status(t)),
+        };
+        if let Ok(bytes) = encode_stream_frame_vec(&frame) {
+            self.log.extend_from_slice(&bytes);
+        }
+    }
+
+    /// A PTM press. The dosing app decides first (the therapy's lockout and
+    /// count); what it refuses never reaches the capsule, so the telemetry
+    /// app logs that verdict itself, with sequence numbers from
+    /// [`APP_EVENT_SEQUENCE_BASE`] (the capsule numbers its own events).
+    fn patient_press(&mut self, t: u64) {
+        let mut verdict = None;
+        self.dosing_call(t, |d, port, now| {
+            verdict = Some(d.request_patient_bolus(port, now));
+        });
+        if let Some(dosing_core::PatientBolusVerdict::Denied {
+            reason,
+            decided_by: dosing_core::Decider::Dosing,
+            lockout_remaining_ms,
+            ..
+        }) = verdict
+        {
+            let utc = self.core.utc_ms(t);
+            self.app_event(Message::PatientBolusRequested(
+                pump_protocol::PatientBolusRequested { time_ms: utc },
+            ));
+            self.app_event(Message::PatientBolusDenied(
+                pump_protocol::PatientBolusDenied {
+                    time_ms: utc,
+                    reason,
+                    lockout_remaining_ms,
+                },
+            ));
+        }
+    }
+
+    fn app_event(&mut self, message: Message) {
+        let frame = Frame {
+            sequence: APP_EVENT_SEQUENCE_BASE.wrapping_add(self.app_seq),
+            flags: 0,
+            message,
+        };
+        self.app_seq = self.app_seq.wrapping_add(1);
+        if let Ok(bytes) = encode_stream_frame_vec(&frame) {
+            self.log.extend_from_slice(&bytes);
+        }
+    }
+
+    fn boot_dosing(&mut self, t: u64) {
+        self.dosing = Some(DosingCore::new(
+            self.dosing_config,
+            self.dosing_saved.clone(),
+        ));
+        self.dosing_call(t, |d, port, now| {
+            d.wake(port, now);
+        });
+    }
+
+    fn power_loss(&mut self, t: u64, down_ms: u64) {
+        self.note(
+            t,
+            &format!("power lost; down for {} min", down_ms / MS_PER_MIN),
+        );
+        let back = t.saturating_add(down_ms);
+        let old = std::mem::replace(
+            &mut self.core,
+            InfusionCore::restore(self.config.clone(), SimPlatform::default(), None, 0),
+        );
+        let old_platform = old.platform();
+        let saved = old_platform.saved.clone();
+        let mut platform = SimPlatform {
+            now_ms: back,
+            utc_offset_ms: old_platform.utc_offset_ms,
+            jammed: old_platform.jammed,
+            commanded_steps: old_platform.commanded_steps,
+            moved_steps: old_platform.moved_steps,
+            steps_while_disabled: old_platform.steps_while_disabled,
+            saves: old_platform.saves,
+            ..SimPlatform::default()
+        };
+        platform.step_log = old.platform().step_log.clone();
+        drop(old);
+        // Everything in RAM is gone: the capsule and the dosing app are
+        // rebuilt from what each had saved.
+        self.core = InfusionCore::restore(self.config.clone(), platform, saved.as_deref(), back);
+        self.truth.resets += 1;
+        self.dosing = None;
+        self.note(back, "power restored; cores rebuilt from saved state");
+        self.settle(back);
+        self.boot_dosing(back);
+    }
+}
+
+/// Random press times (monotonic ms), from the seeded PRNG.
+fn press_times(events: &[Timed], days: u32, seed: u64) -> Vec<u64> {
+    let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(seed);
+    let mut out = Vec::new();
+    let mut plan: Option<(u32, u32, u32)> = None;
+    let mut directives = events
+        .iter()
+        .filter_map(|e| match e.event {
+            Event::PatientPresses {
+                per_day,
+                from_min,
+                to_min,
+            } => Some((e.at_ms, per_day, from_min, to_min)),
+            _ => None,
+        })
+        .peekable();
+    for day in 0..u64::from(days) {
+        let day_start = day * MS_PER_DAY;
+        while let Some(&(at, per_day, from, to)) = directives.peek() {
+            if at > day_start + MS_PER_DAY - 1 {
+                break;
+            }
+            plan = Some((per_day, from, to.max(from + 1)));
+            directives.next();
+        }
+        if let Some((per_day, from, to)) = plan {
+            for _ in 0..per_day {
+                let minute = rng.random_range(u64::from(from)..u64::from(to));
+                let second = rng.random_range(0..60u64);
+                out.push(day_start + minute * MS_PER_MIN + second * 1000);
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Runs a simulation.
+pub fn run(cfg: &SimConfig) -> Result<SimResult> {
+    let board_config = board::board_config(&cfg.extra_keys);
+    if cfg.extra_keys.len() + 1 > infusion_core::config::MAX_CLINIC_KEYS {
+        return Err(Error(format!(
+            "the simulated board trusts at most {} keys besides the simulator's",
+            infusion_core::config::MAX_CLINIC_KEYS - 1
+        )));
+    }
+    let end_ms = u64::from(cfg.days) * MS_PER_DAY;
+    let platform = SimPlatform {
+        step_log: cfg.record_steps.then(Vec::new),
+        ..SimPlatform::default()
+    };
+    let core = InfusionCore::restore(board_config.clone(), platform, None, 0);
+    let mut prescription = cfg.prescription.clone();
+    prescription.device_id = board::SIM_DEVICE_ID;
+    prescription.serial = 1;
+    prescription.issued_time_ms = SIM_EPOCH_UTC_MS;
+    let mut sim = Sim {
+        config: board_config,
+        core,
+        dosing: None,
+        dosing_saved: SavedState::new(CatheterContents::Unknown),
+        dosing_wake: None,
+        dosing_config: DosingConfig {
+            motor_step_nl: NL_PER_STEP,
+            pump_dead_volume_nl: 0,
+            idle_wake_interval_ms: 60_000,
+        },
+        log: Vec::new(),
+        commands: Vec::new(),
+        status_seq: 0,
+        app_seq: 0,
+        truth: Truth::default(),
+        prescription: prescription.clone(),
+    };
+
+    // Boot: the clinic sets the clock, installs the prescription (signed
+    // with the simulator's test-only key) and fills the reservoir.
+    sim.note(0, "boot: simulated pump (pumpctl simulate)");
+    sim.programmer(
+        0,
+        Message::SetClock(SetClock {
+            utc_time_ms: SIM_EPOCH_UTC_MS,
+        }),
+    );
+    sim.core.platform_mut().utc_offset_ms = SIM_EPOCH_UTC_MS as i64;
+    let signed = crate::sign::sign(&prescription, &board::simulator_test_key())?;
+    sim.programmer(0, crate::sign::install_message(&prescription, &signed)?);
+    sim.programmer(
+        0,
+        Message::Refill(Refill {
+            withdrawn_volume_nl: 0,
+            added_volume_nl: cfg.initial_fill_nl,
+            concentration_ug_per_ml: prescription.concentration_ug_per_ml,
+        }),
+    );
+    sim.boot_dosing(0);
+    sim.status_snapshot(0);
+
+    let presses = press_times(&cfg.events, cfg.days, cfg.seed);
+    let mut press_i = 0;
+    let mut event_i = 0;
+    let mut next_status = MS_PER_DAY;
+    let mut dosing_hung = false;
+
+    let bar = if cfg.progress && std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(u64::from(cfg.days));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "simulating {bar:40} day {pos}/{len} ({elapsed})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+
+    let mut last_t = 0u64;
+    let mut same_t = 0u32;
+    loop {
+        let core_wake = sim.core.next_wakeup();
+        let candidates = [
+            core_wake,
+            if dosing_hung { None } else { sim.dosing_wake },
+            cfg.events.get(event_i).map(|e| e.at_ms),
+            presses.get(press_i).copied(),
+            Some(next_status),
+        ];
+        let Some(t) = candidates.iter().flatten().copied().min() else {
+            break;
+        };
+        if t > end_ms {
+            break;
+        }
+        let t = t.max(last_t);
+        if t == last_t {
+            same_t += 1;
+            if same_t > 100_000 {
+                return Err(Error(format!(
+                    "simulation stuck at {} (a component keeps asking for the same instant)",
+                    crate::units::fmt_duration(t)
+                )));
+            }
+        } else {
+            same_t = 0;
+            bar.set_position(t / MS_PER_DAY);
+        }
+        last_t = t;
+        sim.core.platform_mut().now_ms = t;
+
+        // Scripted events first (the outside world), then the capsule's
+        // timer, then the apps.
+        while let Some(e) = cfg.events.get(event_i).filter(|e| e.at_ms <= t) {
+            event_i += 1;
+            match &e.event {
+                Event::Bolus => {
+                    if !dosing_hung {
+                        sim.patient_press(t);
+                    }
+                }
+                Event::PatientPresses { .. } => {}
+                Event::ClinicianBolus(given) => {
+                    let preset = sim
+                        .prescription
+                        .therapy
+                        .clinician_bolus
+                        .map(|b| (b.dose_ug, b.duration_ms));
+                    let bolus = given
+                        .map(|(dose, min)| (dose, (u64::from(min) * MS_PER_MIN) as u32))
+                        .or(preset);
+                    match bolus {
+                        Some((dose_ug, duration_ms)) if !dosing_hung => {
+                            let mut verdict = None;
+                            sim.dosing_call(t, |d, port, now| {
+                                verdict = Some(d.request_clinician_bolus(
+                                    dose_ug,
+                                    duration_ms,
+                                    port,
+                                    now,
+                                ));
+                            });
+                            let text = match verdict {
+                                Some(Ok(_)) => "accepted".to_string(),
+                                Some(Err(e)) => format!("refused: {}", e.name()),
+                                None => "no answer".to_string(),
+                            };
+                            sim.commands.push(format!(
+                                "{} ClinicianBolus {dose_ug} ug: {text}",
+                                crate::units::fmt_utc(sim.core.utc_ms(t))
+                            ));
+                        }
+                        _ => sim.commands.push(format!(
+                            "{} ClinicianBolus: no preset in the prescription and none given",
+                            crate::units::fmt_utc(sim.core.utc_ms(t))
+                        )),
+                    }
+                }
+                Event::Refill {
+                    volume_nl,
+                    concentration_ug_per_ml,
+                } => {
+                    let residual = sim.core.reservoir_nl();
+                    sim.programmer(
+                        t,
+                        Message::Refill(Refill {
+                            withdrawn_volume_nl: residual,
+                            added_volume_nl: *volume_nl,
+                            concentration_ug_per_ml: concentration_ug_per_ml
+                                .unwrap_or(sim.prescription.concentration_ug_per_ml),
+                        }),
+                    );
+                }
+                Event::Suspend => sim.programmer(t, Message::Suspend(Suspend {})),
+                Event::Resume => sim.programmer(t, Message::Resume(Resume {})),
+                Event::SetClock { shift_min } => {
+                    let utc = sim.core.utc_ms(t);
+                    let new = utc.saturating_add_signed(shift_min.saturating_mul(60_000));
+                    sim.programmer(t, Message::SetClock(SetClock { utc_time_ms: new }));
+                    let offset = sim.core.utc_ms(t) as i64 - t as i64;
+                    sim.core.platform_mut().utc_offset_ms = offset;
+                }
+                Event::Stall => {
+                    sim.note(t, "motor jammed");
+                    sim.core.platform_mut().jammed = true;
+                }
+                Event::StallCleared => {
+                    sim.note(t, "motor jam freed");
+                    sim.core.platform_mut().jammed = false;
+                    sim.programmer(
+                        t,
+                        Message::ClearFault(ClearFault {
+                            code: AlarmCode::MotorStall,
+                        }),
+                    );
+                }
+                Event::Occlusion => {
+                    sim.core.on_fault_input(AlarmCode::Occlusion, true, t);
+                    sim.settle(t);
+                }
+                Event::OcclusionCleared => {
+                    sim.core.on_fault_input(AlarmCode::Occlusion, false, t);
+                    sim.settle(t);
+                    sim.programmer(
+                        t,
+                        Message::ClearFault(ClearFault {
+                            code: AlarmCode::Occlusion,
+                        }),
+                    );
+                }
+                Event::Ack(code) => sim.programmer(
+                    t,
+                    Message::AcknowledgeAlarm(pump_protocol::AcknowledgeAlarm { code: *code }),
+                ),
+                Event::ClearFault(code) => {
+                    sim.programmer(t, Message::ClearFault(ClearFault { code: *code }))
+                }
+                Event::PowerLoss { down_ms } => {
+                    sim.power_loss(t, *down_ms);
+                    last_t = t + down_ms;
+                    // Whatever was due while the power was off is skipped:
+                    // scripted events and presses in the gap are lost.
+                    while cfg.events.get(event_i).is_some_and(|e| e.at_ms < last_t) {
+                        event_i += 1;
+                    }
+                    while presses.get(press_i).is_some_and(|p| *p < last_t) {
+                        press_i += 1;
+                    }
+                    if dosing_hung {
+                        // A reset restarts every app.
+                        dosing_hung = false;
+                    }
+                }
+                Event::DosingHang => {
+                    sim.note(t, "dosing app hung (no more check-ins)");
+                    dosing_hung = true;
+                    sim.dosing = None;
+                }
+                Event::DosingRestart => {
+                    sim.note(t, "kernel restarts the dosing app");
+                    dosing_hung = false;
+                    sim.core.on_app_restart(DOSING_APP, 1, t);
+                    sim.settle(t);
+                    sim.boot_dosing(t);
+                }
+                Event::Install(path) => {
+                    let bytes = crate::error::read_file(path)?;
+                    let message = install_message_from_stream(path, &bytes)?;
+                    sim.programmer(t, message);
+                    if let Some(rx) = sim.core.prescription() {
+                        sim.prescription = rx.clone();
+                    }
+                }
+            }
+        }
+        if last_t > t {
+            // A power loss moved time on; start the loop again from there.
+            continue;
+        }
+        if sim.core.next_wakeup().is_some_and(|w| w <= t) {
+            sim.core.on_timer(t);
+            sim.truth.wakeups += 1;
+            sim.settle(t);
+        }
+        if !dosing_hung && sim.dosing_wake.is_some_and(|w| w <= t) {
+            sim.dosing_call(t, |d, port, now| {
+                d.wake(port, now);
+            });
+        }
+        while presses.get(press_i).is_some_and(|p| *p <= t) {
+            press_i += 1;
+            if !dosing_hung {
+                sim.patient_press(t);
+            }
+        }
+        if next_status <= t {
+            sim.status_snapshot(t);
+            next_status += MS_PER_DAY;
+        }
+    }
+    bar.finish_and_clear();
+    sim.core.platform_mut().now_ms = end_ms;
+    sim.settle(end_ms);
+
+    let platform = sim.core.platform();
+    let nl_per_step = u64::from(NL_PER_STEP);
+    sim.truth.commanded_steps = platform.commanded_steps;
+    sim.truth.moved_steps = platform.moved_steps;
+    sim.truth.moved_volume_nl = platform.moved_steps * nl_per_step;
+    sim.truth.steps_while_disabled = platform.steps_while_disabled;
+    sim.truth.final_reservoir_nl = sim.core.reservoir_nl();
+    sim.truth.unreported_volume_nl = sim
+        .core
+        .ledger()
+        .runs()
+        .iter()
+        .filter(|r| r.active)
+        .map(|r| u64::from(r.steps_done.saturating_sub(r.steps_reported)) * nl_per_step)
+        .sum();
+    sim.truth.simulated_ms = end_ms;
+    let steps = sim.core.platform_mut().step_log.take().unwrap_or_default();
+    Ok(SimResult {
+        log: sim.log,
+        steps,
+        truth: sim.truth,
+        commands: sim.commands,
+    })
+}
+
+/// The first `InstallPrescription` in a frame file.
+pub fn install_message_from_stream(path: &std::path::Path, bytes: &[u8]) -> Result<Message> {
+    let signed = crate::sign::signed_from_install_stream(bytes).ok_or_else(|| {
+        Error(format!(
+            "{}: no InstallPrescription frame found (expected a file written by `pumpctl rx sign`)",
+            path.display()
+        ))
+    })?;
+    if signed.len() > MAX_SIGNED_PRESCRIPTION_LEN {
+        return Err(Error(format!(
+            "{}: signed prescription too long",
+            path.display()
+        )));
+    }
+    let parts = pump_protocol::prescription::split_signed(&signed).ok();
+    let rx = parts.and_then(|p| pump_protocol::prescription::decode_body(p.body).ok());
+    Ok(Message::InstallPrescription(
+        pump_protocol::InstallPrescription {
+            device_id: rx.as_ref().map_or(0, |r| r.device_id),
+            prescription_serial: rx.as_ref().map_or(0, |r| r.serial),
+            signed_prescription: heapless::Vec::from_slice(&signed).unwrap_or_default(),
+        },
+    ))
+}
+
+/// Writes `steps.csv`: one row per motor step that moved drug.
+pub fn write_steps_csv(path: &std::path::Path, steps: &[(u64, u64)]) -> Result<()> {
+    let file =
+        std::fs::File::create(path).map_err(|e| crate::error::io_error(path, "create", &e))?;
+    let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
+    let io = |e: csv::Error| Error(format!("{}: cannot write: {e}", path.display()));
+    w.write_record(["monotonic_ms", "utc_ms", "volume_nl"])
+        .map_err(io)?;
+    let step = NL_PER_STEP.to_string();
+    for (mono, utc) in steps {
+        w.write_record([mono.to_string(), utc.to_string(), step.clone()])
+            .map_err(io)?;
+    }
+    w.flush()
+        .map_err(|e| crate::error::io_error(path, "write", &e))
+}
+
+/// Where simulation output goes.
+pub fn default_out_dir() -> PathBuf {
+    PathBuf::from("pumpctl-sim")
+}
