@@ -347,6 +347,11 @@ impl<S: LogStorage> TelemetryCore<S> {
 /// Stores one capsule event, recording an unexplained sequence hole as a
 /// `LogGap` first (under the first missing number, which the capsule never
 /// used) and renumbering a frame whose sequence does not increase.
+///
+/// The log's numbers never wrap: after `u32::MAX` they saturate (about
+/// four billion events, centuries at the capsule's rate), whereas the
+/// protocol lets a pump wrap; a wrapped capsule counter is treated like a
+/// lost one and renumbered.
 fn store_event<S: LogStorage>(
     log: &mut PersistentLog<S>,
     expected: &mut Option<u32>,
