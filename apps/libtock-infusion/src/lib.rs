@@ -1,0 +1,440 @@
+//! libtock-rs API for the infusion capsule (`capsules/infusion`).
+//!
+//! A thin typed wrapper over the capsule's commands, upcalls and allows, in
+//! the style of libtock-rs' `apis/interface/buzzer`: one associated function
+//! per command, synchronous (no call here blocks except through the caller's
+//! own `yield_wait`). Whether a call is allowed is the capsule's decision;
+//! a refusal comes back as [`Refused`], carrying the Tock error code and the
+//! capsule's exact reason (a `pump_protocol::ErrorCode` wire code).
+//!
+//! ```ignore
+//! type Infusion = libtock_infusion::Infusion<libtock::runtime::TockSyscalls>;
+//! let status = Infusion::status()?;
+//! Infusion::set_basal(25_000)?;
+//! let listener = InfusionListener(|event| { /* Event::DeliveryDone { .. } … */ });
+//! share::scope(|handle| {
+//!     Infusion::subscribe_all(&listener, handle)?;
+//!     loop { TockSyscalls::yield_wait(); }
+//! })
+//! ```
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use libtock_platform::allow_ro::AllowRo;
+use libtock_platform::allow_rw::AllowRw;
+use libtock_platform::share;
+use libtock_platform::subscribe::{OneId, Subscribe};
+use libtock_platform::{CommandReturn, DefaultConfig, ErrorCode, Syscalls, Upcall};
+
+/// The capsule's driver number (out of tree: top bit set).
+pub const DRIVER_NUM: u32 = 0x8000_0100;
+
+/// Command numbers (see the capsule's documentation).
+pub mod command {
+    /// Driver exists.
+    pub const EXISTS: u32 = 0;
+    /// Status summary.
+    pub const STATUS: u32 = 1;
+    /// Set the basal rate.
+    pub const SET_BASAL: u32 = 2;
+    /// Clinician bolus.
+    pub const CLINICIAN_BOLUS: u32 = 3;
+    /// Patient bolus.
+    pub const PATIENT_BOLUS: u32 = 4;
+    /// Priming bolus.
+    pub const PRIMING_BOLUS: u32 = 5;
+    /// Bridge bolus.
+    pub const BRIDGE_BOLUS: u32 = 6;
+    /// Stop the running bolus.
+    pub const STOP_BOLUS: u32 = 7;
+    /// Watchdog check-in.
+    pub const CHECK_IN: u32 = 8;
+    /// Install a signed prescription (read-only allow 0).
+    pub const INSTALL_PRESCRIPTION: u32 = 9;
+    /// Drain events (read-write allow 0).
+    pub const DRAIN_EVENTS: u32 = 10;
+    /// Acknowledge an alarm.
+    pub const ACKNOWLEDGE_ALARM: u32 = 11;
+    /// Clear a latched fault.
+    pub const CLEAR_FAULT: u32 = 12;
+    /// Suspend therapy.
+    pub const SUSPEND: u32 = 13;
+    /// Resume therapy.
+    pub const RESUME: u32 = 14;
+    /// Record a refill (read-only allow 0).
+    pub const REFILL: u32 = 15;
+    /// Set the wall clock.
+    pub const SET_CLOCK: u32 = 16;
+    /// Read the installed prescription (read-write allow 0).
+    pub const READ_PRESCRIPTION: u32 = 17;
+    /// Patient bolus lockout and count.
+    pub const PATIENT_BOLUS_STATE: u32 = 18;
+    /// Number of queued events.
+    pub const PENDING_EVENTS: u32 = 19;
+}
+
+/// Subscribe numbers.
+pub mod subscribe {
+    /// A delivery ended.
+    pub const DELIVERY_DONE: u32 = 0;
+    /// Verdict on a bolus request.
+    pub const BOLUS_VERDICT: u32 = 1;
+    /// Events are waiting (Telemetry role only).
+    pub const EVENTS_AVAILABLE: u32 = 2;
+    /// The alarm output changed.
+    pub const ALARM_CHANGED: u32 = 3;
+}
+
+const ALLOW_RO_INPUT: u32 = 0;
+const ALLOW_RW_OUTPUT: u32 = 0;
+
+/// A command the capsule refused (or a syscall that failed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refused {
+    /// The Tock error code (`NoDevice` for a role violation).
+    pub code: ErrorCode,
+    /// The capsule's reason: a `pump_protocol::ErrorCode` wire code, or 0
+    /// when the failure did not come from the capsule's core.
+    pub reason: u16,
+}
+
+impl From<ErrorCode> for Refused {
+    fn from(code: ErrorCode) -> Self {
+        Self { code, reason: 0 }
+    }
+}
+
+/// The capsule's status summary (command 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// `pump_protocol::PumpState` wire code.
+    pub state: u16,
+    /// `pump_protocol::AlarmCode` of the highest active alarm, 0 if none.
+    pub top_alarm: u16,
+    /// Reservoir volume.
+    pub reservoir_nl: u32,
+    /// Volume delivered in the rolling 24 h.
+    pub delivered_24h_nl: u32,
+}
+
+/// The bolus commands (3–6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BolusKind {
+    /// Ordered by the clinician.
+    Clinician,
+    /// Requested by the patient.
+    Patient,
+    /// Catheter priming.
+    Priming,
+    /// Bridge after a refill.
+    Bridge,
+}
+
+impl BolusKind {
+    /// The command number.
+    pub const fn command(self) -> u32 {
+        match self {
+            BolusKind::Clinician => command::CLINICIAN_BOLUS,
+            BolusKind::Patient => command::PATIENT_BOLUS,
+            BolusKind::Priming => command::PRIMING_BOLUS,
+            BolusKind::Bridge => command::BRIDGE_BOLUS,
+        }
+    }
+}
+
+/// An upcall from the capsule. Codes are `pump_protocol` wire codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A delivery ended.
+    DeliveryDone {
+        /// `DeliveryKind` code.
+        kind: u16,
+        /// `DeliveryOutcome` code.
+        outcome: u16,
+        /// Volume since the delivery's last checkpoint.
+        volume_nl: u32,
+    },
+    /// The capsule's verdict on a bolus request of the dosing app.
+    BolusVerdict {
+        /// `DeliveryKind` code.
+        kind: u16,
+        /// `ErrorCode` code of the refusal, 0 if the bolus started.
+        error: u16,
+        /// Requested volume.
+        volume_nl: u32,
+    },
+    /// Events are waiting to be drained.
+    EventsAvailable {
+        /// How many.
+        count: u32,
+    },
+    /// The alarm output changed.
+    AlarmChanged {
+        /// 0 none, 1 low, 2 medium, 3 high.
+        priority: u8,
+        /// The tone sounds.
+        audible: bool,
+    },
+}
+
+/// Receives every upcall of the capsule as an [`Event`].
+pub struct InfusionListener<F: Fn(Event)>(pub F);
+
+impl<F: Fn(Event)> Upcall<OneId<DRIVER_NUM, { subscribe::DELIVERY_DONE }>> for InfusionListener<F> {
+    fn upcall(&self, kind: u32, outcome: u32, volume_nl: u32) {
+        (self.0)(Event::DeliveryDone {
+            kind: kind as u16,
+            outcome: outcome as u16,
+            volume_nl,
+        });
+    }
+}
+
+impl<F: Fn(Event)> Upcall<OneId<DRIVER_NUM, { subscribe::BOLUS_VERDICT }>> for InfusionListener<F> {
+    fn upcall(&self, kind: u32, error: u32, volume_nl: u32) {
+        (self.0)(Event::BolusVerdict {
+            kind: kind as u16,
+            error: error as u16,
+            volume_nl,
+        });
+    }
+}
+
+impl<F: Fn(Event)> Upcall<OneId<DRIVER_NUM, { subscribe::EVENTS_AVAILABLE }>>
+    for InfusionListener<F>
+{
+    fn upcall(&self, count: u32, _: u32, _: u32) {
+        (self.0)(Event::EventsAvailable { count });
+    }
+}
+
+impl<F: Fn(Event)> Upcall<OneId<DRIVER_NUM, { subscribe::ALARM_CHANGED }>> for InfusionListener<F> {
+    fn upcall(&self, priority: u32, audible: u32, _: u32) {
+        (self.0)(Event::AlarmChanged {
+            priority: priority.min(3) as u8,
+            audible: audible != 0,
+        });
+    }
+}
+
+/// The four subscriptions, for [`Infusion::subscribe_all`].
+pub type Subscriptions<'share, S> = (
+    Subscribe<'share, S, DRIVER_NUM, { subscribe::DELIVERY_DONE }>,
+    Subscribe<'share, S, DRIVER_NUM, { subscribe::BOLUS_VERDICT }>,
+    Subscribe<'share, S, DRIVER_NUM, { subscribe::EVENTS_AVAILABLE }>,
+    Subscribe<'share, S, DRIVER_NUM, { subscribe::ALARM_CHANGED }>,
+);
+
+/// Turns a command's return into a result: success variants through `ok`,
+/// failures (with or without the capsule's reason) into [`Refused`].
+fn outcome<T>(
+    ret: CommandReturn,
+    ok: impl FnOnce(&CommandReturn) -> Option<T>,
+) -> Result<T, Refused> {
+    if let Some((code, reason)) = ret.get_failure_u32() {
+        return Err(Refused {
+            code,
+            reason: reason as u16,
+        });
+    }
+    if let Some(code) = ret.get_failure() {
+        return Err(code.into());
+    }
+    ok(&ret).ok_or(Refused {
+        code: ErrorCode::BadRVal,
+        reason: 0,
+    })
+}
+
+fn unit(ret: &CommandReturn) -> Option<()> {
+    ret.is_success().then_some(())
+}
+
+/// The infusion capsule's API. See the crate documentation.
+pub struct Infusion<S: Syscalls>(S);
+
+impl<S: Syscalls> Infusion<S> {
+    fn call(num: u32, arg1: u32, arg2: u32) -> Result<(), Refused> {
+        outcome(S::command(DRIVER_NUM, num, arg1, arg2), unit)
+    }
+
+    /// Whether the capsule is present.
+    pub fn exists() -> Result<(), Refused> {
+        Self::call(command::EXISTS, 0, 0)
+    }
+
+    /// Any command by number, as the capsule answers it (for tests and the
+    /// rogue app); success of any variant is `Ok`.
+    pub fn raw_command(num: u32, arg1: u32, arg2: u32) -> Result<(), Refused> {
+        outcome(S::command(DRIVER_NUM, num, arg1, arg2), |ret| {
+            (!ret.is_failure()
+                && !ret.is_failure_u32()
+                && !ret.is_failure_2_u32()
+                && !ret.is_failure_u64())
+            .then_some(())
+        })
+    }
+
+    /// Command 1: status summary.
+    pub fn status() -> Result<Status, Refused> {
+        outcome(S::command(DRIVER_NUM, command::STATUS, 0, 0), |ret| {
+            ret.get_success_3_u32()
+                .map(|(state, reservoir_nl, delivered_24h_nl)| Status {
+                    state: state as u16,
+                    top_alarm: (state >> 16) as u16,
+                    reservoir_nl,
+                    delivered_24h_nl,
+                })
+        })
+    }
+
+    /// Command 2: set the basal rate (0 stops basal).
+    pub fn set_basal(rate_nl_per_h: u32) -> Result<(), Refused> {
+        Self::call(command::SET_BASAL, rate_nl_per_h, 0)
+    }
+
+    /// Commands 3–6: start a bolus.
+    pub fn bolus(kind: BolusKind, volume_nl: u32, duration_ms: u32) -> Result<(), Refused> {
+        Self::call(kind.command(), volume_nl, duration_ms)
+    }
+
+    /// Command 7: stop the running bolus.
+    pub fn stop_bolus() -> Result<(), Refused> {
+        Self::call(command::STOP_BOLUS, 0, 0)
+    }
+
+    /// Command 8: watchdog check-in; returns the check-in timeout.
+    pub fn check_in() -> Result<u32, Refused> {
+        outcome(S::command(DRIVER_NUM, command::CHECK_IN, 0, 0), |ret| {
+            ret.get_success_u32()
+        })
+    }
+
+    /// Shares `bytes` as read-only allow 0 for command `num`.
+    fn with_input(num: u32, bytes: &[u8]) -> Result<(), Refused> {
+        share::scope::<AllowRo<_, DRIVER_NUM, ALLOW_RO_INPUT>, _, _>(|handle| {
+            S::allow_ro::<DefaultConfig, DRIVER_NUM, ALLOW_RO_INPUT>(handle, bytes)?;
+            Self::call(num, bytes.len() as u32, 0)
+        })
+    }
+
+    /// Shares `buf` as read-write allow 0 for command `num`.
+    fn with_output<T>(
+        num: u32,
+        buf: &mut [u8],
+        ok: impl FnOnce(&CommandReturn) -> Option<T>,
+    ) -> Result<T, Refused> {
+        share::scope::<AllowRw<_, DRIVER_NUM, ALLOW_RW_OUTPUT>, _, _>(|handle| {
+            S::allow_rw::<DefaultConfig, DRIVER_NUM, ALLOW_RW_OUTPUT>(handle, buf)?;
+            outcome(S::command(DRIVER_NUM, num, 0, 0), ok)
+        })
+    }
+
+    /// Command 9: install a signed prescription.
+    pub fn install_prescription(signed: &[u8]) -> Result<(), Refused> {
+        Self::with_input(command::INSTALL_PRESCRIPTION, signed)
+    }
+
+    /// Command 10: drain whole stream-encoded event frames into `buf`;
+    /// returns `(bytes, frames)`.
+    pub fn drain_events(buf: &mut [u8]) -> Result<(usize, usize), Refused> {
+        Self::with_output(command::DRAIN_EVENTS, buf, |ret| {
+            ret.get_success_2_u32()
+                .map(|(bytes, frames)| (bytes as usize, frames as usize))
+        })
+    }
+
+    /// Command 11: acknowledge (silence) an alarm.
+    pub fn acknowledge_alarm(alarm_code: u16) -> Result<(), Refused> {
+        Self::call(command::ACKNOWLEDGE_ALARM, alarm_code.into(), 0)
+    }
+
+    /// Command 12: clear a latched fault.
+    pub fn clear_fault(alarm_code: u16) -> Result<(), Refused> {
+        Self::call(command::CLEAR_FAULT, alarm_code.into(), 0)
+    }
+
+    /// Command 13: suspend therapy.
+    pub fn suspend() -> Result<(), Refused> {
+        Self::call(command::SUSPEND, 0, 0)
+    }
+
+    /// Command 14: resume therapy.
+    pub fn resume() -> Result<(), Refused> {
+        Self::call(command::RESUME, 0, 0)
+    }
+
+    /// Command 15: record a refill (postcard `pump_protocol::Refill`).
+    pub fn refill(refill: &[u8]) -> Result<(), Refused> {
+        Self::with_input(command::REFILL, refill)
+    }
+
+    /// Command 16: set the wall clock.
+    pub fn set_clock(utc_ms: u64) -> Result<(), Refused> {
+        Self::call(command::SET_CLOCK, utc_ms as u32, (utc_ms >> 32) as u32)
+    }
+
+    /// Command 17: copy the installed signed prescription into `buf`;
+    /// returns its length.
+    pub fn read_prescription(buf: &mut [u8]) -> Result<usize, Refused> {
+        Self::with_output(command::READ_PRESCRIPTION, buf, |ret| {
+            ret.get_success_u32().map(|len| len as usize)
+        })
+    }
+
+    /// Command 18: `(lockout_remaining_ms, boluses_left_24h)`.
+    pub fn patient_bolus_state() -> Result<(u32, u32), Refused> {
+        outcome(
+            S::command(DRIVER_NUM, command::PATIENT_BOLUS_STATE, 0, 0),
+            |ret| ret.get_success_2_u32(),
+        )
+    }
+
+    /// Command 19: number of queued events.
+    pub fn pending_events() -> Result<u32, Refused> {
+        outcome(
+            S::command(DRIVER_NUM, command::PENDING_EVENTS, 0, 0),
+            |ret| ret.get_success_u32(),
+        )
+    }
+
+    /// Subscribes `listener` to all four upcalls for the life of `handle`.
+    pub fn subscribe_all<'share, F: Fn(Event)>(
+        listener: &'share InfusionListener<F>,
+        handle: share::Handle<Subscriptions<'share, S>>,
+    ) -> Result<(), ErrorCode> {
+        let (delivery, verdict, events, alarm) = handle.split();
+        S::subscribe::<
+            OneId<DRIVER_NUM, { subscribe::DELIVERY_DONE }>,
+            _,
+            DefaultConfig,
+            DRIVER_NUM,
+            { subscribe::DELIVERY_DONE },
+        >(delivery, listener)?;
+        S::subscribe::<
+            OneId<DRIVER_NUM, { subscribe::BOLUS_VERDICT }>,
+            _,
+            DefaultConfig,
+            DRIVER_NUM,
+            { subscribe::BOLUS_VERDICT },
+        >(verdict, listener)?;
+        S::subscribe::<
+            OneId<DRIVER_NUM, { subscribe::EVENTS_AVAILABLE }>,
+            _,
+            DefaultConfig,
+            DRIVER_NUM,
+            { subscribe::EVENTS_AVAILABLE },
+        >(events, listener)?;
+        S::subscribe::<
+            OneId<DRIVER_NUM, { subscribe::ALARM_CHANGED }>,
+            _,
+            DefaultConfig,
+            DRIVER_NUM,
+            { subscribe::ALARM_CHANGED },
+        >(alarm, listener)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,293 @@
+extern crate std;
+
+use super::*;
+use core::cell::{Cell, RefCell};
+use libtock_platform::share;
+use libtock_unittest::{
+    command_return, fake, DriverInfo, DriverShareRef, RoAllowBuffer, RwAllowBuffer,
+};
+use std::rc::Rc;
+use std::vec::Vec;
+
+type Api = Infusion<fake::Syscalls>;
+
+/// A fake capsule: the command table's shape, one caller role, recorded
+/// inputs, canned outputs, and upcalls on request.
+struct FakeInfusion {
+    telemetry: bool,
+    input: RefCell<RoAllowBuffer>,
+    output: RefCell<RwAllowBuffer>,
+    installed: RefCell<Vec<u8>>,
+    basal: Cell<u32>,
+    clock: Cell<u64>,
+    share_ref: DriverShareRef,
+}
+
+impl FakeInfusion {
+    fn new(telemetry: bool) -> Rc<Self> {
+        Rc::new(Self {
+            telemetry,
+            input: Default::default(),
+            output: Default::default(),
+            installed: Default::default(),
+            basal: Cell::new(0),
+            clock: Cell::new(0),
+            share_ref: Default::default(),
+        })
+    }
+}
+
+const NODEVICE_NOT_PERMITTED: (ErrorCode, u32) = (ErrorCode::NoDevice, 6);
+
+impl fake::SyscallDriver for FakeInfusion {
+    fn info(&self) -> DriverInfo {
+        DriverInfo::new(DRIVER_NUM).upcall_count(4)
+    }
+
+    fn register(&self, share_ref: DriverShareRef) {
+        self.share_ref.replace(share_ref);
+    }
+
+    fn allow_readonly(
+        &self,
+        num: u32,
+        buffer: RoAllowBuffer,
+    ) -> Result<RoAllowBuffer, (RoAllowBuffer, ErrorCode)> {
+        if num == 0 {
+            Ok(self.input.replace(buffer))
+        } else {
+            Err((buffer, ErrorCode::Invalid))
+        }
+    }
+
+    fn allow_readwrite(
+        &self,
+        num: u32,
+        buffer: RwAllowBuffer,
+    ) -> Result<RwAllowBuffer, (RwAllowBuffer, ErrorCode)> {
+        if num == 0 {
+            Ok(self.output.replace(buffer))
+        } else {
+            Err((buffer, ErrorCode::Invalid))
+        }
+    }
+
+    fn command(&self, num: u32, a: u32, b: u32) -> libtock_platform::CommandReturn {
+        let refuse =
+            || command_return::failure_u32(NODEVICE_NOT_PERMITTED.0, NODEVICE_NOT_PERMITTED.1);
+        match num {
+            command::EXISTS => command_return::success(),
+            command::STATUS => command_return::success_3_u32(1 | (0x0003 << 16), 20_000_000, 4_000),
+            command::SET_BASAL if self.telemetry => refuse(),
+            command::SET_BASAL => {
+                self.basal.set(a);
+                command_return::success()
+            }
+            command::PATIENT_BOLUS if self.telemetry => refuse(),
+            command::PATIENT_BOLUS => {
+                if a > 100_000 {
+                    let _ = self.share_ref.schedule_upcall(1, (2, 13, a));
+                    // BolusAboveEnvelope (13) is INVAL.
+                    return command_return::failure_u32(ErrorCode::Invalid, 13);
+                }
+                let _ = self.share_ref.schedule_upcall(1, (2, 0, a));
+                let _ = self.share_ref.schedule_upcall(0, (2, 0, a));
+                command_return::success()
+            }
+            command::CHECK_IN => command_return::success_u32(60_000),
+            command::INSTALL_PRESCRIPTION if !self.telemetry => refuse(),
+            command::INSTALL_PRESCRIPTION => {
+                let input = self.input.borrow();
+                match input.get(..a as usize) {
+                    Some(bytes) => {
+                        *self.installed.borrow_mut() = bytes.to_vec();
+                        let _ = self.share_ref.schedule_upcall(2, (1, 0, 0));
+                        command_return::success()
+                    }
+                    None => command_return::failure_u32(ErrorCode::Invalid, 21),
+                }
+            }
+            command::DRAIN_EVENTS if !self.telemetry => refuse(),
+            command::DRAIN_EVENTS => {
+                let mut output = self.output.borrow_mut();
+                let frame = [0u8, 5, 1, 2, 3, 4, 0];
+                if output.len() < frame.len() {
+                    return command_return::success_2_u32(0, 0);
+                }
+                output[..frame.len()].copy_from_slice(&frame);
+                command_return::success_2_u32(frame.len() as u32, 1)
+            }
+            command::READ_PRESCRIPTION => {
+                let installed = self.installed.borrow();
+                let mut output = self.output.borrow_mut();
+                if installed.is_empty() {
+                    return command_return::failure_u32(ErrorCode::Reserve, 11);
+                }
+                output[..installed.len()].copy_from_slice(&installed);
+                command_return::success_u32(installed.len() as u32)
+            }
+            command::SET_CLOCK if !self.telemetry => refuse(),
+            command::SET_CLOCK => {
+                self.clock.set(u64::from(a) | (u64::from(b) << 32));
+                command_return::success()
+            }
+            command::PATIENT_BOLUS_STATE => command_return::success_2_u32(1_200_000, 3),
+            command::PENDING_EVENTS if !self.telemetry => refuse(),
+            command::PENDING_EVENTS => command_return::success_u32(7),
+            _ => command_return::failure_u32(ErrorCode::NoSupport, 25),
+        }
+    }
+}
+
+#[test]
+fn absent_driver_is_nodevice() {
+    let _kernel = fake::Kernel::new();
+    assert_eq!(Api::exists(), Err(Refused::from(ErrorCode::NoDevice)));
+    assert_eq!(Api::status().map_err(|e| e.code), Err(ErrorCode::NoDevice));
+}
+
+#[test]
+fn status_unpacks_state_and_top_alarm() {
+    let kernel = fake::Kernel::new();
+    kernel.add_driver(&FakeInfusion::new(false));
+    assert_eq!(Api::exists(), Ok(()));
+    assert_eq!(
+        Api::status(),
+        Ok(Status {
+            state: 1,
+            top_alarm: 3,
+            reservoir_nl: 20_000_000,
+            delivered_24h_nl: 4_000,
+        })
+    );
+    assert_eq!(Api::patient_bolus_state(), Ok((1_200_000, 3)));
+    assert_eq!(Api::check_in(), Ok(60_000));
+}
+
+#[test]
+fn refusals_carry_the_capsules_reason() {
+    let kernel = fake::Kernel::new();
+    let driver = FakeInfusion::new(false);
+    kernel.add_driver(&driver);
+    assert_eq!(Api::set_basal(25_000), Ok(()));
+    assert_eq!(driver.basal.get(), 25_000);
+    assert_eq!(
+        Api::install_prescription(b"signed"),
+        Err(Refused {
+            code: ErrorCode::NoDevice,
+            reason: 6
+        })
+    );
+    assert_eq!(
+        Api::pending_events(),
+        Err(Refused {
+            code: ErrorCode::NoDevice,
+            reason: 6
+        })
+    );
+    assert_eq!(
+        Api::raw_command(99, 0, 0),
+        Err(Refused {
+            code: ErrorCode::NoSupport,
+            reason: 25
+        })
+    );
+    assert_eq!(Api::raw_command(command::STATUS, 0, 0), Ok(()));
+}
+
+#[test]
+fn prescription_goes_through_the_read_only_allow_and_comes_back() {
+    let kernel = fake::Kernel::new();
+    let driver = FakeInfusion::new(true);
+    kernel.add_driver(&driver);
+    let mut buf = [0u8; 32];
+    assert_eq!(
+        Api::read_prescription(&mut buf).map_err(|e| e.reason),
+        Err(11)
+    );
+    assert_eq!(Api::install_prescription(b"signed rx bytes"), Ok(()));
+    assert_eq!(driver.installed.borrow().as_slice(), b"signed rx bytes");
+    // The allow is withdrawn after the call.
+    assert_eq!(driver.input.borrow().len(), 0);
+    assert_eq!(Api::read_prescription(&mut buf), Ok(15));
+    assert_eq!(&buf[..15], b"signed rx bytes");
+}
+
+#[test]
+fn drain_fills_the_read_write_allow() {
+    let kernel = fake::Kernel::new();
+    kernel.add_driver(&FakeInfusion::new(true));
+    let mut buf = [0xAAu8; 16];
+    assert_eq!(Api::drain_events(&mut buf), Ok((7, 1)));
+    assert_eq!(&buf[..7], &[0, 5, 1, 2, 3, 4, 0]);
+    let mut small = [0u8; 3];
+    assert_eq!(Api::drain_events(&mut small), Ok((0, 0)));
+    assert_eq!(Api::pending_events(), Ok(7));
+}
+
+#[test]
+fn set_clock_splits_64_bits() {
+    let kernel = fake::Kernel::new();
+    let driver = FakeInfusion::new(true);
+    kernel.add_driver(&driver);
+    assert_eq!(Api::set_clock(1_735_689_600_123), Ok(()));
+    assert_eq!(driver.clock.get(), 1_735_689_600_123);
+}
+
+#[test]
+fn upcalls_arrive_as_events() {
+    let kernel = fake::Kernel::new();
+    kernel.add_driver(&FakeInfusion::new(false));
+    let seen: RefCell<Vec<Event>> = RefCell::new(Vec::new());
+    let listener = InfusionListener(|event| seen.borrow_mut().push(event));
+    share::scope(|handle| {
+        Api::subscribe_all(&listener, handle).unwrap();
+        assert_eq!(Api::bolus(BolusKind::Patient, 50_000, 60_000), Ok(()));
+        assert_eq!(
+            Api::bolus(BolusKind::Patient, 500_000, 60_000),
+            Err(Refused {
+                code: ErrorCode::Invalid,
+                reason: 13
+            })
+        );
+        while fake::Syscalls::yield_no_wait() == libtock_platform::YieldNoWaitReturn::Upcall {}
+    });
+    assert_eq!(
+        seen.borrow().as_slice(),
+        &[
+            Event::BolusVerdict {
+                kind: 2,
+                error: 0,
+                volume_nl: 50_000
+            },
+            Event::DeliveryDone {
+                kind: 2,
+                outcome: 0,
+                volume_nl: 50_000
+            },
+            Event::BolusVerdict {
+                kind: 2,
+                error: 13,
+                volume_nl: 500_000
+            },
+        ]
+    );
+}
+
+#[test]
+fn events_available_reaches_the_listener() {
+    let kernel = fake::Kernel::new();
+    kernel.add_driver(&FakeInfusion::new(true));
+    let count = Cell::new(None);
+    let listener = InfusionListener(|event| {
+        if let Event::EventsAvailable { count: n } = event {
+            count.set(Some(n));
+        }
+    });
+    share::scope(|handle| {
+        Api::subscribe_all(&listener, handle).unwrap();
+        Api::install_prescription(b"rx").unwrap();
+        fake::Syscalls::yield_wait();
+    });
+    assert_eq!(count.get(), Some(1));
+}
