@@ -291,6 +291,11 @@ pub struct Truth {
     pub resets: u32,
     /// Core wake-ups handled.
     pub wakeups: u64,
+    /// Dosing app wake-ups handled.
+    pub dosing_wakeups: u64,
+    /// Dosing app wake-ups that asked for a retry less than its shortest
+    /// check-in period later (busy-waiting).
+    pub dosing_busy_wakeups: u64,
     /// Simulated milliseconds.
     pub simulated_ms: u64,
 }
@@ -341,6 +346,9 @@ impl Sim {
             if std::mem::take(&mut self.core.platform_mut().pulse_owed) {
                 self.core.on_encoder_pulse();
             }
+            // The telemetry app drains as events arrive, so a burst of
+            // upcalls cannot overflow the capsule's queue unseen.
+            self.drain(t);
             let pending = std::mem::take(&mut self.core.platform_mut().pending);
             if pending.is_empty() {
                 break;
@@ -872,9 +880,23 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
             sim.settle(t);
         }
         if !dosing_hung && sim.dosing_wake.is_some_and(|w| w <= t) {
+            sim.truth.dosing_wakeups += 1;
             sim.dosing_call(t, |d, port, now| {
                 d.wake(port, now);
             });
+            // A tickless app never asks to be woken again within its own
+            // shortest check-in period; count it when it does (busy-waiting
+            // drains an implant's battery).
+            if sim
+                .dosing_wake
+                .is_some_and(|w| w < t + dosing_core::MIN_CHECKIN_PERIOD_MS)
+                && sim
+                    .dosing
+                    .as_ref()
+                    .is_some_and(|d| d.next_wakeup().reason == dosing_core::WakeReason::Retry)
+            {
+                sim.truth.dosing_busy_wakeups += 1;
+            }
         }
         while presses.get(press_i).is_some_and(|p| *p <= t) {
             press_i += 1;

@@ -265,6 +265,14 @@ fn summary_text(
                 .saturating_sub(u64::from(t.final_reservoir_nl))
         ),
     ));
+    if t.dosing_busy_wakeups > 0 {
+        s.push_str(&format!(
+            "warning: the dosing app busy-waited: {} wake-ups asked to retry within {} ms ({} wake-ups in all)\n",
+            t.dosing_busy_wakeups,
+            dosing_core::MIN_CHECKIN_PERIOD_MS,
+            t.dosing_wakeups
+        ));
+    }
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     s.push_str(&format!("wrote {}\n", names.join(", ")));
     s

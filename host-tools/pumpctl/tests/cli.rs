@@ -1,0 +1,918 @@
+//! End-to-end tests of the `pumpctl` binary (assert_cmd runs the real
+//! executable). Tests that verify a host-tool requirement name its ID.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use pump_protocol::{encode_stream_frame_vec, Frame, Message};
+use serde_json::Value;
+
+fn pumpctl() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pumpctl"))
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+fn example(name: &str) -> PathBuf {
+    examples().join(name)
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Decodes a log with `pumpctl decode --json` and returns every object.
+fn decode_json(log: &Path) -> Vec<Value> {
+    let out = pumpctl()
+        .args(["decode", "--json"])
+        .arg(log)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn kind(v: &Value) -> &str {
+    v["kind"].as_str().unwrap_or("")
+}
+
+fn simulate(dir: &Path, rx: &Path, days: u32, script: Option<&str>, extra: &[&str]) -> Value {
+    let mut cmd = pumpctl();
+    cmd.arg("simulate")
+        .arg(rx)
+        .args(["--days", &days.to_string(), "--no-charts", "--out"])
+        .arg(dir.join("out"));
+    if let Some(script) = script {
+        let path = dir.join("events.txt");
+        std::fs::write(&path, script).unwrap();
+        cmd.arg("--events").arg(path);
+    }
+    cmd.args(extra).assert().success();
+    read_json(&dir.join("out/summary.json"))
+}
+
+/// Asserts the one-line, non-zero, no-panic error contract.
+fn assert_user_error(cmd: &mut Command, needle: &str) {
+    let out = cmd.assert().failure().code(1).get_output().clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "not one line: {stderr:?}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("RUST_BACKTRACE"), "{stderr}");
+    assert!(stderr.contains(needle), "expected {needle:?} in {stderr:?}");
+}
+
+// ------------------------------------------------------------------ demo --
+
+#[test]
+fn sr_host_005_demo_runs_end_to_end_and_writes_a_valid_svg_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    pumpctl()
+        .arg("demo")
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("patient boluses:"))
+        .stdout(predicate::str::contains("reservoir at refill"))
+        .stdout(predicate::str::contains("Occlusion"));
+    for f in [
+        "telemetry.log",
+        "steps.csv",
+        "summary.json",
+        "report.svg",
+        "daily.csv",
+        "report.md",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    // The chart parses as XML, its root is <svg>, and it has plotted lines.
+    let svg = std::fs::read_to_string(out.join("report.svg")).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let plotted = doc
+        .descendants()
+        .filter(|n| matches!(n.tag_name().name(), "polyline" | "path" | "polygon"))
+        .count();
+    assert!(plotted >= 4, "only {plotted} plotted shapes");
+
+    let summary = read_json(&out.join("summary.json"));
+    assert_eq!(summary["days"], 90);
+    assert!(summary["patient_boluses"]["granted"].as_u64().unwrap() > 100);
+    assert!(summary["patient_boluses"]["denied"].as_u64().unwrap() > 0);
+    // Initial fill plus one refill.
+    assert_eq!(summary["refills"].as_array().unwrap().len(), 2);
+    let refill = &summary["refills"][1];
+    assert!(refill["withdrawn_nl"].as_u64().unwrap() > 1_000_000);
+    let alarms = summary["alarms"].as_array().unwrap();
+    assert!(alarms
+        .iter()
+        .any(|a| a["code"] == "Occlusion" && a["priority"] == "High"));
+    // Every nanolitre is accounted for, and no step without an enabled motor.
+    let d = &summary["delivered"];
+    let by_log = d["by_log_nl"].as_u64().unwrap() + d["in_flight_at_end_nl"].as_u64().unwrap();
+    assert_eq!(by_log, d["motor_commanded_nl"].as_u64().unwrap());
+    assert_eq!(by_log, d["reservoir_accounted_nl"].as_u64().unwrap());
+    assert_eq!(summary["truth"]["steps_while_disabled"], 0);
+    // Flex dosing: the daily dose sits between the night and day rates.
+    for day in &summary["daily"].as_array().unwrap()[1..89] {
+        let dose = day["dose_ug"].as_u64().unwrap();
+        assert!((480..=800).contains(&dose), "{day}");
+    }
+}
+
+#[test]
+fn simulation_is_deterministic_for_a_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = "d0 00:00 patient-presses per_day=5\n";
+    let a = simulate(
+        dir.path(),
+        &example("morphine.toml"),
+        3,
+        Some(script),
+        &["--seed", "9"],
+    );
+    let log_a = std::fs::read(dir.path().join("out/telemetry.log")).unwrap();
+    let b = simulate(
+        dir.path(),
+        &example("morphine.toml"),
+        3,
+        Some(script),
+        &["--seed", "9"],
+    );
+    let log_b = std::fs::read(dir.path().join("out/telemetry.log")).unwrap();
+    assert_eq!(log_a, log_b);
+    assert_eq!(a["daily"], b["daily"]);
+    let c = simulate(
+        dir.path(),
+        &example("morphine.toml"),
+        3,
+        Some(script),
+        &["--seed", "10"],
+    );
+    assert_ne!(a["daily"], c["daily"]);
+}
+
+// ------------------------------------------- simulate -> decode -> report --
+
+#[test]
+fn sr_host_006_simulate_decode_report_round_trip_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = simulate(
+        dir.path(),
+        &example("baclofen-flex.toml"),
+        3,
+        Some("d0 00:00 patient-presses per_day=4\n"),
+        &[],
+    );
+    let log = dir.path().join("out/telemetry.log");
+    let items = decode_json(&log);
+    assert!(items.iter().all(|v| v.get("bad_frame").is_none()));
+    let delivered: u64 = items
+        .iter()
+        .filter(|v| kind(v) == "DeliveryRecord")
+        .map(|v| v["fields"]["volume_nl"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        delivered,
+        summary["delivered"]["by_log_nl"].as_u64().unwrap()
+    );
+    let granted = items
+        .iter()
+        .filter(|v| kind(v) == "PatientBolusGranted")
+        .count() as u64;
+    assert_eq!(
+        granted,
+        summary["patient_boluses"]["granted"].as_u64().unwrap()
+    );
+
+    // CSV decoding has the same frames.
+    let csv_out = pumpctl()
+        .args(["decode", "--csv"])
+        .arg(&log)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let mut reader = csv::Reader::from_reader(csv_out.as_slice());
+    let frames = reader
+        .records()
+        .filter(|r| r.as_ref().unwrap().get(1).is_some_and(|s| !s.is_empty()))
+        .count();
+    assert_eq!(
+        frames,
+        items.iter().filter(|v| v.get("sequence").is_some()).count()
+    );
+
+    // The report's daily table adds up to the same volume.
+    let report_dir = dir.path().join("report");
+    pumpctl()
+        .arg("report")
+        .arg(&log)
+        .arg("--out")
+        .arg(&report_dir)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("dose_ug"))
+        .stdout(predicate::str::contains("2025-01-02"));
+    let mut reader = csv::Reader::from_path(report_dir.join("daily.csv")).unwrap();
+    let total: u64 = reader
+        .records()
+        .map(|r| r.unwrap().get(1).unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(total, delivered);
+    let svg = std::fs::read_to_string(report_dir.join("report.svg")).unwrap();
+    assert_eq!(
+        roxmltree::Document::parse(&svg)
+            .unwrap()
+            .root_element()
+            .tag_name()
+            .name(),
+        "svg"
+    );
+    let md = std::fs::read_to_string(report_dir.join("report.md")).unwrap();
+    assert!(md.contains("| date | delivered | dose (µg)"));
+}
+
+// --------------------------------------------- rx sign -> install in sim --
+
+struct Signed {
+    dir: tempfile::TempDir,
+    key_pub: PathBuf,
+}
+
+fn keygen(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let key = dir.join(name);
+    pumpctl()
+        .arg("keygen")
+        .arg("--out")
+        .arg(&key)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("public key (hex):"))
+        .stdout(predicate::str::contains("0x"));
+    let mut public = key.clone().into_os_string();
+    public.push(".pub");
+    (key, PathBuf::from(public))
+}
+
+fn sign(key: &Path, serial: u32, out: &Path) {
+    pumpctl()
+        .args(["rx", "sign"])
+        .arg(example("baclofen-flex.toml"))
+        .arg("--key")
+        .arg(key)
+        .args([
+            "--device",
+            "0x00C0FFEE",
+            "--serial",
+            &serial.to_string(),
+            "--out",
+        ])
+        .arg(out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("signed baclofen serial"));
+}
+
+fn setup_signed() -> Signed {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, key_pub) = keygen(dir.path(), "clinic.key");
+    sign(&key, 2, &dir.path().join("rx2.bin"));
+    Signed { dir, key_pub }
+}
+
+/// Installs `frame` on day 1 in a 2-day simulation; returns the log items.
+fn install(s: &Signed, frame: &str) -> (Value, Vec<Value>) {
+    let trust = s.key_pub.to_str().unwrap().to_string();
+    let summary = simulate(
+        s.dir.path(),
+        &example("baclofen-flex.toml"),
+        2,
+        Some(&format!("d1 12:00 install file={frame}\n")),
+        &["--trust", &trust],
+    );
+    let items = decode_json(&s.dir.path().join("out/telemetry.log"));
+    (summary, items)
+}
+
+fn rejection_reason(items: &[Value]) -> Option<String> {
+    items
+        .iter()
+        .find(|v| kind(v) == "PrescriptionRejected")
+        .map(|v| v["fields"]["reason"].as_str().unwrap().to_string())
+}
+
+#[test]
+fn sr_host_003_signed_prescription_installs_in_the_simulator() {
+    let s = setup_signed();
+    // Verifies: SR-HOST-003
+    let (summary, items) = install(&s, "rx2.bin");
+    assert_eq!(rejection_reason(&items), None);
+    let installed: Vec<u64> = items
+        .iter()
+        .filter(|v| kind(v) == "PrescriptionInstalled")
+        .map(|v| v["fields"]["serial"].as_u64().unwrap())
+        .collect();
+    assert_eq!(installed, vec![1, 2]);
+    assert!(summary["commands"].as_array().unwrap().iter().any(|c| c
+        .as_str()
+        .unwrap()
+        .contains("InstallPrescription: accepted")));
+    // Therapy goes on under the new prescription.
+    assert!(summary["daily"][1]["total_nl"].as_u64().unwrap() > 200_000);
+}
+
+/// Re-encodes the install frame of `src` with one byte of the signed
+/// prescription changed (a valid frame: the CRC is recomputed).
+fn tamper(src: &Path, dst: &Path) {
+    let bytes = std::fs::read(src).unwrap();
+    let mut decoder = pump_protocol::StreamDecoder::new();
+    let mut frame = None;
+    decoder.feed(&bytes, |item| {
+        if let pump_protocol::StreamItem::Frame { frame: f, .. } = item {
+            frame = Some(f);
+        }
+    });
+    let frame = frame.unwrap();
+    let Message::InstallPrescription(mut m) = frame.message else {
+        panic!("not an install frame");
+    };
+    // A byte of the body (the concentration region), not the signature.
+    m.signed_prescription[20] ^= 0x01;
+    let out = encode_stream_frame_vec(&Frame {
+        sequence: frame.header.sequence.get(),
+        flags: 0,
+        message: Message::InstallPrescription(m),
+    })
+    .unwrap();
+    std::fs::write(dst, out).unwrap();
+}
+
+#[test]
+fn sr_host_003_tampered_wrong_key_and_replayed_prescriptions_are_refused_with_reason() {
+    let s = setup_signed();
+    // Tampered byte.
+    tamper(
+        &s.dir.path().join("rx2.bin"),
+        &s.dir.path().join("tampered.bin"),
+    );
+    let (_, items) = install(&s, "tampered.bin");
+    assert_eq!(
+        rejection_reason(&items).as_deref(),
+        Some("InvalidSignature")
+    );
+
+    // Signed with a key the board does not trust.
+    let (other, _) = keygen(s.dir.path(), "other.key");
+    sign(&other, 3, &s.dir.path().join("other.bin"));
+    let (_, items) = install(&s, "other.bin");
+    assert_eq!(
+        rejection_reason(&items).as_deref(),
+        Some("InvalidSignature")
+    );
+
+    // A trusted key but a replayed serial (the simulator installed serial 1).
+    let key = s.dir.path().join("clinic.key");
+    sign(&key, 1, &s.dir.path().join("replay.bin"));
+    let (summary, items) = install(&s, "replay.bin");
+    assert_eq!(rejection_reason(&items).as_deref(), Some("ReplayedSerial"));
+    assert!(summary["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c.as_str().unwrap().contains("refused: ReplayedSerial")));
+    // The refused prescription changed nothing: therapy continued.
+    assert!(summary["daily"][1]["total_nl"].as_u64().unwrap() > 200_000);
+}
+
+#[test]
+fn sr_host_003_signed_bytes_verify_with_the_capsules_own_check() {
+    let s = setup_signed();
+    let bytes = std::fs::read(s.dir.path().join("rx2.bin")).unwrap();
+    let signed = pumpctl::sign::signed_from_install_stream(&bytes).unwrap();
+    let key = pumpctl::keys::load_public(&s.key_pub).unwrap();
+    let mut board = pumpctl::board::board_config(&[key]);
+    board.clinic_keys.retain(|k| *k == key);
+    let verified = infusion_core::rx::verify(&board, &signed, 1).unwrap();
+    assert_eq!(verified.prescription.serial, 2);
+    assert_eq!(verified.prescription.concentration_ug_per_ml, 2000);
+}
+
+// ---------------------------------------------------------- decode garbage --
+
+#[test]
+fn sr_host_004_decode_reports_garbage_and_keeps_every_valid_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    simulate(dir.path(), &example("baclofen.toml"), 1, None, &[]);
+    let clean = std::fs::read(dir.path().join("out/telemetry.log")).unwrap();
+    let frames_clean = decode_json(&dir.path().join("out/telemetry.log"))
+        .iter()
+        .filter(|v| v.get("sequence").is_some())
+        .count();
+    // Inject garbage (non-text bytes, one with a stray delimiter) after every
+    // 5th frame delimiter pair, and note where it lands.
+    let mut dirty = Vec::new();
+    let mut offsets = Vec::new();
+    let mut frames_seen = 0;
+    let mut i = 0;
+    while i < clean.len() {
+        dirty.push(clean[i]);
+        // A frame ends at a 0x00 that follows non-zero bytes.
+        if clean[i] == 0 && i > 0 && clean[i - 1] != 0 {
+            frames_seen += 1;
+            if frames_seen % 5 == 0 {
+                offsets.push(dirty.len() as u64);
+                dirty.extend_from_slice(&[0x01, 0xfe, 0x80, 0x13, 0x00, 0x42, 0x99]);
+            }
+        }
+        i += 1;
+    }
+    let dirty_path = dir.path().join("dirty.log");
+    std::fs::write(&dirty_path, &dirty).unwrap();
+    let out = pumpctl()
+        .args(["decode", "--json"])
+        .arg(&dirty_path)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let items: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let frames = items.iter().filter(|v| v.get("sequence").is_some()).count();
+    assert_eq!(frames, frames_clean, "a valid frame was lost");
+    let bad: Vec<u64> = items
+        .iter()
+        .filter(|v| v["bad_frame"] == true)
+        .map(|v| v["offset"].as_u64().unwrap())
+        .collect();
+    assert!(!offsets.is_empty());
+    for off in &offsets {
+        assert!(
+            bad.contains(off),
+            "garbage at {off} not reported (bad: {bad:?})"
+        );
+    }
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains(&format!("{} bad frames", bad.len())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("offsets {}", offsets[0])),
+        "{stderr}"
+    );
+
+    // The human table says the same, and console text stays text.
+    pumpctl()
+        .arg("decode")
+        .arg(&dirty_path)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("BAD FRAME"))
+        .stdout(predicate::str::contains("console text"))
+        .stdout(predicate::str::contains("boot: simulated pump"));
+}
+
+#[test]
+fn decode_reads_stdin_and_console_text_is_not_an_error() {
+    let frame = encode_stream_frame_vec(&Frame {
+        sequence: 7,
+        flags: 0,
+        message: Message::PatientBolusRequested(pump_protocol::PatientBolusRequested {
+            time_ms: 1_735_689_600_000,
+        }),
+    })
+    .unwrap();
+    let mut stream = b"U-Boot style console line\r\n".to_vec();
+    stream.extend(&frame);
+    stream.extend(b"another line\n");
+    stream.extend(&frame);
+    pumpctl()
+        .arg("decode")
+        .arg("-")
+        .write_stdin(stream)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "2 frames, 0 bad frames, 2 console text lines",
+        ))
+        .stdout(predicate::str::contains("PatientBolusRequested"));
+}
+
+// ------------------------------------------------------------ fault scripts --
+
+#[test]
+fn sr_host_005_motor_stall_raises_a_high_alarm_and_stops_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = simulate(
+        dir.path(),
+        &example("baclofen.toml"),
+        2,
+        Some("d0 06:00 stall\nd0 06:15 stall-cleared\n"),
+        &[],
+    );
+    let items = decode_json(&dir.path().join("out/telemetry.log"));
+    let alarm = items
+        .iter()
+        .find(|v| kind(v) == "AlarmRaised" && v["fields"]["code"] == "MotorStall")
+        .expect("no MotorStall alarm");
+    assert_eq!(alarm["fields"]["priority"], "High");
+    let stall_ms = alarm["fields"]["time_ms"].as_u64().unwrap();
+    assert!(items
+        .iter()
+        .any(|v| kind(v) == "DeliveryRecord" && v["fields"]["outcome"] == "Aborted"));
+    // No drug moved between the jam and the clearing (a jammed motor moves
+    // none; the capsule stops stepping within the encoder limit).
+    let mut reader = csv::Reader::from_path(dir.path().join("out/steps.csv")).unwrap();
+    let utc: Vec<u64> = reader
+        .records()
+        .map(|r| r.unwrap().get(1).unwrap().parse().unwrap())
+        .collect();
+    let start = 1_735_689_600_000 + 6 * 3_600_000;
+    let cleared = start + 15 * 60_000;
+    assert!(utc.iter().any(|t| *t < start));
+    assert!(!utc.iter().any(|t| *t >= start && *t < cleared));
+    // Delivery resumes after the clinician clears the fault.
+    assert!(utc.iter().any(|t| *t > cleared));
+    assert!(stall_ms < start + 3_600_000);
+    // The capsule commanded at most its encoder limit of steps into the jam.
+    let t = &summary["truth"];
+    let jammed = t["commanded_steps"].as_u64().unwrap() - t["moved_steps"].as_u64().unwrap();
+    assert!((1..=5).contains(&jammed), "{jammed} steps into the jam");
+}
+
+#[test]
+fn sr_host_005_power_loss_mid_bolus_neither_repeats_nor_loses_volume() {
+    let dir = tempfile::tempdir().unwrap();
+    // Morphine PTM bolus: 100 µg = 10 000 nL over 5 min; power fails 2 min in.
+    let summary = simulate(
+        dir.path(),
+        &example("morphine.toml"),
+        1,
+        Some("d0 10:00 bolus\nd0 10:02 power-loss down_min=3\n"),
+        &[],
+    );
+    let items = decode_json(&dir.path().join("out/telemetry.log"));
+    let granted = items
+        .iter()
+        .filter(|v| kind(v) == "PatientBolusGranted")
+        .count();
+    assert_eq!(
+        granted, 1,
+        "the bolus must not be restarted after the reset"
+    );
+    let bolus: Vec<&Value> = items
+        .iter()
+        .filter(|v| kind(v) == "DeliveryRecord" && v["fields"]["delivery_kind"] == "PatientBolus")
+        .collect();
+    assert_eq!(bolus.len(), 1, "{bolus:?}");
+    assert_eq!(bolus[0]["fields"]["outcome"], "Interrupted");
+    let partial = bolus[0]["fields"]["volume_nl"].as_u64().unwrap();
+    assert!(partial > 0 && partial < 10_000, "{partial}");
+    // Nothing lost: the log, the motor and the reservoir agree exactly.
+    let d = &summary["delivered"];
+    let by_log = d["by_log_nl"].as_u64().unwrap() + d["in_flight_at_end_nl"].as_u64().unwrap();
+    assert_eq!(by_log, d["motor_commanded_nl"].as_u64().unwrap());
+    assert_eq!(by_log, d["motor_moved_nl"].as_u64().unwrap());
+    assert_eq!(by_log, d["reservoir_accounted_nl"].as_u64().unwrap());
+    assert_eq!(summary["truth"]["resets"], 1);
+    // The bolus delivered exactly the motor steps made during it.
+    let mut reader = csv::Reader::from_path(dir.path().join("out/steps.csv")).unwrap();
+    let bolus_start = 10 * 3_600_000u64;
+    let in_bolus: u64 = reader
+        .records()
+        .map(|r| r.unwrap())
+        .filter(|r| {
+            let t: u64 = r.get(0).unwrap().parse().unwrap();
+            (bolus_start..bolus_start + 2 * 60_000).contains(&t)
+        })
+        .map(|r| r.get(2).unwrap().parse::<u64>().unwrap())
+        .sum();
+    // Basal steps also fall in the window; the bolus is the rest.
+    assert!(in_bolus >= partial, "{in_bolus} < {partial}");
+}
+
+#[test]
+fn dosing_app_that_stops_checking_in_triggers_the_watchdog_and_silence_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    simulate(
+        dir.path(),
+        &example("baclofen.toml"),
+        1,
+        Some("d0 06:00 dosing-hang\nd0 12:00 dosing-restart\n"),
+        &[],
+    );
+    let items = decode_json(&dir.path().join("out/telemetry.log"));
+    let alarm = items
+        .iter()
+        .find(|v| kind(v) == "AlarmRaised" && v["fields"]["code"] == "DosingWatchdog")
+        .expect("no watchdog alarm");
+    assert_eq!(alarm["fields"]["priority"], "High");
+    // baclofen.toml continues basal at the safe rate while the app is silent.
+    assert!(items
+        .iter()
+        .any(|v| kind(v) == "DeliveryRecord" && v["fields"]["delivery_kind"] == "SilenceFallback"));
+}
+
+// --------------------------------------------------------------- rx check --
+
+#[test]
+fn sr_host_001_rx_check_passes_the_examples_and_names_fields_of_problems() {
+    for f in ["baclofen-flex.toml", "baclofen.toml", "morphine.toml"] {
+        pumpctl()
+            .args(["rx", "check"])
+            .arg(example(f))
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("OK: 0 error(s)"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(example("baclofen-flex.toml"))
+        .unwrap()
+        .replace("rate_ug_per_day = 450", "rate_ug_per_day = 750")
+        .replace("max_per_24h = 4", "max_per_24h = 9")
+        .replace(
+            "concentration_ug_per_ml = 2000",
+            "concentration_ug_per_ml = 2",
+        );
+    let rx = dir.path().join("bad.toml");
+    std::fs::write(&rx, text).unwrap();
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "error: basal.steps[2].rate_ug_per_day",
+        ))
+        .stdout(predicate::str::contains("error: patient_bolus.max_per_24h"))
+        .stdout(predicate::str::contains(
+            "error: drug.concentration_ug_per_ml: 2 µg/mL is below the library's range",
+        ))
+        .stdout(predicate::str::contains("mg/mL"))
+        .stdout(predicate::str::contains("REFUSED"));
+}
+
+#[test]
+fn sr_host_001_daily_total_counts_every_allotted_bolus() {
+    let dir = tempfile::tempdir().unwrap();
+    // 493.75 µg basal + 6 × 50 µg = 793.75 µg; the envelope allows 700 µg.
+    let text = std::fs::read_to_string(example("baclofen-flex.toml"))
+        .unwrap()
+        .replace("dose_ug = 25", "dose_ug = 50")
+        .replace("max_per_24h = 4", "max_per_24h = 6")
+        .replace("max_daily_dose_ug = 800", "max_daily_dose_ug = 700");
+    let rx = dir.path().join("total.toml");
+    std::fs::write(&rx, text).unwrap();
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "error: envelope.max_daily_dose_ug: the therapy can reach 793 µg per 24 h",
+        ));
+}
+
+#[test]
+fn sr_host_002_unit_mixups_are_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    // 3 "µg/day" of morphine was meant as 3 mg/day; 0.15 mL catheter typed as 150 000 µL.
+    let text = std::fs::read_to_string(example("morphine.toml"))
+        .unwrap()
+        .replace("rate_ug_per_day = 1000", "rate_ug_per_day = 3")
+        .replace("volume_ul = 200", "volume_ul = 200000");
+    let rx = dir.path().join("units.toml");
+    std::fs::write(&rx, text).unwrap();
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "error: basal.steps[0].rate_ug_per_day: 3 µg/day of morphine",
+        ))
+        .stdout(predicate::str::contains("was it entered in mg?"))
+        .stdout(predicate::str::contains("error: catheter.volume_ul"))
+        .stdout(predicate::str::contains("nL"));
+    // A float where an integer unit is expected is a parse error at its line.
+    let text = std::fs::read_to_string(example("morphine.toml"))
+        .unwrap()
+        .replace("rate_ug_per_day = 1000", "rate_ug_per_day = 0.5");
+    std::fs::write(&rx, text).unwrap();
+    assert_user_error(pumpctl().args(["rx", "check"]).arg(&rx), "units.toml:");
+}
+
+#[test]
+fn sr_host_002_conversion_rounds_down_and_matches_the_dosing_app() {
+    for (rate, conc) in [
+        (400u32, 2000u32),
+        (550, 2000),
+        (1000, 10_000),
+        (7, 3),
+        (u32::MAX, 1),
+    ] {
+        let ours = pumpctl::units::rate_ug_per_day_to_nl_per_h(rate, conc);
+        let app = dosing_core::units::basal_rate_nl_per_h(rate, conc);
+        assert_eq!(ours.ok(), app.ok(), "{rate} µg/day at {conc} µg/mL");
+    }
+    for (dose, conc) in [(25u32, 2000u32), (1, 3), (100, 10_000)] {
+        let ours = pumpctl::units::dose_ug_to_nl(dose, conc).unwrap();
+        assert_eq!(Ok(ours), dosing_core::units::dose_volume_nl(dose, conc));
+        // Rounded down: the volume never carries more than the dose.
+        assert!(u64::from(ours) * u64::from(conc) <= u64::from(dose) * 1_000_000);
+    }
+}
+
+// --------------------------------------------------------------- trumpet --
+
+#[test]
+fn trumpet_curve_of_a_simulated_step_log() {
+    let dir = tempfile::tempdir().unwrap();
+    simulate(dir.path(), &example("baclofen.toml"), 1, None, &[]);
+    let svg = dir.path().join("trumpet.svg");
+    let out = pumpctl()
+        .arg("trumpet")
+        .arg(dir.path().join("out/steps.csv"))
+        .args(["--rate", "25ul/h", "--out"])
+        .arg(&svg)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    for w in ["2", "5", "11", "19", "31"] {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{w} "))),
+            "window {w} missing:\n{text}"
+        );
+    }
+    // The capsule tracks the ideal curve within a step: over an hour at
+    // 25 000 nL/h (100 steps) the overall error is within ±1 %.
+    let overall: f64 = text
+        .lines()
+        .find(|l| l.starts_with("overall error A"))
+        .and_then(|l| l.split('=').nth(1))
+        .and_then(|v| v.trim().trim_end_matches('%').trim().parse().ok())
+        .unwrap();
+    assert!(overall.abs() <= 1.0, "{overall}");
+    let doc = std::fs::read_to_string(&svg).unwrap();
+    assert!(roxmltree::Document::parse(&doc).is_ok());
+    // A telemetry log is not a step log: one line, named.
+    assert_user_error(
+        pumpctl()
+            .arg("trumpet")
+            .arg(dir.path().join("out/telemetry.log"))
+            .args(["--rate", "25000"]),
+        "step log",
+    );
+}
+
+// ------------------------------------------------------------ user errors --
+
+#[test]
+fn sr_host_007_user_errors_are_one_line_and_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Missing file.
+    assert_user_error(
+        pumpctl().args(["rx", "check"]).arg(d.join("nope.toml")),
+        "nope.toml: cannot read: no such file or directory",
+    );
+    assert_user_error(
+        pumpctl().arg("report").arg(d.join("missing.log")),
+        "missing.log",
+    );
+    // Bad TOML.
+    std::fs::write(d.join("bad.toml"), "[drug\nname = ").unwrap();
+    assert_user_error(
+        pumpctl().args(["rx", "check"]).arg(d.join("bad.toml")),
+        "bad.toml:1:",
+    );
+    // Wrong key name in the TOML.
+    let wrong = std::fs::read_to_string(example("baclofen.toml"))
+        .unwrap()
+        .replace("rate_ug_per_day = 300", "rate_mg_per_day = 0");
+    std::fs::write(d.join("wrongkey.toml"), wrong).unwrap();
+    assert_user_error(
+        pumpctl().args(["rx", "check"]).arg(d.join("wrongkey.toml")),
+        "unknown field `rate_mg_per_day`",
+    );
+    // Wrong key file.
+    std::fs::write(d.join("not-a-key"), "hello\n").unwrap();
+    assert_user_error(
+        pumpctl()
+            .args(["rx", "sign"])
+            .arg(example("baclofen.toml"))
+            .arg("--key")
+            .arg(d.join("not-a-key"))
+            .args(["--device", "1", "--serial", "2"]),
+        "not-a-key: expected an Ed25519 private key",
+    );
+    // Truncated log: cut inside its first frame.
+    simulate(d, &example("baclofen.toml"), 1, None, &[]);
+    let log = std::fs::read(d.join("out/telemetry.log")).unwrap();
+    let start = log.iter().position(|b| *b == 0).unwrap();
+    std::fs::write(d.join("truncated.log"), &log[start..start + 12]).unwrap();
+    assert_user_error(
+        pumpctl().arg("report").arg(d.join("truncated.log")),
+        "truncated.log: no valid frame",
+    );
+    assert_user_error(
+        pumpctl().arg("decode").arg(d.join("truncated.log")),
+        "truncated.log: no valid frame",
+    );
+    // Truncated mid-stream: everything before the cut still decodes.
+    std::fs::write(d.join("cut.log"), &log[..log.len() - 5]).unwrap();
+    pumpctl()
+        .arg("decode")
+        .arg(d.join("cut.log"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("truncated frame"));
+    // Garbage stream.
+    let garbage: Vec<u8> = (0..4000u32).map(|i| (i * 7919 % 251) as u8).collect();
+    std::fs::write(d.join("garbage.bin"), garbage).unwrap();
+    assert_user_error(
+        pumpctl().arg("decode").arg(d.join("garbage.bin")),
+        "not a pump telemetry stream",
+    );
+    assert_user_error(
+        pumpctl().arg("report").arg(d.join("garbage.bin")),
+        "garbage.bin: no valid frame",
+    );
+    // Bad event script.
+    std::fs::write(
+        d.join("bad-events.txt"),
+        "d0 08:00 bolus\nd1 09:00 explode\n",
+    )
+    .unwrap();
+    assert_user_error(
+        pumpctl()
+            .arg("simulate")
+            .arg(example("baclofen.toml"))
+            .arg("--events")
+            .arg(d.join("bad-events.txt")),
+        "bad-events.txt:2: unknown event `explode`",
+    );
+    // Empty input.
+    std::fs::write(d.join("empty.log"), b"").unwrap();
+    assert_user_error(pumpctl().arg("decode").arg(d.join("empty.log")), "empty");
+}
+
+#[test]
+fn every_command_help_shows_an_example() {
+    for args in [
+        vec!["demo"],
+        vec!["simulate"],
+        vec!["decode"],
+        vec!["rx", "check"],
+        vec!["rx", "sign"],
+        vec!["keygen"],
+        vec!["report"],
+        vec!["trumpet"],
+        vec!["bench"],
+    ] {
+        pumpctl()
+            .args(&args)
+            .arg("--help")
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("Example"));
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn keygen_writes_a_private_key_only_its_owner_can_read_and_never_overwrites() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "k");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(std::fs::read_to_string(public).unwrap().trim().len(), 64);
+    assert_user_error(
+        pumpctl().arg("keygen").arg("--out").arg(&key),
+        "already exists",
+    );
+}
