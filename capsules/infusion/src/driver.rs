@@ -1,12 +1,13 @@
 //! The syscall driver: `infusion_core`'s command table on a Tock kernel.
 
+use core::mem::MaybeUninit;
 use infusion_core::{command, AppId, BoardConfig, CommandResult, InfusionCore, Notification, Role};
 use kernel::grant::{AllowRoCount, AllowRwCount, Grant, GrantKernelData, UpcallCount};
 use kernel::hil::time::{Alarm, AlarmClient, Frequency, Ticks};
 use kernel::process::ShortId;
 use kernel::processbuffer::{ReadableProcessBuffer, WriteableProcessBuffer};
 use kernel::syscall::{CommandReturn, SyscallDriver};
-use kernel::utilities::cells::MapCell;
+use kernel::utilities::cells::{MapCell, TakeCell};
 use kernel::{ErrorCode, ProcessId};
 use pump_protocol::{AlarmCode, AlarmPriority, DeliveryKind};
 
@@ -56,13 +57,19 @@ struct Scratch {
     rw: [u8; RW_SCRATCH_LEN],
 }
 
+/// Static memory for the core (about 11 KiB): the board allocates it, so
+/// that the core is built in place instead of being moved around the stack.
+pub type CoreSlot<'a> = MaybeUninit<InfusionCore<TockPlatform<'a>>>;
+
 /// The infusion capsule. See the crate documentation.
 pub struct Infusion<'a, A: Alarm<'a>> {
     alarm: &'a A,
     apps: Apps,
-    /// Configuration and platform until the saved record has been read.
+    /// Configuration, platform and the core's memory until the saved record
+    /// has been read.
     boot: MapCell<(BoardConfig, TockPlatform<'a>)>,
-    core: MapCell<InfusionCore<TockPlatform<'a>>>,
+    core_slot: TakeCell<'a, CoreSlot<'a>>,
+    core: TakeCell<'a, InfusionCore<TockPlatform<'a>>>,
     clock: Clock<A::Ticks>,
     scratch: MapCell<Scratch>,
 }
@@ -128,12 +135,19 @@ fn priority_arg(priority: Option<AlarmPriority>) -> usize {
 impl<'a, A: Alarm<'a>> Infusion<'a, A> {
     /// The capsule, idle until [`StoreClient::loaded`] hands it the saved
     /// record. `alarm` is used by this capsule alone.
-    pub fn new(alarm: &'a A, apps: Apps, config: BoardConfig, platform: TockPlatform<'a>) -> Self {
+    pub fn new(
+        alarm: &'a A,
+        apps: Apps,
+        config: BoardConfig,
+        platform: TockPlatform<'a>,
+        core_slot: &'a mut CoreSlot<'a>,
+    ) -> Self {
         Self {
             alarm,
             apps,
             boot: MapCell::new((config, platform)),
-            core: MapCell::empty(),
+            core_slot: TakeCell::new(core_slot),
+            core: TakeCell::empty(),
             clock: Clock::new(alarm.now()),
             scratch: MapCell::new(Scratch {
                 ro: [0; RO_SCRATCH_LEN],
@@ -390,14 +404,29 @@ impl<'a, A: Alarm<'a>> FaultClient for Infusion<'a, A> {
     }
 }
 
+/// Builds the core in its static slot. Not inlined, so that its large
+/// frame is only on the stack while it runs.
+#[inline(never)]
+fn restore_into<'a, 'b>(
+    slot: &'b mut CoreSlot<'a>,
+    config: BoardConfig,
+    platform: TockPlatform<'a>,
+    record: Option<&[u8]>,
+    now_ms: u64,
+) -> &'b mut InfusionCore<TockPlatform<'a>> {
+    slot.write(InfusionCore::restore(config, platform, record, now_ms))
+}
+
 impl<'a, A: Alarm<'a>> StoreClient for Infusion<'a, A> {
     fn loaded(&self, record: Option<&[u8]>, saved_at_ms: u64) {
         self.clock.continue_from(saved_at_ms);
         let (now_ms, _) = self.now();
-        if let Some((config, mut platform)) = self.boot.take() {
+        if let (Some((config, mut platform)), Some(slot)) =
+            (self.boot.take(), self.core_slot.take())
+        {
             platform.now_ms = now_ms;
             self.core
-                .put(InfusionCore::restore(config, platform, record, now_ms));
+                .replace(restore_into(slot, config, platform, record, now_ms));
         }
         self.settle();
     }

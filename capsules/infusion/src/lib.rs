@@ -43,6 +43,7 @@
 //!         board_kernel.create_grant(infusion::DRIVER_NUM, &memory_allocation_cap),
 //!         board_config,
 //!         platform,
+//!         static_init!(infusion::CoreSlot<'static>, core::mem::MaybeUninit::uninit()),
 //!     )
 //! );
 //! core_alarm.set_alarm_client(infusion);
@@ -120,7 +121,9 @@ pub mod motor;
 mod platform;
 pub mod storage;
 
-pub use crate::driver::{to_tock_error, Infusion, MAX_SLEEP_MS, RO_SCRATCH_LEN, RW_SCRATCH_LEN};
+pub use crate::driver::{
+    to_tock_error, CoreSlot, Infusion, MAX_SLEEP_MS, RO_SCRATCH_LEN, RW_SCRATCH_LEN,
+};
 pub use crate::platform::{
     AlarmAnnunciator, FaultClient, PumpMotor, RecordStore, StoreClient, TockPlatform,
 };

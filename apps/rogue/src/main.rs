@@ -1,0 +1,140 @@
+//! A rogue app: signed (so it runs) but with no role, it asks the infusion
+//! capsule for everything only the dosing or telemetry app may do: start
+//! deliveries, install a prescription, drain and acknowledge, suspend,
+//! refill, set the clock, read the prescription. Every attempt must be
+//! refused; it then hammers the capsule with the same requests for a while.
+//!
+//! Output (console, one line per round, then a summary the end-to-end test
+//! checks): `rogue: round 1: 17 attempts, 17 refused, 0 accepted`, …,
+//! `rogue: done: 340 attempts, 340 refused, 0 accepted`. With the opening
+//! install attempt, every round's attempts are audited by the capsule as
+//! `AccessDenied` events: 341 in all.
+#![no_main]
+#![no_std]
+
+use core::fmt::Write;
+use libtock::alarm::{Alarm, Milliseconds};
+use libtock::console::Console;
+use libtock::runtime::{set_main, stack_size, TockSyscalls};
+use libtock_infusion::{command, BolusKind, Refused};
+
+set_main! {main}
+stack_size! {0x600}
+
+type Infusion = libtock_infusion::Infusion<TockSyscalls>;
+
+/// Prefix of every line; the end-to-end test builds unsigned and wrongly
+/// signed copies with their own tags, which must never be heard from.
+const TAG: &str = match option_env!("ROGUE_TAG") {
+    Some(tag) => tag,
+    None => "rogue",
+};
+
+/// Rounds of attempts, and the pause between them.
+const ROUNDS: u32 = 20;
+const PAUSE_MS: u32 = 250;
+/// Wait for the pump to start before the first round.
+const START_DELAY_MS: u32 = 3_000;
+
+/// A plausible-looking (but unsigned) prescription and refill record.
+const FAKE_RX: [u8; 96] = [0x5A; 96];
+const FAKE_REFILL: [u8; 12] = [
+    0x01, 0x80, 0x89, 0x7A, 0x00, 0x80, 0xDA, 0xC4, 0x09, 0x0A, 0, 0,
+];
+
+struct Tally {
+    attempts: u32,
+    refused: u32,
+    accepted: u32,
+}
+
+impl Tally {
+    /// Records one attempt that must be refused.
+    fn expect_refused(&mut self, what: &str, result: Result<(), Refused>) {
+        self.attempts += 1;
+        match result {
+            Err(_) => self.refused += 1,
+            Ok(()) => {
+                self.accepted += 1;
+                let _ = writeln!(Console::writer(), "{TAG}: ACCEPTED {what}!");
+            }
+        }
+    }
+}
+
+fn round(tally: &mut Tally) {
+    tally.expect_refused("set basal", Infusion::set_basal(1_000_000));
+    for kind in [
+        BolusKind::Clinician,
+        BolusKind::Patient,
+        BolusKind::Priming,
+        BolusKind::Bridge,
+    ] {
+        tally.expect_refused("bolus", Infusion::bolus(kind, 1_000_000, 60_000));
+    }
+    tally.expect_refused("stop bolus", Infusion::stop_bolus());
+    tally.expect_refused("check in", Infusion::check_in().map(|_| ()));
+    tally.expect_refused(
+        "install prescription",
+        Infusion::install_prescription(&FAKE_RX),
+    );
+    let mut buf = [0u8; 600];
+    tally.expect_refused("drain events", Infusion::drain_events(&mut buf).map(|_| ()));
+    tally.expect_refused("acknowledge alarm", Infusion::acknowledge_alarm(0x0001));
+    tally.expect_refused("clear fault", Infusion::clear_fault(0x0001));
+    tally.expect_refused("suspend", Infusion::suspend());
+    tally.expect_refused("resume", Infusion::resume());
+    tally.expect_refused("refill", Infusion::refill(&FAKE_REFILL));
+    tally.expect_refused("set clock", Infusion::set_clock(0));
+    tally.expect_refused(
+        "read prescription",
+        Infusion::read_prescription(&mut buf).map(|_| ()),
+    );
+    tally.expect_refused(
+        "pending events",
+        Infusion::raw_command(command::PENDING_EVENTS, 0, 0),
+    );
+}
+
+fn main() {
+    let mut out = Console::writer();
+    let _ = Alarm::sleep_for(Milliseconds(START_DELAY_MS));
+    let _ = writeln!(
+        out,
+        "{TAG}: capsule present: {}; status: {:?}; patient bolus state: {:?}",
+        Infusion::exists().is_ok(),
+        Infusion::status().map(|s| s.state),
+        Infusion::patient_bolus_state(),
+    );
+    // What the capsule answers to an unknown command, and to one it forbids.
+    let _ = writeln!(
+        out,
+        "{TAG}: unknown command -> {:?}; install prescription -> {:?}",
+        Infusion::raw_command(200, 0, 0),
+        Infusion::install_prescription(&FAKE_RX),
+    );
+    let mut tally = Tally {
+        attempts: 0,
+        refused: 0,
+        accepted: 0,
+    };
+    for n in 1..=ROUNDS {
+        let before = (tally.attempts, tally.refused, tally.accepted);
+        round(&mut tally);
+        if n == 1 || n == ROUNDS {
+            let _ = writeln!(
+                out,
+                "{TAG}: round {n}: {} attempts, {} refused, {} accepted",
+                tally.attempts - before.0,
+                tally.refused - before.1,
+                tally.accepted - before.2
+            );
+        }
+        let _ = Alarm::sleep_for(Milliseconds(PAUSE_MS));
+    }
+    let _ = writeln!(
+        out,
+        "{TAG}: done: {} attempts, {} refused, {} accepted",
+        tally.attempts, tally.refused, tally.accepted
+    );
+}

@@ -1,0 +1,554 @@
+//! Simulated pump hardware for the QEMU board, in safe Rust.
+//!
+//! QEMU's `virt` machine has no GPIO, PWM or flash, so the board gives the
+//! infusion capsule's HIL adapters simulated devices instead:
+//!
+//! - [`SimOutputPin`]: the stepper driver's STEP, DIR and ENABLE lines, which
+//!   report their edges to the [`SimMechanism`].
+//! - [`SimMechanism`]: the motor and its stall detector. Each STEP rising
+//!   edge with the driver enabled moves the mechanism one step, unless it is
+//!   jammed; a jam is detected after [`STALL_DETECT_MS`] (alarm-driven) and
+//!   asserts the fault input.
+//! - [`SimInputPin`]: an interrupt-capable input (the stall/occlusion
+//!   line, Button 1) whose level the simulation drives.
+//! - [`SimBuzzer`], [`SimLed`]: print what they would sound or show.
+//! - [`RamStorage`]: nonvolatile storage in RAM (lost when QEMU exits).
+//! - [`SimKeys`]: the host's hand on the hardware, through a VirtIO
+//!   keyboard (`sendkey` on the QEMU monitor): F1 is Button 1 (patient
+//!   bolus request), F5 jams the motor, F6 clears the jam, F7 prints the
+//!   mechanism's state.
+
+use core::cell::Cell;
+use kernel::debug;
+use kernel::deferred_call::{DeferredCall, DeferredCallClient};
+use kernel::hil::buzzer::{Buzzer, BuzzerClient};
+use kernel::hil::gpio::{self, Configuration, FloatingState, InterruptEdge};
+use kernel::hil::keyboard::KeyboardClient;
+use kernel::hil::led::Led;
+use kernel::hil::nonvolatile_storage::{NonvolatileStorage, NonvolatileStorageClient};
+use kernel::hil::time::{Alarm, AlarmClient, ConvertTicks};
+use kernel::utilities::cells::{OptionalCell, TakeCell};
+use kernel::ErrorCode;
+
+/// Time from a jammed step to the stall detector asserting its line.
+pub const STALL_DETECT_MS: u32 = 20;
+
+/// Linux input key codes the simulation listens to.
+pub mod keys {
+    /// Button 1: patient bolus request.
+    pub const F1: u16 = 59;
+    /// Jam the motor.
+    pub const F5: u16 = 63;
+    /// Clear the jam.
+    pub const F6: u16 = 64;
+    /// Print the mechanism's state.
+    pub const F7: u16 = 65;
+}
+
+/// Which line an output pin is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Line {
+    /// STEP.
+    Step,
+    /// DIR.
+    Dir,
+    /// ENABLE.
+    Enable,
+}
+
+/// Receives the edges of simulated output pins.
+pub trait LineListener {
+    /// `line` changed to `high`.
+    fn line_changed(&self, line: Line, high: bool);
+}
+
+/// A simulated output pin.
+pub struct SimOutputPin<'a> {
+    line: Line,
+    high: Cell<bool>,
+    config: Cell<Configuration>,
+    listener: OptionalCell<&'a dyn LineListener>,
+}
+
+impl<'a> SimOutputPin<'a> {
+    pub const fn new(line: Line) -> Self {
+        Self {
+            line,
+            high: Cell::new(false),
+            config: Cell::new(Configuration::LowPower),
+            listener: OptionalCell::empty(),
+        }
+    }
+
+    pub fn set_listener(&self, listener: &'a dyn LineListener) {
+        self.listener.set(listener);
+    }
+
+    fn drive(&self, high: bool) {
+        if self.high.replace(high) != high {
+            self.listener
+                .map(|listener| listener.line_changed(self.line, high));
+        }
+    }
+}
+
+impl gpio::Configure for SimOutputPin<'_> {
+    fn configuration(&self) -> Configuration {
+        self.config.get()
+    }
+    fn make_output(&self) -> Configuration {
+        self.config.set(Configuration::Output);
+        Configuration::Output
+    }
+    fn disable_output(&self) -> Configuration {
+        self.config.set(Configuration::LowPower);
+        Configuration::LowPower
+    }
+    fn make_input(&self) -> Configuration {
+        self.config.get()
+    }
+    fn disable_input(&self) -> Configuration {
+        self.config.get()
+    }
+    fn deactivate_to_low_power(&self) {
+        self.config.set(Configuration::LowPower);
+    }
+    fn set_floating_state(&self, _state: FloatingState) {}
+    fn floating_state(&self) -> FloatingState {
+        FloatingState::PullNone
+    }
+}
+
+impl gpio::Output for SimOutputPin<'_> {
+    fn set(&self) {
+        self.drive(true);
+    }
+    fn clear(&self) {
+        self.drive(false);
+    }
+    fn toggle(&self) -> bool {
+        let high = !self.high.get();
+        self.drive(high);
+        high
+    }
+}
+
+impl gpio::Input for SimOutputPin<'_> {
+    fn read(&self) -> bool {
+        self.high.get()
+    }
+}
+
+/// A simulated interrupt-capable input pin.
+pub struct SimInputPin<'a> {
+    high: Cell<bool>,
+    edge: Cell<Option<InterruptEdge>>,
+    floating: Cell<FloatingState>,
+    client: OptionalCell<&'a dyn gpio::Client>,
+}
+
+impl<'a> SimInputPin<'a> {
+    /// A pin idling at `high`.
+    pub const fn new(high: bool) -> Self {
+        Self {
+            high: Cell::new(high),
+            edge: Cell::new(None),
+            floating: Cell::new(FloatingState::PullNone),
+            client: OptionalCell::empty(),
+        }
+    }
+
+    /// The simulation sets the level; an enabled edge interrupts.
+    pub fn drive(&self, high: bool) {
+        if self.high.replace(high) == high {
+            return;
+        }
+        let fires = match self.edge.get() {
+            Some(InterruptEdge::EitherEdge) => true,
+            Some(InterruptEdge::RisingEdge) => high,
+            Some(InterruptEdge::FallingEdge) => !high,
+            None => false,
+        };
+        if fires {
+            self.client.map(|client| client.fired());
+        }
+    }
+}
+
+impl gpio::Configure for SimInputPin<'_> {
+    fn configuration(&self) -> Configuration {
+        Configuration::Input
+    }
+    fn make_output(&self) -> Configuration {
+        Configuration::Input
+    }
+    fn disable_output(&self) -> Configuration {
+        Configuration::Input
+    }
+    fn make_input(&self) -> Configuration {
+        Configuration::Input
+    }
+    fn disable_input(&self) -> Configuration {
+        Configuration::Input
+    }
+    fn deactivate_to_low_power(&self) {}
+    fn set_floating_state(&self, state: FloatingState) {
+        self.floating.set(state);
+    }
+    fn floating_state(&self) -> FloatingState {
+        self.floating.get()
+    }
+}
+
+impl gpio::Output for SimInputPin<'_> {
+    fn set(&self) {}
+    fn clear(&self) {}
+    fn toggle(&self) -> bool {
+        self.high.get()
+    }
+}
+
+impl gpio::Input for SimInputPin<'_> {
+    fn read(&self) -> bool {
+        self.high.get()
+    }
+}
+
+impl<'a> gpio::Interrupt<'a> for SimInputPin<'a> {
+    fn set_client(&self, client: &'a dyn gpio::Client) {
+        self.client.set(client);
+    }
+    fn enable_interrupts(&self, mode: InterruptEdge) {
+        self.edge.set(Some(mode));
+    }
+    fn disable_interrupts(&self) {
+        self.edge.set(None);
+    }
+    fn is_pending(&self) -> bool {
+        false
+    }
+}
+
+/// The motor mechanism and its stall detector.
+pub struct SimMechanism<'a, A: Alarm<'a>> {
+    alarm: &'a A,
+    fault: &'a SimInputPin<'a>,
+    enable_active_low: bool,
+    enabled: Cell<bool>,
+    steps: Cell<u32>,
+    steps_this_run: Cell<u32>,
+    jammed: Cell<bool>,
+    missed: Cell<u32>,
+}
+
+impl<'a, A: Alarm<'a>> SimMechanism<'a, A> {
+    pub fn new(alarm: &'a A, fault: &'a SimInputPin<'a>, enable_active_low: bool) -> Self {
+        Self {
+            alarm,
+            fault,
+            enable_active_low,
+            enabled: Cell::new(false),
+            steps: Cell::new(0),
+            steps_this_run: Cell::new(0),
+            jammed: Cell::new(false),
+            missed: Cell::new(0),
+        }
+    }
+
+    /// Jams the mechanism: the stall detector fires shortly after.
+    pub fn jam(&self) {
+        if self.jammed.replace(true) {
+            return;
+        }
+        debug!("[sim] motor jammed (stall injected)");
+        self.alarm
+            .set_alarm(self.alarm.now(), self.alarm.ticks_from_ms(STALL_DETECT_MS));
+    }
+
+    /// Frees the mechanism and releases the fault line.
+    pub fn clear(&self) {
+        self.jammed.set(false);
+        let _ = self.alarm.disarm();
+        self.fault.drive(false);
+        debug!("[sim] jam cleared, fault input released");
+    }
+
+    pub fn report(&self) {
+        debug!(
+            "[sim] motor: {} steps, driver {}, {}, {} steps missed",
+            self.steps.get(),
+            if self.enabled.get() {
+                "enabled"
+            } else {
+                "disabled"
+            },
+            if self.jammed.get() { "jammed" } else { "free" },
+            self.missed.get()
+        );
+    }
+}
+
+impl<'a, A: Alarm<'a>> LineListener for SimMechanism<'a, A> {
+    fn line_changed(&self, line: Line, high: bool) {
+        match line {
+            Line::Enable => {
+                let enabled = high != self.enable_active_low;
+                if self.enabled.replace(enabled) != enabled {
+                    if enabled {
+                        self.steps_this_run.set(0);
+                        debug!("[sim] motor driver enabled");
+                    } else {
+                        debug!(
+                            "[sim] motor driver disabled after {} steps ({} total)",
+                            self.steps_this_run.get(),
+                            self.steps.get()
+                        );
+                    }
+                }
+            }
+            Line::Step if high && self.enabled.get() => {
+                if self.jammed.get() {
+                    self.missed.set(self.missed.get() + 1);
+                } else {
+                    self.steps.set(self.steps.get() + 1);
+                    self.steps_this_run.set(self.steps_this_run.get() + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl<'a, A: Alarm<'a>> AlarmClient for SimMechanism<'a, A> {
+    fn alarm(&self) {
+        if self.jammed.get() {
+            debug!("[sim] stall detector: fault input asserted");
+            self.fault.drive(true);
+        }
+    }
+}
+
+/// A buzzer that prints its tone changes.
+pub struct SimBuzzer<'a, A: Alarm<'a>> {
+    alarm: &'a A,
+    sounding: Cell<usize>,
+    client: OptionalCell<&'a dyn BuzzerClient>,
+}
+
+impl<'a, A: Alarm<'a>> SimBuzzer<'a, A> {
+    pub fn new(alarm: &'a A) -> Self {
+        Self {
+            alarm,
+            sounding: Cell::new(0),
+            client: OptionalCell::empty(),
+        }
+    }
+}
+
+impl<'a, A: Alarm<'a>> Buzzer<'a> for SimBuzzer<'a, A> {
+    fn buzz(&self, frequency_hz: usize, duration_ms: usize) -> Result<(), ErrorCode> {
+        if self.sounding.replace(frequency_hz) != frequency_hz {
+            debug!("[sim] buzzer: {} Hz bursts", frequency_hz);
+        }
+        let ms = u32::try_from(duration_ms).unwrap_or(u32::MAX);
+        self.alarm
+            .set_alarm(self.alarm.now(), self.alarm.ticks_from_ms(ms));
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), ErrorCode> {
+        if self.sounding.replace(0) != 0 {
+            debug!("[sim] buzzer: off");
+        }
+        let _ = self.alarm.disarm();
+        Ok(())
+    }
+
+    fn set_client(&self, client: &'a dyn BuzzerClient) {
+        self.client.set(client);
+    }
+}
+
+impl<'a, A: Alarm<'a>> AlarmClient for SimBuzzer<'a, A> {
+    fn alarm(&self) {
+        self.client.map(|client| client.buzzer_done(Ok(())));
+    }
+}
+
+/// An LED that prints when it changes.
+pub struct SimLed {
+    name: &'static str,
+    on: Cell<bool>,
+}
+
+impl SimLed {
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            on: Cell::new(false),
+        }
+    }
+
+    fn show(&self, on: bool) {
+        if self.on.replace(on) != on {
+            debug!("[sim] LED {}: {}", self.name, if on { "on" } else { "off" });
+        }
+    }
+}
+
+impl Led for SimLed {
+    fn init(&self) {}
+    fn on(&self) {
+        self.show(true);
+    }
+    fn off(&self) {
+        self.show(false);
+    }
+    fn toggle(&self) {
+        self.show(!self.on.get());
+    }
+    fn read(&self) -> bool {
+        self.on.get()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Idle,
+    Read(usize),
+    Write(usize),
+}
+
+/// Nonvolatile storage simulated in RAM; operations complete in a deferred
+/// call, like a real driver's interrupt.
+pub struct RamStorage<'a> {
+    memory: TakeCell<'static, [u8]>,
+    buffer: TakeCell<'static, [u8]>,
+    op: Cell<Op>,
+    deferred_call: DeferredCall,
+    client: OptionalCell<&'a dyn NonvolatileStorageClient>,
+}
+
+impl RamStorage<'_> {
+    pub fn new(memory: &'static mut [u8]) -> Self {
+        Self {
+            memory: TakeCell::new(memory),
+            buffer: TakeCell::empty(),
+            op: Cell::new(Op::Idle),
+            deferred_call: DeferredCall::new(),
+            client: OptionalCell::empty(),
+        }
+    }
+
+    fn start(
+        &self,
+        buffer: &'static mut [u8],
+        address: usize,
+        length: usize,
+        write: bool,
+    ) -> Result<(), ErrorCode> {
+        if self.op.get() != Op::Idle {
+            return Err(ErrorCode::BUSY);
+        }
+        let fits = self.memory.map_or(false, |m| {
+            address
+                .checked_add(length)
+                .is_some_and(|end| end <= m.len())
+        });
+        if !fits || length > buffer.len() {
+            return Err(ErrorCode::INVAL);
+        }
+        self.memory.map(|memory| {
+            let range = address..address + length;
+            if write {
+                memory[range].copy_from_slice(&buffer[..length]);
+            } else {
+                buffer[..length].copy_from_slice(&memory[range]);
+            }
+        });
+        self.buffer.replace(buffer);
+        self.op.set(if write {
+            Op::Write(length)
+        } else {
+            Op::Read(length)
+        });
+        self.deferred_call.set();
+        Ok(())
+    }
+}
+
+impl<'a> NonvolatileStorage<'a> for RamStorage<'a> {
+    fn set_client(&self, client: &'a dyn NonvolatileStorageClient) {
+        self.client.set(client);
+    }
+    fn read(
+        &self,
+        buffer: &'static mut [u8],
+        address: usize,
+        length: usize,
+    ) -> Result<(), ErrorCode> {
+        self.start(buffer, address, length, false)
+    }
+    fn write(
+        &self,
+        buffer: &'static mut [u8],
+        address: usize,
+        length: usize,
+    ) -> Result<(), ErrorCode> {
+        self.start(buffer, address, length, true)
+    }
+}
+
+impl DeferredCallClient for RamStorage<'_> {
+    fn handle_deferred_call(&self) {
+        let op = self.op.replace(Op::Idle);
+        let Some(buffer) = self.buffer.take() else {
+            return;
+        };
+        self.client.map(move |client| match op {
+            Op::Read(length) => client.read_done(buffer, length),
+            Op::Write(length) => client.write_done(buffer, length),
+            Op::Idle => {}
+        });
+    }
+
+    fn register(&'static self) {
+        self.deferred_call.register(self);
+    }
+}
+
+/// The host's keys on the simulated hardware.
+pub struct SimKeys<'a, A: Alarm<'a>> {
+    button: &'a SimInputPin<'a>,
+    mechanism: &'a SimMechanism<'a, A>,
+}
+
+impl<'a, A: Alarm<'a>> SimKeys<'a, A> {
+    pub fn new(button: &'a SimInputPin<'a>, mechanism: &'a SimMechanism<'a, A>) -> Self {
+        Self { button, mechanism }
+    }
+}
+
+impl<'a, A: Alarm<'a>> KeyboardClient for SimKeys<'a, A> {
+    fn keys_pressed(&self, keys: &[(u16, bool)], result: Result<(), ErrorCode>) {
+        if result.is_err() {
+            return;
+        }
+        for &(key, pressed) in keys {
+            match key {
+                keys::F1 => {
+                    if pressed {
+                        debug!("[sim] Button 1 pressed");
+                    }
+                    // Button 1 is active low on the DK; the simulation drives
+                    // the logical level the button driver reads as pressed.
+                    self.button.drive(!pressed);
+                }
+                keys::F5 if pressed => self.mechanism.jam(),
+                keys::F6 if pressed => self.mechanism.clear(),
+                keys::F7 if pressed => self.mechanism.report(),
+                _ => {}
+            }
+        }
+    }
+}
