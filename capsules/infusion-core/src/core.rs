@@ -987,6 +987,34 @@ impl<P: Platform> InfusionCore<P> {
         Ok(signed.len())
     }
 
+    /// Logs a patient-bolus press that the dosing app refused under the
+    /// therapy's own (stricter) rules, so the log shows every press and why
+    /// it was refused (SR-EVT-003). Nothing else changes.
+    pub fn report_patient_denial(
+        &mut self,
+        caller: AppId,
+        reason: ErrorCode,
+        lockout_remaining_ms: u32,
+        now_ms: u64,
+    ) -> Result<(), ErrorCode> {
+        let now = self.clock(now_ms);
+        self.authorize(caller, &[Role::Dosing], command::REPORT_PATIENT_DENIAL, now)?;
+        let utc = self.utc_ms(now);
+        self.emit(
+            Event::PatientBolusRequested(PatientBolusRequested { time_ms: utc }),
+            now,
+        );
+        self.emit(
+            Event::PatientBolusDenied(PatientBolusDenied {
+                time_ms: utc,
+                reason,
+                lockout_remaining_ms,
+            }),
+            now,
+        );
+        Ok(())
+    }
+
     fn emit_state(&mut self, now: u64) {
         let utc = self.utc_ms(now);
         let pump_state = self.pump_state();
@@ -1366,6 +1394,21 @@ impl<P: Platform> InfusionCore<P> {
                     Err(e) => CommandResult::Failure(e),
                 }
             }
+            FULL_STATUS => {
+                let now = self.clock(now_ms);
+                let status = self.status(now);
+                match postcard::to_slice(&status, rw) {
+                    Ok(written) => {
+                        CommandResult::SuccessU32(u32::try_from(written.len()).unwrap_or(u32::MAX))
+                    }
+                    Err(_) => CommandResult::Failure(ErrorCode::InvalidArgument),
+                }
+            }
+            REPORT_PATIENT_DENIAL => {
+                let reason = ErrorCode::from_code(u16::try_from(arg1).unwrap_or(u16::MAX));
+                self.report_patient_denial(caller, reason, arg2, now_ms)
+                    .into()
+            }
             _ => CommandResult::Failure(ErrorCode::NoSupport),
         }
     }
@@ -1487,4 +1530,8 @@ pub mod command {
     pub const PATIENT_BOLUS_STATE: u16 = 18;
     /// Number of events waiting.
     pub const PENDING_EVENTS: u16 = 19;
+    /// Full status snapshot (postcard `StatusSnapshot`) into read-write allow 0.
+    pub const FULL_STATUS: u16 = 20;
+    /// The dosing app refused a patient bolus press itself (therapy rules).
+    pub const REPORT_PATIENT_DENIAL: u16 = 21;
 }

@@ -61,6 +61,8 @@
 //! | 17 | read prescription | Dosing, Telemetry | – (read-write allow 0) | `U32(len)` | `NotPermitted`, `NoPrescription`, `InvalidArgument` |
 //! | 18 | patient bolus state | any | – | `U32U32(lockout_remaining_ms, boluses_left_24h)` | – |
 //! | 19 | pending events | Telemetry | – | `U32(count)` | `NotPermitted` |
+//! | 20 | full status | any | – (read-write allow 0 gets a postcard `StatusSnapshot`) | `U32(len)` | `InvalidArgument` (buffer too small) |
+//! | 21 | report patient-bolus denial | Dosing | `ErrorCode` of the reason, `lockout_remaining_ms` | `Success` | `NotPermitted` |
 //! | other | – | – | – | – | `NoSupport` |
 //!
 //! Drained events are protocol frames, each written as `0x00 COBS(frame) 0x00`

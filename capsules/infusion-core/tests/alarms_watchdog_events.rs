@@ -204,3 +204,43 @@ fn sr_evt_002_overflow_drops_oldest_and_reports_the_exact_gap() {
     let events = drain(&mut core, HOUR_MS);
     assert!(matches!(&events[0].1, Message::LogGap(g) if g.missing_count > 900));
 }
+
+#[test]
+fn sr_evt_003_dosing_app_denials_are_logged_and_change_nothing() {
+    let mut core = running(0);
+    drain(&mut core, 0);
+    let before = format!("{:?}", core.safety_state());
+    let reason = u32::from(ErrorCode::LockoutActive.code());
+    assert_eq!(
+        core.command(DOSING, 21, reason, 90_000, &[], &mut [], 5),
+        infusion_core::CommandResult::Success
+    );
+    assert_eq!(
+        core.command(ROGUE, 21, reason, 0, &[], &mut [], 5),
+        infusion_core::CommandResult::Failure(ErrorCode::NotPermitted)
+    );
+    assert_eq!(format!("{:?}", core.safety_state()), before);
+    let events = drain(&mut core, 5);
+    assert!(matches!(events[0].1, Message::PatientBolusRequested(_)));
+    assert!(matches!(&events[1].1, Message::PatientBolusDenied(d)
+        if d.reason == ErrorCode::LockoutActive && d.lockout_remaining_ms == 90_000));
+}
+
+#[test]
+fn full_status_command_writes_a_status_snapshot() {
+    let mut core = running(0);
+    core.set_basal(DOSING, 20_000, 0).unwrap();
+    let mut buf = [0u8; 128];
+    let infusion_core::CommandResult::SuccessU32(len) =
+        core.command(ROGUE, 20, 0, 0, &[], &mut buf, 10)
+    else {
+        panic!("full status refused");
+    };
+    let status: pump_protocol::StatusSnapshot = postcard::from_bytes(&buf[..len as usize]).unwrap();
+    assert_eq!(status, core.status(10));
+    assert_eq!(status.basal_rate_nl_per_h, 20_000);
+    assert_eq!(
+        core.command(ROGUE, 20, 0, 0, &[], &mut [0u8; 4], 10),
+        infusion_core::CommandResult::Failure(ErrorCode::InvalidArgument)
+    );
+}

@@ -82,7 +82,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::EncoderPulse),
         1 => Just(Op::Reset),
         1 => (app(), any::<u64>()).prop_map(|(a, t)| Op::SetClock(a, t)),
-        2 => (app(), 0u32..24, any::<u32>(), any::<u32>()).prop_map(|(a, c, x, y)| Op::Raw(a, c, x, y)),
+        2 => (app(), 0u32..26, any::<u32>(), any::<u32>()).prop_map(|(a, c, x, y)| Op::Raw(a, c, x, y)),
     ]
 }
 
@@ -301,7 +301,7 @@ impl Harness {
             Op::Raw(a, cmd, x, y) => {
                 let mut rw = [0u8; 256];
                 let result = self.core.command(a, cmd, x, y, &[0xAB; 8], &mut rw, now);
-                if cmd >= 20 {
+                if cmd >= 22 {
                     prop_assert_eq!(
                         result,
                         infusion_core::CommandResult::Failure(ErrorCode::NoSupport)
