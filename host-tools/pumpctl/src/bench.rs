@@ -56,6 +56,13 @@ fn fmt_x10(v: u64) -> String {
 pub fn run(sim_days: u32, decode_mb: u64, scratch: &Path) -> Result<Figures> {
     let mut run = crate::simcmd::demo_run(scratch)?;
     run.days = sim_days;
+    // The demo's script plus a refill every 45 days, so the reservoir never
+    // runs dry over a long run.
+    let mut script = crate::simcmd::DEMO_EVENTS.to_string();
+    for day in (90..sim_days).step_by(45) {
+        script.push_str(&format!("d{day} 10:00 refill volume_ul=20000\n"));
+    }
+    run.events = crate::script::parse("bench events", &script, scratch)?;
     run.progress = false;
     let cfg = crate::simcmd::config(&run)?;
     let started = Instant::now();
