@@ -363,7 +363,9 @@ impl<P: Platform> InfusionCore<P> {
     }
 
     fn emit(&mut self, event: Event, now: u64) {
-        self.events.push(event, now);
+        // The queue stamps gap reports with this time: wall-clock, like every event.
+        let utc = self.utc_ms(now);
+        self.events.push(event, utc);
         self.platform.notify(Notification::EventsAvailable {
             count: self.events.len(),
         });
@@ -438,6 +440,7 @@ impl<P: Platform> InfusionCore<P> {
             Channel::Basal => self.p.basal_carry_nl_ms_per_h = carry,
             Channel::Bolus => self.p.bolus_carry_nl_ms_per_h = carry,
         }
+        self.p.ledger.prune(now, s);
         let volume_nl = run
             .steps_done
             .saturating_sub(run.steps_reported)
@@ -537,7 +540,14 @@ impl<P: Platform> InfusionCore<P> {
         if let Err(reason) = self.check_basal(rate_nl_per_h, now) {
             return Err(self.deny_delivery(DeliveryKind::Basal, 0, rate_nl_per_h, reason, now));
         }
-        self.start_basal(DeliveryKind::Basal, rate_nl_per_h, now);
+        let unchanged = self.p.ledger.active(Channel::Basal).is_some_and(|run| {
+            run.kind() == DeliveryKind::Basal && run.nl_den == u64::from(rate_nl_per_h)
+        });
+        // Re-asking for the running rate changes nothing; a new run for it
+        // would only use up ledger room.
+        if !unchanged {
+            self.start_basal(DeliveryKind::Basal, rate_nl_per_h, now);
+        }
         Ok(())
     }
 

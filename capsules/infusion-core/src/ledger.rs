@@ -248,11 +248,16 @@ impl Ledger {
                 .any(|r| Self::expired(r, now_ms, nl_per_step))
     }
 
+    /// An ended run no longer needed: all its steps left the window, or it
+    /// made none and is not a patient bolus (which counts for the lockout and
+    /// the daily count even when it made no step).
     fn expired(run: &Run, now_ms: u64, nl_per_step: u32) -> bool {
-        !run.active && run.last_step_time(nl_per_step).saturating_add(WINDOW_MS) <= now_ms
+        let left_window = run.last_step_time(nl_per_step).saturating_add(WINDOW_MS) <= now_ms;
+        let empty = run.steps_done == 0 && run.kind() != DeliveryKind::PatientBolus;
+        !run.active && (left_window || empty)
     }
 
-    /// Drops inactive runs whose every step is older than the window.
+    /// Drops ended runs that no longer count (see `expired`).
     pub fn prune(&mut self, now_ms: u64, nl_per_step: u32) {
         self.runs.retain(|r| !Self::expired(r, now_ms, nl_per_step));
     }

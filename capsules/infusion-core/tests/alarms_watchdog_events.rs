@@ -244,3 +244,14 @@ fn full_status_command_writes_a_status_snapshot() {
         infusion_core::CommandResult::Failure(ErrorCode::InvalidArgument)
     );
 }
+
+#[test]
+fn sr_evt_002_gap_reports_carry_wall_clock_time() {
+    let mut core = running(0);
+    core.set_clock(TELEMETRY, 1_750_000_000_000, 0).unwrap();
+    for _ in 0..100 {
+        let _ = core.command(ROGUE, 2, 1, 0, &[], &mut [], 1_000);
+    }
+    let events = drain(&mut core, 1_000);
+    assert!(matches!(&events[0].1, Message::LogGap(g) if g.time_ms == 1_750_000_001_000));
+}

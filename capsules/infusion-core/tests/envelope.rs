@@ -296,3 +296,21 @@ fn sr_env_009_every_refusal_is_reported_with_its_reason() {
         ]
     );
 }
+
+#[test]
+fn repeated_or_instantly_replaced_basal_requests_do_not_fill_the_ledger() {
+    // Found by the pumpctl simulator: an app re-setting its basal in a loop
+    // made a run per request until every request was refused as Busy.
+    let mut core = running(0);
+    for i in 0..500u32 {
+        core.set_basal(DOSING, 20_000, 0).unwrap();
+        core.set_basal(DOSING, 20_000 + i % 3, 0).unwrap();
+    }
+    assert!(
+        core.ledger().runs().len() <= 2,
+        "{}",
+        core.ledger().runs().len()
+    );
+    advance(&mut core, HOUR_MS, true);
+    assert_eq!(core.set_basal(DOSING, 30_000, HOUR_MS), Ok(()));
+}
