@@ -21,6 +21,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod rt;
+
 use libtock_platform::allow_ro::AllowRo;
 use libtock_platform::allow_rw::AllowRw;
 use libtock_platform::share;

@@ -291,3 +291,71 @@ fn events_available_reaches_the_listener() {
     });
     assert_eq!(count.get(), Some(1));
 }
+
+/// An alarm driver with a settable counter (libtock_unittest's fake alarm
+/// has no TIME or STOP command).
+struct FakeAlarm {
+    now: Cell<u32>,
+    armed: Cell<Option<u32>>,
+    share_ref: DriverShareRef,
+}
+
+impl fake::SyscallDriver for FakeAlarm {
+    fn info(&self) -> DriverInfo {
+        DriverInfo::new(rt::ALARM_DRIVER_NUM).upcall_count(1)
+    }
+    fn register(&self, share_ref: DriverShareRef) {
+        self.share_ref.replace(share_ref);
+    }
+    fn command(&self, num: u32, a: u32, _b: u32) -> libtock_platform::CommandReturn {
+        match num {
+            1 => command_return::success_u32(32_768),
+            2 => command_return::success_u32(self.now.get()),
+            3 => {
+                self.armed.set(None);
+                command_return::success()
+            }
+            5 => {
+                self.armed.set(Some(a));
+                let _ = self
+                    .share_ref
+                    .schedule_upcall(0, (self.now.get().wrapping_add(a), 0, 0));
+                command_return::success_u32(self.now.get().wrapping_add(a))
+            }
+            _ => command_return::failure(ErrorCode::NoSupport),
+        }
+    }
+}
+
+#[test]
+fn clock_extends_wrapping_ticks_and_timer_sets_its_flag() {
+    let kernel = fake::Kernel::new();
+    let alarm = Rc::new(FakeAlarm {
+        now: Cell::new(u32::MAX - 32_767),
+        armed: Cell::new(None),
+        share_ref: Default::default(),
+    });
+    kernel.add_driver(&alarm);
+    let clock = rt::Clock::<fake::Syscalls>::new().unwrap();
+    assert_eq!(clock.now_ms(), 0);
+    // One second later the 32-bit counter has wrapped.
+    alarm.now.set(0);
+    assert_eq!(clock.now_ms(), 1000);
+    for second in 2..=1000u64 {
+        alarm.now.set(alarm.now.get().wrapping_add(32_768));
+        assert_eq!(clock.now_ms(), second * 1000);
+    }
+    assert_eq!(clock.ticks_for(1), 33);
+    assert_eq!(clock.ticks_for(u64::MAX / 2), u32::MAX);
+
+    let flag = rt::TimerFlag::default();
+    share::scope(|handle| {
+        rt::WakeTimer::<fake::Syscalls>::subscribe(&flag, handle).unwrap();
+        rt::WakeTimer::<fake::Syscalls>::arm(clock.ticks_for(250)).unwrap();
+        assert_eq!(alarm.armed.get(), Some(8192));
+        assert!(!flag.take());
+        fake::Syscalls::yield_wait();
+        assert!(flag.take());
+        assert!(!flag.take());
+    });
+}

@@ -48,8 +48,12 @@ echo "$APPS" | while read -r name crate flash ram key tag; do
     bin=$(basename "$crate")
     elf=$out_dir/$name.elf
     cp "$out_dir/build/$name/$app_target/release/$bin" "$elf"
+    # The apps' layout (apps/libtock-infusion/layout/pump_app.ld) gives the
+    # stack and .bss RAM only; elf2tab counts neither in the minimum RAM by
+    # itself, so --stack carries both.
     stack_hex=$("$llvm/llvm-objdump" -h "$elf" | awk '$2 == ".stack" { print $3 }')
-    stack=$((0x$stack_hex))
+    bss_hex=$("$llvm/llvm-objdump" -h "$elf" | awk '$2 == ".bss" { print $3 }')
+    stack=$((0x${stack_hex:-0} + 0x${bss_hex:-0}))
     set -- --kernel-major 2 --kernel-minor 0 -n "$name" -o "$out_dir/$name.tab" --stack "$stack"
     if [ "$key" != "-" ]; then
         # elf2tab 0.13 needs room for the 72-byte ECDSA credential.

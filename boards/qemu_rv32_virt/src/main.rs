@@ -17,10 +17,11 @@
 //!   buzzer, three priority LEDs, and RAM-backed storage. The host reaches
 //!   that hardware through a VirtIO keyboard (QEMU monitor `sendkey`): F1 is
 //!   Button 1, F5 jams the motor, F6 frees it.
-//! - The one UART carries kernel and app text and the telemetry app's frames
-//!   (text never contains `0x00`, frames are `0x00 COBS 0x00`). Only the
-//!   telemetry app reads it, unless the `process-console` feature starts
-//!   Tock's process console.
+//! - The one UART carries the apps' text and the telemetry app's frames
+//!   (text never contains `0x00`, frames are `0x00 COBS 0x00`; each app
+//!   write goes out whole). Only the telemetry app reads it, unless the
+//!   `process-console` feature starts Tock's process console. Kernel
+//!   `debug!` text goes to QEMU's semihosting console instead (`semihost`).
 
 #![no_std]
 #![no_main]
@@ -53,6 +54,7 @@ use qemu_rv32_virt_chip::chip::{
 use rv32i::csr;
 
 mod io;
+mod semihost;
 mod sim;
 
 #[allow(dead_code)]
@@ -85,10 +87,9 @@ static mut PROCESS_PRINTER: Option<&'static capsules_system::process_printer::Pr
 // else stays below 16 KiB.
 kernel::stack_size! {0x10000}
 
-/// A faulting app is restarted (the capsule keeps the motor safe meanwhile);
-/// after this many faults it stays stopped.
-const FAULT_POLICY: capsules_system::process_policies::ThresholdRestartFaultPolicy =
-    capsules_system::process_policies::ThresholdRestartFaultPolicy::new(4);
+/// A faulting app is reported to the capsule (an `AppFault` event and
+/// alarm) and restarted; after this many restarts it stays stopped.
+const APP_RESTART_LIMIT: usize = 4;
 
 // ---------------------------------------------------------------- identity --
 
@@ -344,11 +345,17 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
     // ---- UART: console, kernel debug output (and the process console) ----
     let uart_mux = components::console::UartMuxComponent::new(&peripherals.uart0, 115200)
         .finalize(components::uart_mux_component_static!());
-    components::debug_writer::DebugWriterComponent::new(
-        uart_mux,
+    // Kernel debug text goes to semihosting, never into the telemetry link.
+    let semihost = static_init!(
+        semihost::SemihostUart<'static>,
+        semihost::SemihostUart::new()
+    );
+    semihost.register();
+    components::debug_writer::DebugWriterNoMuxComponent::<_, { 2 * 1024 }, _>::new(
+        semihost,
         create_capability!(capabilities::SetDebugWriterCapability),
     )
-    .finalize(components::debug_writer_component_static!());
+    .finalize(components::debug_writer_no_mux_component_static!(2));
 
     // ---- Time: the machine timer, shared through a mux ----
     let clint = static_init!(
@@ -605,11 +612,15 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
         addr_of_mut!(_sappmem),
         addr_of!(_eappmem) as usize - addr_of!(_sappmem) as usize,
     );
+    let fault_policy = static_init!(
+        infusion::faults::AuditedRestartPolicy<'static>,
+        infusion::faults::AuditedRestartPolicy::new(pump, APP_RESTART_LIMIT)
+    );
     let _loader = components::loader::sequential::ProcessLoaderSequentialComponent::new(
         checker,
         board_kernel,
         chip,
-        &FAULT_POLICY,
+        fault_policy,
         short_ids,
         storage_permissions,
         app_flash,

@@ -417,6 +417,22 @@ fn restore_into<'a, 'b>(
     slot.write(InfusionCore::restore(config, platform, record, now_ms))
 }
 
+impl<'a, A: Alarm<'a>> crate::faults::AppFaultObserver for Infusion<'a, A> {
+    fn app_faulted(&self, app: AppId, restarts: usize, restarting: bool) {
+        let (now_ms, _) = self.now();
+        self.with_core(now_ms, |core| {
+            // The fault code is not exposed by the kernel; the restart count
+            // tells the faults of one app apart.
+            core.on_app_fault(app, 0, now_ms);
+            if restarting {
+                let count = u16::try_from(restarts + 1).unwrap_or(u16::MAX);
+                core.on_app_restart(app, count, now_ms);
+            }
+        });
+        self.settle();
+    }
+}
+
 impl<'a, A: Alarm<'a>> StoreClient for Infusion<'a, A> {
     fn loaded(&self, record: Option<&[u8]>, saved_at_ms: u64) {
         self.clock.continue_from(saved_at_ms);

@@ -117,6 +117,7 @@ pub mod annunciator;
 pub mod appid;
 mod clock;
 mod driver;
+pub mod faults;
 pub mod motor;
 mod platform;
 pub mod storage;

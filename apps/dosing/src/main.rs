@@ -1,0 +1,317 @@
+//! The dosing app: `dosing-core` over the infusion capsule's syscalls.
+//!
+//! Everything the app decides is in `dosing-core`; this binary only
+//! connects it to Tock: the capsule (commands 2–8, 17, 18 through
+//! `libtock-infusion`), the capsule's upcalls (delivery done, alarm
+//! changed), Button 1 (patient bolus request) and one wake-up timer. It
+//! sleeps until the core's next wake-up or an upcall, whichever is first;
+//! there is no periodic tick.
+//!
+//! Limits of this glue, all for lack of a kernel interface:
+//! - The wall clock for the time-of-day basal schedule is the monotonic
+//!   clock from [`UTC_AT_BOOT_MS`]: no capsule command reports the UTC
+//!   time the telemetry app sets (`StatusSnapshot::time_ms` needs a
+//!   snapshot command the capsule does not have).
+//! - `SavedState` lives in RAM only (no app storage driver on the boards
+//!   yet): after a reset the catheter contents are `Unknown`, which the
+//!   core treats conservatively (no guessed priming or bridge bolus).
+//! - Programmer commands relayed by the telemetry app (IPC) are not wired;
+//!   the app picks up a new prescription when it next wakes (at most
+//!   [`IDLE_WAKE_MS`] later, or at the next upcall).
+#![no_main]
+#![no_std]
+
+use core::cell::{Cell, RefCell};
+use core::mem::MaybeUninit;
+
+use dosing_core::{
+    CatheterContents, DosingCapsule, DosingConfig, DosingCore, Now, PatientBolusState,
+    PatientBolusVerdict, SavedState, Wakeup,
+};
+use libtock::buttons::{ButtonListener, ButtonState, Buttons};
+use libtock::console::Console;
+use libtock::runtime::{set_main, stack_size, TockSyscalls};
+use libtock_infusion::rt::{Clock, TimerFlag, WakeTimer, ALARM_DRIVER_NUM};
+use libtock_infusion::{BolusKind, Event, InfusionListener, Refused, Subscriptions};
+use libtock_platform::subscribe::Subscribe;
+use libtock_platform::{share, Syscalls};
+use pump_protocol::{DeliveryKind, DeliveryOutcome, ErrorCode, StatusSnapshot};
+
+set_main! {main}
+// dosing-core's `service` alone needs a 4.6 KiB frame (measured with
+// -Z emit-stack-sizes); the core itself lives in .bss (CORE).
+stack_size! {0x1800}
+
+type Infusion = libtock_infusion::Infusion<TockSyscalls>;
+
+/// Volume of one motor step on both boards.
+const MOTOR_STEP_NL: u32 = 250;
+/// Wake at least this often while there is nothing else to wake for.
+const IDLE_WAKE_MS: u32 = 2_000;
+/// Never sleep longer than this (the clock must see every tick wrap).
+const MAX_SLEEP_MS: u64 = 60_000;
+/// The wall clock at boot: 2025-01-01T00:00:00Z (see the module docs).
+const UTC_AT_BOOT_MS: u64 = 1_735_689_600_000;
+
+fn refusal(refused: Refused) -> ErrorCode {
+    if refused.reason != 0 {
+        ErrorCode::from_code(refused.reason)
+    } else {
+        // Not the core's answer: the syscall itself failed.
+        ErrorCode::NotReady
+    }
+}
+
+/// The capsule, as `dosing-core` sees it.
+struct Capsule;
+
+impl DosingCapsule for Capsule {
+    fn set_basal(&mut self, rate_nl_per_h: u32) -> Result<(), ErrorCode> {
+        Infusion::set_basal(rate_nl_per_h).map_err(refusal)
+    }
+
+    fn start_bolus(
+        &mut self,
+        kind: DeliveryKind,
+        volume_nl: u32,
+        duration_ms: u32,
+    ) -> Result<(), ErrorCode> {
+        let kind = match kind {
+            DeliveryKind::ClinicianBolus => BolusKind::Clinician,
+            DeliveryKind::PatientBolus => BolusKind::Patient,
+            DeliveryKind::Priming => BolusKind::Priming,
+            DeliveryKind::Bridge => BolusKind::Bridge,
+            _ => return Err(ErrorCode::InvalidArgument),
+        };
+        Infusion::bolus(kind, volume_nl, duration_ms).map_err(refusal)
+    }
+
+    fn stop_bolus(&mut self) -> Result<(), ErrorCode> {
+        Infusion::stop_bolus().map_err(refusal)
+    }
+
+    fn check_in(&mut self) -> Result<u32, ErrorCode> {
+        Infusion::check_in().map_err(refusal)
+    }
+
+    fn read_prescription(&mut self, buf: &mut [u8]) -> Result<usize, ErrorCode> {
+        Infusion::read_prescription(buf).map_err(refusal)
+    }
+
+    fn patient_bolus_state(&mut self) -> Result<PatientBolusState, ErrorCode> {
+        Infusion::patient_bolus_state()
+            .map(
+                |(lockout_remaining_ms, boluses_left_24h)| PatientBolusState {
+                    lockout_remaining_ms,
+                    boluses_left_24h,
+                },
+            )
+            .map_err(refusal)
+    }
+
+    fn status(&mut self) -> Result<StatusSnapshot, ErrorCode> {
+        // Command 1 is only a summary; the core works from what it knows.
+        Err(ErrorCode::NoSupport)
+    }
+}
+
+/// Upcalls waiting to be handled (a few can arrive during one console
+/// write; more than this many at once cannot happen between two loop turns
+/// of this app, and an overflow only drops the oldest, which the next
+/// `wake` re-reads from the capsule anyway).
+struct Pending {
+    events: RefCell<[Option<Event>; 8]>,
+    button: Cell<bool>,
+}
+
+impl Pending {
+    fn push(&self, event: Event) {
+        let mut events = self.events.borrow_mut();
+        if events[events.len() - 1].is_some() {
+            events.rotate_left(1);
+            let last = events.len() - 1;
+            events[last] = None;
+        }
+        if let Some(slot) = events.iter_mut().find(|slot| slot.is_none()) {
+            *slot = Some(event);
+        }
+    }
+
+    fn pop(&self) -> Option<Event> {
+        let mut events = self.events.borrow_mut();
+        let first = events[0].take();
+        events.rotate_left(1);
+        first
+    }
+}
+
+/// Console output without `core::fmt` (it would double the app's size).
+fn say(parts: &[&[u8]]) {
+    for part in parts {
+        let _ = Console::write(part);
+    }
+}
+
+fn decimal(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+fn report_verdict(verdict: &PatientBolusVerdict) {
+    let (mut a, mut b) = ([0u8; 10], [0u8; 10]);
+    match *verdict {
+        PatientBolusVerdict::Granted {
+            volume_nl,
+            boluses_left_24h,
+            ..
+        } => say(&[
+            b"dosing: patient bolus granted: ",
+            decimal(volume_nl, &mut a),
+            b" nL, ",
+            decimal(boluses_left_24h, &mut b),
+            b" left in 24 h\n",
+        ]),
+        PatientBolusVerdict::Denied {
+            reason,
+            lockout_remaining_ms,
+            ..
+        } => say(&[
+            b"dosing: patient bolus denied: ",
+            reason.name().as_bytes(),
+            b", lockout ",
+            decimal(lockout_remaining_ms / 1000, &mut a),
+            b" s\n",
+        ]),
+    }
+}
+
+/// The core's memory (about 2.4 KiB): a static rather than a local, so
+/// `main`'s frame stays small.
+static mut CORE: MaybeUninit<DosingCore> = MaybeUninit::uninit();
+
+/// Builds the core in its static; not inlined, so its temporaries are off
+/// the stack before the loop runs.
+#[inline(never)]
+fn init_core(
+    slot: &'static mut MaybeUninit<DosingCore>,
+    config: DosingConfig,
+) -> &'static mut DosingCore {
+    slot.write(DosingCore::new(
+        config,
+        SavedState::new(CatheterContents::Unknown),
+    ))
+}
+
+fn main() {
+    let Ok(clock) = Clock::<TockSyscalls>::new() else {
+        say(&[b"dosing: no alarm driver\n"]);
+        return;
+    };
+    let now = || {
+        let monotonic_ms = clock.now_ms();
+        Now {
+            monotonic_ms,
+            utc_ms: UTC_AT_BOOT_MS + monotonic_ms,
+        }
+    };
+    let config = DosingConfig {
+        motor_step_nl: MOTOR_STEP_NL,
+        pump_dead_volume_nl: 0,
+        idle_wake_interval_ms: IDLE_WAKE_MS,
+    };
+    // SAFETY: `main` runs once and is the only code that names CORE, so
+    // this is the only reference to it.
+    let core = init_core(unsafe { &mut *core::ptr::addr_of_mut!(CORE) }, config);
+    let mut capsule = Capsule;
+
+    let pending = Pending {
+        events: RefCell::new([None; 8]),
+        button: Cell::new(false),
+    };
+    let timer = TimerFlag::default();
+    let infusion_listener = InfusionListener(|event| pending.push(event));
+    let button_listener = ButtonListener(|button, state| {
+        if button == 0 && state == ButtonState::Pressed {
+            pending.button.set(true);
+        }
+    });
+
+    share::scope::<
+        (
+            Subscriptions<'_, TockSyscalls>,
+            Subscribe<'_, TockSyscalls, ALARM_DRIVER_NUM, 0>,
+            Subscribe<'_, TockSyscalls, 3, 0>,
+        ),
+        _,
+        _,
+    >(|handle| {
+        let (infusion, alarm, buttons) = handle.split();
+        if Infusion::subscribe_all(&infusion_listener, infusion).is_err() {
+            say(&[b"dosing: infusion capsule missing\n"]);
+            return;
+        }
+        let _ = WakeTimer::<TockSyscalls>::subscribe(&timer, alarm);
+        let button_ok = Buttons::register_listener(&button_listener, buttons).is_ok()
+            && Buttons::enable_interrupts(0).is_ok();
+        say(&[if button_ok {
+            b"dosing: started, Button 1 requests a patient bolus\n"
+        } else {
+            b"dosing: started (no button)\n"
+        }]);
+
+        let mut wake: Wakeup = core.wake(&mut capsule, now());
+        let mut had_prescription = false;
+        loop {
+            let t = now();
+            if t.monotonic_ms >= wake.at_monotonic_ms || timer.take() {
+                wake = core.wake(&mut capsule, t);
+            }
+            while let Some(event) = pending.pop() {
+                let t = now();
+                wake = match event {
+                    Event::DeliveryDone {
+                        kind,
+                        outcome,
+                        volume_nl,
+                    } => core.on_delivery_done(
+                        DeliveryKind::from_code(kind),
+                        DeliveryOutcome::from_code(outcome),
+                        volume_nl,
+                        &mut capsule,
+                        t,
+                    ),
+                    Event::AlarmChanged { .. } => core.on_alarm_changed(&mut capsule, t),
+                    // Verdicts on our own requests arrive synchronously too.
+                    Event::BolusVerdict { .. } | Event::EventsAvailable { .. } => wake,
+                };
+            }
+            if pending.button.replace(false) {
+                let verdict = core.request_patient_bolus(&mut capsule, now());
+                report_verdict(&verdict);
+                wake = core.next_wakeup();
+            }
+            let has_prescription = core.therapy().is_some();
+            if has_prescription != had_prescription {
+                had_prescription = has_prescription;
+                say(&[if has_prescription {
+                    b"dosing: prescription adopted, therapy running\n"
+                } else {
+                    b"dosing: no valid prescription\n"
+                }]);
+            }
+            let t = now().monotonic_ms;
+            // At least one tick: a wake-up already due is served next turn.
+            let sleep = wake.at_monotonic_ms.saturating_sub(t).min(MAX_SLEEP_MS);
+            let _ = WakeTimer::<TockSyscalls>::arm(clock.ticks_for(sleep));
+            TockSyscalls::yield_wait();
+        }
+    });
+}

@@ -1,0 +1,312 @@
+//! The telemetry app: `telemetry-core` over the infusion capsule's syscalls
+//! and the host link on the console UART.
+//!
+//! Everything the app decides is in `telemetry-core`; this binary only
+//! connects it to Tock:
+//! - When the capsule signals events (upcall 2), it drains them into the
+//!   log (commands 10, 19) and forwards the drained frames to the host link
+//!   as they are (live telemetry; `ReadLog` answers carry the `FROM_LOG`
+//!   flag instead).
+//! - It reads the host link one byte at a time through the console driver
+//!   (so bytes the app has not asked for stay in the UART and nothing is
+//!   lost), hands them to `service_link`, and writes the answers back.
+//!   Console writes go out whole, so the frames never mix with other apps'
+//!   text on the shared QEMU UART.
+//!
+//! Limits of this glue, all for lack of a kernel interface:
+//! - The log is kept in the app's RAM ([`LOG_SLOTS`] records), not in flash:
+//!   neither board exposes app storage yet.
+//! - Boluses the programmer asks for need IPC to the dosing app, which is
+//!   not wired: they are refused with `NoSupport` (the patient's Button 1
+//!   goes to the dosing app directly).
+//! - `GetStatus` is refused with `NoSupport`: the capsule has no command
+//!   returning the whole status snapshot.
+//! - UTC is the monotonic clock from [`UTC_AT_BOOT_MS`] until the
+//!   programmer sets the clock, then the time it set.
+#![no_main]
+#![no_std]
+
+use core::cell::{Cell, RefCell};
+
+use libtock::console::Console;
+use libtock::runtime::{set_main, stack_size, TockSyscalls};
+use libtock_infusion::rt::{Clock, TimerFlag, WakeTimer, ALARM_DRIVER_NUM};
+use libtock_infusion::{Event, InfusionListener, Refused, Subscriptions};
+use libtock_platform::allow_rw::AllowRw;
+use libtock_platform::subscribe::Subscribe;
+use libtock_platform::{share, DefaultConfig, Syscalls};
+use pump_protocol::{AlarmCode, ClinicianBolus, ErrorCode, Message, Refill, StatusSnapshot};
+use telemetry_core::{
+    DosingLink, LogStorage, SliceOutput, StorageError, TelemetryCapsule, TelemetryCore,
+    DRAIN_BUF_LEN, RECORD_LEN,
+};
+
+set_main! {main}
+stack_size! {0x5000}
+
+type Infusion = libtock_infusion::Infusion<TockSyscalls>;
+
+/// Records the RAM log holds (each [`RECORD_LEN`] bytes).
+const LOG_SLOTS: usize = 48;
+/// Host link output per answer.
+const LINK_OUT_LEN: usize = 2048;
+/// Drain at least this often even without an upcall.
+const POLL_MS: u64 = 1_000;
+/// The wall clock at boot: 2025-01-01T00:00:00Z (see the module docs).
+const UTC_AT_BOOT_MS: u64 = 1_735_689_600_000;
+
+/// The console driver (host link).
+const CONSOLE: u32 = 1;
+const CONSOLE_READ: u32 = 2;
+const CONSOLE_READ_BUFFER: u32 = 1;
+const CONSOLE_READ_DONE: u32 = 2;
+
+fn refusal(refused: Refused) -> ErrorCode {
+    if refused.reason != 0 {
+        ErrorCode::from_code(refused.reason)
+    } else {
+        ErrorCode::NotReady
+    }
+}
+
+/// The log's records in app RAM.
+struct RamLog<'a> {
+    memory: &'a mut [u8],
+}
+
+impl LogStorage for RamLog<'_> {
+    fn slot_count(&self) -> u32 {
+        (self.memory.len() / RECORD_LEN) as u32
+    }
+
+    fn read(&mut self, slot: u32, record: &mut [u8; RECORD_LEN]) -> Result<(), StorageError> {
+        let start = slot as usize * RECORD_LEN;
+        let bytes = self
+            .memory
+            .get(start..start + RECORD_LEN)
+            .ok_or(StorageError::OutOfRange)?;
+        record.copy_from_slice(bytes);
+        Ok(())
+    }
+
+    fn write(&mut self, slot: u32, record: &[u8; RECORD_LEN]) -> Result<(), StorageError> {
+        let start = slot as usize * RECORD_LEN;
+        self.memory
+            .get_mut(start..start + RECORD_LEN)
+            .ok_or(StorageError::OutOfRange)?
+            .copy_from_slice(record);
+        Ok(())
+    }
+}
+
+/// The capsule, as `telemetry-core` sees it; keeps a copy of what it drains
+/// for the live link.
+struct Capsule {
+    forward: [u8; DRAIN_BUF_LEN],
+    forward_len: usize,
+}
+
+impl TelemetryCapsule for Capsule {
+    fn install_prescription(&mut self, signed: &[u8]) -> Result<(), ErrorCode> {
+        Infusion::install_prescription(signed).map_err(refusal)
+    }
+
+    fn drain_events(&mut self, buf: &mut [u8]) -> Result<(usize, usize), ErrorCode> {
+        let (bytes, frames) = Infusion::drain_events(buf).map_err(refusal)?;
+        let room = self.forward.len() - self.forward_len;
+        if let Some(drained) = buf.get(..bytes.min(room)) {
+            self.forward[self.forward_len..self.forward_len + drained.len()]
+                .copy_from_slice(drained);
+            self.forward_len += drained.len();
+        }
+        Ok((bytes, frames))
+    }
+
+    fn acknowledge_alarm(&mut self, code: AlarmCode) -> Result<(), ErrorCode> {
+        Infusion::acknowledge_alarm(code.code()).map_err(refusal)
+    }
+
+    fn clear_fault(&mut self, code: AlarmCode) -> Result<(), ErrorCode> {
+        Infusion::clear_fault(code.code()).map_err(refusal)
+    }
+
+    fn suspend(&mut self) -> Result<(), ErrorCode> {
+        Infusion::suspend().map_err(refusal)
+    }
+
+    fn resume(&mut self) -> Result<(), ErrorCode> {
+        Infusion::resume().map_err(refusal)
+    }
+
+    fn refill(&mut self, refill: &Refill) -> Result<(), ErrorCode> {
+        let mut buf = [0u8; 16];
+        let bytes = postcard::to_slice(refill, &mut buf).map_err(|_| ErrorCode::InvalidArgument)?;
+        Infusion::refill(bytes).map_err(refusal)
+    }
+
+    fn set_clock(&mut self, utc_time_ms: u64) -> Result<(), ErrorCode> {
+        Infusion::set_clock(utc_time_ms).map_err(refusal)
+    }
+
+    fn pending_events(&mut self) -> Result<u32, ErrorCode> {
+        Infusion::pending_events().map_err(refusal)
+    }
+
+    fn status(&mut self) -> Result<StatusSnapshot, ErrorCode> {
+        Err(ErrorCode::NoSupport)
+    }
+}
+
+/// The line to the dosing app (IPC, not wired: see the module docs). It
+/// also follows the clock the programmer sets.
+struct Dosing<'a> {
+    utc_offset_ms: &'a Cell<u64>,
+    monotonic_ms: u64,
+}
+
+impl DosingLink for Dosing<'_> {
+    fn clinician_bolus(&mut self, _request: &ClinicianBolus) -> Result<(), ErrorCode> {
+        Err(ErrorCode::NoSupport)
+    }
+
+    fn patient_bolus(&mut self) -> Result<(), ErrorCode> {
+        Err(ErrorCode::NoSupport)
+    }
+
+    fn command_applied(&mut self, command: &Message) {
+        if let Message::SetClock(set) = command {
+            self.utc_offset_ms
+                .set(set.utc_time_ms.wrapping_sub(self.monotonic_ms));
+        }
+    }
+}
+
+/// The log's RAM and the link's output buffer: statics (`.bss`), so that
+/// the stack only holds what the cores' frames need.
+static mut LOG_MEMORY: [u8; LOG_SLOTS * RECORD_LEN] = [0; LOG_SLOTS * RECORD_LEN];
+static mut LINK_OUT: [u8; LINK_OUT_LEN] = [0; LINK_OUT_LEN];
+
+fn write_link(bytes: &[u8]) {
+    if !bytes.is_empty() {
+        let _ = Console::write(bytes);
+    }
+}
+
+fn main() {
+    let Ok(clock) = Clock::<TockSyscalls>::new() else {
+        return;
+    };
+    let utc_offset_ms = Cell::new(UTC_AT_BOOT_MS);
+    let utc = || utc_offset_ms.get().wrapping_add(clock.now_ms());
+
+    // SAFETY: `main` runs once and is the only code that names these
+    // statics, so these are the only references to them.
+    let (log_memory, out) = unsafe {
+        (
+            &mut *core::ptr::addr_of_mut!(LOG_MEMORY),
+            &mut *core::ptr::addr_of_mut!(LINK_OUT),
+        )
+    };
+    let mut core = TelemetryCore::new(RamLog { memory: log_memory });
+    let capsule = RefCell::new(Capsule {
+        forward: [0; DRAIN_BUF_LEN],
+        forward_len: 0,
+    });
+    let events_waiting = Cell::new(true);
+    let timer = TimerFlag::default();
+    let listener = InfusionListener(|event| {
+        if let Event::EventsAvailable { .. } = event {
+            events_waiting.set(true);
+        }
+    });
+
+    // Drains the capsule into the log and forwards the frames live.
+    let service = |core: &mut TelemetryCore<RamLog>| {
+        if !(events_waiting.replace(false) | timer.take()) {
+            return;
+        }
+        for _ in 0..8 {
+            let mut capsule = capsule.borrow_mut();
+            let report = core.drain_capsule(&mut *capsule, utc());
+            write_link(&capsule.forward[..capsule.forward_len]);
+            capsule.forward_len = 0;
+            match report {
+                Ok(report) if report.pending > 0 => continue,
+                _ => break,
+            }
+        }
+        let _ = WakeTimer::<TockSyscalls>::arm(clock.ticks_for(POLL_MS));
+    };
+
+    let _ = Console::write(b"telemetry: started, host link on this UART\n");
+    share::scope::<
+        (
+            Subscriptions<'_, TockSyscalls>,
+            Subscribe<'_, TockSyscalls, ALARM_DRIVER_NUM, 0>,
+        ),
+        _,
+        _,
+    >(|handle| {
+        let (infusion, alarm) = handle.split();
+        if Infusion::subscribe_all(&listener, infusion).is_err() {
+            let _ = Console::write(b"telemetry: infusion capsule missing\n");
+            return;
+        }
+        let _ = WakeTimer::<TockSyscalls>::subscribe(&timer, alarm);
+        let _ = WakeTimer::<TockSyscalls>::arm(clock.ticks_for(POLL_MS));
+        loop {
+            // One byte from the host; events are served while waiting.
+            let mut byte = [0u8; 1];
+            let read_done: Cell<Option<(u32, u32)>> = Cell::new(None);
+            let started = share::scope::<
+                (
+                    AllowRw<'_, TockSyscalls, CONSOLE, CONSOLE_READ_BUFFER>,
+                    Subscribe<'_, TockSyscalls, CONSOLE, CONSOLE_READ_DONE>,
+                ),
+                _,
+                _,
+            >(|handle| {
+                let (buffer, done) = handle.split();
+                TockSyscalls::allow_rw::<DefaultConfig, CONSOLE, CONSOLE_READ_BUFFER>(
+                    buffer, &mut byte,
+                )?;
+                TockSyscalls::subscribe::<_, _, DefaultConfig, CONSOLE, CONSOLE_READ_DONE>(
+                    done, &read_done,
+                )?;
+                TockSyscalls::command(CONSOLE, CONSOLE_READ, 1, 0).to_result::<(), _>()?;
+                loop {
+                    service(&mut core);
+                    if read_done.get().is_some() {
+                        return Ok::<(), libtock_platform::ErrorCode>(());
+                    }
+                    TockSyscalls::yield_wait();
+                }
+            });
+            if started.is_err() {
+                // No console input: just serve the capsule.
+                service(&mut core);
+                TockSyscalls::yield_wait();
+                continue;
+            }
+            if read_done
+                .get()
+                .is_some_and(|(status, len)| status == 0 && len == 1)
+            {
+                let mut output = SliceOutput::new(&mut out[..]);
+                let mut capsule = capsule.borrow_mut();
+                let mut dosing = Dosing {
+                    utc_offset_ms: &utc_offset_ms,
+                    monotonic_ms: clock.now_ms(),
+                };
+                // One byte always fits: the core waits for room only at a
+                // frame delimiter, and `out` is empty here.
+                let _ = core.service_link(&byte, &mut *capsule, &mut dosing, &mut output, utc());
+                write_link(output.written());
+                if byte[0] == 0 {
+                    // A frame ended; a command may have made events.
+                    events_waiting.set(true);
+                }
+            }
+        }
+    });
+}
