@@ -87,20 +87,20 @@ pub struct InfusionCore<P: Platform> {
 
 impl<P: Platform> InfusionCore<P> {
     /// Starts the core from saved state (`None` on a device never started).
-    ///
-    /// The motor is disabled before anything is read and stays so: deliveries
-    /// active at the reset are closed as `Interrupted` with exactly what they
-    /// delivered, and only a new request starts the motor (SR-PER-001). Saved
-    /// state that fails its CRC or whose prescription no longer verifies
-    /// raises `EnvelopeIntegrity` and leaves no prescription (SR-PER-003).
-    pub fn restore(
-        config: BoardConfig,
-        mut platform: P,
-        saved: Option<&[u8]>,
-        now_ms: u64,
-    ) -> Self {
+    /// Same as [`new`](Self::new) followed by [`restore_from`](Self::restore_from).
+    pub fn restore(config: BoardConfig, platform: P, saved: Option<&[u8]>, now_ms: u64) -> Self {
+        let mut core = Self::new(config, platform);
+        core.restore_from(saved, now_ms);
+        core
+    }
+
+    /// A core with no state, motor disabled. Nothing may be asked of it
+    /// before [`restore_from`](Self::restore_from); the split lets firmware
+    /// build the (large) core in its static slot and restore it there, so no
+    /// second copy of it ever sits on the kernel stack.
+    pub fn new(config: BoardConfig, mut platform: P) -> Self {
         platform.set_motor_enabled(false);
-        let mut core = Self {
+        Self {
             config,
             platform,
             p: Persistent {
@@ -115,33 +115,39 @@ impl<P: Platform> InfusionCore<P> {
             fault_input_asserted: false,
             signal: AlarmSignal::OFF,
             save_buf: [0; SAVED_STATE_LEN],
-        };
-        let Some(saved) = saved else {
-            core.p.last_time_ms = now_ms;
-            core.save();
-            return core;
-        };
-        match decode_saved(saved) {
-            Some(p) => {
-                core.p = p;
-                core.events = EventQueue::starting_at(core.p.next_event_sequence);
-                let now = core.clock(now_ms);
-                core.reverify_prescription(now);
-                core.close_interrupted_runs(now);
-                if let Some(rx) = &core.rx {
-                    core.watchdog_deadline_ms =
-                        Some(now.saturating_add(u64::from(rx.envelope.dosing_checkin_timeout_ms)));
-                }
-            }
-            None => {
-                core.p.last_time_ms = now_ms;
-                let now = core.clock(now_ms);
-                core.raise(AlarmCode::EnvelopeIntegrity, now);
-            }
         }
-        core.save();
-        core.sync_outputs(core.p.last_time_ms);
-        core
+    }
+
+    /// Restores saved state in place.
+    ///
+    /// The motor is disabled before anything is read and stays so: deliveries
+    /// active at the reset are closed as `Interrupted` with exactly what they
+    /// delivered, and only a new request starts the motor (SR-PER-001). Saved
+    /// state that fails its CRC or whose prescription no longer verifies
+    /// raises `EnvelopeIntegrity` and leaves no prescription (SR-PER-003).
+    pub fn restore_from(&mut self, saved: Option<&[u8]>, now_ms: u64) {
+        self.platform.set_motor_enabled(false);
+        let Some(saved) = saved else {
+            self.p.last_time_ms = now_ms;
+            self.save();
+            return;
+        };
+        if decode_saved(saved, &mut self.p) {
+            self.events = EventQueue::starting_at(self.p.next_event_sequence);
+            let now = self.clock(now_ms);
+            self.reverify_prescription(now);
+            self.close_interrupted_runs(now);
+            if let Some(rx) = &self.rx {
+                self.watchdog_deadline_ms =
+                    Some(now.saturating_add(u64::from(rx.envelope.dosing_checkin_timeout_ms)));
+            }
+        } else {
+            self.p.last_time_ms = now_ms;
+            let now = self.clock(now_ms);
+            self.raise(AlarmCode::EnvelopeIntegrity, now);
+        }
+        self.save();
+        self.sync_outputs(self.p.last_time_ms);
     }
 
     fn reverify_prescription(&mut self, now: u64) {
@@ -1487,15 +1493,23 @@ fn claimed_serial(signed: &[u8]) -> u32 {
         .map_or(0, |rx| rx.serial)
 }
 
-fn decode_saved(saved: &[u8]) -> Option<Persistent> {
-    let body_len = saved.len().checked_sub(4)?;
+/// Decodes a saved record into `p`; on any failure `p` is left as it was.
+fn decode_saved(saved: &[u8], p: &mut Persistent) -> bool {
+    let Some(body_len) = saved.len().checked_sub(4) else {
+        return false;
+    };
     let (body, crc) = saved.split_at(body_len);
     let crc = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
     if CRC32C.checksum(body) != crc {
-        return None;
+        return false;
     }
-    let p: Persistent = postcard::from_bytes(body).ok()?;
-    (p.format == SAVED_FORMAT).then_some(p)
+    match postcard::from_bytes::<Persistent>(body) {
+        Ok(decoded) if decoded.format == SAVED_FORMAT => {
+            *p = decoded;
+            true
+        }
+        _ => false,
+    }
 }
 
 /// Command numbers of the syscall interface.
