@@ -17,7 +17,14 @@
 //!   core treats conservatively (no guessed priming or bridge bolus).
 //! - Programmer commands relayed by the telemetry app (IPC) are not wired;
 //!   the app picks up a new prescription when it next wakes (at most
-//!   [`IDLE_WAKE_MS`] later, or at the next upcall).
+//!   [`IDLE_WAKE_MS`] later, or at the next upcall). In their place, when
+//!   the capsule's state goes from stopped (fault, suspended, no
+//!   prescription) to running, the app tells the core as if the programmer
+//!   had resumed therapy, which lifts the hold on requests refused while
+//!   stopped. A refill's drug and concentration therefore do not reach the
+//!   core (no bridge bolus after a drug change) until IPC is wired.
+//! - `status()` is built from command 1 (state, top alarm, reservoir, 24 h
+//!   volume) and the basal rate this app set; the rest reads as unknown.
 #![no_main]
 #![no_std]
 
@@ -35,7 +42,9 @@ use libtock_infusion::rt::{Clock, TimerFlag, WakeTimer, ALARM_DRIVER_NUM};
 use libtock_infusion::{BolusKind, Event, InfusionListener, Refused, Subscriptions};
 use libtock_platform::subscribe::Subscribe;
 use libtock_platform::{share, Syscalls};
-use pump_protocol::{DeliveryKind, DeliveryOutcome, ErrorCode, StatusSnapshot};
+use pump_protocol::{
+    AlarmCode, DeliveryKind, DeliveryOutcome, ErrorCode, Message, PumpState, Resume, StatusSnapshot,
+};
 
 set_main! {main}
 // dosing-core's `service` alone needs a 4.6 KiB frame (measured with
@@ -63,11 +72,18 @@ fn refusal(refused: Refused) -> ErrorCode {
 }
 
 /// The capsule, as `dosing-core` sees it.
-struct Capsule;
+struct Capsule {
+    /// The basal rate this app last set and the capsule has not ended since
+    /// (the capsule has no command that reports it).
+    basal_nl_per_h: u32,
+    utc_ms: u64,
+}
 
 impl DosingCapsule for Capsule {
     fn set_basal(&mut self, rate_nl_per_h: u32) -> Result<(), ErrorCode> {
-        Infusion::set_basal(rate_nl_per_h).map_err(refusal)
+        Infusion::set_basal(rate_nl_per_h).map_err(refusal)?;
+        self.basal_nl_per_h = rate_nl_per_h;
+        Ok(())
     }
 
     fn start_bolus(
@@ -109,9 +125,24 @@ impl DosingCapsule for Capsule {
             .map_err(refusal)
     }
 
+    /// Command 1 is a summary: pump state, top alarm, reservoir and 24 h
+    /// volume. The basal rate is the one this app set; the rest (serial,
+    /// running bolus, patient boluses, refill-by time) the capsule does not
+    /// report and reads as unknown (zero / none).
     fn status(&mut self) -> Result<StatusSnapshot, ErrorCode> {
-        // Command 1 is only a summary; the core works from what it knows.
-        Err(ErrorCode::NoSupport)
+        let status = Infusion::status().map_err(refusal)?;
+        Ok(StatusSnapshot {
+            time_ms: self.utc_ms,
+            pump_state: PumpState::from_code(status.state),
+            prescription_serial: 0,
+            basal_rate_nl_per_h: self.basal_nl_per_h,
+            bolus_remaining_nl: 0,
+            reservoir_nl: status.reservoir_nl,
+            delivered_24h_nl: status.delivered_24h_nl,
+            patient_boluses_24h: 0,
+            top_alarm: (status.top_alarm != 0).then(|| AlarmCode::from_code(status.top_alarm)),
+            refill_by_time_ms: None,
+        })
     }
 }
 
@@ -230,7 +261,10 @@ fn main() {
     // SAFETY: `main` runs once and is the only code that names CORE, so
     // this is the only reference to it.
     let core = init_core(unsafe { &mut *core::ptr::addr_of_mut!(CORE) }, config);
-    let mut capsule = Capsule;
+    let mut capsule = Capsule {
+        basal_nl_per_h: 0,
+        utc_ms: UTC_AT_BOOT_MS,
+    };
 
     let pending = Pending {
         events: RefCell::new([None; 8]),
@@ -269,13 +303,36 @@ fn main() {
 
         let mut wake: Wakeup = core.wake(&mut capsule, now());
         let mut had_prescription = false;
+        let mut last_state = PumpState::NoPrescription;
         loop {
+            // Stopped -> running: the programmer must have resumed, cleared
+            // a fault or refilled (see the module docs).
+            if let Ok(status) = Infusion::status() {
+                let state = PumpState::from_code(status.state);
+                if state == PumpState::Running && state != last_state {
+                    let t = now();
+                    capsule.utc_ms = t.utc_ms;
+                    wake = core.on_programmer_command(&Message::Resume(Resume {}), &mut capsule, t);
+                }
+                last_state = state;
+            }
             let t = now();
+            capsule.utc_ms = t.utc_ms;
             if t.monotonic_ms >= wake.at_monotonic_ms || timer.take() {
                 wake = core.wake(&mut capsule, t);
             }
             while let Some(event) = pending.pop() {
                 let t = now();
+                capsule.utc_ms = t.utc_ms;
+                if let Event::DeliveryDone { kind, outcome, .. } = event {
+                    let basal = matches!(
+                        DeliveryKind::from_code(kind),
+                        DeliveryKind::Basal | DeliveryKind::SilenceFallback
+                    );
+                    if basal && DeliveryOutcome::from_code(outcome) != DeliveryOutcome::Checkpoint {
+                        capsule.basal_nl_per_h = 0;
+                    }
+                }
                 wake = match event {
                     Event::DeliveryDone {
                         kind,

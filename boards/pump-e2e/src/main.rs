@@ -1,0 +1,450 @@
+//! Host side of the QEMU end-to-end test.
+//!
+//! Boots the pump (kernel, signed apps) in QEMU with the UART on a Unix
+//! socket (the telemetry link), the QEMU monitor on another (the host's hand
+//! on the simulated hardware: `sendkey` to the VirtIO keyboard) and the
+//! kernel's semihosting log in a file. Then, as a programmer and a patient
+//! would:
+//!
+//! 1. waits for the rogue app to finish trying everything it may not do;
+//! 2. sets the clock, installs a prescription signed by `pumpctl rx sign`,
+//!    records a refill (waits for each `Ack`);
+//! 3. lets the basal run, presses Button 1 (patient bolus), waits for the
+//!    bolus to complete, presses it again (refused: lockout);
+//! 4. jams the motor and checks that the stall stopped it;
+//! 5. reads the whole log back in `ReadLog` chunks;
+//!
+//! and writes the raw UART stream to `uart.bin` for `pumpctl decode`, which
+//! the calling script uses for the final assertions. It fails (exit 1) as
+//! soon as an expected answer does not come.
+//!
+//! Usage: `pump-e2e --out DIR --kernel ELF --apps BIN --install FRAME
+//!         [--qemu qemu-system-riscv32]`
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use pump_protocol::{
+    encode_stream_frame_vec, DecodedFrame, Frame, Message, MessageKind, ReadLog, Refill, SetClock,
+    StreamDecoder, StreamItem,
+};
+
+/// What the UART has said so far.
+#[derive(Default)]
+struct Link {
+    raw: Vec<u8>,
+    frames: Vec<DecodedFrame>,
+}
+
+struct Args {
+    out: PathBuf,
+    kernel: PathBuf,
+    apps: PathBuf,
+    install: PathBuf,
+    qemu: String,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = std::env::args().skip(1);
+    let (mut out, mut kernel, mut apps, mut install) = (None, None, None, None);
+    let mut qemu = "qemu-system-riscv32".to_string();
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--out" => out = Some(PathBuf::from(value()?)),
+            "--kernel" => kernel = Some(PathBuf::from(value()?)),
+            "--apps" => apps = Some(PathBuf::from(value()?)),
+            "--install" => install = Some(PathBuf::from(value()?)),
+            "--qemu" => qemu = value()?,
+            _ => return Err(format!("unknown argument {flag}")),
+        }
+    }
+    Ok(Args {
+        out: out.ok_or("--out missing")?,
+        kernel: kernel.ok_or("--kernel missing")?,
+        apps: apps.ok_or("--apps missing")?,
+        install: install.ok_or("--install missing")?,
+        qemu,
+    })
+}
+
+struct Pump {
+    qemu: Child,
+    uart: UnixStream,
+    monitor: UnixStream,
+    link: Arc<Mutex<Link>>,
+    kernel_log: PathBuf,
+    started: Instant,
+    next_sequence: u32,
+}
+
+fn connect(path: &Path, deadline: Instant) -> Result<UnixStream, String> {
+    loop {
+        match UnixStream::connect(path) {
+            Ok(stream) => return Ok(stream),
+            Err(e) if Instant::now() > deadline => {
+                return Err(format!("cannot connect to {}: {e}", path.display()))
+            }
+            Err(_) => thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+impl Pump {
+    fn boot(args: &Args) -> Result<Self, String> {
+        fs::create_dir_all(&args.out).map_err(|e| e.to_string())?;
+        let uart_sock = args.out.join("uart.sock");
+        let monitor_sock = args.out.join("monitor.sock");
+        let kernel_log = args.out.join("kernel.log");
+        for path in [&uart_sock, &monitor_sock, &kernel_log] {
+            let _ = fs::remove_file(path);
+        }
+        let path = |p: &Path| p.display().to_string();
+        let qemu = Command::new(&args.qemu)
+            .args(["-machine", "virt", "-nographic", "-nic", "none"])
+            .args(["-global", "driver=riscv-cpu,property=smepmp,value=true"])
+            .args(["-global", "virtio-mmio.force-legacy=false"])
+            .args(["-device", "virtio-keyboard-device"])
+            // The UART (telemetry link): QEMU waits for us before it starts.
+            .arg("-chardev")
+            .arg(format!(
+                "socket,id=uart,path={},server=on,wait=on",
+                path(&uart_sock)
+            ))
+            .args(["-serial", "chardev:uart"])
+            .arg("-chardev")
+            .arg(format!(
+                "socket,id=mon,path={},server=on,wait=off",
+                path(&monitor_sock)
+            ))
+            .args(["-monitor", "chardev:mon"])
+            .arg("-chardev")
+            .arg(format!("file,id=semi,path={}", path(&kernel_log)))
+            .args(["-semihosting-config", "enable=on,chardev=semi"])
+            .arg("-bios")
+            .arg(&args.kernel)
+            .arg("-device")
+            .arg(format!("loader,file={},addr=0x80100000", path(&args.apps)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", args.qemu))?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let uart = connect(&uart_sock, deadline)?;
+        let monitor = connect(&monitor_sock, deadline)?;
+        let link = Arc::new(Mutex::new(Link::default()));
+        let reader = uart.try_clone().map_err(|e| e.to_string())?;
+        let capture = args.out.join("uart.bin");
+        let shared = Arc::clone(&link);
+        thread::spawn(move || read_uart(reader, &capture, &shared));
+        Ok(Self {
+            qemu,
+            uart,
+            monitor,
+            link,
+            kernel_log,
+            started: Instant::now(),
+            next_sequence: 1,
+        })
+    }
+
+    fn log(&self, what: &str) {
+        println!("[{:6.1} s] {what}", self.started.elapsed().as_secs_f64());
+    }
+
+    /// Waits until `done` holds for what the link has said.
+    fn wait<T>(
+        &self,
+        what: &str,
+        secs: u64,
+        done: impl Fn(&Link) -> Option<T>,
+    ) -> Result<T, String> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(value) = done(&self.link.lock().unwrap()) {
+                return Ok(value);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("timed out after {secs} s waiting for {what}"));
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn wait_text(&self, text: &str, secs: u64) -> Result<(), String> {
+        self.wait(&format!("\"{text}\" on the UART"), secs, |link| {
+            contains(&link.raw, text.as_bytes()).then_some(())
+        })?;
+        self.log(&format!("UART: {text}"));
+        Ok(())
+    }
+
+    fn wait_kernel_log(&self, text: &str, secs: u64) -> Result<String, String> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let log = fs::read_to_string(&self.kernel_log).unwrap_or_default();
+            if log.contains(text) {
+                return Ok(log);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "timed out waiting for \"{text}\" in the kernel log"
+                ));
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends a host command and returns its sequence number.
+    fn send(&mut self, message: Message) -> Result<u32, String> {
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        let bytes = encode_stream_frame_vec(&Frame {
+            sequence,
+            flags: 0,
+            message,
+        })
+        .map_err(|e| format!("encode: {e:?}"))?;
+        self.send_raw(&bytes)?;
+        Ok(sequence)
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.uart
+            .write_all(bytes)
+            .map_err(|e| format!("UART write: {e}"))
+    }
+
+    /// Waits for the `Ack` (or fails on the `Nack`) of request `kind`.
+    fn expect_ack(&self, kind: MessageKind, secs: u64) -> Result<(), String> {
+        let code = kind.code();
+        let verdict = self.wait(&format!("the answer to {kind:?}"), secs, |link| {
+            link.frames.iter().find_map(|f| match &f.message {
+                Message::Ack(a) if a.request_kind == code => Some(Ok(())),
+                Message::Nack(n) if n.request_kind == code => {
+                    Some(Err(format!("{kind:?} refused by the pump: {:?}", n.error)))
+                }
+                _ => None,
+            })
+        })?;
+        verdict?;
+        self.log(&format!("Ack {kind:?}"));
+        Ok(())
+    }
+
+    fn monitor(&mut self, command: &str) -> Result<(), String> {
+        self.monitor
+            .write_all(format!("{command}\n").as_bytes())
+            .map_err(|e| format!("monitor: {e}"))
+    }
+
+    fn key(&mut self, key: &str, why: &str) -> Result<(), String> {
+        self.log(&format!("key {key}: {why}"));
+        self.monitor(&format!("sendkey {key} 200"))
+    }
+
+    fn count(&self, pred: impl Fn(&Message) -> bool) -> usize {
+        self.link
+            .lock()
+            .unwrap()
+            .frames
+            .iter()
+            .filter(|f| pred(&f.message))
+            .count()
+    }
+
+    fn quit(mut self) {
+        let _ = self.monitor("quit");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.qemu.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.qemu.kill();
+        let _ = self.qemu.wait();
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn read_uart(mut reader: UnixStream, capture: &Path, link: &Mutex<Link>) {
+    let mut file = fs::File::create(capture).expect("create uart.bin");
+    let mut decoder = StreamDecoder::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let _ = file.write_all(&buf[..n]);
+        let _ = file.flush();
+        let mut link = link.lock().unwrap();
+        link.raw.extend_from_slice(&buf[..n]);
+        let mut frames = Vec::new();
+        decoder.feed(&buf[..n], |item| {
+            if let StreamItem::Frame { frame, .. } = item {
+                frames.push(frame);
+            }
+        });
+        link.frames.extend(frames);
+    }
+}
+
+/// The `[sim] motor: N steps` count in the newest report of the kernel log.
+fn reported_steps(log: &str) -> Option<u32> {
+    log.lines()
+        .rev()
+        .find_map(|line| line.strip_prefix("[sim] motor: "))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let install =
+        fs::read(&args.install).map_err(|e| format!("{}: {e}", args.install.display()))?;
+    let mut pump = Pump::boot(args)?;
+    pump.log("QEMU started; UART, monitor and kernel log connected");
+    let result = scenario(&mut pump, &install);
+    // Give the pump a moment to flush its last answers into the capture.
+    thread::sleep(Duration::from_millis(500));
+    pump.quit();
+    result
+}
+
+fn scenario(pump: &mut Pump, install: &[u8]) -> Result<(), String> {
+    pump.wait_text("telemetry: started", 20)?;
+    pump.wait_text("dosing: started", 20)?;
+
+    // 1. The rogue app runs its attempts first.
+    pump.wait_text("rogue: done:", 60)?;
+
+    // 2. The programmer: clock, prescription, refill.
+    pump.send(Message::SetClock(SetClock {
+        utc_time_ms: 1_767_225_600_000, // 2026-01-01T00:00:00Z
+    }))?;
+    pump.expect_ack(MessageKind::SetClock, 10)?;
+    pump.log("installing the prescription signed by pumpctl rx sign");
+    pump.send_raw(install)?;
+    pump.expect_ack(MessageKind::InstallPrescription, 20)?;
+    pump.send(Message::Refill(Refill {
+        withdrawn_volume_nl: 0,
+        added_volume_nl: 20_000_000,
+        concentration_ug_per_ml: 50,
+    }))?;
+    pump.expect_ack(MessageKind::Refill, 10)?;
+    pump.wait_text("dosing: prescription adopted", 15)?;
+
+    // 3. Basal runs; the patient asks for a bolus, then again too soon.
+    thread::sleep(Duration::from_secs(12));
+    pump.key("f1", "Button 1: patient bolus request")?;
+    pump.wait_text("dosing: patient bolus granted", 10)?;
+    pump.log("waiting for the 2-minute bolus to complete");
+    pump.wait(
+        "the patient bolus DeliveryRecord (Completed)",
+        200,
+        |link| {
+            link.frames
+                .iter()
+                .any(|f| {
+                    matches!(&f.message, Message::DeliveryRecord(r)
+                    if r.delivery_kind == pump_protocol::DeliveryKind::PatientBolus
+                    && r.outcome == pump_protocol::DeliveryOutcome::Completed)
+                })
+                .then_some(())
+        },
+    )?;
+    pump.log("patient bolus completed");
+    pump.key("f1", "Button 1 again, within the lockout")?;
+    pump.wait_text("dosing: patient bolus denied: LockoutActive", 10)?;
+
+    // 4. Motor stall.
+    pump.key("f7", "report the mechanism's step count")?;
+    let before = pump.wait_kernel_log("[sim] motor: ", 5)?;
+    let steps_before = reported_steps(&before).ok_or("no step count in the kernel log")?;
+    pump.log(&format!("mechanism: {steps_before} steps so far"));
+    pump.key("f5", "jam the motor")?;
+    pump.wait("AlarmRaised(MotorStall)", 10, |link| {
+        link.frames
+            .iter()
+            .any(|f| {
+                matches!(&f.message, Message::AlarmRaised(a)
+                    if a.code == pump_protocol::AlarmCode::MotorStall)
+            })
+            .then_some(())
+    })?;
+    pump.log("AlarmRaised(MotorStall) received");
+    let stalled = pump.wait_kernel_log("[sim] motor driver disabled", 5)?;
+    let _ = stalled;
+    thread::sleep(Duration::from_secs(8));
+    pump.key("f7", "report the step count again")?;
+    thread::sleep(Duration::from_secs(1));
+    let after = fs::read_to_string(&pump.kernel_log).unwrap_or_default();
+    let steps_after = reported_steps(&after).ok_or("no step count in the kernel log")?;
+    pump.log(&format!(
+        "mechanism: {steps_after} steps 8 s after the stall (basal steps every 3.6 s before it)"
+    ));
+    if !after.contains("steps missed") || steps_after > steps_before + 1 {
+        return Err(format!(
+            "the motor kept moving after the stall: {steps_before} -> {steps_after} steps"
+        ));
+    }
+
+    // 5. Read the whole log back.
+    let mut from = 0;
+    let mut chunks = 0;
+    loop {
+        let seen = pump.count(|m| matches!(m, Message::LogChunkEnd(_)));
+        pump.send(Message::ReadLog(ReadLog {
+            from_sequence: from,
+            max_frames: 16,
+        }))?;
+        let end = pump.wait("a LogChunkEnd", 10, |link| {
+            link.frames
+                .iter()
+                .filter_map(|f| match &f.message {
+                    Message::LogChunkEnd(end) => Some(end.clone()),
+                    _ => None,
+                })
+                .nth(seen)
+        })?;
+        chunks += 1;
+        from = end.next_sequence;
+        if !end.more || chunks > 200 {
+            pump.log(&format!(
+                "log read in {chunks} chunks: oldest stored {}, next {}",
+                end.oldest_sequence, end.next_sequence
+            ));
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("pump-e2e: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(&args) {
+        eprintln!("pump-e2e: FAIL: {e}");
+        std::process::exit(1);
+    }
+    println!(
+        "pump-e2e: scenario complete; capture in {}",
+        args.out.join("uart.bin").display()
+    );
+}

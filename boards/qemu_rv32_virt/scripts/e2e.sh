@@ -1,0 +1,95 @@
+#!/bin/sh
+# End-to-end test of the pump on QEMU: one command.
+#
+#   INFUSION_PUMP_TOCK_PATCH=<patch config(s)> boards/qemu_rv32_virt/scripts/e2e.sh
+#
+# Builds the kernel and the signed apps (build-image.sh), pumpctl and the
+# host driver (boards/pump-e2e), signs the test prescription with pumpctl,
+# then boots QEMU and drives it like a clinic and a patient would (see
+# boards/pump-e2e/src/main.rs): clock, prescription, refill, basal, a patient
+# bolus (Button 1), a second one inside the lockout, a motor stall, a full
+# log read. Finally it decodes the UART capture with `pumpctl decode` and
+# checks the outcome. Everything lands in boards/qemu_rv32_virt/target/pump/e2e.
+set -eu
+. "$(dirname "$0")/common.sh"
+require_upstream
+require_tool qemu-system-riscv32 "install QEMU >= 8.2.7 (docs/firmware-build.md §4)"
+
+"$board_dir/scripts/build-image.sh"
+
+echo "== host tools: pumpctl, pump-e2e"
+(cd "$repo_dir" && cargo build --release --locked -p pumpctl)
+(cd "$repo_dir/boards/pump-e2e" && cargo build --release --locked)
+pumpctl=$repo_dir/target/release/pumpctl
+driver=$repo_dir/boards/pump-e2e/target/release/pump-e2e
+
+run=$out_dir/e2e
+rm -rf "$run"
+mkdir -p "$run"
+
+# The clinic key the QEMU board trusts: pumpctl's simulator key, TEST-ONLY
+# (its seed is public: host-tools/pumpctl/src/board.rs).
+seed=$(printf 'pumpctl simulator TEST-ONLY key!' | od -An -tx1 | tr -d ' \n')
+printf '# pumpctl Ed25519 clinic signing key (private seed, hex). Keep it secret.\n%s\n' "$seed" >"$run/clinic-TEST-ONLY.key"
+"$pumpctl" rx sign "$board_dir/scripts/rx-e2e.toml" --key "$run/clinic-TEST-ONLY.key" \
+    --device 0x00C0FFEE --serial 1 --out "$run/rx.install.bin"
+
+echo "== QEMU scenario"
+timeout 900 "$driver" --out "$run" --kernel "$out_dir/kernel.elf" --apps "$out_dir/apps.bin" \
+    --install "$run/rx.install.bin" --qemu qemu-system-riscv32
+
+echo "== decoded outcome (pumpctl decode)"
+"$pumpctl" decode "$run/uart.bin" >"$run/decoded.txt"
+"$pumpctl" decode "$run/uart.bin" --json >"$run/decoded.jsonl"
+grep -v ' AccessDenied \| code=RefillDue' "$run/decoded.txt" | tail -n 40
+
+fail=0
+check() { # description, command...
+    what=$1
+    shift
+    if "$@"; then
+        echo "PASS  $what"
+    else
+        echo "FAIL  $what"
+        fail=1
+    fi
+}
+# Live frames only (flags 0); the log read repeats some with FROM_LOG (flags 1).
+live() { grep '"flags":0,' "$run/decoded.jsonl" | grep "\"kind\":\"$1\"" || true; }
+count() { live "$1" | grep -c "${2:-.}" || true; }
+text() { grep -a -c -F "$1" "$run/uart.bin" || true; }
+eq() { [ "$1" -eq "$2" ]; }
+ge() { [ "$1" -ge "$2" ]; }
+
+check "no undecodable frame on the link" grep -q ' 0 bad frames' "$run/decoded.txt"
+check "prescription installed (PrescriptionInstalled)" eq "$(count PrescriptionInstalled)" 1
+check "basal delivered (DeliveryRecord Basal, volume > 0)" \
+    ge "$(live DeliveryRecord | grep '"delivery_kind":"Basal"' | grep -vc '"volume_nl":0[,}]')" 1
+check "patient bolus granted once (PatientBolusGranted)" eq "$(count PatientBolusGranted)" 1
+check "patient bolus delivered in full (DeliveryRecord PatientBolus Completed 20000 nL)" \
+    eq "$(live DeliveryRecord | grep '"delivery_kind":"PatientBolus"' | grep '"outcome":"Completed"' | grep -c '"volume_nl":20000')" 1
+check "second request refused by the lockout" eq "$(text 'dosing: patient bolus denied: LockoutActive')" 1
+check "stall raised a high-priority alarm (AlarmRaised MotorStall High)" \
+    eq "$(live AlarmRaised | grep '"code":"MotorStall"' | grep -c '"priority":"High"')" 1
+check "stall aborted the running basal (DeliveryRecord Aborted)" \
+    ge "$(live DeliveryRecord | grep -c '"outcome":"Aborted"')" 1
+check "stall stopped the motor (driver disabled, no step after)" sh -c "
+    grep -q 'stall detector: fault input asserted' '$run/kernel.log' &&
+    grep -q 'motor driver disabled' '$run/kernel.log' &&
+    [ \"\$(grep '^\[sim\] motor: ' '$run/kernel.log' | sed 's/^\[sim\] motor: \([0-9]*\) .*/\1/' | sort -u | wc -l)\" -eq 1 ]"
+check "rogue refused every time (its own tally)" eq "$(text 'rogue: done: 340 attempts, 340 refused, 0 accepted')" 1
+check "rogue audited every time (341 AccessDenied)" eq "$(count AccessDenied)" 341
+check "every AccessDenied is rogue's (one app id, not a role id)" sh -c "
+    ids=\$(grep '\"kind\":\"AccessDenied\"' '$run/decoded.jsonl' | sed 's/.*\"app_id\":\([0-9]*\).*/\1/' | sort -u)
+    [ \"\$(echo \"\$ids\" | wc -l)\" -eq 1 ] && [ \"\$ids\" -ge 4026531840 ]"
+check "unsigned and wrongly signed copies never ran" eq "$(($(text 'rogue-unsigned') + $(text 'rogue-badsig')))" 0
+check "log read back to the end (LogChunkEnd more=false, FROM_LOG frames)" sh -c "
+    grep -q '\"kind\":\"LogChunkEnd\".*' '$run/decoded.jsonl' &&
+    grep '\"kind\":\"LogChunkEnd\"' '$run/decoded.jsonl' | tail -n 1 | grep -q '\"more\":false' &&
+    grep -q '\"flags\":1,' '$run/decoded.jsonl'"
+
+if [ "$fail" -ne 0 ]; then
+    echo "e2e: FAILED (artifacts in $run)"
+    exit 1
+fi
+echo "e2e: PASSED (artifacts in $run)"
