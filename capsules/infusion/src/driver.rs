@@ -214,7 +214,12 @@ impl<'a, A: Alarm<'a>> Infusion<'a, A> {
     }
 
     /// The syscall command, with the allow buffers copied through the
-    /// capsule's scratch buffers (the core works on plain slices).
+    /// capsule's scratch buffers (the core works on plain slices). Whatever
+    /// the command, the core sees the read-only allow's bytes (up to
+    /// [`RO_SCRATCH_LEN`]) and a zeroed buffer as long as the read-write
+    /// allow (up to [`RW_SCRATCH_LEN`]), which is copied back whole: so the
+    /// glue needs no list of which command uses which allow, and nothing of
+    /// an earlier caller can leak into it.
     fn dispatch(
         &self,
         core: &mut InfusionCore<TockPlatform<'a>>,
@@ -228,55 +233,41 @@ impl<'a, A: Alarm<'a>> Infusion<'a, A> {
             arg2,
             now_ms,
         } = call;
-        let num = u16::try_from(command_num).unwrap_or(u16::MAX);
         self.scratch
-            .map(|scratch| match num {
-                command::INSTALL_PRESCRIPTION | command::REFILL => {
-                    let len = kernel_data
-                        .get_readonly_processbuffer(allow::RO_INPUT)
-                        .and_then(|buffer| {
-                            buffer.enter(|slice| {
-                                let len = slice.len().min(RO_SCRATCH_LEN);
-                                slice[..len].copy_to_slice(&mut scratch.ro[..len]);
-                                len
-                            })
+            .map(|scratch| {
+                let ro_len = kernel_data
+                    .get_readonly_processbuffer(allow::RO_INPUT)
+                    .and_then(|buffer| {
+                        buffer.enter(|slice| {
+                            let len = slice.len().min(RO_SCRATCH_LEN);
+                            slice[..len].copy_to_slice(&mut scratch.ro[..len]);
+                            len
                         })
-                        .unwrap_or(0);
-                    core.command(
-                        caller,
-                        command_num,
-                        arg1,
-                        arg2,
-                        &scratch.ro[..len],
-                        &mut [],
-                        now_ms,
-                    )
-                }
-                command::DRAIN_EVENTS | command::READ_PRESCRIPTION => {
-                    let buffer = kernel_data.get_readwrite_processbuffer(allow::RW_OUTPUT);
-                    let len = buffer.as_ref().map_or(0, |b| b.len().min(RW_SCRATCH_LEN));
-                    // Zeroed, so nothing of an earlier caller can leak.
-                    let rw = &mut scratch.rw[..len];
-                    rw.fill(0);
-                    let result = core.command(caller, command_num, arg1, arg2, &[], rw, now_ms);
-                    let written = match result {
-                        CommandResult::SuccessU32U32(bytes, _) if num == command::DRAIN_EVENTS => {
-                            bytes as usize
-                        }
-                        CommandResult::SuccessU32(bytes) if num == command::READ_PRESCRIPTION => {
-                            bytes as usize
-                        }
-                        _ => 0,
-                    };
-                    if let Ok(buffer) = buffer {
-                        let written = written.min(len);
+                    })
+                    .unwrap_or(0);
+                let output = kernel_data.get_readwrite_processbuffer(allow::RW_OUTPUT);
+                let rw_len = output
+                    .as_ref()
+                    .map_or(0, |buffer| buffer.len().min(RW_SCRATCH_LEN));
+                let rw = &mut scratch.rw[..rw_len];
+                rw.fill(0);
+                let result = core.command(
+                    caller,
+                    command_num,
+                    arg1,
+                    arg2,
+                    &scratch.ro[..ro_len],
+                    rw,
+                    now_ms,
+                );
+                if rw_len > 0 {
+                    if let Ok(buffer) = output {
                         let _ = buffer.mut_enter(|slice| {
-                            slice[..written].copy_from_slice(&scratch.rw[..written]);
+                            slice[..rw_len].copy_from_slice(&scratch.rw[..rw_len]);
                         });
                     }
-                    result
                 }
-                _ => core.command(caller, command_num, arg1, arg2, &[], &mut [], now_ms),
+                result
             })
             .unwrap_or(CommandResult::Failure(pump_protocol::ErrorCode::Busy))
     }

@@ -108,7 +108,7 @@
 //! | kind | # | contents |
 //! |------|---|----------|
 //! | read-only | 0 | signed prescription (command 9) or postcard `Refill` (command 15), at most [`RO_SCRATCH_LEN`] bytes |
-//! | read-write | 0 | receives drained events (command 10) or the installed prescription (command 17) |
+//! | read-write | 0 | receives drained events (command 10) or the installed prescription (command 17); the capsule rewrites the whole buffer (up to [`RW_SCRATCH_LEN`] bytes), zeros after what the command wrote |
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

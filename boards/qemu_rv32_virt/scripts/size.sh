@@ -1,0 +1,83 @@
+#!/bin/sh
+# Flash and RAM use of the QEMU kernel, of the infusion capsule's share of
+# it, and of each app (llvm-size / llvm-nm), against the issue's budgets.
+#
+#   boards/qemu_rv32_virt/scripts/size.sh [--no-build]
+#
+# Writes the table to boards/qemu_rv32_virt/target/pump/size.md as well.
+#
+# The capsule's share is attributed by symbol: every text and read-only data
+# symbol of the kernel ELF is charged to the crate its (demangled) name
+# starts with. With LTO, code inlined into a caller counts for the caller's
+# crate, and anonymous constants (.Lanon.*) are charged to nobody; the split
+# is therefore approximate to a few hundred bytes.
+set -eu
+. "$(dirname "$0")/common.sh"
+llvm=$(llvm_bin)
+
+if [ "${1:-}" != "--no-build" ]; then
+    "$board_dir/scripts/build-image.sh" >/dev/null
+fi
+kernel=$out_dir/kernel.elf
+[ -f "$kernel" ] || die "no $kernel: run build-image.sh first"
+
+kib() { awk -v b="$1" 'BEGIN { printf "%.1f KiB", b / 1024 }'; }
+
+# Sums of flash symbols per group.
+groups=$("$llvm/llvm-nm" --print-size --demangle --radix=d "$kernel" | awk '
+    $3 ~ /^[tTrR]$/ {
+        name = $4; for (i = 5; i <= NF; i++) name = name " " $i
+        sub(/^(<|&|mut )+/, "", name)
+        crate = name; sub(/::.*/, "", crate)
+        size = $2 + 0
+        if (crate == "infusion") g = "glue"
+        else if (crate ~ /^(infusion_core|pump_protocol|postcard|heapless|serde|serde_core|crc|crc_catalog|cobs|zerocopy|hash32|byteorder)$/) g = "core"
+        else if (crate ~ /^(ed25519_dalek|ed25519|curve25519_dalek|signature|subtle)$/ || name ~ /^sha2::(sha512|Sha512|block_api::Sha512)/ || name ~ /Sha512/) g = "ed25519"
+        else if (crate ~ /^(p256|ecdsa|ecdsa_sw|primeorder|elliptic_curve|crypto_bigint|der|const_oid|ff|group|sec1|rfc6979|hmac|sha2|digest|crypto_common|block_buffer|base16ct)$/) g = "p256"
+        else g = "other"
+        sum[g] += size
+    }
+    END { for (g in sum) print g, sum[g] }')
+get() { echo "$groups" | awk -v g="$1" '$1 == g { print $2 }'; }
+glue=$(get glue); core=$(get core); ed=$(get ed25519); p256=$(get p256)
+glue=${glue:-0}; core=${core:-0}; ed=${ed:-0}; p256=${p256:-0}
+capsule=$((glue + core))
+
+set -- $("$llvm/llvm-size" "$kernel" | awk 'NR == 2 { print $1, $2, $3 }')
+k_text=$1; k_data=$2; k_bss=$3
+k_stack=$(("0x$("$llvm/llvm-objdump" -h "$kernel" | awk '$2 == ".stack" { print $3 }')" + 0))
+
+budget() { # used limit
+    if [ "$1" -le "$2" ]; then echo "within ($(kib "$2"))"; else echo "**over** by $(kib $(($1 - $2))) ($(kib "$2"))"; fi
+}
+
+{
+    echo "| image | flash | RAM | budget |"
+    echo "|---|---:|---:|---|"
+    echo "| kernel (qemu_rv32_virt, all of it) | $k_text B ($(kib "$k_text")) | $((k_data + k_bss)) B (stack $k_stack) | – |"
+    echo "| … capsule share: glue (\`capsules/infusion\`) | $glue B | | |"
+    echo "| … capsule share: \`infusion-core\` + \`pump-protocol\` + postcard/heapless/crc | $core B | | |"
+    echo "| **capsule total** (without signature verification) | **$capsule B ($(kib "$capsule"))** | | ≤ 16 KiB: $(budget "$capsule" 16384) |"
+    echo "| prescription signature verification (Ed25519: ed25519-dalek, curve25519-dalek, SHA-512) | $ed B ($(kib "$ed")) | | reported apart |"
+    echo "| app-signature checking (kernel: ECDSA P-256, SHA-256) | $p256 B ($(kib "$p256")) | | – |"
+    for app in dosing telemetry rogue; do
+        elf=$out_dir/$app.elf
+        tbf=$out_dir/$app.tbf
+        [ -f "$elf" ] || continue
+        sizes=$("$llvm/llvm-size" -A "$elf" | awk '
+            $1 == ".start" || $1 == ".text" || $1 == ".rodata" { code += $2 }
+            $1 == ".data" { data += $2 }
+            $1 == ".bss" { bss += $2 }
+            $1 == ".stack" { stack += $2 }
+            END { print code + data, stack + data + bss, stack }')
+        set -- $sizes
+        code=$1; ram=$2; stack=$3
+        tbf_size=$(wc -c <"$tbf")
+        case $app in
+        dosing) b="flash ≤ 24 KiB: $(budget "$tbf_size" 24576); RAM ≤ 8 KiB: $(budget "$ram" 8192)" ;;
+        telemetry) b="flash ≤ 32 KiB: $(budget "$tbf_size" 32768)" ;;
+        *) b="–" ;;
+        esac
+        echo "| app \`$app\` (TBF, signed; code+rodata $code B) | $tbf_size B ($(kib "$tbf_size")) | $ram B (stack $stack) | $b |"
+    done
+} | tee "$out_dir/size.md"
