@@ -34,12 +34,24 @@ pub trait DosingCapsule {
     /// Command 18: the envelope's patient-bolus lockout and count.
     fn patient_bolus_state(&mut self) -> Result<PatientBolusState, ErrorCode>;
 
-    /// The capsule's status snapshot. Command 1 returns only state, top
-    /// alarm, reservoir and 24 h volume; the basal rate, running bolus and
-    /// refill-by time need a snapshot command the capsule does not have yet,
-    /// so a syscall implementation returns `Err(ErrorCode::NoSupport)` until
-    /// it does, and the core then works from what it knows itself.
+    /// Command 20: the capsule's full status snapshot (a postcard
+    /// `StatusSnapshot` written into read-write allow 0): pump state, basal
+    /// rate, running bolus, reservoir, alarms, refill-by time. The core reads
+    /// it at every wake-up and takes the pump state and basal rate from it;
+    /// if it fails, the core works from what it knows itself and never
+    /// commands delivery on a guess (see `DosingCore`).
     fn status(&mut self) -> Result<StatusSnapshot, ErrorCode>;
+
+    /// Command 21: log a patient-bolus press the app refused under the
+    /// therapy's own rules, as a `PatientBolusRequested` and
+    /// `PatientBolusDenied` event pair with `reason` (its `ErrorCode` code
+    /// in argument 1) and `lockout_remaining_ms` (argument 2), so that every
+    /// press reaches the log (SR-EVT-003). Changes nothing else.
+    fn report_patient_denial(
+        &mut self,
+        reason: ErrorCode,
+        lockout_remaining_ms: u32,
+    ) -> Result<(), ErrorCode>;
 }
 
 /// The capsule's view of the patient bolus, from the envelope's limits

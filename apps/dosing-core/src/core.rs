@@ -298,8 +298,17 @@ pub struct DosingCore {
     pump_state: Option<PumpState>,
     /// The basal rate the capsule runs, as far as the app knows (`None`: unknown).
     basal_running_nl_per_h: Option<u32>,
+    /// Whether the basal run the capsule reports is one the app started
+    /// itself (not the watchdog's silence fallback, not a run of an earlier
+    /// life of the app, not one that ended since).
+    basal_owned: bool,
     /// `Stopped` basal upcalls still to come for runs the app replaced itself.
     expected_basal_stops: u8,
+    /// The last basal rate the capsule accepted and when (monotonic): the
+    /// same rate is not asked for again within [`MIN_CHECKIN_PERIOD_MS`]
+    /// (unless a programmer command or a new prescription comes between),
+    /// so upcalls about replaced runs cannot turn into a loop of requests.
+    basal_set_at: Option<(u32, u64)>,
     bolus: Option<ActiveBolus>,
     refusals: Deque<Refusal, REFUSAL_LOG_LEN>,
     /// A refused request and the instant from which it may be repeated.
@@ -324,7 +333,9 @@ impl DosingCore {
             catheter_schedule: None,
             pump_state: None,
             basal_running_nl_per_h: None,
+            basal_owned: false,
             expected_basal_stops: 0,
+            basal_set_at: None,
             bolus: None,
             refusals: Deque::new(),
             held: None,
@@ -503,11 +514,30 @@ impl DosingCore {
     ) -> Wakeup {
         match kind {
             DeliveryKind::Basal | DeliveryKind::SilenceFallback => {
-                if outcome == DeliveryOutcome::Stopped && self.expected_basal_stops > 0 {
+                if outcome == DeliveryOutcome::Checkpoint {
+                    // A running run's hourly record: nothing changed.
+                } else if outcome == DeliveryOutcome::Stopped && self.expected_basal_stops > 0 {
                     // The end of a run the app replaced itself.
                     self.expected_basal_stops -= 1;
-                } else if outcome != DeliveryOutcome::Checkpoint {
+                } else {
+                    // A basal run ended that the app did not replace, or
+                    // one it cannot tell from one it replaced (a run of an
+                    // earlier life of the app, the silence fallback). What
+                    // runs now is unknown until the status below says; the
+                    // request that follows is bounded by `apply_basal` (at
+                    // most one per entry point, never the same twice at one
+                    // instant), so however many such upcalls come, they
+                    // cannot loop.
                     self.basal_running_nl_per_h = None;
+                    self.basal_owned = false;
+                    if outcome != DeliveryOutcome::Stopped {
+                        // An abort is the capsule's own doing (a fault, the
+                        // watchdog), never the report of a run a request
+                        // replaced, and no request makes the capsule abort:
+                        // asking again at once cannot loop, and a refusal
+                        // tells the app why delivery stopped.
+                        self.basal_set_at = None;
+                    }
                 }
             }
             _ => {
@@ -548,13 +578,21 @@ impl DosingCore {
                 self.basal_running_nl_per_h = Some(0);
                 self.expected_basal_stops = 0;
             }
-            Message::Resume(_) | Message::ClearFault(_) => {
+            // Each of these may end what stopped delivery (a refill ends an
+            // empty reservoir, a new prescription an integrity fault): the
+            // pump state is learnt again, from the status below or from the
+            // capsule's answer to the next request.
+            Message::Resume(_) | Message::ClearFault(_) | Message::InstallPrescription(_) => {
                 self.pump_state = None;
             }
-            Message::Refill(refill) => self.on_refill(refill),
+            Message::Refill(refill) => {
+                self.pump_state = None;
+                self.on_refill(refill);
+            }
             _ => {}
         }
         self.held = None;
+        self.basal_set_at = None;
         self.service(capsule, now)
     }
 
@@ -583,6 +621,19 @@ impl DosingCore {
                 },
             );
             self.record_refusal(request, reason, decided_by, now);
+        }
+        if let PatientBolusVerdict::Denied {
+            reason,
+            decided_by: Decider::Dosing,
+            lockout_remaining_ms,
+            ..
+        } = verdict
+        {
+            // The capsule never saw this press; it logs it on the app's
+            // word so that every press reaches the log (SR-EVT-003). A
+            // refusal of the report changes nothing here: the capsule audits
+            // a role violation itself.
+            let _ = capsule.report_patient_denial(reason, lockout_remaining_ms);
         }
         self.wakeup = self.compute_wakeup(now);
         verdict
@@ -622,6 +673,7 @@ impl DosingCore {
         self.refresh_status(capsule);
         self.prune_grants(now);
         self.expire_bolus(now);
+        self.expire_hold(now);
         self.settle_flush();
         if let Some(target) = self.basal_target_nl_per_h(now) {
             self.apply_basal(target, capsule, now);
@@ -663,7 +715,9 @@ impl DosingCore {
         // Installing stops every delivery; what runs now is unknown until
         // the capsule says or the app sets it.
         self.basal_running_nl_per_h = None;
+        self.basal_owned = false;
         self.expected_basal_stops = 0;
+        self.basal_set_at = None;
         let therapy = match Therapy::from_signed(signed) {
             Ok(therapy) => therapy,
             Err(e) => {
@@ -742,6 +796,10 @@ impl DosingCore {
     fn refresh_status(&mut self, capsule: &mut impl DosingCapsule) {
         if let Ok(status) = capsule.status() {
             self.pump_state = Some(status.pump_state);
+            if self.basal_running_nl_per_h != Some(status.basal_rate_nl_per_h) {
+                // Not the rate the app last set: not its run.
+                self.basal_owned = false;
+            }
             self.basal_running_nl_per_h = Some(status.basal_rate_nl_per_h);
             self.expected_basal_stops = 0;
             self.last_status = Some(status);
@@ -769,6 +827,19 @@ impl DosingCore {
         }
     }
 
+    /// A hold whose retry time has come is over: the request may be made
+    /// again, and the retry time is no longer a deadline to wake for (a
+    /// past deadline would be a wake-up "now", again and again, while
+    /// nothing asks for the request: busy-waiting).
+    fn expire_hold(&mut self, now: Now) {
+        if self
+            .held
+            .is_some_and(|(_, until)| until <= now.monotonic_ms)
+        {
+            self.held = None;
+        }
+    }
+
     fn account_flush(&mut self, kind: DeliveryKind, delivered_nl: u32) {
         let Some(flush) = self.saved.flush.as_mut() else {
             return;
@@ -785,7 +856,22 @@ impl DosingCore {
     }
 
     fn apply_basal(&mut self, target: u32, capsule: &mut impl DosingCapsule, now: Now) {
-        if self.basal_running_nl_per_h == Some(target) {
+        if self.basal_running_nl_per_h == Some(target) && (self.basal_owned || target == 0) {
+            return;
+        }
+        let just_set = self.basal_set_at.is_some_and(|(rate, at)| {
+            rate == target
+                && (at..at.saturating_add(MIN_CHECKIN_PERIOD_MS)).contains(&now.monotonic_ms)
+        });
+        if just_set {
+            // The capsule accepted this very rate moments ago: an upcall
+            // since (the end of the run it replaced) is no news, and asking
+            // again on it is how a loop of requests starts (SR-DOS-012).
+            // Nothing but a programmer command (which lifts this) or a
+            // fault (which the status or the next refusal shows) ends a
+            // run that soon; the next wake-up looks again.
+            self.basal_running_nl_per_h = Some(target);
+            self.basal_owned = true;
             return;
         }
         let request = Request::Basal {
@@ -800,6 +886,8 @@ impl DosingCore {
                     self.expected_basal_stops = self.expected_basal_stops.saturating_add(1);
                 }
                 self.basal_running_nl_per_h = Some(target);
+                self.basal_owned = true;
+                self.basal_set_at = Some((target, now.monotonic_ms));
                 self.held = None;
             }
             Err(reason) => {
@@ -1077,6 +1165,12 @@ impl DosingCore {
         };
     }
 
+    /// The next wake-up: the earliest real future event. The base is the
+    /// watchdog's half interval (or the idle interval), never less than
+    /// [`MIN_CHECKIN_PERIOD_MS`] away and counted from the later of now and
+    /// the last check-in, so a refused check-in cannot make it past; every
+    /// other deadline counts only if it lies in the future. Nothing is ever
+    /// "due now", so the app cannot busy-wait (SR-DOS-006).
     fn compute_wakeup(&self, now: Now) -> Wakeup {
         let watchdog = self.checkin_timeout_ms > 0 && self.invalid_therapy.is_none();
         let mut best = if watchdog {
@@ -1084,20 +1178,20 @@ impl DosingCore {
             Wakeup {
                 at_monotonic_ms: self
                     .last_checkin_ms
-                    .unwrap_or(now.monotonic_ms)
+                    .map_or(now.monotonic_ms, |t| t.max(now.monotonic_ms))
                     .saturating_add(period),
                 reason: WakeReason::Watchdog,
             }
         } else {
             Wakeup {
-                at_monotonic_ms: now
-                    .monotonic_ms
-                    .saturating_add(u64::from(self.config.idle_wake_interval_ms.max(1))),
+                at_monotonic_ms: now.monotonic_ms.saturating_add(
+                    u64::from(self.config.idle_wake_interval_ms).max(MIN_CHECKIN_PERIOD_MS),
+                ),
                 reason: WakeReason::Idle,
             }
         };
         let mut consider = |at: Option<u64>, reason| {
-            if let Some(at) = at {
+            if let Some(at) = at.filter(|at| *at > now.monotonic_ms) {
                 // On a tie the more specific reason (listed later) wins.
                 if at <= best.at_monotonic_ms {
                     best = Wakeup {
@@ -1138,9 +1232,10 @@ impl DosingCore {
             );
         }
         consider(self.held.map(|(_, until)| until), WakeReason::Retry);
-        // Never ask to be woken in the past.
+        // Unreachable (the base lies ahead and past deadlines were left
+        // out) unless the clock saturates; even then never "now".
         if best.at_monotonic_ms <= now.monotonic_ms {
-            best.at_monotonic_ms = now.monotonic_ms.saturating_add(1);
+            best.at_monotonic_ms = now.monotonic_ms.saturating_add(MIN_CHECKIN_PERIOD_MS);
         }
         best
     }

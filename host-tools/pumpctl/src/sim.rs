@@ -38,10 +38,6 @@ use crate::error::{Error, Result};
 use crate::script::{Event, Timed};
 use crate::units::{MS_PER_DAY, MS_PER_MIN};
 
-/// First sequence number of the events the simulated telemetry app logs on
-/// the dosing app's behalf (patient boluses the app itself refused).
-pub const APP_EVENT_SEQUENCE_BASE: u32 = 0x8000_0000;
-
 /// The simulated hardware: motor with encoder, alarm output, storage.
 #[derive(Debug)]
 pub struct SimPlatform {
@@ -217,9 +213,29 @@ impl DosingCapsule for DosingPort<'_> {
     }
 
     fn status(&mut self) -> std::result::Result<pump_protocol::StatusSnapshot, ErrorCode> {
-        // As on the device: command 1 has no full snapshot yet, so the
-        // syscall implementation answers NoSupport (see dosing-core).
-        Err(ErrorCode::NoSupport)
+        // Command 20: a postcard `StatusSnapshot` in the read-write allow.
+        let mut buf = [0u8; 128];
+        match self.call(cmd::FULL_STATUS, 0, 0, &mut buf) {
+            CommandResult::SuccessU32(len) => buf
+                .get(..len as usize)
+                .and_then(|bytes| postcard::from_bytes(bytes).ok())
+                .ok_or(ErrorCode::InvalidArgument),
+            CommandResult::Failure(e) => Err(e),
+            _ => Err(ErrorCode::InvalidArgument),
+        }
+    }
+
+    fn report_patient_denial(
+        &mut self,
+        reason: ErrorCode,
+        lockout_remaining_ms: u32,
+    ) -> std::result::Result<(), ErrorCode> {
+        unit(self.call(
+            cmd::REPORT_PATIENT_DENIAL,
+            u32::from(reason.code()),
+            lockout_remaining_ms,
+            &mut [],
+        ))
     }
 }
 
@@ -310,7 +326,6 @@ struct Sim {
     log: Vec<u8>,
     commands: Vec<String>,
     status_seq: u32,
-    app_seq: u32,
     truth: Truth,
     prescription: Prescription,
 }
@@ -489,46 +504,13 @@ impl Sim {
         }
     }
 
-    /// A PTM press. The dosing app decides first (the therapy's lockout and
-    /// count); what it refuses never reaches the capsule, so the telemetry
-    /// app logs that verdict itself, with sequence numbers from
-    /// [`APP_EVENT_SEQUENCE_BASE`] (the capsule numbers its own events).
+    /// A PTM press. The dosing app decides: what the therapy refuses it
+    /// reports to the capsule (command 21), which logs it like the presses
+    /// it judges itself (SR-EVT-003).
     fn patient_press(&mut self, t: u64) {
-        let mut verdict = None;
         self.dosing_call(t, |d, port, now| {
-            verdict = Some(d.request_patient_bolus(port, now));
+            d.request_patient_bolus(port, now);
         });
-        if let Some(dosing_core::PatientBolusVerdict::Denied {
-            reason,
-            decided_by: dosing_core::Decider::Dosing,
-            lockout_remaining_ms,
-            ..
-        }) = verdict
-        {
-            let utc = self.core.utc_ms(t);
-            self.app_event(Message::PatientBolusRequested(
-                pump_protocol::PatientBolusRequested { time_ms: utc },
-            ));
-            self.app_event(Message::PatientBolusDenied(
-                pump_protocol::PatientBolusDenied {
-                    time_ms: utc,
-                    reason,
-                    lockout_remaining_ms,
-                },
-            ));
-        }
-    }
-
-    fn app_event(&mut self, message: Message) {
-        let frame = Frame {
-            sequence: APP_EVENT_SEQUENCE_BASE.wrapping_add(self.app_seq),
-            flags: 0,
-            message,
-        };
-        self.app_seq = self.app_seq.wrapping_add(1);
-        if let Ok(bytes) = encode_stream_frame_vec(&frame) {
-            self.log.extend_from_slice(&bytes);
-        }
     }
 
     fn boot_dosing(&mut self, t: u64) {
@@ -646,7 +628,6 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
         log: Vec::new(),
         commands: Vec::new(),
         status_seq: 0,
-        app_seq: 0,
         truth: Truth::default(),
         prescription: prescription.clone(),
     };

@@ -632,6 +632,126 @@ fn dosing_app_that_stops_checking_in_triggers_the_watchdog_and_silence_policy() 
         .any(|v| kind(v) == "DeliveryRecord" && v["fields"]["delivery_kind"] == "SilenceFallback"));
 }
 
+// ---------------------------------------------- defects the simulator found --
+
+/// `(utc_ms)` of every step in `steps.csv`.
+fn step_times_utc(dir: &Path) -> Vec<u64> {
+    let mut reader = csv::Reader::from_path(dir.join("out/steps.csv")).unwrap();
+    reader
+        .records()
+        .map(|r| r.unwrap().get(1).unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn sr_host_005_empty_reservoir_then_refill_neither_busy_waits_nor_stays_stopped() {
+    // Verifies: SR-DOS-006
+    // Verifies: SR-DOS-013
+    // 100 µL of baclofen-flex last about nine hours; the refill comes the
+    // next day at noon, after a night fault-stopped.
+    let dir = tempfile::tempdir().unwrap();
+    let summary = simulate(
+        dir.path(),
+        &example("baclofen-flex.toml"),
+        3,
+        Some("d1 12:00 refill volume_ul=10000\n"),
+        &["--fill-ul", "100"],
+    );
+    let t = &summary["truth"];
+    assert_eq!(t["dosing_busy_wakeups"], 0);
+    // Watchdog half-interval (7.5 min), schedule edges, a few retries.
+    let wakes = t["dosing_wakeups"].as_u64().unwrap();
+    assert!(
+        wakes < 3 * (24 * 8 + 24),
+        "{wakes} dosing wake-ups in 3 days"
+    );
+    let alarms = summary["alarms"].as_array().unwrap();
+    assert!(alarms.iter().any(|a| a["code"] == "ReservoirEmpty"
+        && a["time_ms"].as_u64().unwrap() > 1_735_689_600_000 + 3_600_000));
+    // Delivery starts again after the refill and keeps to the schedule.
+    let refill = 1_735_689_600_000 + 36 * 3_600_000;
+    let steps = step_times_utc(dir.path());
+    let after = steps.iter().filter(|t| **t > refill).count() as u64;
+    // 1.5 days at 400..700 µg/day at 2000 µg/mL: at least 300 µL, 1200 steps.
+    assert!(after >= 1_200, "{after} steps after the refill");
+}
+
+#[test]
+fn sr_host_005_fault_script_keeps_therapy_going_after_the_dosing_app_restarts() {
+    // Verifies: SR-DOS-012
+    // The shipped fault script: a stall, a power loss mid-bolus, a dosing
+    // app hang and restart (the capsule runs the watchdog's fallback basal
+    // meanwhile), a clock change.
+    let dir = tempfile::tempdir().unwrap();
+    let script = std::fs::read_to_string(example("faults.txt")).unwrap();
+    let summary = simulate(
+        dir.path(),
+        &example("baclofen-flex.toml"),
+        5,
+        Some(&script),
+        &[],
+    );
+    assert_eq!(summary["truth"]["dosing_busy_wakeups"], 0);
+    let items = decode_json(&dir.path().join("out/telemetry.log"));
+    // After the restart (d3 08:40) the app takes basal over from the
+    // fallback once: one run ends, not a burst of them.
+    let restart = 1_735_689_600_000 + 3 * 86_400_000 + (8 * 60 + 40) * 60_000;
+    let ended_at_restart = items
+        .iter()
+        .filter(|v| {
+            kind(v) == "DeliveryRecord"
+                && v["fields"]["outcome"] != "Checkpoint"
+                && v["fields"]["time_ms"].as_u64() == Some(restart)
+        })
+        .count();
+    assert_eq!(ended_at_restart, 1, "runs ended at the restart");
+    assert!(items.iter().any(|v| kind(v) == "DeliveryRecord"
+        && v["fields"]["delivery_kind"] == "Basal"
+        && v["fields"]["time_ms"].as_u64().unwrap() > restart + 3_600_000));
+    // Therapy goes on: every full day delivers the flex schedule.
+    for day in &summary["daily"].as_array().unwrap()[1..5] {
+        let dose = day["dose_ug"].as_u64().unwrap();
+        assert!((480..=800).contains(&dose), "{day}");
+    }
+}
+
+#[test]
+fn sr_evt_003_every_press_reaches_the_log_through_the_capsule() {
+    // Verifies: SR-EVT-003
+    // Three presses: the second while the first bolus still runs, the third
+    // after it inside the therapy's 2 h lockout (the envelope's is 1 h).
+    // The dosing app refuses both itself and reports them to the capsule.
+    let dir = tempfile::tempdir().unwrap();
+    simulate(
+        dir.path(),
+        &example("baclofen-flex.toml"),
+        1,
+        Some("d0 15:00 bolus\nd0 15:02 bolus\nd0 16:30 bolus\n"),
+        &[],
+    );
+    let items = decode_json(&dir.path().join("out/telemetry.log"));
+    let of = |k: &str| items.iter().filter(|v| kind(v) == k).collect::<Vec<_>>();
+    assert_eq!(of("PatientBolusRequested").len(), 3);
+    assert_eq!(of("PatientBolusGranted").len(), 1);
+    let denied = of("PatientBolusDenied");
+    assert_eq!(denied.len(), 2);
+    assert_eq!(denied[0]["fields"]["reason"], "Busy");
+    assert_eq!(denied[1]["fields"]["reason"], "LockoutActive");
+    assert_eq!(denied[1]["fields"]["lockout_remaining_ms"], 30 * 60_000);
+    // All numbered by the capsule, in one sequence: no app-made numbers.
+    let mut sequences: Vec<u64> = items
+        .iter()
+        .filter(|v| v["fields"].get("time_ms").is_some())
+        .filter_map(|v| v["sequence"].as_u64())
+        .collect();
+    assert!(sequences.iter().all(|s| *s < 0x8000_0000), "{sequences:?}");
+    sequences.sort_unstable();
+    sequences.dedup();
+    assert!(denied
+        .iter()
+        .all(|v| sequences.contains(&v["sequence"].as_u64().unwrap())));
+}
+
 // --------------------------------------------------------------- rx check --
 
 #[test]

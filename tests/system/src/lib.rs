@@ -115,9 +115,18 @@ impl CapsuleAdapter {
         }
     }
 
-    fn snapshot(&mut self) -> StatusSnapshot {
-        let kernel = self.kernel.borrow();
-        kernel.core.status(kernel.now_ms)
+    /// Command 20: the full status snapshot, postcard-encoded into the
+    /// read-write allow, decoded as the libtock-rs binaries decode it.
+    fn full_status(&mut self) -> Result<StatusSnapshot, ErrorCode> {
+        let mut buf = [0u8; 128];
+        match self.command(command::FULL_STATUS, 0, 0, &[], &mut buf) {
+            CommandResult::SuccessU32(len) => buf
+                .get(..len as usize)
+                .and_then(|bytes| postcard::from_bytes(bytes).ok())
+                .ok_or(ErrorCode::InvalidArgument),
+            CommandResult::Failure(e) => Err(e),
+            _ => Err(ErrorCode::InvalidArgument),
+        }
     }
 }
 
@@ -176,9 +185,19 @@ impl DosingCapsule for CapsuleAdapter {
     }
 
     fn status(&mut self) -> Result<StatusSnapshot, ErrorCode> {
-        // No command returns the whole snapshot yet (see the report on
-        // API friction): read it from the core directly.
-        Ok(self.snapshot())
+        self.full_status()
+    }
+
+    fn report_patient_denial(
+        &mut self,
+        reason: ErrorCode,
+        lockout_remaining_ms: u32,
+    ) -> Result<(), ErrorCode> {
+        self.simple(
+            command::REPORT_PATIENT_DENIAL,
+            u32::from(reason.code()),
+            lockout_remaining_ms,
+        )
     }
 }
 
@@ -243,7 +262,7 @@ impl TelemetryCapsule for CapsuleAdapter {
     }
 
     fn status(&mut self) -> Result<StatusSnapshot, ErrorCode> {
-        Ok(self.snapshot())
+        self.full_status()
     }
 }
 
@@ -362,6 +381,8 @@ pub struct Pump {
     pub dosing_wakes: u64,
     /// Capsule timer callbacks.
     pub capsule_wakes: u64,
+    /// The dosing app is hung: it is neither woken nor told of upcalls.
+    pub dosing_hung: bool,
     next_host_sequence: u32,
 }
 
@@ -380,6 +401,7 @@ impl Pump {
             log,
             dosing_wakes: 0,
             capsule_wakes: 0,
+            dosing_hung: false,
             next_host_sequence: 1,
         };
         let now = pump.now();
@@ -423,6 +445,9 @@ impl Pump {
                 return;
             };
             let now = self.now();
+            if self.dosing_hung && !matches!(notification, Notification::EventsAvailable { .. }) {
+                continue;
+            }
             match notification {
                 Notification::DeliveryDone {
                     kind,
@@ -463,7 +488,11 @@ impl Pump {
     pub fn run_until(&mut self, until_ms: u64) {
         loop {
             let capsule_at = self.kernel.borrow().core.next_wakeup();
-            let dosing_at = self.dosing.next_wakeup().at_monotonic_ms;
+            let dosing_at = if self.dosing_hung {
+                u64::MAX
+            } else {
+                self.dosing.next_wakeup().at_monotonic_ms
+            };
             let at = capsule_at.map_or(dosing_at, |c| c.min(dosing_at));
             if at > until_ms {
                 break;
@@ -476,7 +505,7 @@ impl Pump {
                 self.capsule_wakes += 1;
                 self.deliver_upcalls();
             }
-            if self.dosing.next_wakeup().at_monotonic_ms <= at {
+            if !self.dosing_hung && self.dosing.next_wakeup().at_monotonic_ms <= at {
                 let now = self.now();
                 self.dosing.wake(&mut self.dosing_capsule, now);
                 self.dosing_wakes += 1;
@@ -591,6 +620,18 @@ impl Pump {
                 return frames;
             }
         }
+    }
+
+    /// The kernel restarts the dosing app: a new core from the state the
+    /// app had saved, woken at once.
+    pub fn restart_dosing(&mut self) {
+        let saved = self.dosing.saved_state().clone();
+        self.dosing = DosingCore::new(dosing_config(), saved);
+        self.dosing_hung = false;
+        let now = self.now();
+        self.dosing.wake(&mut self.dosing_capsule, now);
+        self.dosing_wakes += 1;
+        self.deliver_upcalls();
     }
 
     /// The telemetry app restarts over its log storage.

@@ -26,6 +26,10 @@ pub enum Call {
     ReadPrescription,
     PatientBolusState,
     Status,
+    ReportPatientDenial {
+        reason: ErrorCode,
+        lockout_remaining_ms: u32,
+    },
 }
 
 pub struct FakeCapsule {
@@ -37,6 +41,17 @@ pub struct FakeCapsule {
     /// Scripted answers to `start_bolus`, then `Ok`.
     pub bolus_answers: VecDeque<Result<(), ErrorCode>>,
     pub status_supported: bool,
+    /// A condition that refuses every delivery (`FaultActive`,
+    /// `Suspended`) and shows in the status's pump state.
+    pub fault: Option<ErrorCode>,
+    /// Kind of the running basal run (`Basal`, or the watchdog's `SilenceFallback`).
+    pub basal_kind: DeliveryKind,
+    /// Behave like a capsule that replaces the basal run on every accepted
+    /// rate, the running one included, and reports the replaced run's end
+    /// as a `Stopped` upcall (queued in `upcalls`).
+    pub report_replaced_runs: bool,
+    /// Upcalls not yet delivered: `(kind, outcome)`.
+    pub upcalls: VecDeque<(DeliveryKind, pump_protocol::DeliveryOutcome)>,
     pub pump_state: PumpState,
     pub basal_rate_nl_per_h: u32,
     pub bolus: Option<(DeliveryKind, u32)>,
@@ -55,6 +70,10 @@ impl FakeCapsule {
             basal_answers: VecDeque::new(),
             bolus_answers: VecDeque::new(),
             status_supported: true,
+            fault: None,
+            basal_kind: DeliveryKind::Basal,
+            report_replaced_runs: false,
+            upcalls: VecDeque::new(),
             pump_state: PumpState::Running,
             basal_rate_nl_per_h: 0,
             bolus: None,
@@ -104,9 +123,17 @@ impl FakeCapsule {
 impl DosingCapsule for FakeCapsule {
     fn set_basal(&mut self, rate_nl_per_h: u32) -> Result<(), ErrorCode> {
         self.calls.push(Call::SetBasal(rate_nl_per_h));
+        if let Some(fault) = self.fault {
+            return Err(fault);
+        }
         let answer = self.basal_answers.pop_front().unwrap_or(Ok(()));
         if answer.is_ok() {
+            if self.report_replaced_runs && self.basal_rate_nl_per_h > 0 {
+                self.upcalls
+                    .push_back((self.basal_kind, pump_protocol::DeliveryOutcome::Stopped));
+            }
             self.basal_rate_nl_per_h = rate_nl_per_h;
+            self.basal_kind = DeliveryKind::Basal;
         }
         answer
     }
@@ -122,6 +149,9 @@ impl DosingCapsule for FakeCapsule {
             volume_nl,
             duration_ms,
         });
+        if let Some(fault) = self.fault {
+            return Err(fault);
+        }
         let answer = self.bolus_answers.pop_front().unwrap_or(Ok(()));
         if answer.is_ok() {
             self.bolus = Some((kind, volume_nl));
@@ -165,9 +195,14 @@ impl DosingCapsule for FakeCapsule {
         if !self.status_supported {
             return Err(ErrorCode::NoSupport);
         }
+        let pump_state = match self.fault {
+            Some(ErrorCode::FaultActive) => PumpState::FaultStopped,
+            Some(ErrorCode::Suspended) => PumpState::Suspended,
+            _ => self.pump_state,
+        };
         Ok(StatusSnapshot {
             time_ms: 0,
-            pump_state: self.pump_state,
+            pump_state,
             prescription_serial: 0,
             basal_rate_nl_per_h: self.basal_rate_nl_per_h,
             bolus_remaining_nl: self.bolus.map_or(0, |(_, v)| v),
@@ -177,6 +212,18 @@ impl DosingCapsule for FakeCapsule {
             top_alarm: self.top_alarm,
             refill_by_time_ms: self.refill_by_time_ms,
         })
+    }
+
+    fn report_patient_denial(
+        &mut self,
+        reason: ErrorCode,
+        lockout_remaining_ms: u32,
+    ) -> Result<(), ErrorCode> {
+        self.calls.push(Call::ReportPatientDenial {
+            reason,
+            lockout_remaining_ms,
+        });
+        Ok(())
     }
 }
 
@@ -249,21 +296,43 @@ impl Sim {
 
     /// Runs every wake-up the core asks for up to `until_ms` (monotonic).
     pub fn run_until(&mut self, until_ms: u64) {
-        loop {
+        assert!(
+            self.run_until_at_most(until_ms, 100_000),
+            "more than 100 000 wake-ups: busy-waiting"
+        );
+    }
+
+    /// As `run_until`, but gives up (and returns `false`) after
+    /// `max_wakes` wake-ups, so a busy-waiting core fails a test quickly.
+    pub fn run_until_at_most(&mut self, until_ms: u64, max_wakes: usize) -> bool {
+        for _ in 0..max_wakes {
             let wake = self.core.next_wakeup();
             assert!(
                 wake.at_monotonic_ms > self.monotonic_ms,
                 "wake-up in the past"
             );
             if wake.at_monotonic_ms > until_ms {
-                break;
+                self.monotonic_ms = until_ms;
+                return true;
             }
             self.monotonic_ms = wake.at_monotonic_ms;
             self.wakes.push((wake.at_monotonic_ms, wake.reason));
             let now = self.now();
             self.core.wake(&mut self.capsule, now);
         }
-        self.monotonic_ms = until_ms;
+        false
+    }
+
+    /// The capsule stops every delivery for a fault (an empty reservoir, a
+    /// stall): the runs end `Aborted` and the app is told.
+    pub fn fault_stop(&mut self) {
+        self.capsule.fault = Some(ErrorCode::FaultActive);
+        self.capsule.bolus = None;
+        self.delivery_done(
+            DeliveryKind::Basal,
+            pump_protocol::DeliveryOutcome::Aborted,
+            0,
+        );
     }
 
     /// The wall clock is moved to `utc_ms` without the app being told.

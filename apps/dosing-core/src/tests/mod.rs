@@ -3,6 +3,7 @@
 mod core_tests;
 mod fake;
 mod flush_tests;
+mod lifecycle_tests;
 mod patient_bolus_tests;
 mod property_tests;
 mod schedule_tests;

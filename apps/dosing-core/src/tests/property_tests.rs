@@ -2,6 +2,8 @@
 
 use proptest::prelude::*;
 use pump_protocol::{DeliveryKind, DeliveryOutcome, ErrorCode, Message, Refill, SetClock};
+
+use crate::{WakeReason, RETRY_INTERVAL_MS};
 use pump_test_support::{RxBuilder, CHECKIN_TIMEOUT_MS, DAY_MS, UTC_2025_01_01_MS};
 
 use super::fake::{config, Call, FakeCapsule};
@@ -137,6 +139,168 @@ proptest! {
             let wake = core.next_wakeup();
             prop_assert!(wake.at_monotonic_ms > monotonic);
             prop_assert!(wake.at_monotonic_ms <= monotonic + u64::from(CHECKIN_TIMEOUT_MS) / 2);
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum LifeOp {
+    Any(Op),
+    /// The capsule stops every delivery for a fault (the app is told by an
+    /// `Aborted` upcall).
+    Fault,
+    /// The fault ends; the app is told only if `told` (a refill relayed by
+    /// the telemetry app), else it must find out itself.
+    FaultEnds {
+        told: bool,
+    },
+    /// Whether the capsule answers the status command.
+    StatusSupported(bool),
+}
+
+fn life_op() -> impl Strategy<Value = LifeOp> {
+    prop_oneof![
+        8 => op().prop_map(LifeOp::Any),
+        1 => Just(LifeOp::Fault),
+        1 => any::<bool>().prop_map(|told| LifeOp::FaultEnds { told }),
+        1 => any::<bool>().prop_map(LifeOp::StatusSupported),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    // Verifies: SR-DOS-006
+    // Verifies: SR-DOS-012
+    // Verifies: SR-DOS-013
+    #[test]
+    fn wakeups_are_real_future_events_and_bounded_per_day(ops in proptest::collection::vec(life_op(), 1..60)) {
+        let flex = RxBuilder::new(1).steps(&[(0, 200), (360, 300), (1320, 150)]);
+        let strong = RxBuilder::new(2).drug("baclofen", 2_000).steps(&[(0, 400), (600, 500)]);
+        // Minutes of the day at which some schedule has an edge.
+        let edge_minutes: std::vec::Vec<u64> = [&flex, &strong]
+            .iter()
+            .flat_map(|rx| rx.build().therapy.basal_steps.iter().map(|s| u64::from(s.start_minute_of_day)).collect::<std::vec::Vec<_>>())
+            .collect();
+        let mut capsule = FakeCapsule::new(Some(flex.signed()));
+        let mut core = DosingCore::new(config(), SavedState::new(CatheterContents::Unknown));
+        let mut monotonic: u64 = 0;
+        let mut utc_offset: i64 = 0;
+        let now = |m: u64, off: i64| Now {
+            monotonic_ms: m,
+            utc_ms: (UTC_2025_01_01_MS as i64 + m as i64 + off) as u64,
+        };
+        let mut bolus_deadlines: std::vec::Vec<u64> = std::vec::Vec::new();
+        // Every run a request replaces is reported as ended, even at the
+        // same rate: the app's reaction to those upcalls must settle.
+        capsule.report_replaced_runs = true;
+        core.wake(&mut capsule, now(0, 0));
+        for life in ops {
+            capsule.clear_calls();
+            match life {
+                LifeOp::Any(op) => match op {
+                    Op::Wake => { core.wake(&mut capsule, now(monotonic, utc_offset)); }
+                    Op::Advance(ms) => {
+                        let wake = core.next_wakeup();
+                        monotonic = wake.at_monotonic_ms.min(monotonic + ms);
+                        core.wake(&mut capsule, now(monotonic, utc_offset));
+                    }
+                    Op::JumpClock(delta) => {
+                        utc_offset += delta;
+                        let n = now(monotonic, utc_offset);
+                        core.on_programmer_command(&Message::SetClock(SetClock { utc_time_ms: n.utc_ms }), &mut capsule, n);
+                    }
+                    Op::PatientBolus => { core.request_patient_bolus(&mut capsule, now(monotonic, utc_offset)); }
+                    Op::ClinicianBolus(dose) => { let _ = core.request_clinician_bolus(dose, 600_000, &mut capsule, now(monotonic, utc_offset)); }
+                    Op::Done(kind, outcome, volume) => {
+                        capsule.bolus = None;
+                        core.on_delivery_done(DeliveryKind::from_code(u16::from(kind)), DeliveryOutcome::from_code(u16::from(outcome)), volume, &mut capsule, now(monotonic, utc_offset));
+                    }
+                    Op::Refill(strong_drug) => {
+                        let concentration = if strong_drug { 2_000 } else { 500 };
+                        core.on_programmer_command(&Message::Refill(Refill { withdrawn_volume_nl: 0, added_volume_nl: 1_000_000, concentration_ug_per_ml: concentration }), &mut capsule, now(monotonic, utc_offset));
+                    }
+                    Op::Install(strong_drug) => {
+                        capsule.prescription = Some(if strong_drug { strong.signed() } else { flex.signed() });
+                        capsule.basal_rate_nl_per_h = 0;
+                        capsule.bolus = None;
+                        core.wake(&mut capsule, now(monotonic, utc_offset));
+                    }
+                    Op::RefuseNext(i) => {
+                        capsule.basal_answers.push_back(Err(REFUSALS[usize::from(i)]));
+                        capsule.bolus_answers.push_back(Err(REFUSALS[usize::from(i)]));
+                        core.wake(&mut capsule, now(monotonic, utc_offset));
+                    }
+                    Op::Restart => {
+                        let saved = core.saved_state().clone();
+                        core = DosingCore::new(config(), saved);
+                        core.wake(&mut capsule, now(monotonic, utc_offset));
+                    }
+                },
+                LifeOp::Fault => {
+                    capsule.fault = Some(ErrorCode::FaultActive);
+                    capsule.basal_rate_nl_per_h = 0;
+                    capsule.bolus = None;
+                    core.on_delivery_done(DeliveryKind::Basal, DeliveryOutcome::Aborted, 0, &mut capsule, now(monotonic, utc_offset));
+                }
+                LifeOp::FaultEnds { told } => {
+                    capsule.fault = None;
+                    if told {
+                        core.on_programmer_command(&Message::Refill(Refill { withdrawn_volume_nl: 0, added_volume_nl: 1_000_000, concentration_ug_per_ml: 500 }), &mut capsule, now(monotonic, utc_offset));
+                    }
+                }
+                LifeOp::StatusSupported(supported) => capsule.status_supported = supported,
+            }
+            let mut upcalls = 0;
+            while let Some((kind, outcome)) = capsule.upcalls.pop_front() {
+                upcalls += 1;
+                prop_assert!(upcalls <= 8, "upcalls never settle: {:?}", capsule.basal_sets());
+                core.on_delivery_done(kind, outcome, 0, &mut capsule, now(monotonic, utc_offset));
+            }
+            prop_assert!(capsule.basal_sets().len() <= 2, "{:?}", capsule.basal_sets());
+            for (_, _, duration_ms) in capsule.boluses() {
+                bolus_deadlines.push(monotonic + u64::from(duration_ms) + crate::BOLUS_END_GRACE_MS);
+            }
+            // The next wake-up lies ahead, and less than a second ahead only
+            // for a real deadline that close.
+            let wake = core.next_wakeup();
+            prop_assert!(wake.at_monotonic_ms > monotonic);
+            let ahead = wake.at_monotonic_ms - monotonic;
+            if ahead < crate::MIN_CHECKIN_PERIOD_MS {
+                let n = now(monotonic, utc_offset);
+                let real = match wake.reason {
+                    WakeReason::ScheduleEdge => {
+                        let utc = n.utc_ms + ahead;
+                        utc % 60_000 == 0 && edge_minutes.contains(&(utc % DAY_MS / 60_000))
+                    }
+                    WakeReason::LockoutEnd => {
+                        u64::from(core.own_patient_bolus_status(n).lockout_remaining_ms) == ahead
+                    }
+                    WakeReason::BolusEnd => bolus_deadlines.contains(&wake.at_monotonic_ms),
+                    WakeReason::Retry => core
+                        .refusals()
+                        .any(|r| r.at_monotonic_ms + RETRY_INTERVAL_MS == wake.at_monotonic_ms),
+                    WakeReason::Watchdog | WakeReason::Idle => false,
+                };
+                prop_assert!(real, "{:?} {} ms ahead is no real deadline", wake.reason, ahead);
+            }
+        }
+        // Left alone for a simulated day, whatever state it is in, the app
+        // wakes a bounded number of times.
+        let half = u64::from(CHECKIN_TIMEOUT_MS) / 2;
+        let bound = DAY_MS / half + 2 * 24 + DAY_MS / RETRY_INTERVAL_MS + 8;
+        let end = monotonic + DAY_MS;
+        let mut wakes = 0u64;
+        loop {
+            let wake = core.next_wakeup();
+            prop_assert!(wake.at_monotonic_ms > monotonic);
+            if wake.at_monotonic_ms > end {
+                break;
+            }
+            monotonic = wake.at_monotonic_ms;
+            core.wake(&mut capsule, now(monotonic, utc_offset));
+            wakes += 1;
+            prop_assert!(wakes <= bound, "more than {} wake-ups in a day", bound);
         }
     }
 }
