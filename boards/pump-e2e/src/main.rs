@@ -316,6 +316,9 @@ fn run(args: &Args) -> Result<(), String> {
     let mut pump = Pump::boot(args)?;
     pump.log("QEMU started; UART, monitor and kernel log connected");
     let result = scenario(&mut pump, &install);
+    // Every process's memory map (stack high-water marks) into the kernel log.
+    let _ = pump.key("f8", "print the processes to the kernel log");
+    thread::sleep(Duration::from_secs(2));
     // Give the pump a moment to flush its last answers into the capture.
     thread::sleep(Duration::from_millis(500));
     pump.quit();

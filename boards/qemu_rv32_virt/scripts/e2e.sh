@@ -88,6 +88,9 @@ check "log read back to the end (LogChunkEnd more=false, FROM_LOG frames)" sh -c
     grep '\"kind\":\"LogChunkEnd\"' '$run/decoded.jsonl' | tail -n 1 | grep -q '\"more\":false' &&
     grep -q '\"flags\":1,' '$run/decoded.jsonl'"
 
+echo "== memory use at the end (F8, kernel log)"
+grep '^\[sim\] process ' "$run/kernel.log" || true
+
 if [ "$fail" -ne 0 ]; then
     echo "e2e: FAILED (artifacts in $run)"
     exit 1

@@ -45,7 +45,8 @@ capsule=$((glue + core))
 
 set -- $("$llvm/llvm-size" "$kernel" | awk 'NR == 2 { print $1, $2, $3 }')
 k_text=$1; k_data=$2; k_bss=$3
-k_stack=$(("0x$("$llvm/llvm-objdump" -h "$kernel" | awk '$2 == ".stack" { print $3 }')" + 0))
+k_stack_hex=$("$llvm/llvm-objdump" -h "$kernel" | awk '$2 == ".stack" { print $3 }')
+k_stack=$((0x${k_stack_hex:-0}))
 
 budget() { # used limit
     if [ "$1" -le "$2" ]; then echo "within ($(kib "$2"))"; else echo "**over** by $(kib $(($1 - $2))) ($(kib "$2"))"; fi

@@ -216,6 +216,31 @@ impl KernelResources<Chip> for Platform {
     }
 }
 
+/// F8 on the simulated keyboard: each process's RAM and deepest stack use
+/// into the kernel log.
+struct ProcessList(&'static kernel::Kernel);
+
+impl sim::ProcessReport for ProcessList {
+    fn report(&self) {
+        let capability = create_capability!(capabilities::ProcessManagementCapability);
+        self.0.process_each_capability(&capability, |process| {
+            let a = process.get_addresses();
+            let (top, bottom) = (
+                a.sram_stack_top.unwrap_or(0),
+                a.sram_stack_bottom.unwrap_or(0),
+            );
+            debug!(
+                "[sim] process {}: stack used {} of {} B, app RAM {} B, restarts {}",
+                process.get_process_name(),
+                top.saturating_sub(bottom),
+                top.saturating_sub(a.sram_start),
+                a.sram_app_brk.saturating_sub(a.sram_start),
+                process.get_restart_count()
+            );
+        });
+    }
+}
+
 /// A virtual alarm on the machine timer, set up and ready for a client (a
 /// macro: every use needs its own static).
 macro_rules! virtual_alarm {
@@ -496,9 +521,10 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
         ),
     )
     .finalize(components::button_component_static!(SimInputPin<'static>));
+    let process_report = static_init!(ProcessList, ProcessList(board_kernel));
     let sim_keys = static_init!(
         SimKeys<'static, VAlarm>,
-        SimKeys::new(button_pin, mechanism)
+        SimKeys::new(button_pin, mechanism, process_report)
     );
     let keyboard = setup_keyboard(peripherals, sim_keys);
 

@@ -16,7 +16,8 @@
 //! - [`SimKeys`]: the host's hand on the hardware, through a VirtIO
 //!   keyboard (`sendkey` on the QEMU monitor): F1 is Button 1 (patient
 //!   bolus request), F5 jams the motor, F6 clears the jam, F7 prints the
-//!   mechanism's state.
+//!   mechanism's state, F8 prints every process (memory map with stack
+//!   high-water marks) to the kernel log.
 
 use core::cell::Cell;
 use kernel::debug;
@@ -43,6 +44,8 @@ pub mod keys {
     pub const F6: u16 = 64;
     /// Print the mechanism's state.
     pub const F7: u16 = 65;
+    /// Print every process.
+    pub const F8: u16 = 66;
 }
 
 /// Which line an output pin is.
@@ -517,15 +520,29 @@ impl DeferredCallClient for RamStorage<'_> {
     }
 }
 
+/// Prints every process (F8).
+pub trait ProcessReport {
+    fn report(&self);
+}
+
 /// The host's keys on the simulated hardware.
 pub struct SimKeys<'a, A: Alarm<'a>> {
     button: &'a SimInputPin<'a>,
     mechanism: &'a SimMechanism<'a, A>,
+    processes: &'a dyn ProcessReport,
 }
 
 impl<'a, A: Alarm<'a>> SimKeys<'a, A> {
-    pub fn new(button: &'a SimInputPin<'a>, mechanism: &'a SimMechanism<'a, A>) -> Self {
-        Self { button, mechanism }
+    pub fn new(
+        button: &'a SimInputPin<'a>,
+        mechanism: &'a SimMechanism<'a, A>,
+        processes: &'a dyn ProcessReport,
+    ) -> Self {
+        Self {
+            button,
+            mechanism,
+            processes,
+        }
     }
 }
 
@@ -547,6 +564,7 @@ impl<'a, A: Alarm<'a>> KeyboardClient for SimKeys<'a, A> {
                 keys::F5 if pressed => self.mechanism.jam(),
                 keys::F6 if pressed => self.mechanism.clear(),
                 keys::F7 if pressed => self.mechanism.report(),
+                keys::F8 if pressed => self.processes.report(),
                 _ => {}
             }
         }
