@@ -8,18 +8,28 @@
 //!   `DosingCapsule` trait, which [`DosingPort`] implements by calling the
 //!   capsule's syscall command table (`InfusionCore::command`) with the
 //!   dosing app's id, the same rows the libtock-rs binary calls;
-//! * the telemetry app's part (drain the capsule's event queue into the log,
-//!   relay programmer commands) calls the same command table with the
-//!   telemetry app's id. (`telemetry-core` has no logic yet; see the README.)
+//! * `telemetry-core` (the telemetry app) reaches the capsule the same way
+//!   with the telemetry app's id ([`TelemetryPort`]): it drains the
+//!   capsule's events into its persistent log on simulated flash
+//!   ([`SimFlash`], which survives power loss), serves the host link, and
+//!   relays the programmer's commands to the capsule and to the dosing app;
+//! * the host (the clinician's programmer, a home monitor) only has the
+//!   link: every programmer command of the event script goes to the
+//!   telemetry app as a protocol frame and gets its `Ack` or `Nack`, and
+//!   every day (and at the end) the host asks for a status and reads the
+//!   telemetry app's log in `ReadLog` chunks from where it left off. What
+//!   the host received is the run's `telemetry.log`.
 //!
 //! Time is event-driven: the loop jumps to the earliest instant any
 //! component asked to be woken at (the capsule's next step or deadline, the
-//! dosing app's wake-up, the next scripted event, a patient press), never
-//! ticking. Upcalls (`Notification`s) are delivered after each core call
-//! returns, as the kernel does.
+//! dosing app's wake-up, the next scripted event, a patient press, the
+//! host's daily read), never ticking. Upcalls (`Notification`s) are
+//! delivered after each core call returns, as the kernel does.
 
+use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::rc::Rc;
 
 use dosing_core::{CatheterContents, DosingCapsule, DosingConfig, DosingCore, Now, SavedState};
 use infusion_core::command as cmd;
@@ -28,10 +38,14 @@ use infusion_core::{
 };
 use pump_protocol::prescription::{Prescription, MAX_SIGNED_PRESCRIPTION_LEN};
 use pump_protocol::{
-    encode_stream_frame_vec, AlarmCode, ClearFault, DeliveryKind, ErrorCode, Frame, Message,
-    Refill, Resume, SetClock, Suspend,
+    encode_stream_frame_vec, AlarmCode, ClearFault, ClinicianBolus, DeliveryKind, ErrorCode, Frame,
+    GetStatus, Message, ReadLog, Refill, Resume, SetClock, StatusSnapshot, StreamDecoder,
+    StreamItem, Suspend,
 };
 use rand::{RngExt, SeedableRng};
+use telemetry_core::{
+    DosingLink, LinkOutput, LogStorage, StorageError, TelemetryCapsule, TelemetryCore, RECORD_LEN,
+};
 
 use crate::board::{self, DOSING_APP, NL_PER_STEP, SIM_EPOCH_UTC_MS, TELEMETRY_APP};
 use crate::error::{Error, Result};
@@ -239,6 +253,268 @@ impl DosingCapsule for DosingPort<'_> {
     }
 }
 
+/// Record slots of the telemetry app's log flash. Ample for the host's
+/// daily reads (a day of therapy is a few dozen events); a run that logs
+/// more between two reads loses the oldest, and the host sees a `LogGap`.
+pub const LOG_SLOTS: u32 = 4096;
+
+/// One record slot of the log flash: `None` while erased.
+type FlashSlot = Option<Box<[u8; RECORD_LEN]>>;
+
+/// The telemetry app's log flash: record slots that survive power loss
+/// (the handle is shared, so the app can be rebuilt over the same flash).
+#[derive(Clone, Debug)]
+pub struct SimFlash(Rc<RefCell<Vec<FlashSlot>>>);
+
+impl SimFlash {
+    /// `slots` erased slots.
+    pub fn new(slots: u32) -> Self {
+        Self(Rc::new(RefCell::new(vec![None; slots as usize])))
+    }
+}
+
+impl LogStorage for SimFlash {
+    fn slot_count(&self) -> u32 {
+        u32::try_from(self.0.borrow().len()).unwrap_or(u32::MAX)
+    }
+
+    fn read(
+        &mut self,
+        slot: u32,
+        record: &mut [u8; RECORD_LEN],
+    ) -> std::result::Result<(), StorageError> {
+        let slots = self.0.borrow();
+        match slots.get(slot as usize).ok_or(StorageError::OutOfRange)? {
+            Some(stored) => record.copy_from_slice(&stored[..]),
+            // Erased flash.
+            None => record.fill(0xFF),
+        }
+        Ok(())
+    }
+
+    fn write(
+        &mut self,
+        slot: u32,
+        record: &[u8; RECORD_LEN],
+    ) -> std::result::Result<(), StorageError> {
+        let mut slots = self.0.borrow_mut();
+        let stored = slots
+            .get_mut(slot as usize)
+            .ok_or(StorageError::OutOfRange)?;
+        match stored {
+            Some(existing) => existing.copy_from_slice(record),
+            None => *stored = Some(Box::new(*record)),
+        }
+        Ok(())
+    }
+}
+
+/// The capsule as the telemetry app sees it: every call goes through the
+/// capsule's syscall command table with the telemetry app's id. The core
+/// sits in a `RefCell` because the telemetry app's link to the dosing app
+/// reaches the same capsule during the same call (IPC on the device).
+pub struct TelemetryPort<'c, 'a> {
+    core: &'c RefCell<&'a mut InfusionCore<SimPlatform>>,
+    now_ms: u64,
+}
+
+impl TelemetryPort<'_, '_> {
+    fn call(&mut self, num: u16, a1: u32, a2: u32, ro: &[u8], rw: &mut [u8]) -> CommandResult {
+        let now_ms = self.now_ms;
+        let mut core = self.core.borrow_mut();
+        core.platform_mut().now_ms = now_ms;
+        core.command(TELEMETRY_APP, u32::from(num), a1, a2, ro, rw, now_ms)
+    }
+
+    fn len_of(bytes: &[u8]) -> std::result::Result<u32, ErrorCode> {
+        u32::try_from(bytes.len()).map_err(|_| ErrorCode::InvalidArgument)
+    }
+}
+
+impl TelemetryCapsule for TelemetryPort<'_, '_> {
+    fn install_prescription(&mut self, signed: &[u8]) -> std::result::Result<(), ErrorCode> {
+        let len = Self::len_of(signed)?;
+        unit(self.call(cmd::INSTALL_PRESCRIPTION, len, 0, signed, &mut []))
+    }
+
+    fn drain_events(&mut self, buf: &mut [u8]) -> std::result::Result<(usize, usize), ErrorCode> {
+        match self.call(cmd::DRAIN_EVENTS, 0, 0, &[], buf) {
+            CommandResult::SuccessU32U32(bytes, frames) => Ok((bytes as usize, frames as usize)),
+            CommandResult::Failure(e) => Err(e),
+            _ => Err(ErrorCode::InvalidArgument),
+        }
+    }
+
+    fn acknowledge_alarm(&mut self, code: AlarmCode) -> std::result::Result<(), ErrorCode> {
+        unit(self.call(
+            cmd::ACKNOWLEDGE_ALARM,
+            u32::from(code.code()),
+            0,
+            &[],
+            &mut [],
+        ))
+    }
+
+    fn clear_fault(&mut self, code: AlarmCode) -> std::result::Result<(), ErrorCode> {
+        unit(self.call(cmd::CLEAR_FAULT, u32::from(code.code()), 0, &[], &mut []))
+    }
+
+    fn suspend(&mut self) -> std::result::Result<(), ErrorCode> {
+        unit(self.call(cmd::SUSPEND, 0, 0, &[], &mut []))
+    }
+
+    fn resume(&mut self) -> std::result::Result<(), ErrorCode> {
+        unit(self.call(cmd::RESUME, 0, 0, &[], &mut []))
+    }
+
+    fn refill(&mut self, refill: &Refill) -> std::result::Result<(), ErrorCode> {
+        let mut buf = [0u8; 32];
+        let encoded =
+            postcard::to_slice(refill, &mut buf).map_err(|_| ErrorCode::InvalidArgument)?;
+        let len = Self::len_of(encoded)?;
+        unit(self.call(cmd::REFILL, len, 0, encoded, &mut []))
+    }
+
+    fn set_clock(&mut self, utc_time_ms: u64) -> std::result::Result<(), ErrorCode> {
+        let low = (utc_time_ms & 0xFFFF_FFFF) as u32;
+        let high = (utc_time_ms >> 32) as u32;
+        unit(self.call(cmd::SET_CLOCK, low, high, &[], &mut []))
+    }
+
+    fn pending_events(&mut self) -> std::result::Result<u32, ErrorCode> {
+        match self.call(cmd::PENDING_EVENTS, 0, 0, &[], &mut []) {
+            CommandResult::SuccessU32(count) => Ok(count),
+            CommandResult::Failure(e) => Err(e),
+            _ => Err(ErrorCode::InvalidArgument),
+        }
+    }
+
+    fn status(&mut self) -> std::result::Result<StatusSnapshot, ErrorCode> {
+        let mut buf = [0u8; 128];
+        match self.call(cmd::FULL_STATUS, 0, 0, &[], &mut buf) {
+            CommandResult::SuccessU32(len) => buf
+                .get(..len as usize)
+                .and_then(|bytes| postcard::from_bytes(bytes).ok())
+                .ok_or(ErrorCode::InvalidArgument),
+            CommandResult::Failure(e) => Err(e),
+            _ => Err(ErrorCode::InvalidArgument),
+        }
+    }
+}
+
+/// Delivers the capsule's pending upcalls to the dosing app (none while it
+/// is hung) until they settle; returns its next wake-up if it was told.
+fn deliver_upcalls(
+    core: &mut InfusionCore<SimPlatform>,
+    mut dosing: Option<&mut DosingCore>,
+    t: u64,
+) -> Option<u64> {
+    let mut wake = None;
+    for _ in 0..10_000 {
+        if std::mem::take(&mut core.platform_mut().pulse_owed) {
+            core.on_encoder_pulse();
+        }
+        let pending = std::mem::take(&mut core.platform_mut().pending);
+        if pending.is_empty() {
+            break;
+        }
+        let Some(dosing) = dosing.as_deref_mut() else {
+            continue;
+        };
+        let now = Now {
+            monotonic_ms: t,
+            utc_ms: core.utc_ms(t),
+        };
+        for n in pending {
+            let mut port = DosingPort {
+                core: &mut *core,
+                now_ms: t,
+            };
+            let next = match n {
+                Notification::DeliveryDone {
+                    kind,
+                    outcome,
+                    volume_nl,
+                } => Some(dosing.on_delivery_done(kind, outcome, volume_nl, &mut port, now)),
+                Notification::AlarmChanged(_) => Some(dosing.on_alarm_changed(&mut port, now)),
+                Notification::EventsAvailable { .. } => None,
+            };
+            if let Some(w) = next {
+                wake = Some(w.at_monotonic_ms.max(t));
+            }
+        }
+    }
+    wake
+}
+
+/// The telemetry app's line to the dosing app (IPC on the device); `None`
+/// while the dosing app is hung, which then answers nothing.
+struct LinkToDosing<'c, 'a, 'd> {
+    core: &'c RefCell<&'a mut InfusionCore<SimPlatform>>,
+    dosing: Option<&'d mut DosingCore>,
+    wake: &'d mut Option<u64>,
+    now_ms: u64,
+}
+
+impl LinkToDosing<'_, '_, '_> {
+    /// Runs `f` in the dosing app, after the capsule's upcalls that were
+    /// queued before the IPC (the kernel delivers them in that order).
+    fn with_dosing<R>(
+        &mut self,
+        f: impl FnOnce(&mut DosingCore, &mut DosingPort<'_>, Now) -> R,
+    ) -> Option<R> {
+        let dosing = self.dosing.as_deref_mut()?;
+        let mut core = self.core.borrow_mut();
+        let core: &mut InfusionCore<SimPlatform> = &mut core;
+        let t = self.now_ms;
+        deliver_upcalls(core, Some(&mut *dosing), t);
+        let now = Now {
+            monotonic_ms: t,
+            utc_ms: core.utc_ms(t),
+        };
+        let mut port = DosingPort { core, now_ms: t };
+        let result = f(dosing, &mut port, now);
+        *self.wake = Some(dosing.next_wakeup().at_monotonic_ms.max(t));
+        Some(result)
+    }
+}
+
+impl DosingLink for LinkToDosing<'_, '_, '_> {
+    fn clinician_bolus(&mut self, request: &ClinicianBolus) -> std::result::Result<(), ErrorCode> {
+        self.with_dosing(|d, port, now| {
+            d.request_clinician_bolus(request.dose_ug, request.duration_ms, port, now)
+                .map(|_| ())
+        })
+        .unwrap_or(Err(ErrorCode::NotReady))
+    }
+
+    fn patient_bolus(&mut self) -> std::result::Result<(), ErrorCode> {
+        self.with_dosing(|d, port, now| match d.request_patient_bolus(port, now) {
+            dosing_core::PatientBolusVerdict::Granted { .. } => Ok(()),
+            dosing_core::PatientBolusVerdict::Denied { reason, .. } => Err(reason),
+        })
+        .unwrap_or(Err(ErrorCode::NotReady))
+    }
+
+    fn command_applied(&mut self, command: &Message) {
+        self.with_dosing(|d, port, now| {
+            d.on_programmer_command(command, port, now);
+        });
+    }
+}
+
+/// The host's receive buffer on the link.
+struct HostRx(Vec<u8>);
+
+impl LinkOutput for HostRx {
+    fn room(&self) -> usize {
+        (64 * 1024usize).saturating_sub(self.0.len())
+    }
+    fn write(&mut self, item: &[u8]) {
+        self.0.extend_from_slice(item);
+    }
+}
+
 /// What to simulate.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -323,9 +599,18 @@ struct Sim {
     dosing_saved: SavedState,
     dosing_wake: Option<u64>,
     dosing_config: DosingConfig,
+    /// The telemetry app, over `flash`.
+    telemetry: TelemetryCore<SimFlash>,
+    /// The telemetry app's log flash (survives power loss).
+    flash: SimFlash,
+    /// What the host received over the link, and the simulator's console
+    /// text: `telemetry.log`.
     log: Vec<u8>,
     commands: Vec<String>,
-    status_seq: u32,
+    /// Sequence number of the host's next request.
+    host_sequence: u32,
+    /// The log sequence the host reads from next.
+    read_from: u32,
     truth: Truth,
     prescription: Prescription,
 }
@@ -348,50 +633,20 @@ impl Sim {
         self.log.extend_from_slice(line.as_bytes());
     }
 
-    fn telemetry(&mut self, t: u64, num: u16, a1: u32, a2: u32, ro: &[u8]) -> CommandResult {
-        self.core.platform_mut().now_ms = t;
-        self.core
-            .command(TELEMETRY_APP, u32::from(num), a1, a2, ro, &mut [], t)
-    }
-
-    /// Delivers pending upcalls to the dosing app, pulses the encoder,
-    /// drains the event queue into the log, persists the app's state.
+    /// Delivers pending upcalls to the apps (the telemetry app drains the
+    /// capsule's events as they arrive, so a burst cannot overflow the
+    /// capsule's queue unseen), persists the dosing app's state.
     fn settle(&mut self, t: u64) {
         for _ in 0..10_000 {
-            if std::mem::take(&mut self.core.platform_mut().pulse_owed) {
-                self.core.on_encoder_pulse();
-            }
-            // The telemetry app drains as events arrive, so a burst of
-            // upcalls cannot overflow the capsule's queue unseen.
             self.drain(t);
-            let pending = std::mem::take(&mut self.core.platform_mut().pending);
-            if pending.is_empty() {
+            let wake = deliver_upcalls(&mut self.core, self.dosing.as_mut(), t);
+            if wake.is_some() {
+                self.dosing_wake = wake;
+            }
+            if self.core.pending_events() == 0 && self.core.platform().pending.is_empty() {
                 break;
             }
-            let now = self.now(t);
-            for n in pending {
-                let Some(dosing) = self.dosing.as_mut() else {
-                    continue;
-                };
-                let mut port = DosingPort {
-                    core: &mut self.core,
-                    now_ms: t,
-                };
-                let wake = match n {
-                    Notification::DeliveryDone {
-                        kind,
-                        outcome,
-                        volume_nl,
-                    } => Some(dosing.on_delivery_done(kind, outcome, volume_nl, &mut port, now)),
-                    Notification::AlarmChanged(_) => Some(dosing.on_alarm_changed(&mut port, now)),
-                    Notification::EventsAvailable { .. } => None,
-                };
-                if let Some(w) = wake {
-                    self.dosing_wake = Some(w.at_monotonic_ms.max(t));
-                }
-            }
         }
-        self.drain(t);
         if let Some(dosing) = self.dosing.as_mut() {
             if dosing.take_saved_dirty() {
                 self.dosing_saved = dosing.saved_state().clone();
@@ -399,28 +654,29 @@ impl Sim {
         }
     }
 
+    /// The telemetry app drains the capsule's events into its log
+    /// (command 10), a bounded buffer per call, until none are left.
     fn drain(&mut self, t: u64) {
-        let mut buf = vec![0u8; 8192];
-        while self.core.pending_events() > 0 {
-            match self.core.command(
-                TELEMETRY_APP,
-                u32::from(cmd::DRAIN_EVENTS),
-                0,
-                0,
-                &[],
-                &mut buf,
-                t,
-            ) {
-                CommandResult::SuccessU32U32(bytes, frames) if frames > 0 => {
-                    self.log.extend_from_slice(&buf[..bytes as usize]);
-                }
-                _ => break,
+        let utc = self.core.utc_ms(t);
+        for _ in 0..1_000 {
+            if self.core.pending_events() == 0 {
+                return;
+            }
+            let core = RefCell::new(&mut self.core);
+            let mut port = TelemetryPort {
+                core: &core,
+                now_ms: t,
+            };
+            match self.telemetry.drain_capsule(&mut port, utc) {
+                Ok(report) if report.frames_stored > 0 || report.pending > 0 => {}
+                _ => return,
             }
         }
     }
 
     fn dosing_call(&mut self, t: u64, f: impl FnOnce(&mut DosingCore, &mut DosingPort<'_>, Now)) {
         let now = self.now(t);
+        self.core.platform_mut().now_ms = t;
         if let Some(dosing) = self.dosing.as_mut() {
             let mut port = DosingPort {
                 core: &mut self.core,
@@ -432,75 +688,104 @@ impl Sim {
         self.settle(t);
     }
 
-    /// A programmer command relayed by the telemetry app; on success the
-    /// dosing app hears about it (as over IPC on the device).
-    fn programmer(&mut self, t: u64, message: Message) {
-        let result = match &message {
-            Message::Suspend(_) => self.telemetry(t, cmd::SUSPEND, 0, 0, &[]),
-            Message::Resume(_) => self.telemetry(t, cmd::RESUME, 0, 0, &[]),
-            Message::ClearFault(m) => {
-                self.telemetry(t, cmd::CLEAR_FAULT, u32::from(m.code.code()), 0, &[])
-            }
-            Message::AcknowledgeAlarm(m) => {
-                self.telemetry(t, cmd::ACKNOWLEDGE_ALARM, u32::from(m.code.code()), 0, &[])
-            }
-            Message::SetClock(m) => self.telemetry(
-                t,
-                cmd::SET_CLOCK,
-                (m.utc_time_ms & 0xFFFF_FFFF) as u32,
-                (m.utc_time_ms >> 32) as u32,
-                &[],
-            ),
-            Message::Refill(m) => {
-                let bytes = postcard::to_allocvec(m).unwrap_or_default();
-                self.telemetry(t, cmd::REFILL, bytes.len() as u32, 0, &bytes)
-            }
-            Message::InstallPrescription(m) => {
-                let signed = m.signed_prescription.clone();
-                self.telemetry(
-                    t,
-                    cmd::INSTALL_PRESCRIPTION,
-                    signed.len() as u32,
-                    0,
-                    &signed,
-                )
-            }
-            _ => CommandResult::Failure(ErrorCode::NoSupport),
+    /// The host sends `message` over the link; the telemetry app serves it
+    /// (bounded work per call, so the host feeds the rest on the next).
+    /// Everything the host receives goes into `telemetry.log`; the decoded
+    /// answers are returned.
+    fn host_request(&mut self, t: u64, message: Message) -> Vec<Message> {
+        let sequence = self.host_sequence;
+        self.host_sequence = self.host_sequence.wrapping_add(1);
+        let Ok(bytes) = encode_stream_frame_vec(&Frame {
+            sequence,
+            flags: 0,
+            message,
+        }) else {
+            return Vec::new();
         };
-        let (name, _) = crate::decode::message_fields(&message);
-        let verdict = match result {
-            CommandResult::Failure(e) => format!("refused: {}", e.name()),
-            _ => "accepted".to_string(),
-        };
-        self.commands.push(format!(
-            "{} {name}: {verdict}",
-            crate::units::fmt_utc(self.core.utc_ms(t))
-        ));
-        if let Message::Refill(m) = &message {
-            if !matches!(result, CommandResult::Failure(_)) {
-                self.truth.filled_nl += u64::from(m.added_volume_nl);
-                self.truth.withdrawn_nl += u64::from(m.withdrawn_volume_nl);
+        let utc = self.core.utc_ms(t);
+        let mut out = HostRx(Vec::new());
+        let mut input = &bytes[..];
+        while !input.is_empty() {
+            let progress = {
+                let core = RefCell::new(&mut self.core);
+                let mut capsule = TelemetryPort {
+                    core: &core,
+                    now_ms: t,
+                };
+                let mut dosing = LinkToDosing {
+                    core: &core,
+                    dosing: self.dosing.as_mut(),
+                    wake: &mut self.dosing_wake,
+                    now_ms: t,
+                };
+                self.telemetry
+                    .service_link(input, &mut capsule, &mut dosing, &mut out, utc)
+            };
+            self.settle(t);
+            if progress.consumed == 0 {
+                // No room for an answer: the host reads what it has.
+                break;
             }
+            input = input.get(progress.consumed..).unwrap_or_default();
         }
-        self.settle(t);
-        if !matches!(result, CommandResult::Failure(_)) {
-            self.dosing_call(t, |d, port, now| {
-                d.on_programmer_command(&message, port, now);
-            });
-        }
+        self.log.extend_from_slice(&out.0);
+        let mut answers = Vec::new();
+        StreamDecoder::new().feed(&out.0, |item| {
+            if let StreamItem::Frame { frame, .. } = item {
+                answers.push(frame.message);
+            }
+        });
+        answers
     }
 
-    /// The telemetry app answers the programmer's daily GetStatus with a
-    /// snapshot; written to the log as a response frame.
-    fn status_snapshot(&mut self, t: u64) {
-        self.status_seq = self.status_seq.wrapping_add(1);
-        let frame = Frame {
-            sequence: self.status_seq,
-            flags: 0,
-            message: Message::StatusSnapshot(self.core.status(t)),
+    /// A programmer command, sent over the link to the telemetry app, which
+    /// relays it to the capsule and, if accepted, tells the dosing app.
+    /// Returns whether it was acknowledged.
+    fn programmer(&mut self, t: u64, message: Message) -> bool {
+        let (name, _) = crate::decode::message_fields(&message);
+        let what = match &message {
+            Message::ClinicianBolus(b) => format!("{name} {} ug", b.dose_ug),
+            _ => name.to_string(),
         };
-        if let Ok(bytes) = encode_stream_frame_vec(&frame) {
-            self.log.extend_from_slice(&bytes);
+        let answers = self.host_request(t, message.clone());
+        let accepted = matches!(answers.as_slice(), [Message::Ack(_)]);
+        let verdict = match answers.as_slice() {
+            [Message::Ack(_)] => "accepted".to_string(),
+            [Message::Nack(n)] => format!("refused: {}", n.error.name()),
+            _ => "no answer".to_string(),
+        };
+        self.commands.push(format!(
+            "{} {what}: {verdict}",
+            crate::units::fmt_utc(self.core.utc_ms(t))
+        ));
+        if let (Message::Refill(m), true) = (&message, accepted) {
+            self.truth.filled_nl += u64::from(m.added_volume_nl);
+            self.truth.withdrawn_nl += u64::from(m.withdrawn_volume_nl);
+        }
+        accepted
+    }
+
+    /// The host's read-out (a home monitor's daily session, and the
+    /// clinic's at the end): a status, then the telemetry app's log from
+    /// where the last read-out stopped, in bounded chunks.
+    fn host_readout(&mut self, t: u64) {
+        self.host_request(t, Message::GetStatus(GetStatus {}));
+        for _ in 0..100_000 {
+            let answers = self.host_request(
+                t,
+                Message::ReadLog(ReadLog {
+                    from_sequence: self.read_from,
+                    max_frames: telemetry_core::MAX_LOG_CHUNK_FRAMES,
+                }),
+            );
+            let Some(Message::LogChunkEnd(end)) = answers.last() else {
+                return;
+            };
+            let progressed = end.next_sequence > self.read_from;
+            self.read_from = end.next_sequence;
+            if !end.more || !progressed {
+                return;
+            }
         }
     }
 
@@ -514,6 +799,7 @@ impl Sim {
     }
 
     fn boot_dosing(&mut self, t: u64) {
+        self.core.platform_mut().now_ms = t;
         self.dosing = Some(DosingCore::new(
             self.dosing_config,
             self.dosing_saved.clone(),
@@ -552,6 +838,8 @@ impl Sim {
         self.core = InfusionCore::restore(self.config.clone(), platform, saved.as_deref(), back);
         self.truth.resets += 1;
         self.dosing = None;
+        // The telemetry app starts again over its flash log.
+        self.telemetry = TelemetryCore::new(self.flash.clone());
         self.note(back, "power restored; cores rebuilt from saved state");
         self.settle(back);
         self.boot_dosing(back);
@@ -614,9 +902,12 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
     prescription.device_id = board::SIM_DEVICE_ID;
     prescription.serial = 1;
     prescription.issued_time_ms = SIM_EPOCH_UTC_MS;
+    let flash = SimFlash::new(LOG_SLOTS);
     let mut sim = Sim {
         config: board_config,
         core,
+        telemetry: TelemetryCore::new(flash.clone()),
+        flash,
         dosing: None,
         dosing_saved: SavedState::new(CatheterContents::Unknown),
         dosing_wake: None,
@@ -627,14 +918,17 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
         },
         log: Vec::new(),
         commands: Vec::new(),
-        status_seq: 0,
+        host_sequence: 1,
+        read_from: 0,
         truth: Truth::default(),
         prescription: prescription.clone(),
     };
 
-    // Boot: the clinic sets the clock, installs the prescription (signed
-    // with the simulator's test-only key) and fills the reservoir.
+    // Boot: the apps start; over the link the clinic sets the clock,
+    // installs the prescription (signed with the simulator's test-only
+    // key) and fills the reservoir.
     sim.note(0, "boot: simulated pump (pumpctl simulate)");
+    sim.boot_dosing(0);
     sim.programmer(
         0,
         Message::SetClock(SetClock {
@@ -652,8 +946,7 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
             concentration_ug_per_ml: prescription.concentration_ug_per_ml,
         }),
     );
-    sim.boot_dosing(0);
-    sim.status_snapshot(0);
+    sim.host_readout(0);
 
     let presses = press_times(&cfg.events, cfg.days, cfg.seed);
     let mut press_i = 0;
@@ -728,27 +1021,18 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
                         .map(|(dose, min)| (dose, (u64::from(min) * MS_PER_MIN) as u32))
                         .or(preset);
                     match bolus {
-                        Some((dose_ug, duration_ms)) if !dosing_hung => {
-                            let mut verdict = None;
-                            sim.dosing_call(t, |d, port, now| {
-                                verdict = Some(d.request_clinician_bolus(
+                        // Over the link; a hung dosing app answers nothing,
+                        // and the telemetry app refuses with NotReady.
+                        Some((dose_ug, duration_ms)) => {
+                            sim.programmer(
+                                t,
+                                Message::ClinicianBolus(ClinicianBolus {
                                     dose_ug,
                                     duration_ms,
-                                    port,
-                                    now,
-                                ));
-                            });
-                            let text = match verdict {
-                                Some(Ok(_)) => "accepted".to_string(),
-                                Some(Err(e)) => format!("refused: {}", e.name()),
-                                None => "no answer".to_string(),
-                            };
-                            sim.commands.push(format!(
-                                "{} ClinicianBolus {dose_ug} ug: {text}",
-                                crate::units::fmt_utc(sim.core.utc_ms(t))
-                            ));
+                                }),
+                            );
                         }
-                        _ => sim.commands.push(format!(
+                        None => sim.commands.push(format!(
                             "{} ClinicianBolus: no preset in the prescription and none given",
                             crate::units::fmt_utc(sim.core.utc_ms(t))
                         )),
@@ -769,8 +1053,12 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
                         }),
                     );
                 }
-                Event::Suspend => sim.programmer(t, Message::Suspend(Suspend {})),
-                Event::Resume => sim.programmer(t, Message::Resume(Resume {})),
+                Event::Suspend => {
+                    sim.programmer(t, Message::Suspend(Suspend {}));
+                }
+                Event::Resume => {
+                    sim.programmer(t, Message::Resume(Resume {}));
+                }
                 Event::SetClock { shift_min } => {
                     let utc = sim.core.utc_ms(t);
                     let new = utc.saturating_add_signed(shift_min.saturating_mul(60_000));
@@ -806,12 +1094,14 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
                         }),
                     );
                 }
-                Event::Ack(code) => sim.programmer(
-                    t,
-                    Message::AcknowledgeAlarm(pump_protocol::AcknowledgeAlarm { code: *code }),
-                ),
+                Event::Ack(code) => {
+                    sim.programmer(
+                        t,
+                        Message::AcknowledgeAlarm(pump_protocol::AcknowledgeAlarm { code: *code }),
+                    );
+                }
                 Event::ClearFault(code) => {
-                    sim.programmer(t, Message::ClearFault(ClearFault { code: *code }))
+                    sim.programmer(t, Message::ClearFault(ClearFault { code: *code }));
                 }
                 Event::PowerLoss { down_ms } => {
                     sim.power_loss(t, *down_ms);
@@ -871,10 +1161,16 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
             if sim
                 .dosing_wake
                 .is_some_and(|w| w < t + dosing_core::MIN_CHECKIN_PERIOD_MS)
-                && sim
-                    .dosing
-                    .as_ref()
-                    .is_some_and(|d| d.next_wakeup().reason == dosing_core::WakeReason::Retry)
+                && sim.dosing.as_ref().is_some_and(|d| {
+                    // Only a schedule edge, a bolus end or a lockout end may
+                    // lie that close; anything else is busy-waiting.
+                    matches!(
+                        d.next_wakeup().reason,
+                        dosing_core::WakeReason::Retry
+                            | dosing_core::WakeReason::Watchdog
+                            | dosing_core::WakeReason::Idle
+                    )
+                })
             {
                 sim.truth.dosing_busy_wakeups += 1;
             }
@@ -886,13 +1182,17 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
             }
         }
         if next_status <= t {
-            sim.status_snapshot(t);
+            sim.host_readout(t);
             next_status += MS_PER_DAY;
         }
     }
     bar.finish_and_clear();
     sim.core.platform_mut().now_ms = end_ms;
     sim.settle(end_ms);
+    // The clinic reads out whatever the last daily read did not fetch.
+    if next_status - MS_PER_DAY < end_ms {
+        sim.host_readout(end_ms);
+    }
 
     let platform = sim.core.platform();
     let nl_per_step = u64::from(NL_PER_STEP);

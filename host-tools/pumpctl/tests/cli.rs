@@ -752,6 +752,170 @@ fn sr_evt_003_every_press_reaches_the_log_through_the_capsule() {
         .all(|v| sequences.contains(&v["sequence"].as_u64().unwrap())));
 }
 
+// ------------------------------------------- telemetry app and host link --
+
+const FROM_LOG: u64 = 1;
+
+/// Frames of a decoded log that are stored events (read back from the
+/// telemetry app's log), in the order the host received them.
+fn logged_events(items: &[Value]) -> Vec<&Value> {
+    items
+        .iter()
+        .filter(|v| v["flags"].as_u64().is_some_and(|f| f & FROM_LOG != 0))
+        .collect()
+}
+
+#[test]
+fn sr_host_008_telemetry_log_is_what_the_host_read_over_the_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = simulate(
+        dir.path(),
+        &example("baclofen-flex.toml"),
+        3,
+        Some("d0 00:00 patient-presses per_day=4\nd1 10:00 refill volume_ul=20000\n"),
+        &[],
+    );
+    let items = decode_json(&dir.path().join("out/telemetry.log"));
+    // Every frame is either a stored event read back with `ReadLog`
+    // (FROM_LOG) or the telemetry app's answer to a host request.
+    for v in items.iter().filter(|v| v.get("kind").is_some()) {
+        let from_log = v["flags"].as_u64().unwrap() & FROM_LOG != 0;
+        let answer = matches!(kind(v), "Ack" | "Nack" | "StatusSnapshot" | "LogChunkEnd");
+        assert!(from_log != answer, "{v}");
+    }
+    // The stored events arrive once each, in sequence, with no gap.
+    let events = logged_events(&items);
+    let sequences: Vec<u64> = events
+        .iter()
+        .map(|v| v["sequence"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sequences, (0..sequences.len() as u64).collect::<Vec<_>>());
+    assert!(!events.iter().any(|v| kind(v) == "LogGap"));
+    // The host read daily: a status and the log, up to the end.
+    let statuses = items.iter().filter(|v| kind(v) == "StatusSnapshot").count();
+    assert_eq!(statuses, 4);
+    let last_end = items
+        .iter()
+        .rev()
+        .find(|v| kind(v) == "LogChunkEnd")
+        .unwrap();
+    assert_eq!(last_end["fields"]["more"], false);
+    assert_eq!(
+        last_end["fields"]["next_sequence"].as_u64().unwrap(),
+        sequences.len() as u64
+    );
+    // Programmer commands went over the link and were acknowledged.
+    let acks: Vec<&str> = items
+        .iter()
+        .filter(|v| kind(v) == "Ack")
+        .map(|v| v["fields"]["request_kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        acks,
+        ["SetClock", "InstallPrescription", "Refill", "Refill"]
+    );
+    assert_eq!(summary["log"]["lost_events"], 0);
+}
+
+#[test]
+fn sr_host_008_refused_programmer_commands_get_the_capsules_nack() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = simulate(
+        dir.path(),
+        &example("baclofen-flex.toml"),
+        1,
+        Some(
+            "d0 08:00 clear-fault code=motor-stall\n\
+             d0 09:00 dosing-hang\n\
+             d0 09:05 clinician-bolus dose_ug=20 duration_min=10\n\
+             d0 10:00 dosing-restart\n\
+             d0 11:00 refill volume_ul=30000\n",
+        ),
+        &[],
+    );
+    let commands: Vec<&str> = summary["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    // No stall to clear; the hung dosing app cannot take a bolus; 30 mL do
+    // not fit the 20 mL reservoir.
+    assert!(
+        commands[3].ends_with("ClearFault: refused: InvalidArgument"),
+        "{commands:?}"
+    );
+    assert!(
+        commands[4].ends_with("ClinicianBolus 20 ug: refused: NotReady"),
+        "{commands:?}"
+    );
+    assert!(
+        commands[5].ends_with("Refill: refused: InvalidArgument"),
+        "{commands:?}"
+    );
+    let items = decode_json(&dir.path().join("out/telemetry.log"));
+    let nacks: Vec<(&str, &str)> = items
+        .iter()
+        .filter(|v| kind(v) == "Nack")
+        .map(|v| {
+            (
+                v["fields"]["request_kind"].as_str().unwrap(),
+                v["fields"]["error"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        nacks,
+        [
+            ("ClearFault", "InvalidArgument"),
+            ("ClinicianBolus", "NotReady"),
+            ("Refill", "InvalidArgument")
+        ]
+    );
+}
+
+#[test]
+fn sr_host_008_the_telemetry_log_survives_a_power_loss() {
+    // The host reads at midnight; the power fails at noon. What the
+    // telemetry app had stored in the morning is still read the next
+    // midnight, from its flash, with nothing lost or repeated.
+    let dir = tempfile::tempdir().unwrap();
+    let summary = simulate(
+        dir.path(),
+        &example("baclofen-flex.toml"),
+        2,
+        Some("d0 12:00 power-loss down_min=10\n"),
+        &[],
+    );
+    assert_eq!(summary["truth"]["resets"], 1);
+    let items = decode_json(&dir.path().join("out/telemetry.log"));
+    let events = logged_events(&items);
+    let noon = 1_735_689_600_000u64 + 12 * 3_600_000;
+    let morning = events
+        .iter()
+        .filter(|v| kind(v) == "DeliveryRecord" && v["fields"]["time_ms"].as_u64().unwrap() < noon)
+        .count();
+    assert!(morning >= 11, "{morning} morning records");
+    assert!(!events.iter().any(|v| kind(v) == "LogGap"));
+    let mut sequences: Vec<u64> = events
+        .iter()
+        .map(|v| v["sequence"].as_u64().unwrap())
+        .collect();
+    let n = sequences.len();
+    sequences.dedup();
+    assert_eq!(sequences.len(), n, "a stored event was read twice");
+    // The interrupted basal run is in the log, and the log accounts for
+    // every step the motor made.
+    assert!(events
+        .iter()
+        .any(|v| kind(v) == "DeliveryRecord" && v["fields"]["outcome"] == "Interrupted"));
+    let d = &summary["delivered"];
+    assert_eq!(
+        d["by_log_nl"].as_u64().unwrap() + d["in_flight_at_end_nl"].as_u64().unwrap(),
+        d["motor_commanded_nl"].as_u64().unwrap()
+    );
+}
+
 // --------------------------------------------------------------- rx check --
 
 #[test]
