@@ -590,6 +590,14 @@ pub struct Truth {
     pub dosing_busy_wakeups: u64,
     /// Simulated milliseconds.
     pub simulated_ms: u64,
+    /// Requests the host sent over the link.
+    pub host_requests: u64,
+    /// `ReadLog` chunks the host read.
+    pub log_chunks: u64,
+    /// Stored events the host read back from the telemetry app's log.
+    pub events_read: u64,
+    /// Programmer commands the telemetry app acknowledged.
+    pub commands_acknowledged: u64,
 }
 
 struct Sim {
@@ -729,12 +737,18 @@ impl Sim {
             input = input.get(progress.consumed..).unwrap_or_default();
         }
         self.log.extend_from_slice(&out.0);
+        self.truth.host_requests += 1;
         let mut answers = Vec::new();
+        let mut events_read = 0;
         StreamDecoder::new().feed(&out.0, |item| {
             if let StreamItem::Frame { frame, .. } = item {
+                if frame.header.flags & pump_protocol::flags::FROM_LOG != 0 {
+                    events_read += 1;
+                }
                 answers.push(frame.message);
             }
         });
+        self.truth.events_read += events_read;
         answers
     }
 
@@ -749,6 +763,7 @@ impl Sim {
         };
         let answers = self.host_request(t, message.clone());
         let accepted = matches!(answers.as_slice(), [Message::Ack(_)]);
+        self.truth.commands_acknowledged += u64::from(accepted);
         let verdict = match answers.as_slice() {
             [Message::Ack(_)] => "accepted".to_string(),
             [Message::Nack(n)] => format!("refused: {}", n.error.name()),
@@ -778,6 +793,7 @@ impl Sim {
                     max_frames: telemetry_core::MAX_LOG_CHUNK_FRAMES,
                 }),
             );
+            self.truth.log_chunks += 1;
             let Some(Message::LogChunkEnd(end)) = answers.last() else {
                 return;
             };

@@ -265,6 +265,14 @@ fn summary_text(
                 .saturating_sub(u64::from(t.final_reservoir_nl))
         ),
     ));
+    s.push_str(&format!(
+        "host link: {} logged events read back from the telemetry app in {} ReadLog chunks ({} lost); {} programmer commands, {} acknowledged\n",
+        t.events_read,
+        t.log_chunks,
+        h.lost_events,
+        r.commands.len(),
+        t.commands_acknowledged,
+    ));
     if t.dosing_busy_wakeups > 0 {
         s.push_str(&format!(
             "warning: the dosing app busy-waited: {} wake-ups asked to retry within {} ms ({} wake-ups in all)\n",

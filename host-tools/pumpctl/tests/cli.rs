@@ -815,6 +815,9 @@ fn sr_host_008_telemetry_log_is_what_the_host_read_over_the_link() {
         ["SetClock", "InstallPrescription", "Refill", "Refill"]
     );
     assert_eq!(summary["log"]["lost_events"], 0);
+    let t = &summary["truth"];
+    assert_eq!(t["events_read"].as_u64().unwrap(), sequences.len() as u64);
+    assert_eq!(t["commands_acknowledged"], 4);
 }
 
 #[test]
