@@ -395,7 +395,7 @@ pub fn analyze(tree: &dyn Tree) -> Soup {
     lockfiles.dedup();
     for lock_path in lockfiles {
         let project_dir = parent(&lock_path).unwrap_or("").to_string();
-        let packages = match parse_lockfile(&tree.read(&lock_path).unwrap_or_default()) {
+        let mut packages = match parse_lockfile(&tree.read(&lock_path).unwrap_or_default()) {
             Ok(p) => p,
             Err(e) => {
                 soup.errors.push(format!("{lock_path}: {e}"));
@@ -409,6 +409,7 @@ pub fn analyze(tree: &dyn Tree) -> Soup {
                 continue;
             }
         };
+        attribute_path_patched(tree, &project_dir, &manifests, &mut packages);
         let count = packages.iter().filter(|p| p.source.is_some()).count();
         analyze_lock(
             &lock_path,
@@ -421,6 +422,61 @@ pub fn analyze(tree: &dyn Tree) -> Soup {
     }
     soup.packages = rows.into_values().collect();
     soup
+}
+
+/// Firmware projects build offline with their upstream git dependencies
+/// patched to local paths, so their lockfile lists those packages with no
+/// source, like our own crates. A sourceless package with no manifest of ours
+/// is upstream: attribute it to the git source the project's `Cargo.toml` pins,
+/// when it pins exactly one (otherwise it stays unattributed and is reported).
+pub fn attribute_path_patched(
+    tree: &dyn Tree,
+    project_dir: &str,
+    manifests: &BTreeMap<String, Manifest>,
+    packages: &mut [LockPackage],
+) {
+    let manifest_path = if project_dir.is_empty() {
+        "Cargo.toml".to_string()
+    } else {
+        format!("{project_dir}/Cargo.toml")
+    };
+    let Some(pin) = tree
+        .read(&manifest_path)
+        .and_then(|text| single_git_pin(&text))
+    else {
+        return;
+    };
+    for p in packages
+        .iter_mut()
+        .filter(|p| p.source.is_none() && !manifests.contains_key(&p.name))
+    {
+        p.source = Some(pin.clone());
+    }
+}
+
+/// The one `git` + `rev` pair a manifest's dependency tables use, as a
+/// lockfile source string (`git+URL?rev=REV#REV`).
+pub fn single_git_pin(manifest: &str) -> Option<String> {
+    let table: toml::Table = manifest.parse().ok()?;
+    let mut pins = BTreeSet::new();
+    for section in ["dependencies", "build-dependencies", "dev-dependencies"] {
+        let Some(deps) = table.get(section).and_then(|v| v.as_table()) else {
+            continue;
+        };
+        for spec in deps.values().filter_map(|v| v.as_table()) {
+            if let (Some(git), Some(rev)) = (
+                spec.get("git").and_then(|v| v.as_str()),
+                spec.get("rev").and_then(|v| v.as_str()),
+            ) {
+                pins.insert(format!("git+{git}?rev={rev}#{rev}"));
+            }
+        }
+    }
+    if pins.len() == 1 {
+        pins.into_iter().next()
+    } else {
+        None
+    }
 }
 
 /// Adds one lockfile's SOUP packages and their users to `rows`.
@@ -934,5 +990,17 @@ mod tests {
             source_url("git+https://github.com/tock/tock.git?rev=1#2"),
             "https://github.com/tock/tock"
         );
+    }
+
+    #[test]
+    fn single_git_pin_names_the_one_pinned_upstream() {
+        let one = "[dependencies]\nkernel = { git = \"https://github.com/tock/tock\", rev = \"abc\" }\ncore = { path = \"../core\" }\n";
+        assert_eq!(
+            single_git_pin(one).as_deref(),
+            Some("git+https://github.com/tock/tock?rev=abc#abc")
+        );
+        let two = "[dependencies]\na = { git = \"https://x/a\", rev = \"1\" }\nb = { git = \"https://x/b\", rev = \"2\" }\n";
+        assert_eq!(single_git_pin(two), None);
+        assert_eq!(single_git_pin("[dependencies]\nserde = \"1\"\n"), None);
     }
 }
