@@ -7,24 +7,20 @@
 //! sleeps until the core's next wake-up or an upcall, whichever is first;
 //! there is no periodic tick.
 //!
-//! Limits of this glue, all for lack of a kernel interface:
-//! - The wall clock for the time-of-day basal schedule is the monotonic
-//!   clock from [`UTC_AT_BOOT_MS`]: no capsule command reports the UTC
-//!   time the telemetry app sets (`StatusSnapshot::time_ms` needs a
-//!   snapshot command the capsule does not have).
+//! Limits of this glue:
+//! - The wall clock for the time-of-day basal schedule: the monotonic clock
+//!   from [`UTC_AT_BOOT_MS`] until the first status snapshot (command 20),
+//!   then the capsule's UTC time (which the programmer sets) plus the
+//!   monotonic time since.
 //! - `SavedState` lives in RAM only (no app storage driver on the boards
 //!   yet): after a reset the catheter contents are `Unknown`, which the
 //!   core treats conservatively (no guessed priming or bridge bolus).
 //! - Programmer commands relayed by the telemetry app (IPC) are not wired;
 //!   the app picks up a new prescription when it next wakes (at most
-//!   [`IDLE_WAKE_MS`] later, or at the next upcall). In their place, when
-//!   the capsule's state goes from stopped (fault, suspended, no
-//!   prescription) to running, the app tells the core as if the programmer
-//!   had resumed therapy, which lifts the hold on requests refused while
-//!   stopped. A refill's drug and concentration therefore do not reach the
-//!   core (no bridge bolus after a drug change) until IPC is wired.
-//! - `status()` is built from command 1 (state, top alarm, reservoir, 24 h
-//!   volume) and the basal rate this app set; the rest reads as unknown.
+//!   [`IDLE_WAKE_MS`] later, or at the next upcall), and it resumes once the
+//!   capsule can deliver again (`dosing-core`, SR-DOS-013). A refill's drug
+//!   and concentration do not reach the core (no bridge bolus after a drug
+//!   change) until IPC is wired.
 #![no_main]
 #![no_std]
 
@@ -42,9 +38,7 @@ use libtock_infusion::rt::{Clock, TimerFlag, WakeTimer, ALARM_DRIVER_NUM};
 use libtock_infusion::{BolusKind, Event, InfusionListener, Refused, Subscriptions};
 use libtock_platform::subscribe::Subscribe;
 use libtock_platform::{share, Syscalls};
-use pump_protocol::{
-    AlarmCode, DeliveryKind, DeliveryOutcome, ErrorCode, Message, PumpState, Resume, StatusSnapshot,
-};
+use pump_protocol::{DeliveryKind, DeliveryOutcome, ErrorCode, StatusSnapshot};
 
 set_main! {main}
 // dosing-core's `service` alone needs a 4.6 KiB frame (measured with
@@ -61,6 +55,8 @@ const IDLE_WAKE_MS: u32 = 2_000;
 const MAX_SLEEP_MS: u64 = 60_000;
 /// The wall clock at boot: 2025-01-01T00:00:00Z (see the module docs).
 const UTC_AT_BOOT_MS: u64 = 1_735_689_600_000;
+/// Room for a postcard `StatusSnapshot` (command 20).
+const STATUS_BUF_LEN: usize = 64;
 
 fn refusal(refused: Refused) -> ErrorCode {
     if refused.reason != 0 {
@@ -71,19 +67,17 @@ fn refusal(refused: Refused) -> ErrorCode {
     }
 }
 
-/// The capsule, as `dosing-core` sees it.
+/// The capsule, as `dosing-core` sees it. Keeps the capsule's UTC time
+/// from the last snapshot, to run the wall clock.
 struct Capsule {
-    /// The basal rate this app last set and the capsule has not ended since
-    /// (the capsule has no command that reports it).
-    basal_nl_per_h: u32,
-    utc_ms: u64,
+    /// (capsule UTC, own monotonic time) at the last snapshot.
+    utc_anchor: Option<(u64, u64)>,
+    monotonic_ms: u64,
 }
 
 impl DosingCapsule for Capsule {
     fn set_basal(&mut self, rate_nl_per_h: u32) -> Result<(), ErrorCode> {
-        Infusion::set_basal(rate_nl_per_h).map_err(refusal)?;
-        self.basal_nl_per_h = rate_nl_per_h;
-        Ok(())
+        Infusion::set_basal(rate_nl_per_h).map_err(refusal)
     }
 
     fn start_bolus(
@@ -125,24 +119,21 @@ impl DosingCapsule for Capsule {
             .map_err(refusal)
     }
 
-    /// Command 1 is a summary: pump state, top alarm, reservoir and 24 h
-    /// volume. The basal rate is the one this app set; the rest (serial,
-    /// running bolus, patient boluses, refill-by time) the capsule does not
-    /// report and reads as unknown (zero / none).
     fn status(&mut self) -> Result<StatusSnapshot, ErrorCode> {
-        let status = Infusion::status().map_err(refusal)?;
-        Ok(StatusSnapshot {
-            time_ms: self.utc_ms,
-            pump_state: PumpState::from_code(status.state),
-            prescription_serial: 0,
-            basal_rate_nl_per_h: self.basal_nl_per_h,
-            bolus_remaining_nl: 0,
-            reservoir_nl: status.reservoir_nl,
-            delivered_24h_nl: status.delivered_24h_nl,
-            patient_boluses_24h: 0,
-            top_alarm: (status.top_alarm != 0).then(|| AlarmCode::from_code(status.top_alarm)),
-            refill_by_time_ms: None,
-        })
+        let mut buf = [0u8; STATUS_BUF_LEN];
+        let len = Infusion::full_status(&mut buf).map_err(refusal)?;
+        let status: StatusSnapshot = postcard::from_bytes(buf.get(..len).unwrap_or_default())
+            .map_err(|_| ErrorCode::BadPayload)?;
+        self.utc_anchor = Some((status.time_ms, self.monotonic_ms));
+        Ok(status)
+    }
+
+    fn report_patient_denial(
+        &mut self,
+        reason: ErrorCode,
+        lockout_remaining_ms: u32,
+    ) -> Result<(), ErrorCode> {
+        Infusion::report_patient_denial(reason.code(), lockout_remaining_ms).map_err(refusal)
     }
 }
 
@@ -246,11 +237,16 @@ fn main() {
         say(&[b"dosing: no alarm driver\n"]);
         return;
     };
-    let now = || {
+    let now = |capsule: &mut Capsule| {
         let monotonic_ms = clock.now_ms();
+        capsule.monotonic_ms = monotonic_ms;
+        let utc_ms = match capsule.utc_anchor {
+            Some((utc, at)) => utc.saturating_add(monotonic_ms.saturating_sub(at)),
+            None => UTC_AT_BOOT_MS + monotonic_ms,
+        };
         Now {
             monotonic_ms,
-            utc_ms: UTC_AT_BOOT_MS + monotonic_ms,
+            utc_ms,
         }
     };
     let config = DosingConfig {
@@ -262,8 +258,8 @@ fn main() {
     // this is the only reference to it.
     let core = init_core(unsafe { &mut *core::ptr::addr_of_mut!(CORE) }, config);
     let mut capsule = Capsule {
-        basal_nl_per_h: 0,
-        utc_ms: UTC_AT_BOOT_MS,
+        utc_anchor: None,
+        monotonic_ms: 0,
     };
 
     let pending = Pending {
@@ -301,38 +297,16 @@ fn main() {
             b"dosing: started (no button)\n"
         }]);
 
-        let mut wake: Wakeup = core.wake(&mut capsule, now());
+        let t = now(&mut capsule);
+        let mut wake: Wakeup = core.wake(&mut capsule, t);
         let mut had_prescription = false;
-        let mut last_state = PumpState::NoPrescription;
         loop {
-            // Stopped -> running: the programmer must have resumed, cleared
-            // a fault or refilled (see the module docs).
-            if let Ok(status) = Infusion::status() {
-                let state = PumpState::from_code(status.state);
-                if state == PumpState::Running && state != last_state {
-                    let t = now();
-                    capsule.utc_ms = t.utc_ms;
-                    wake = core.on_programmer_command(&Message::Resume(Resume {}), &mut capsule, t);
-                }
-                last_state = state;
-            }
-            let t = now();
-            capsule.utc_ms = t.utc_ms;
+            let t = now(&mut capsule);
             if t.monotonic_ms >= wake.at_monotonic_ms || timer.take() {
                 wake = core.wake(&mut capsule, t);
             }
             while let Some(event) = pending.pop() {
-                let t = now();
-                capsule.utc_ms = t.utc_ms;
-                if let Event::DeliveryDone { kind, outcome, .. } = event {
-                    let basal = matches!(
-                        DeliveryKind::from_code(kind),
-                        DeliveryKind::Basal | DeliveryKind::SilenceFallback
-                    );
-                    if basal && DeliveryOutcome::from_code(outcome) != DeliveryOutcome::Checkpoint {
-                        capsule.basal_nl_per_h = 0;
-                    }
-                }
+                let t = now(&mut capsule);
                 wake = match event {
                     Event::DeliveryDone {
                         kind,
@@ -351,7 +325,8 @@ fn main() {
                 };
             }
             if pending.button.replace(false) {
-                let verdict = core.request_patient_bolus(&mut capsule, now());
+                let t = now(&mut capsule);
+                let verdict = core.request_patient_bolus(&mut capsule, t);
                 report_verdict(&verdict);
                 wake = core.next_wakeup();
             }
@@ -364,7 +339,7 @@ fn main() {
                     b"dosing: no valid prescription\n"
                 }]);
             }
-            let t = now().monotonic_ms;
+            let t = now(&mut capsule).monotonic_ms;
             // At least one tick: a wake-up already due is served next turn.
             let sleep = wake.at_monotonic_ms.saturating_sub(t).min(MAX_SLEEP_MS);
             let _ = WakeTimer::<TockSyscalls>::arm(clock.ticks_for(sleep));

@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod link;
 pub mod rt;
 
 use libtock_platform::allow_ro::AllowRo;
@@ -74,6 +75,10 @@ pub mod command {
     pub const PATIENT_BOLUS_STATE: u32 = 18;
     /// Number of queued events.
     pub const PENDING_EVENTS: u32 = 19;
+    /// Full status snapshot (read-write allow 0).
+    pub const FULL_STATUS: u32 = 20;
+    /// Log a patient-bolus press the dosing app refused itself.
+    pub const REPORT_PATIENT_DENIAL: u32 = 21;
 }
 
 /// Subscribe numbers.
@@ -398,6 +403,24 @@ impl<S: Syscalls> Infusion<S> {
         outcome(
             S::command(DRIVER_NUM, command::PENDING_EVENTS, 0, 0),
             |ret| ret.get_success_u32(),
+        )
+    }
+
+    /// Command 20: the full status snapshot, a postcard
+    /// `pump_protocol::StatusSnapshot`, into `buf`; returns its length.
+    pub fn full_status(buf: &mut [u8]) -> Result<usize, Refused> {
+        Self::with_output(command::FULL_STATUS, buf, |ret| {
+            ret.get_success_u32().map(|len| len as usize)
+        })
+    }
+
+    /// Command 21: log a patient-bolus press the dosing app refused under
+    /// the therapy's own rules (`reason`: a `pump_protocol::ErrorCode` code).
+    pub fn report_patient_denial(reason: u16, lockout_remaining_ms: u32) -> Result<(), Refused> {
+        Self::call(
+            command::REPORT_PATIENT_DENIAL,
+            reason.into(),
+            lockout_remaining_ms,
         )
     }
 

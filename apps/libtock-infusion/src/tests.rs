@@ -359,3 +359,58 @@ fn clock_extends_wrapping_ticks_and_timer_sets_its_flag() {
         assert!(!flag.take());
     });
 }
+
+#[test]
+fn full_status_and_denial_report() {
+    struct Status {
+        denial: Cell<Option<(u32, u32)>>,
+        output: RefCell<RwAllowBuffer>,
+    }
+    impl fake::SyscallDriver for Status {
+        fn info(&self) -> DriverInfo {
+            DriverInfo::new(DRIVER_NUM).upcall_count(4)
+        }
+        fn allow_readwrite(
+            &self,
+            _num: u32,
+            buffer: RwAllowBuffer,
+        ) -> Result<RwAllowBuffer, (RwAllowBuffer, ErrorCode)> {
+            Ok(self.output.replace(buffer))
+        }
+        fn command(&self, num: u32, a: u32, b: u32) -> libtock_platform::CommandReturn {
+            match num {
+                command::FULL_STATUS => {
+                    let mut out = self.output.borrow_mut();
+                    if out.len() < 3 {
+                        return command_return::failure_u32(ErrorCode::Invalid, 21);
+                    }
+                    out[..3].copy_from_slice(&[1, 2, 3]);
+                    command_return::success_u32(3)
+                }
+                command::REPORT_PATIENT_DENIAL => {
+                    self.denial.set(Some((a, b)));
+                    command_return::success()
+                }
+                _ => command_return::failure(ErrorCode::NoSupport),
+            }
+        }
+    }
+    let kernel = fake::Kernel::new();
+    let driver = Rc::new(Status {
+        denial: Cell::new(None),
+        output: Default::default(),
+    });
+    kernel.add_driver(&driver);
+    let mut buf = [0u8; 8];
+    assert_eq!(Api::full_status(&mut buf), Ok(3));
+    assert_eq!(&buf[..3], &[1, 2, 3]);
+    assert_eq!(
+        Api::full_status(&mut buf[..2]),
+        Err(Refused {
+            code: ErrorCode::Invalid,
+            reason: 21
+        })
+    );
+    assert_eq!(Api::report_patient_denial(16, 3_600_000), Ok(()));
+    assert_eq!(driver.denial.get(), Some((16, 3_600_000)));
+}

@@ -7,11 +7,12 @@
 //!   log (commands 10, 19) and forwards the drained frames to the host link
 //!   as they are (live telemetry; `ReadLog` answers carry the `FROM_LOG`
 //!   flag instead).
-//! - It reads the host link one byte at a time through the console driver
-//!   (so bytes the app has not asked for stay in the UART and nothing is
-//!   lost), hands them to `service_link`, and writes the answers back.
-//!   Console writes go out whole, so the frames never mix with other apps'
-//!   text on the shared QEMU UART.
+//! - It reads the host link (the board's link driver, which only this app
+//!   may use) one byte at a time, so bytes the app has not asked for stay in
+//!   the UART and nothing is lost; hands them to `service_link`; and writes
+//!   the answers back. Each write goes out whole, so on QEMU, where the link
+//!   shares the UART with the console, frames never mix with other apps'
+//!   text.
 //!
 //! Limits of this glue, all for lack of a kernel interface:
 //! - The log is kept in the app's RAM ([`LOG_SLOTS`] records), not in flash:
@@ -19,8 +20,6 @@
 //! - Boluses the programmer asks for need IPC to the dosing app, which is
 //!   not wired: they are refused with `NoSupport` (the patient's Button 1
 //!   goes to the dosing app directly).
-//! - `GetStatus` is refused with `NoSupport`: the capsule has no command
-//!   returning the whole status snapshot.
 //! - UTC is the monotonic clock from [`UTC_AT_BOOT_MS`] until the
 //!   programmer sets the clock, then the time it set.
 #![no_main]
@@ -55,11 +54,7 @@ const POLL_MS: u64 = 1_000;
 /// The wall clock at boot: 2025-01-01T00:00:00Z (see the module docs).
 const UTC_AT_BOOT_MS: u64 = 1_735_689_600_000;
 
-/// The console driver (host link).
-const CONSOLE: u32 = 1;
-const CONSOLE_READ: u32 = 2;
-const CONSOLE_READ_BUFFER: u32 = 1;
-const CONSOLE_READ_DONE: u32 = 2;
+use libtock_infusion::link::{self, Link, LINK_DRIVER_NUM};
 
 fn refusal(refused: Refused) -> ErrorCode {
     if refused.reason != 0 {
@@ -153,7 +148,9 @@ impl TelemetryCapsule for Capsule {
     }
 
     fn status(&mut self) -> Result<StatusSnapshot, ErrorCode> {
-        Err(ErrorCode::NoSupport)
+        let mut buf = [0u8; 64];
+        let len = Infusion::full_status(&mut buf).map_err(refusal)?;
+        postcard::from_bytes(buf.get(..len).unwrap_or_default()).map_err(|_| ErrorCode::BadPayload)
     }
 }
 
@@ -188,7 +185,7 @@ static mut LINK_OUT: [u8; LINK_OUT_LEN] = [0; LINK_OUT_LEN];
 
 fn write_link(bytes: &[u8]) {
     if !bytes.is_empty() {
-        let _ = Console::write(bytes);
+        let _ = Link::<TockSyscalls>::write(bytes);
     }
 }
 
@@ -260,20 +257,20 @@ fn main() {
             let read_done: Cell<Option<(u32, u32)>> = Cell::new(None);
             let started = share::scope::<
                 (
-                    AllowRw<'_, TockSyscalls, CONSOLE, CONSOLE_READ_BUFFER>,
-                    Subscribe<'_, TockSyscalls, CONSOLE, CONSOLE_READ_DONE>,
+                    AllowRw<'_, TockSyscalls, LINK_DRIVER_NUM, { link::BUFFER }>,
+                    Subscribe<'_, TockSyscalls, LINK_DRIVER_NUM, { link::READ_DONE }>,
                 ),
                 _,
                 _,
             >(|handle| {
                 let (buffer, done) = handle.split();
-                TockSyscalls::allow_rw::<DefaultConfig, CONSOLE, CONSOLE_READ_BUFFER>(
+                TockSyscalls::allow_rw::<DefaultConfig, LINK_DRIVER_NUM, { link::BUFFER }>(
                     buffer, &mut byte,
                 )?;
-                TockSyscalls::subscribe::<_, _, DefaultConfig, CONSOLE, CONSOLE_READ_DONE>(
+                TockSyscalls::subscribe::<_, _, DefaultConfig, LINK_DRIVER_NUM, { link::READ_DONE }>(
                     done, &read_done,
                 )?;
-                TockSyscalls::command(CONSOLE, CONSOLE_READ, 1, 0).to_result::<(), _>()?;
+                TockSyscalls::command(LINK_DRIVER_NUM, link::READ, 1, 0).to_result::<(), _>()?;
                 loop {
                     service(&mut core);
                     if read_done.get().is_some() {

@@ -347,6 +347,20 @@ fn scenario(pump: &mut Pump, install: &[u8]) -> Result<(), String> {
     }))?;
     pump.expect_ack(MessageKind::Refill, 10)?;
     pump.wait_text("dosing: prescription adopted", 15)?;
+    pump.send(Message::GetStatus(pump_protocol::GetStatus {}))?;
+    let status = pump.wait("a StatusSnapshot answer", 10, |link| {
+        link.frames.iter().find_map(|f| match &f.message {
+            Message::StatusSnapshot(s) if f.header.flags == 0 => Some(s.clone()),
+            _ => None,
+        })
+    })?;
+    pump.log(&format!(
+        "GetStatus: {:?}, basal {} nL/h, reservoir {} nL, prescription serial {}",
+        status.pump_state,
+        status.basal_rate_nl_per_h,
+        status.reservoir_nl,
+        status.prescription_serial
+    ));
 
     // 3. Basal runs; the patient asks for a bolus, then again too soon.
     thread::sleep(Duration::from_secs(12));

@@ -68,7 +68,11 @@ check "basal delivered (DeliveryRecord Basal, volume > 0)" \
 check "patient bolus granted once (PatientBolusGranted)" eq "$(count PatientBolusGranted)" 1
 check "patient bolus delivered in full (DeliveryRecord PatientBolus Completed 20000 nL)" \
     eq "$(live DeliveryRecord | grep '"delivery_kind":"PatientBolus"' | grep '"outcome":"Completed"' | grep -c '"volume_nl":20000')" 1
-check "second request refused by the lockout" eq "$(text 'dosing: patient bolus denied: LockoutActive')" 1
+denied_text=$(text 'dosing: patient bolus denied: LockoutActive')
+denied_events=$(live PatientBolusDenied | grep -c 'LockoutActive' || true)
+check "second request refused by the lockout (dosing app; logged PatientBolusDenied LockoutActive)" \
+    sh -c "[ $denied_text -eq 1 ] && [ $denied_events -eq 1 ]"
+check "status answered (GetStatus -> StatusSnapshot)" ge "$(count StatusSnapshot)" 1
 check "stall raised a high-priority alarm (AlarmRaised MotorStall High)" \
     eq "$(live AlarmRaised | grep '"code":"MotorStall"' | grep -c '"priority":"High"')" 1
 check "stall aborted the running basal (DeliveryRecord Aborted)" \

@@ -17,10 +17,12 @@
 //!   buzzer, three priority LEDs, and RAM-backed storage. The host reaches
 //!   that hardware through a VirtIO keyboard (QEMU monitor `sendkey`): F1 is
 //!   Button 1, F5 jams the motor, F6 frees it.
-//! - The one UART carries the apps' text and the telemetry app's frames
-//!   (text never contains `0x00`, frames are `0x00 COBS 0x00`; each app
-//!   write goes out whole). Only the telemetry app reads it, unless the
-//!   `process-console` feature starts Tock's process console. Kernel
+//! - The one UART carries the apps' text (console, driver 1) and the
+//!   telemetry link (a second console at `infusion::policy::LINK_DRIVER_NUM`
+//!   that only the telemetry app may use; text never contains `0x00`, frames
+//!   are `0x00 COBS 0x00`; each app write goes out whole). No app may read
+//!   the console, so the link's input is the telemetry app's alone (unless
+//!   the `process-console` feature starts Tock's process console). Kernel
 //!   `debug!` text goes to QEMU's semihosting console instead (`semihost`).
 
 #![no_std]
@@ -82,10 +84,10 @@ static mut CHIP: Option<&'static Chip> = None;
 static mut PROCESS_PRINTER: Option<&'static capsules_system::process_printer::ProcessPrinterText> =
     None;
 
-// infusion-core's `InfusionCore::restore` needs a ~47 KiB frame at opt-level
-// "z" (it builds the ~11 KiB core and its saved state by value); everything
-// else stays below 16 KiB.
-kernel::stack_size! {0x10000}
+// The deepest kernel frame is the capsule's restore at boot (about 23 KiB:
+// `InfusionCore::restore_from` decodes and re-verifies the saved state);
+// prescription verification on a command needs about 12 KiB.
+kernel::stack_size! {0x8000}
 
 /// A faulting app is reported to the capsule (an `AppFault` event and
 /// alarm) and restarted; after this many restarts it stays stopped.
@@ -160,6 +162,8 @@ fn board_config() -> BoardConfig {
 
 struct Platform {
     console: &'static capsules_core::console::Console<'static>,
+    link: &'static capsules_core::console::Console<'static>,
+    filter: infusion::policy::PumpSyscallFilter,
     alarm: &'static capsules_core::alarm::AlarmDriver<'static, VAlarm>,
     buttons: &'static capsules_core::button::Button<'static, SimInputPin<'static>>,
     ipc: kernel::ipc::IPC<{ NUM_PROCS as u8 }>,
@@ -176,6 +180,7 @@ impl SyscallDriverLookup for Platform {
         match driver_num {
             infusion::DRIVER_NUM => f(Some(self.pump)),
             capsules_core::console::DRIVER_NUM => f(Some(self.console)),
+            infusion::policy::LINK_DRIVER_NUM => f(Some(self.link)),
             capsules_core::alarm::DRIVER_NUM => f(Some(self.alarm)),
             capsules_core::button::DRIVER_NUM => f(Some(self.buttons)),
             kernel::ipc::DRIVER_NUM => f(Some(&self.ipc)),
@@ -186,7 +191,7 @@ impl SyscallDriverLookup for Platform {
 
 impl KernelResources<Chip> for Platform {
     type SyscallDriverLookup = Self;
-    type SyscallFilter = ();
+    type SyscallFilter = infusion::policy::PumpSyscallFilter;
     type ProcessFault = ();
     type Scheduler = RoundRobinSched<'static>;
     type SchedulerTimer = VirtualSchedulerTimer<VAlarm>;
@@ -197,7 +202,7 @@ impl KernelResources<Chip> for Platform {
         self
     }
     fn syscall_filter(&self) -> &Self::SyscallFilter {
-        &()
+        &self.filter
     }
     fn process_fault(&self) -> &Self::ProcessFault {
         &()
@@ -547,6 +552,14 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
         uart_mux,
     )
     .finalize(components::console_component_static!());
+    // The telemetry link: a second console on the same UART (QEMU has one),
+    // usable by the telemetry app only (infusion::policy).
+    let link = components::console::ConsoleComponent::new(
+        board_kernel,
+        infusion::policy::LINK_DRIVER_NUM,
+        uart_mux,
+    )
+    .finalize(components::console_component_static!());
     #[cfg(feature = "process-console")]
     {
         let pconsole = components::process_console::ProcessConsoleComponent::new(
@@ -570,6 +583,8 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
 
     let platform = Platform {
         console,
+        link,
+        filter: infusion::policy::PumpSyscallFilter::new(TELEMETRY_ID),
         alarm,
         buttons,
         ipc: kernel::ipc::IPC::new(

@@ -1,5 +1,6 @@
 //! The syscall driver: `infusion_core`'s command table on a Tock kernel.
 
+use core::cell::Cell;
 use core::mem::MaybeUninit;
 use infusion_core::{command, AppId, BoardConfig, CommandResult, InfusionCore, Notification, Role};
 use kernel::grant::{AllowRoCount, AllowRwCount, Grant, GrantKernelData, UpcallCount};
@@ -57,19 +58,19 @@ struct Scratch {
     rw: [u8; RW_SCRATCH_LEN],
 }
 
-/// Static memory for the core (about 11 KiB): the board allocates it, so
-/// that the core is built in place instead of being moved around the stack.
+/// Static memory for the core (about 11 KiB): the board allocates it, and
+/// the core is built and restored in place there
+/// (`InfusionCore::new` + `restore_from`), never moved around the stack.
 pub type CoreSlot<'a> = MaybeUninit<InfusionCore<TockPlatform<'a>>>;
 
 /// The infusion capsule. See the crate documentation.
 pub struct Infusion<'a, A: Alarm<'a>> {
     alarm: &'a A,
     apps: Apps,
-    /// Configuration, platform and the core's memory until the saved record
-    /// has been read.
-    boot: MapCell<(BoardConfig, TockPlatform<'a>)>,
-    core_slot: TakeCell<'a, CoreSlot<'a>>,
+    /// The core, built in its static slot and restored there once the saved
+    /// record has been read.
     core: TakeCell<'a, InfusionCore<TockPlatform<'a>>>,
+    restored: Cell<bool>,
     clock: Clock<A::Ticks>,
     scratch: MapCell<Scratch>,
 }
@@ -142,12 +143,12 @@ impl<'a, A: Alarm<'a>> Infusion<'a, A> {
         platform: TockPlatform<'a>,
         core_slot: &'a mut CoreSlot<'a>,
     ) -> Self {
+        let core = build_core(core_slot, config, platform);
         Self {
             alarm,
             apps,
-            boot: MapCell::new((config, platform)),
-            core_slot: TakeCell::new(core_slot),
-            core: TakeCell::empty(),
+            core: TakeCell::new(core),
+            restored: Cell::new(false),
             clock: Clock::new(alarm.now()),
             scratch: MapCell::new(Scratch {
                 ro: [0; RO_SCRATCH_LEN],
@@ -172,6 +173,9 @@ impl<'a, A: Alarm<'a>> Infusion<'a, A> {
         now_ms: u64,
         f: impl FnOnce(&mut InfusionCore<TockPlatform<'a>>) -> R,
     ) -> Option<R> {
+        if !self.restored.get() {
+            return None;
+        }
         self.core.map(|core| {
             core.platform_mut().now_ms = now_ms;
             f(core)
@@ -395,17 +399,15 @@ impl<'a, A: Alarm<'a>> FaultClient for Infusion<'a, A> {
     }
 }
 
-/// Builds the core in its static slot. Not inlined, so that its large
-/// frame is only on the stack while it runs.
+/// Builds the (empty, motor disabled) core in its static slot. Not inlined,
+/// so that its frame is only on the stack while it runs.
 #[inline(never)]
-fn restore_into<'a, 'b>(
-    slot: &'b mut CoreSlot<'a>,
+fn build_core<'a>(
+    slot: &'a mut CoreSlot<'a>,
     config: BoardConfig,
     platform: TockPlatform<'a>,
-    record: Option<&[u8]>,
-    now_ms: u64,
-) -> &'b mut InfusionCore<TockPlatform<'a>> {
-    slot.write(InfusionCore::restore(config, platform, record, now_ms))
+) -> &'a mut InfusionCore<TockPlatform<'a>> {
+    slot.write(InfusionCore::new(config, platform))
 }
 
 impl<'a, A: Alarm<'a>> crate::faults::AppFaultObserver for Infusion<'a, A> {
@@ -428,12 +430,12 @@ impl<'a, A: Alarm<'a>> StoreClient for Infusion<'a, A> {
     fn loaded(&self, record: Option<&[u8]>, saved_at_ms: u64) {
         self.clock.continue_from(saved_at_ms);
         let (now_ms, _) = self.now();
-        if let (Some((config, mut platform)), Some(slot)) =
-            (self.boot.take(), self.core_slot.take())
-        {
-            platform.now_ms = now_ms;
-            self.core
-                .replace(restore_into(slot, config, platform, record, now_ms));
+        if !self.restored.get() {
+            self.core.map(|core| {
+                core.platform_mut().now_ms = now_ms;
+                core.restore_from(record, now_ms);
+            });
+            self.restored.set(true);
         }
         self.settle();
     }

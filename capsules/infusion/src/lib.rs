@@ -120,6 +120,7 @@ mod driver;
 pub mod faults;
 pub mod motor;
 mod platform;
+pub mod policy;
 pub mod storage;
 
 pub use crate::driver::{
