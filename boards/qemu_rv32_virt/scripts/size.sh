@@ -4,7 +4,9 @@
 #
 #   boards/qemu_rv32_virt/scripts/size.sh [--no-build]
 #
-# Writes the table to boards/qemu_rv32_virt/target/pump/size.md as well.
+# For both boards (QEMU rv32imac, nRF52840-DK thumbv7em); builds them first
+# unless --no-build. Writes the tables to
+# boards/qemu_rv32_virt/target/pump/size.md as well.
 #
 # The capsule's share is attributed by symbol: every text and read-only data
 # symbol of the kernel ELF is charged to the crate its (demangled) name
@@ -15,13 +17,23 @@ set -eu
 . "$(dirname "$0")/common.sh"
 llvm=$(llvm_bin)
 
+nrf_out=$repo_dir/boards/nrf52840dk/target/pump
 if [ "${1:-}" != "--no-build" ]; then
     "$board_dir/scripts/build-image.sh" >/dev/null
+    "$repo_dir/boards/nrf52840dk/scripts/build.sh" >/dev/null
 fi
-kernel=$out_dir/kernel.elf
-[ -f "$kernel" ] || die "no $kernel: run build-image.sh first"
 
 kib() { awk -v b="$1" 'BEGIN { printf "%.1f KiB", b / 1024 }'; }
+budget() { # used limit
+    if [ "$1" -le "$2" ]; then echo "within ($(kib "$2"))"; else echo "**over** by $(kib $(($1 - $2))) ($(kib "$2"))"; fi
+}
+
+# table <board> <dir with kernel.elf and the apps' .elf/.tbf>
+table() {
+board=$1
+dir=$2
+kernel=$dir/kernel.elf
+[ -f "$kernel" ] || die "no $kernel: build it first"
 
 # Sums of flash symbols per group.
 groups=$("$llvm/llvm-nm" --print-size --demangle --radix=d "$kernel" | awk '
@@ -48,22 +60,27 @@ k_text=$1; k_data=$2; k_bss=$3
 k_stack_hex=$("$llvm/llvm-objdump" -h "$kernel" | awk '$2 == ".stack" { print $3 }')
 k_stack=$((0x${k_stack_hex:-0}))
 
-budget() { # used limit
-    if [ "$1" -le "$2" ]; then echo "within ($(kib "$2"))"; else echo "**over** by $(kib $(($1 - $2))) ($(kib "$2"))"; fi
-}
-
 {
-    echo "| image | flash | RAM | budget |"
+    echo "| $board | flash | RAM | budget |"
     echo "|---|---:|---:|---|"
-    echo "| kernel (qemu_rv32_virt, all of it) | $k_text B ($(kib "$k_text")) | $((k_data + k_bss)) B (stack $k_stack) | – |"
+    storage=$("$llvm/llvm-nm" "$kernel" | awk '$3 == "_sstorage" { s = $1 } $3 == "_estorage" { e = $1 } END { if (s != "" && e != "") print "0x" e, "0x" s }')
+    if [ -n "$storage" ]; then
+        set -- $storage
+        storage=$(($1 - $2))
+    else
+        storage=0
+    fi
+    note=""
+    [ "$storage" -gt 0 ] && note=", of which $storage B the pump-state storage volume"
+    echo "| kernel (all of it$note) | $k_text B ($(kib "$k_text")) | $((k_data + k_bss)) B (stack $k_stack) | – |"
     echo "| … capsule share: glue (\`capsules/infusion\`) | $glue B | | |"
     echo "| … capsule share: \`infusion-core\` + \`pump-protocol\` + postcard/heapless/crc | $core B | | |"
     echo "| **capsule total** (without signature verification) | **$capsule B ($(kib "$capsule"))** | | ≤ 16 KiB: $(budget "$capsule" 16384) |"
     echo "| prescription signature verification (Ed25519: ed25519-dalek, curve25519-dalek, SHA-512) | $ed B ($(kib "$ed")) | | reported apart |"
     echo "| app-signature checking (kernel: ECDSA P-256, SHA-256) | $p256 B ($(kib "$p256")) | | – |"
     for app in dosing telemetry rogue; do
-        elf=$out_dir/$app.elf
-        tbf=$out_dir/$app.tbf
+        elf=$dir/$app.elf
+        tbf=$dir/$app.tbf
         [ -f "$elf" ] || continue
         sizes=$("$llvm/llvm-size" -A "$elf" | awk '
             $1 == ".start" || $1 == ".text" || $1 == ".rodata" { code += $2 }
@@ -81,4 +98,11 @@ budget() { # used limit
         esac
         echo "| app \`$app\` (TBF, signed; code+rodata $code B) | $tbf_size B ($(kib "$tbf_size")) | $ram B (stack $stack) | $b |"
     done
+}
+}
+
+{
+    table "QEMU \`qemu_rv32_virt\` (rv32imac)" "$out_dir"
+    echo
+    table "nRF52840-DK (thumbv7em; TBFs padded to a power of two by elf2tab)" "$nrf_out"
 } | tee "$out_dir/size.md"
