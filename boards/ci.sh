@@ -36,8 +36,9 @@ for target in riscv32imac-unknown-none-elf thumbv7em-none-eabi; do
 done
 step "apps/libtock-infusion: tests against libtock-rs' fake kernel"
 boards/fw-cargo apps/libtock-infusion test --locked
-step "boards/nrf52840dk: builds"
+step "boards/nrf52840dk: kernel and signed apps build (not flashed)"
 boards/fw-cargo boards/nrf52840dk build --locked --release
+boards/nrf52840dk/scripts/build.sh
 step "boards/qemu_rv32_virt: end to end in QEMU"
 boards/qemu_rv32_virt/scripts/e2e.sh
 step "sizes"

@@ -18,6 +18,9 @@
 //! - Core time is 64-bit milliseconds extended from the ticks of one
 //!   [`hil::time::Alarm`], which is armed at `next_wakeup()` (and at least
 //!   every [`MAX_SLEEP_MS`], so no tick wrap is missed).
+//! - [`policy::PumpSyscallFilter`] gives the telemetry link driver to the
+//!   telemetry app alone; [`faults::AuditedRestartPolicy`] reports app
+//!   faults to the core before restarting the app.
 //! - HIL adapters: [`motor::StepperMotor`] (STEP/DIR/ENABLE GPIO pins and a
 //!   fault input, pulses timed by an alarm), [`annunciator::Annunciator`]
 //!   (alarm tones on a [`hil::buzzer::Buzzer`], priority on LEDs) and
@@ -90,6 +93,11 @@
 //! | 17 | read prescription | Dosing, Telemetry | – (read-write allow 0) | `SUCCESS_U32(len)` |
 //! | 18 | patient bolus state | any | – | `SUCCESS_U32_U32(lockout_remaining_ms, boluses_left_24h)` |
 //! | 19 | pending events | Telemetry | – | `SUCCESS_U32(count)` |
+//! | 20 | full status | any | – (read-write allow 0 gets a postcard `StatusSnapshot`) | `SUCCESS_U32(len)` |
+//! | 21 | report patient-bolus denial | Dosing | protocol `ErrorCode` of the reason, lockout remaining ms | `SUCCESS` |
+//!
+//! Commands the core adds later pass through unchanged: the glue keeps no
+//! list of commands or of which allow each one uses.
 //!
 //! Drained events are protocol frames, each `0x00 COBS(frame) 0x00`, whole
 //! frames only; at most [`RW_SCRATCH_LEN`] bytes per call.
