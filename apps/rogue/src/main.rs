@@ -11,6 +11,7 @@
 //! `AccessDenied` events: 341 in all.
 #![no_main]
 #![no_std]
+#![forbid(unsafe_code)]
 
 use core::fmt::Write;
 use libtock::alarm::{Alarm, Milliseconds};

@@ -24,6 +24,7 @@
 //!   programmer sets the clock, then the time it set.
 #![no_main]
 #![no_std]
+#![forbid(unsafe_code)]
 
 use core::cell::{Cell, RefCell};
 
@@ -41,7 +42,9 @@ use telemetry_core::{
 };
 
 set_main! {main}
-stack_size! {0x5000}
+// 26 KiB of log and 2 KiB of link output in `main`'s frame, and up to
+// 15 KiB for telemetry-core's frames (measured with the QEMU board's F8).
+stack_size! {0xB000}
 
 type Infusion = libtock_infusion::Infusion<TockSyscalls>;
 
@@ -178,11 +181,6 @@ impl DosingLink for Dosing<'_> {
     }
 }
 
-/// The log's RAM and the link's output buffer: statics (`.bss`), so that
-/// the stack only holds what the cores' frames need.
-static mut LOG_MEMORY: [u8; LOG_SLOTS * RECORD_LEN] = [0; LOG_SLOTS * RECORD_LEN];
-static mut LINK_OUT: [u8; LINK_OUT_LEN] = [0; LINK_OUT_LEN];
-
 fn write_link(bytes: &[u8]) {
     if !bytes.is_empty() {
         let _ = Link::<TockSyscalls>::write(bytes);
@@ -196,15 +194,13 @@ fn main() {
     let utc_offset_ms = Cell::new(UTC_AT_BOOT_MS);
     let utc = || utc_offset_ms.get().wrapping_add(clock.now_ms());
 
-    // SAFETY: `main` runs once and is the only code that names these
-    // statics, so these are the only references to them.
-    let (log_memory, out) = unsafe {
-        (
-            &mut *core::ptr::addr_of_mut!(LOG_MEMORY),
-            &mut *core::ptr::addr_of_mut!(LINK_OUT),
-        )
-    };
-    let mut core = TelemetryCore::new(RamLog { memory: log_memory });
+    // The log's records and the link's output buffer live in `main`'s frame
+    // (the apps' layout gives the stack RAM only, no flash).
+    let mut log_memory = [0u8; LOG_SLOTS * RECORD_LEN];
+    let mut out = [0u8; LINK_OUT_LEN];
+    let mut core = TelemetryCore::new(RamLog {
+        memory: &mut log_memory,
+    });
     let capsule = RefCell::new(Capsule {
         forward: [0; DRAIN_BUF_LEN],
         forward_len: 0,
