@@ -1287,6 +1287,13 @@ impl<P: Platform> InfusionCore<P> {
             self.raise(AlarmCode::ReservoirLow, now);
         } else {
             self.clear(AlarmCode::ReservoirLow, now);
+        }
+        // "Refill due" ends only when the projection moves out of the warning
+        // window (a refill, a lower rate), never merely because a step was made.
+        if self
+            .refill_by_ms(now)
+            .is_none_or(|t| t.saturating_sub(self.config.refill_due_warning_ms) > now)
+        {
             self.clear(AlarmCode::RefillDue, now);
         }
         if was_low != self.p.alarms.is_active(AlarmCode::ReservoirLow) {

@@ -265,6 +265,20 @@ fn sr_res_004_refill_date_assumes_every_allotted_bolus() {
     advance(&mut core, 8 * DAY_MS + 12 * HOUR_MS, true);
     assert!(core.alarms().is_active(AlarmCode::RefillDue));
     assert_eq!(core.alarm_signal().priority, Some(AlarmPriority::Low));
+    // It stays raised while steps go on (found on the QEMU board: it used to
+    // clear and re-raise on every step), and a refill ends it.
+    drain(&mut core, 8 * DAY_MS + 12 * HOUR_MS);
+    advance(&mut core, 9 * DAY_MS, true);
+    let events = drain(&mut core, 9 * DAY_MS);
+    assert!(
+        !events
+            .iter()
+            .any(|(_, m)| matches!(m, Message::AlarmRaised(_) | Message::AlarmCleared(_))),
+        "{events:?}"
+    );
+    core.refill(TELEMETRY, 0, 5_000_000, CONCENTRATION_UG_PER_ML, 9 * DAY_MS)
+        .unwrap();
+    assert!(!core.alarms().is_active(AlarmCode::RefillDue));
 }
 
 #[test]
