@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Simulate a shipped example (baclofen, flex dosing, boluses, a refill, 90 days).
-    #[command(after_help = "Example:\n  pumpctl demo\n  pumpctl demo --out /tmp/demo")]
+    #[command(after_help = "Example:\n  pumpctl demo\n  pumpctl demo --out demo-run")]
     Demo(DemoArgs),
     /// Prescription tools: check against the board and the drug library, sign.
     #[command(subcommand)]
