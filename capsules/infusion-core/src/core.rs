@@ -16,6 +16,7 @@ use crate::config::{AppId, BoardConfig, Role};
 use crate::events::{Event, EventQueue};
 use crate::ledger::{Channel, Ledger, Run, MS_PER_HOUR, WINDOW_MS};
 use crate::platform::{Notification, Platform};
+use crate::relay::{self as relay_box, Relay};
 use crate::rx::{self, VerifiedPrescription};
 
 /// Bytes the persisted state can take (postcard body plus CRC-32C).
@@ -82,6 +83,7 @@ pub struct InfusionCore<P: Platform> {
     steps_since_encoder: u32,
     fault_input_asserted: bool,
     signal: AlarmSignal,
+    relay: Relay,
     save_buf: [u8; SAVED_STATE_LEN],
 }
 
@@ -114,6 +116,7 @@ impl<P: Platform> InfusionCore<P> {
             steps_since_encoder: 0,
             fault_input_asserted: false,
             signal: AlarmSignal::OFF,
+            relay: Relay::new(),
             save_buf: [0; SAVED_STATE_LEN],
         }
     }
@@ -336,6 +339,7 @@ impl<P: Platform> InfusionCore<P> {
             consider(self.watchdog_deadline_ms);
         }
         consider(self.p.alarms.next_silence_end(self.p.last_time_ms));
+        consider(self.relay.answer_deadline_ms());
         if !self.p.alarms.is_active(AlarmCode::RefillDue) {
             consider(
                 self.refill_by_ms(self.p.last_time_ms)
@@ -1003,6 +1007,68 @@ impl<P: Platform> InfusionCore<P> {
         Ok(signed.len())
     }
 
+    /// Relay, command 22: the telemetry app posts a programmer request or
+    /// notice for the dosing app (see [`relay`](crate::relay)). Returns the
+    /// ticket (SR-REL-001).
+    pub fn relay_post(
+        &mut self,
+        caller: AppId,
+        kind_code: u32,
+        payload: &[u8],
+        now_ms: u64,
+    ) -> Result<u32, ErrorCode> {
+        let now = self.clock(now_ms);
+        self.authorize(caller, &[Role::Telemetry], command::RELAY_POST, now)?;
+        let kind_code = u16::try_from(kind_code).map_err(|_| ErrorCode::UnknownKind)?;
+        let ticket = self.relay.post(kind_code, payload, now)?;
+        self.platform.notify(Notification::RelayPosted);
+        Ok(ticket)
+    }
+
+    /// Relay, command 23: the dosing app takes the oldest waiting message.
+    pub fn relay_take(
+        &mut self,
+        caller: AppId,
+        buf: &mut [u8],
+        now_ms: u64,
+    ) -> Result<relay_box::TakenEntry, ErrorCode> {
+        let now = self.clock(now_ms);
+        self.authorize(caller, &[Role::Dosing], command::RELAY_TAKE, now)?;
+        self.relay.take(buf)
+    }
+
+    /// Relay, command 24: the dosing app's verdict on a request it took
+    /// (`0` accepted, else an [`ErrorCode`] code).
+    pub fn relay_answer(
+        &mut self,
+        caller: AppId,
+        ticket: u32,
+        verdict_code: u32,
+        now_ms: u64,
+    ) -> Result<(), ErrorCode> {
+        let now = self.clock(now_ms);
+        self.authorize(caller, &[Role::Dosing], command::RELAY_ANSWER, now)?;
+        let verdict =
+            relay_box::verdict_from_code(verdict_code).ok_or(ErrorCode::InvalidArgument)?;
+        self.relay.answer(ticket, verdict)?;
+        self.platform.notify(Notification::RelayAnswered);
+        Ok(())
+    }
+
+    /// Relay, command 25: the telemetry app reads the verdict on its request.
+    pub fn relay_result(
+        &mut self,
+        caller: AppId,
+        now_ms: u64,
+    ) -> Result<(u32, Result<(), ErrorCode>), ErrorCode> {
+        let now = self.clock(now_ms);
+        self.authorize(caller, &[Role::Telemetry], command::RELAY_RESULT, now)?;
+        // A request past its deadline is answered now, even if the timer
+        // that would have expired it has not fired yet.
+        self.relay.expire(now);
+        self.relay.take_result()
+    }
+
     /// Logs a patient-bolus press that the dosing app refused under the
     /// therapy's own (stricter) rules, so the log shows every press and why
     /// it was refused (SR-EVT-003). Nothing else changes.
@@ -1138,6 +1204,9 @@ impl<P: Platform> InfusionCore<P> {
         }
         self.finish_completed_runs(now);
         self.write_checkpoints(now);
+        if self.relay.expire(now) {
+            self.platform.notify(Notification::RelayAnswered);
+        }
         if !self.p.alarms.is_active(AlarmCode::RefillDue)
             && self
                 .refill_by_ms(now)
@@ -1432,6 +1501,27 @@ impl<P: Platform> InfusionCore<P> {
                 self.report_patient_denial(caller, reason, arg2, now_ms)
                     .into()
             }
+            RELAY_POST => match ro.get(..arg2 as usize) {
+                Some(payload) => match self.relay_post(caller, arg1, payload, now_ms) {
+                    Ok(ticket) => CommandResult::SuccessU32(ticket),
+                    Err(e) => CommandResult::Failure(e),
+                },
+                None => self.refuse_after_authorize(caller, num, now_ms, &[Role::Telemetry]),
+            },
+            RELAY_TAKE => match self.relay_take(caller, rw, now_ms) {
+                Ok(taken) => CommandResult::SuccessU32U32(
+                    taken.ticket,
+                    u32::from(taken.kind.code()) | ((taken.len as u32) << 16),
+                ),
+                Err(e) => CommandResult::Failure(e),
+            },
+            RELAY_ANSWER => self.relay_answer(caller, arg1, arg2, now_ms).into(),
+            RELAY_RESULT => match self.relay_result(caller, now_ms) {
+                Ok((ticket, verdict)) => {
+                    CommandResult::SuccessU32U32(ticket, relay_box::verdict_code(verdict))
+                }
+                Err(e) => CommandResult::Failure(e),
+            },
             _ => CommandResult::Failure(ErrorCode::NoSupport),
         }
     }
@@ -1565,4 +1655,12 @@ pub mod command {
     pub const FULL_STATUS: u16 = 20;
     /// The dosing app refused a patient bolus press itself (therapy rules).
     pub const REPORT_PATIENT_DENIAL: u16 = 21;
+    /// Post a programmer message to the relay.
+    pub const RELAY_POST: u16 = 22;
+    /// Take the oldest relayed message.
+    pub const RELAY_TAKE: u16 = 23;
+    /// Answer a relayed request.
+    pub const RELAY_ANSWER: u16 = 24;
+    /// Read the verdict on the relayed request.
+    pub const RELAY_RESULT: u16 = 25;
 }

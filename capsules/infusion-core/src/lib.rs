@@ -63,13 +63,21 @@
 //! | 19 | pending events | Telemetry | – | `U32(count)` | `NotPermitted` |
 //! | 20 | full status | any | – (read-write allow 0 gets a postcard `StatusSnapshot`) | `U32(len)` | `InvalidArgument` (buffer too small) |
 //! | 21 | report patient-bolus denial | Dosing | `ErrorCode` of the reason, `lockout_remaining_ms` | `Success` | `NotPermitted` |
+//! | 22 | relay post | Telemetry | message kind code, `len` of read-only allow 0 (the message's postcard payload) | `U32(ticket)` | `NotPermitted`, `UnknownKind` (not relayed), `BadPayload`, `Busy` (a request is outstanding) |
+//! | 23 | relay take | Dosing | – (read-write allow 0 gets the payload) | `U32U32(ticket, kind \| len << 16)` | `NotPermitted`, `NotReady` (nothing waiting), `InvalidArgument` (buffer too small) |
+//! | 24 | relay answer | Dosing | ticket, verdict (`0` accepted, else an `ErrorCode`) | `Success` | `NotPermitted`, `InvalidArgument` (no such taken request) |
+//! | 25 | relay result | Telemetry | – | `U32U32(ticket, verdict)` | `NotPermitted`, `NotReady` (no verdict yet) |
 //! | other | – | – | – | – | `NoSupport` |
 //!
 //! Drained events are protocol frames, each written as `0x00 COBS(frame) 0x00`
 //! (see `docs/protocol.md`), whole frames only.
 //!
+//! Commands 22–25 are the [`relay`]: the apps have no IPC, so programmer
+//! requests and notices for the dosing app pass through the capsule, where
+//! the role table decides who may post, take and answer.
+//!
 //! Upcalls (Tock glue): 0 delivery done, 1 bolus verdict, 2 events available,
-//! 3 alarm changed — from [`Notification`].
+//! 3 alarm changed, 4 relay posted, 5 relay answered — from [`Notification`].
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -80,6 +88,7 @@ mod core;
 pub mod events;
 pub mod ledger;
 pub mod platform;
+pub mod relay;
 pub mod rx;
 
 pub use crate::alarms::AlarmSignal;

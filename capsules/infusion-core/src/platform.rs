@@ -46,6 +46,10 @@ pub enum Notification {
     },
     /// The alarm output changed.
     AlarmChanged(AlarmSignal),
+    /// The telemetry app posted to the relay: the dosing app should take it.
+    RelayPosted,
+    /// A relayed request has a verdict: the telemetry app should read it.
+    RelayAnswered,
 }
 
 /// Receives notifications.

@@ -82,7 +82,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::EncoderPulse),
         1 => Just(Op::Reset),
         1 => (app(), any::<u64>()).prop_map(|(a, t)| Op::SetClock(a, t)),
-        2 => (app(), 0u32..26, any::<u32>(), any::<u32>()).prop_map(|(a, c, x, y)| Op::Raw(a, c, x, y)),
+        2 => (app(), 0u32..28, any::<u32>(), any::<u32>()).prop_map(|(a, c, x, y)| Op::Raw(a, c, x, y)),
     ]
 }
 
@@ -300,8 +300,23 @@ impl Harness {
             }
             Op::Raw(a, cmd, x, y) => {
                 let mut rw = [0u8; 256];
+                let before = format!("{:?}", self.core.safety_state());
                 let result = self.core.command(a, cmd, x, y, &[0xAB; 8], &mut rw, now);
-                if cmd >= 22 {
+                if (22..=25).contains(&cmd) {
+                    // SR-REL-006: the relay changes no safety state, whoever calls.
+                    prop_assert_eq!(format!("{:?}", self.core.safety_state()), before);
+                    let entitled = match cmd {
+                        22 | 25 => a == TELEMETRY,
+                        _ => a == DOSING,
+                    };
+                    if !entitled {
+                        prop_assert_eq!(
+                            result,
+                            infusion_core::CommandResult::Failure(ErrorCode::NotPermitted)
+                        );
+                    }
+                }
+                if cmd >= 26 {
                     prop_assert_eq!(
                         result,
                         infusion_core::CommandResult::Failure(ErrorCode::NoSupport)

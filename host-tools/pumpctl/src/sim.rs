@@ -438,6 +438,8 @@ fn deliver_upcalls(
                 } => Some(dosing.on_delivery_done(kind, outcome, volume_nl, &mut port, now)),
                 Notification::AlarmChanged(_) => Some(dosing.on_alarm_changed(&mut port, now)),
                 Notification::EventsAvailable { .. } => None,
+                // The relay is not wired into the simulator yet.
+                Notification::RelayPosted | Notification::RelayAnswered => None,
             };
             if let Some(w) = next {
                 wake = Some(w.at_monotonic_ms.max(t));
