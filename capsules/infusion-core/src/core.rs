@@ -1123,6 +1123,19 @@ impl<P: Platform> InfusionCore<P> {
         self.sync_outputs(now);
     }
 
+    /// The board could not write the state record (SR-PER-004). Steps
+    /// made from here on could not survive a reset, so delivery stops under
+    /// the high `EnvelopeIntegrity` alarm, which only a newly installed
+    /// prescription (whose own save must then succeed) clears. The board
+    /// reports each failure once: this calls `save` again, and a failure of
+    /// that write must not be reported back into this call.
+    pub fn on_storage_fault(&mut self, now_ms: u64) {
+        let now = self.clock(now_ms);
+        self.raise(AlarmCode::EnvelopeIntegrity, now);
+        self.save();
+        self.sync_outputs(now);
+    }
+
     /// An encoder pulse confirms the motor moved.
     pub fn on_encoder_pulse(&mut self) {
         self.steps_since_encoder = 0;

@@ -99,6 +99,57 @@ fn sr_per_003_corrupt_state_fails_safe() {
 }
 
 #[test]
+fn sr_per_004_a_failed_state_write_stops_delivery_under_a_high_alarm() {
+    let mut core = running(0);
+    core.set_basal(DOSING, 40_000, 0).unwrap();
+    let t = HOUR_MS;
+    advance(&mut core, t, true);
+    let steps = core.platform().steps;
+    assert!(steps > 0 && core.platform().motor_enabled);
+    drain(&mut core, t);
+
+    let saves = core.platform().saves;
+    core.on_storage_fault(t);
+    // Fails safe: motor off, high alarm shown, the basal closed, and the
+    // core tries the write again.
+    assert!(!core.platform().motor_enabled);
+    assert!(core.alarms().is_active(AlarmCode::EnvelopeIntegrity));
+    assert_eq!(
+        core.platform().signal.unwrap().priority,
+        Some(pump_protocol::AlarmPriority::High)
+    );
+    assert!(core.platform().saves > saves);
+    let events = drain(&mut core, t);
+    assert!(events.iter().any(|(_, m)| matches!(m,
+        Message::AlarmRaised(a) if a.code == AlarmCode::EnvelopeIntegrity)));
+    assert!(events.iter().any(|(_, m)| matches!(m,
+        Message::DeliveryRecord(r) if r.delivery_kind == DeliveryKind::Basal
+            && r.outcome == DeliveryOutcome::Aborted)));
+
+    // Nothing moves and nothing new starts while it stands.
+    advance(&mut core, 3 * HOUR_MS, true);
+    assert_eq!(core.platform().steps, steps);
+    assert_eq!(
+        core.set_basal(DOSING, 40_000, 3 * HOUR_MS),
+        Err(ErrorCode::FaultActive)
+    );
+    // A repeated report raises nothing new.
+    core.on_storage_fault(3 * HOUR_MS);
+    assert!(!drain(&mut core, 3 * HOUR_MS)
+        .iter()
+        .any(|(_, m)| matches!(m, Message::AlarmRaised(_))));
+    // Fault clearing cannot lift it; a newly installed prescription can.
+    assert_eq!(
+        core.clear_fault(TELEMETRY, AlarmCode::EnvelopeIntegrity, 3 * HOUR_MS),
+        Err(ErrorCode::InvalidArgument)
+    );
+    core.install_prescription(TELEMETRY, &signed(2), 3 * HOUR_MS)
+        .unwrap();
+    assert!(!core.alarms().is_active(AlarmCode::EnvelopeIntegrity));
+    core.set_basal(DOSING, 40_000, 3 * HOUR_MS).unwrap();
+}
+
+#[test]
 fn sr_per_003_prescription_that_no_longer_verifies_fails_safe() {
     let core = running(0);
     let saved = core.platform().saved.clone().unwrap();
