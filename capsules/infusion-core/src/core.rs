@@ -26,7 +26,13 @@ pub const SAVED_STATE_LEN: usize = 4096;
 /// wake-up, so a late timer can never turn into an unbounded burst of work.
 pub const MAX_STEPS_PER_WAKEUP: u32 = 64;
 
-const SAVED_FORMAT: u8 = 1;
+/// Format 2 added the dosing app's record. Format 1 was never released; a
+/// format-1 record is not migrated and fails safe like a corrupt one.
+const SAVED_FORMAT: u8 = 2;
+
+/// Largest record the dosing app may keep in the capsule's saved state
+/// (commands 26 and 27).
+pub const APP_RECORD_MAX_LEN: usize = 1024;
 
 /// Everything that survives a reset. Written after every change and before
 /// every motor step, so a step is accounted before it moves (SR-PER-002).
@@ -44,6 +50,10 @@ struct Persistent {
     utc_offset_ms: i64,
     last_time_ms: u64,
     next_event_sequence: u32,
+    /// What the dosing app alone knows (its own postcard record, opaque
+    /// here), kept so it survives resets with the same atomic, CRC-checked
+    /// writes as the capsule's state.
+    app_record: Vec<u8, APP_RECORD_MAX_LEN>,
 }
 
 /// The outcome of a syscall-level command, before the Tock glue maps it to a
@@ -1069,6 +1079,41 @@ impl<P: Platform> InfusionCore<P> {
         self.relay.take_result()
     }
 
+    /// Command 26: the dosing app stores its own record (SR-PER-005). It
+    /// replaces the previous one and is written with the capsule's state.
+    pub fn save_app_record(
+        &mut self,
+        caller: AppId,
+        record: &[u8],
+        now_ms: u64,
+    ) -> Result<(), ErrorCode> {
+        let now = self.clock(now_ms);
+        self.authorize(caller, &[Role::Dosing], command::SAVE_APP_RECORD, now)?;
+        let record = Vec::from_slice(record).map_err(|()| ErrorCode::InvalidArgument)?;
+        if record != self.p.app_record {
+            self.p.app_record = record;
+            self.save();
+        }
+        Ok(())
+    }
+
+    /// Command 27: the dosing app reads its record back into `buf`; returns
+    /// its length (0 if it never saved one).
+    pub fn load_app_record(
+        &mut self,
+        caller: AppId,
+        buf: &mut [u8],
+        now_ms: u64,
+    ) -> Result<usize, ErrorCode> {
+        let now = self.clock(now_ms);
+        self.authorize(caller, &[Role::Dosing], command::LOAD_APP_RECORD, now)?;
+        let record = &self.p.app_record;
+        buf.get_mut(..record.len())
+            .ok_or(ErrorCode::InvalidArgument)?
+            .copy_from_slice(record);
+        Ok(record.len())
+    }
+
     /// Logs a patient-bolus press that the dosing app refused under the
     /// therapy's own (stricter) rules, so the log shows every press and why
     /// it was refused (SR-EVT-003). Nothing else changes.
@@ -1529,6 +1574,14 @@ impl<P: Platform> InfusionCore<P> {
                 Err(e) => CommandResult::Failure(e),
             },
             RELAY_ANSWER => self.relay_answer(caller, arg1, arg2, now_ms).into(),
+            SAVE_APP_RECORD => match ro.get(..arg1 as usize) {
+                Some(record) => self.save_app_record(caller, record, now_ms).into(),
+                None => self.refuse_after_authorize(caller, num, now_ms, &[Role::Dosing]),
+            },
+            LOAD_APP_RECORD => match self.load_app_record(caller, rw, now_ms) {
+                Ok(len) => CommandResult::SuccessU32(u32::try_from(len).unwrap_or(u32::MAX)),
+                Err(e) => CommandResult::Failure(e),
+            },
             RELAY_RESULT => match self.relay_result(caller, now_ms) {
                 Ok((ticket, verdict)) => {
                     CommandResult::SuccessU32U32(ticket, relay_box::verdict_code(verdict))
@@ -1676,4 +1729,8 @@ pub mod command {
     pub const RELAY_ANSWER: u16 = 24;
     /// Read the verdict on the relayed request.
     pub const RELAY_RESULT: u16 = 25;
+    /// Store the dosing app's own record.
+    pub const SAVE_APP_RECORD: u16 = 26;
+    /// Read the dosing app's own record.
+    pub const LOAD_APP_RECORD: u16 = 27;
 }

@@ -67,6 +67,8 @@
 //! | 23 | relay take | Dosing | – (read-write allow 0 gets the payload) | `U32U32(ticket, kind \| len << 16)` | `NotPermitted`, `NotReady` (nothing waiting), `InvalidArgument` (buffer too small) |
 //! | 24 | relay answer | Dosing | ticket, verdict (`0` accepted, else an `ErrorCode`) | `Success` | `NotPermitted`, `InvalidArgument` (no such taken request) |
 //! | 25 | relay result | Telemetry | – | `U32U32(ticket, verdict)` | `NotPermitted`, `NotReady` (no verdict yet) |
+//! | 26 | save app record | Dosing | `len` of read-only allow 0 (≤ [`APP_RECORD_MAX_LEN`]) | `Success` | `NotPermitted`, `InvalidArgument` |
+//! | 27 | load app record | Dosing | – (read-write allow 0 gets the record) | `U32(len)`, 0 if none | `NotPermitted`, `InvalidArgument` (buffer too small) |
 //! | other | – | – | – | – | `NoSupport` |
 //!
 //! Drained events are protocol frames, each written as `0x00 COBS(frame) 0x00`
@@ -93,7 +95,9 @@ pub mod rx;
 
 pub use crate::alarms::AlarmSignal;
 pub use crate::config::{AppId, BoardConfig, HardwareLimits, Role};
-pub use crate::core::{command, mean_rate_nl_per_h, CommandResult, InfusionCore, SAVED_STATE_LEN};
+pub use crate::core::{
+    command, mean_rate_nl_per_h, CommandResult, InfusionCore, APP_RECORD_MAX_LEN, SAVED_STATE_LEN,
+};
 pub use crate::platform::{AlarmOutput, Motor, Notification, Notifier, Platform, Storage};
 pub use pump_protocol::ErrorCode;
 

@@ -181,6 +181,8 @@ fn saved_state_fits_its_buffer_at_the_worst_case() {
         }
     }
     assert!(accepted >= infusion_core::ledger::MAX_RUNS as u32 - 1);
+    core.save_app_record(DOSING, &[0xEE; infusion_core::APP_RECORD_MAX_LEN], t)
+        .unwrap();
     let saved = core.platform().saved.clone().unwrap();
     assert!(
         saved.len() < infusion_core::SAVED_STATE_LEN,
@@ -191,5 +193,85 @@ fn saved_state_fits_its_buffer_at_the_worst_case() {
     assert_eq!(
         restored.ledger().runs().len(),
         infusion_core::ledger::MAX_RUNS
+    );
+}
+
+#[test]
+fn sr_per_005_the_dosing_apps_record_survives_resets() {
+    let mut core = running(0);
+    let mut buf = [0u8; infusion_core::APP_RECORD_MAX_LEN];
+    assert_eq!(core.load_app_record(DOSING, &mut buf, 0), Ok(0));
+    let saves = core.platform().saves;
+    core.save_app_record(DOSING, b"grants:1,2,3", 1).unwrap();
+    assert!(core.platform().saves > saves, "written at once");
+    // The same record again costs no write.
+    let saves = core.platform().saves;
+    core.save_app_record(DOSING, b"grants:1,2,3", 2).unwrap();
+    assert_eq!(core.platform().saves, saves);
+
+    let mut core = reset(core, 10);
+    let len = core.load_app_record(DOSING, &mut buf, 10).unwrap();
+    assert_eq!(&buf[..len], b"grants:1,2,3");
+
+    // Refusals change nothing: too long, a buffer too small, other roles.
+    let too_long = [1u8; infusion_core::APP_RECORD_MAX_LEN + 1];
+    assert_eq!(
+        core.save_app_record(DOSING, &too_long, 11),
+        Err(ErrorCode::InvalidArgument)
+    );
+    assert_eq!(
+        core.load_app_record(DOSING, &mut buf[..3], 11),
+        Err(ErrorCode::InvalidArgument)
+    );
+    for caller in [TELEMETRY, ROGUE] {
+        assert_eq!(
+            core.save_app_record(caller, b"forged", 12),
+            Err(ErrorCode::NotPermitted)
+        );
+        assert_eq!(
+            core.load_app_record(caller, &mut buf, 12),
+            Err(ErrorCode::NotPermitted)
+        );
+    }
+    let len = core.load_app_record(DOSING, &mut buf, 13).unwrap();
+    assert_eq!(&buf[..len], b"grants:1,2,3");
+    // Through the command table.
+    let mut rw = [0u8; 64];
+    assert_eq!(
+        core.command(
+            DOSING,
+            u32::from(infusion_core::command::SAVE_APP_RECORD),
+            2,
+            0,
+            b"ok",
+            &mut rw,
+            14
+        ),
+        infusion_core::CommandResult::Success
+    );
+    assert_eq!(
+        core.command(
+            DOSING,
+            u32::from(infusion_core::command::LOAD_APP_RECORD),
+            0,
+            0,
+            &[],
+            &mut rw,
+            15
+        ),
+        infusion_core::CommandResult::SuccessU32(2)
+    );
+    assert_eq!(&rw[..2], b"ok");
+    assert_eq!(
+        core.command(
+            DOSING,
+            u32::from(infusion_core::command::SAVE_APP_RECORD),
+            3,
+            0,
+            b"ok",
+            &mut rw,
+            16
+        ),
+        infusion_core::CommandResult::Failure(ErrorCode::InvalidArgument)
     );
 }

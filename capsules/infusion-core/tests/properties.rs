@@ -82,7 +82,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::EncoderPulse),
         1 => Just(Op::Reset),
         1 => (app(), any::<u64>()).prop_map(|(a, t)| Op::SetClock(a, t)),
-        2 => (app(), 0u32..28, any::<u32>(), any::<u32>()).prop_map(|(a, c, x, y)| Op::Raw(a, c, x, y)),
+        2 => (app(), 0u32..30, any::<u32>(), any::<u32>()).prop_map(|(a, c, x, y)| Op::Raw(a, c, x, y)),
     ]
 }
 
@@ -316,7 +316,7 @@ impl Harness {
                         );
                     }
                 }
-                if cmd >= 26 {
+                if cmd >= 28 {
                     prop_assert_eq!(
                         result,
                         infusion_core::CommandResult::Failure(ErrorCode::NoSupport)
