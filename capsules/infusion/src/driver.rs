@@ -22,8 +22,16 @@ use crate::{allow, upcall};
 pub const MAX_SLEEP_MS: u64 = 60_000;
 
 /// Bytes of the read-only allow the capsule looks at: the largest signed
-/// prescription.
-pub const RO_SCRATCH_LEN: usize = pump_protocol::prescription::MAX_SIGNED_PRESCRIPTION_LEN;
+/// prescription or dosing-app record, whichever is longer.
+pub const RO_SCRATCH_LEN: usize = {
+    let prescription = pump_protocol::prescription::MAX_SIGNED_PRESCRIPTION_LEN;
+    let app_record = infusion_core::APP_RECORD_MAX_LEN;
+    if prescription > app_record {
+        prescription
+    } else {
+        app_record
+    }
+};
 
 /// Bytes of the read-write allow the capsule fills per command: at least one
 /// stream-encoded frame, and the largest signed prescription.
@@ -185,6 +193,17 @@ impl<'a, A: Alarm<'a>> Infusion<'a, A> {
     /// After every core call: deliver queued notifications as upcalls and
     /// re-arm the alarm for the core's next wake-up.
     fn settle(&self) {
+        // A record that could not be written stops delivery under an alarm
+        // (SR-PER-004). The core's own save in that call cannot report back
+        // here: the store reports each failure once.
+        let storage_fault = self
+            .core
+            .map(|core| core.platform_mut().take_storage_fault())
+            .unwrap_or(false);
+        if storage_fault {
+            let (now_ms, _) = self.now();
+            self.with_core(now_ms, |core| core.on_storage_fault(now_ms));
+        }
         let mut notes = self
             .core
             .map(|core| core.platform_mut().notes.take())
@@ -198,11 +217,11 @@ impl<'a, A: Alarm<'a>> Infusion<'a, A> {
             return;
         }
         self.apps.each(|process_id, _, kernel_data| {
-            let is_telemetry = self.core.map_or(false, |core| {
-                core.config().role_of(app_id(process_id)) == Role::Telemetry
-            });
+            let role = self
+                .core
+                .map_or(Role::None, |core| core.config().role_of(app_id(process_id)));
             for note in notes.iter() {
-                schedule(kernel_data, note, is_telemetry);
+                schedule(kernel_data, note, role);
             }
         });
     }
@@ -277,7 +296,7 @@ impl<'a, A: Alarm<'a>> Infusion<'a, A> {
     }
 }
 
-fn schedule(kernel_data: &GrantKernelData, note: Note, is_telemetry: bool) {
+fn schedule(kernel_data: &GrantKernelData, note: Note, role: Role) {
     let (num, args) = match note {
         Note::Core(Notification::DeliveryDone {
             kind,
@@ -304,10 +323,22 @@ fn schedule(kernel_data: &GrantKernelData, note: Note, is_telemetry: bool) {
             ),
         ),
         Note::Core(Notification::EventsAvailable { count }) => {
-            if !is_telemetry {
+            if role != Role::Telemetry {
                 return;
             }
             (upcall::EVENTS_AVAILABLE, (count, 0, 0))
+        }
+        Note::Core(Notification::RelayPosted) => {
+            if role != Role::Dosing {
+                return;
+            }
+            (upcall::RELAY_POSTED, (0, 0, 0))
+        }
+        Note::Core(Notification::RelayAnswered) => {
+            if role != Role::Telemetry {
+                return;
+            }
+            (upcall::RELAY_ANSWERED, (0, 0, 0))
         }
         Note::Core(Notification::AlarmChanged(signal)) => (
             upcall::ALARM_CHANGED,

@@ -8,7 +8,7 @@
 //!
 //! - [`Infusion`] implements [`SyscallDriver`] as a direct translation of
 //!   `infusion_core::InfusionCore::command` (same command numbers and
-//!   arguments), with a grant per process for four upcalls, one read-only
+//!   arguments), with a grant per process for six upcalls, one read-only
 //!   allow (signed prescription or refill bytes) and one read-write allow
 //!   (drained events or the installed prescription).
 //! - The caller's identity is the credential-checked `ShortId` the kernel
@@ -25,7 +25,9 @@
 //!   fault input, pulses timed by an alarm), [`annunciator::Annunciator`]
 //!   (alarm tones on a [`hil::buzzer::Buzzer`], priority on LEDs) and
 //!   [`storage::AbStore`] (two-slot atomic record store over a
-//!   [`hil::nonvolatile_storage::NonvolatileStorage`]).
+//!   [`hil::nonvolatile_storage::NonvolatileStorage`]). A record that cannot
+//!   be written is reported to the core, which stops delivery under a high
+//!   alarm.
 //!
 //! A motor step is released to the motor only once the record that accounts
 //! for it has been written (the core saves before every step), so a reset
@@ -95,6 +97,17 @@
 //! | 19 | pending events | Telemetry | – | `SUCCESS_U32(count)` |
 //! | 20 | full status | any | – (read-write allow 0 gets a postcard `StatusSnapshot`) | `SUCCESS_U32(len)` |
 //! | 21 | report patient-bolus denial | Dosing | protocol `ErrorCode` of the reason, lockout remaining ms | `SUCCESS` |
+//! | 22 | relay post | Telemetry | message kind code, payload length in read-only allow 0 | `SUCCESS_U32(ticket)` |
+//! | 23 | relay take | Dosing | – (read-write allow 0 gets the payload) | `SUCCESS_U32_U32(ticket, kind \| len << 16)` |
+//! | 24 | relay answer | Dosing | ticket, 0 or protocol `ErrorCode` | `SUCCESS` |
+//! | 25 | relay result | Telemetry | – | `SUCCESS_U32_U32(ticket, 0 or protocol error)` |
+//! | 26 | save app record | Dosing | length in read-only allow 0 (at most 1024) | `SUCCESS` |
+//! | 27 | load app record | Dosing | – (read-write allow 0) | `SUCCESS_U32(len)`, 0 if none |
+//!
+//! Commands 22–25 are the relay that carries programmer requests and
+//! notices from the telemetry app to the dosing app (the apps have no IPC);
+//! see `infusion_core::relay`. Commands 26 and 27 keep the dosing app's own
+//! record in the capsule's saved state, so it survives resets.
 //!
 //! Commands the core adds later pass through unchanged: the glue keeps no
 //! list of commands or of which allow each one uses.
@@ -110,13 +123,15 @@
 //! | 1 | bolus verdict (commands 3–6 of the dosing app) | every process | delivery kind, 0 if started else protocol error code, requested volume nL |
 //! | 2 | events available | processes with the Telemetry role | number of queued events, 0, 0 |
 //! | 3 | alarm changed | every process | 0 none / 1 low / 2 medium / 3 high, 1 if audible, 0 |
+//! | 4 | relay posted | processes with the Dosing role | 0, 0, 0 |
+//! | 5 | relay answered | processes with the Telemetry role | 0, 0, 0 |
 //!
 //! ### Allow
 //!
 //! | kind | # | contents |
 //! |------|---|----------|
-//! | read-only | 0 | signed prescription (command 9) or postcard `Refill` (command 15), at most [`RO_SCRATCH_LEN`] bytes |
-//! | read-write | 0 | receives drained events (command 10) or the installed prescription (command 17); the capsule rewrites the whole buffer (up to [`RW_SCRATCH_LEN`] bytes), zeros after what the command wrote |
+//! | read-only | 0 | signed prescription (command 9), postcard `Refill` (command 15), relayed payload (command 22) or the dosing app's record (command 26), at most [`RO_SCRATCH_LEN`] bytes |
+//! | read-write | 0 | receives drained events (command 10), the installed prescription (command 17), a relayed payload (command 23) or the dosing app's record (command 27); the capsule rewrites the whole buffer (up to [`RW_SCRATCH_LEN`] bytes), zeros after what the command wrote |
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -156,8 +171,12 @@ pub mod upcall {
     pub const EVENTS_AVAILABLE: usize = 2;
     /// The alarm output changed: `(priority + 1 or 0, audible, 0)`.
     pub const ALARM_CHANGED: usize = 3;
+    /// Something was posted to the relay: `(0, 0, 0)`; Dosing role only.
+    pub const RELAY_POSTED: usize = 4;
+    /// A relayed request has its verdict: `(0, 0, 0)`; Telemetry role only.
+    pub const RELAY_ANSWERED: usize = 5;
     /// Number of upcalls.
-    pub const COUNT: u8 = 4;
+    pub const COUNT: u8 = 6;
 }
 
 /// Allow buffer numbers.

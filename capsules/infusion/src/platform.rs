@@ -27,6 +27,10 @@ pub trait RecordStore {
     fn save(&self, record: &[u8], now_ms: u64);
     /// Whether every record passed to `save` has been written.
     fn is_committed(&self) -> bool;
+    /// Whether a record failed to reach storage since the last call; each
+    /// failure is reported once, so the capsule can raise its alarm without
+    /// a save inside that alarm reporting back into it.
+    fn take_fault(&self) -> bool;
 }
 
 /// Receives the stored record at boot and write completions.
@@ -140,6 +144,11 @@ impl<'a> TockPlatform<'a> {
     }
 
     /// The record accounting for the held steps is written: make them.
+    /// See [`RecordStore::take_fault`].
+    pub(crate) fn take_storage_fault(&self) -> bool {
+        self.store.take_fault()
+    }
+
     pub(crate) fn release_held_steps(&mut self) {
         while self.held_steps > 0 && self.store.is_committed() {
             self.held_steps -= 1;
@@ -208,6 +217,9 @@ mod tests {
         }
         fn is_committed(&self) -> bool {
             self.committed.get()
+        }
+        fn take_fault(&self) -> bool {
+            false
         }
     }
 

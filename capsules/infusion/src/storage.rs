@@ -122,6 +122,9 @@ pub struct AbStore<'a, S: NonvolatileStorage<'a>> {
     /// A record could not be staged or written; cleared by the next
     /// completed write (which carries the whole latest state).
     lost: Cell<bool>,
+    /// A save or write failed since the capsule last asked
+    /// ([`RecordStore::take_fault`]).
+    fault: Cell<bool>,
     next_sequence: Cell<u32>,
     slot0: Cell<Option<SlotInfo>>,
     client: OptionalCell<&'a dyn StoreClient>,
@@ -149,6 +152,7 @@ impl<'a, S: NonvolatileStorage<'a>> AbStore<'a, S> {
             state: Cell::new(State::Idle),
             loading: Cell::new(true),
             lost: Cell::new(false),
+            fault: Cell::new(false),
             next_sequence: Cell::new(1),
             slot0: Cell::new(None),
             client: OptionalCell::empty(),
@@ -158,6 +162,11 @@ impl<'a, S: NonvolatileStorage<'a>> AbStore<'a, S> {
     /// Where the loaded record and write completions go (the capsule).
     pub fn set_client(&self, client: &'a dyn StoreClient) {
         self.client.set(client);
+    }
+
+    fn mark_lost(&self) {
+        self.lost.set(true);
+        self.fault.set(true);
     }
 
     /// Reads both slots, then calls [`StoreClient::loaded`].
@@ -179,7 +188,7 @@ impl<'a, S: NonvolatileStorage<'a>> AbStore<'a, S> {
             // The HIL does not hand the buffer back on error: with one buffer
             // left no write can start, so steps stay held (motor stopped).
             self.state.set(State::Idle);
-            self.lost.set(true);
+            self.mark_lost();
             let slot0 = if slot == 1 { self.slot0.get() } else { None };
             self.finish_load(slot0, None);
         }
@@ -253,7 +262,7 @@ impl<'a, S: NonvolatileStorage<'a>> AbStore<'a, S> {
             // Nothing was written (and the HIL kept the buffer): steps stay
             // held, so the motor stops, rather than move unaccounted.
             self.state.set(State::Idle);
-            self.lost.set(true);
+            self.mark_lost();
         }
     }
 }
@@ -268,9 +277,18 @@ impl<'a, S: NonvolatileStorage<'a>> RecordStore for AbStore<'a, S> {
         if staged.is_some() {
             self.staged.set(true);
             self.start_write();
+            if self.lost.get() && self.state.get() != State::Writing {
+                // No write is under way and the last one failed: this
+                // record cannot reach storage either.
+                self.fault.set(true);
+            }
         } else {
-            self.lost.set(true);
+            self.mark_lost();
         }
+    }
+
+    fn take_fault(&self) -> bool {
+        self.fault.replace(false)
     }
 
     fn is_committed(&self) -> bool {
@@ -348,6 +366,51 @@ mod tests {
             assert_eq!(decode_slot(&bad), None, "flip at {i}");
         }
         assert_eq!(decode_slot(&[0xFF; BUFFER_LEN]), None);
+    }
+
+    /// Flash whose every operation fails.
+    struct BrokenFlash;
+
+    impl<'a> NonvolatileStorage<'a> for BrokenFlash {
+        fn set_client(&self, _client: &'a dyn NonvolatileStorageClient) {}
+        fn read(
+            &self,
+            _buffer: &'static mut [u8],
+            _address: usize,
+            _length: usize,
+        ) -> Result<(), kernel::ErrorCode> {
+            Err(kernel::ErrorCode::FAIL)
+        }
+        fn write(
+            &self,
+            _buffer: &'static mut [u8],
+            _address: usize,
+            _length: usize,
+        ) -> Result<(), kernel::ErrorCode> {
+            Err(kernel::ErrorCode::FAIL)
+        }
+    }
+
+    fn leaked_buffer() -> &'static mut [u8] {
+        std::boxed::Box::leak(vec![0u8; BUFFER_LEN].into_boxed_slice())
+    }
+
+    /// SR-PER-004: every record that cannot reach storage is reported,
+    /// each failure once.
+    #[test]
+    fn sr_per_004_failed_reads_and_writes_are_reported_once_each() {
+        static FLASH: BrokenFlash = BrokenFlash;
+        let store = AbStore::new(&FLASH, leaked_buffer(), leaked_buffer(), 0, BUFFER_LEN);
+        assert!(!store.take_fault());
+        store.load();
+        assert!(store.take_fault(), "the failed read");
+        assert!(!store.take_fault(), "reported once");
+        store.save(b"state", 1);
+        assert!(!store.is_committed());
+        assert!(store.take_fault(), "the record that cannot be written");
+        assert!(!store.take_fault());
+        store.save(b"state 2", 2);
+        assert!(store.take_fault());
     }
 
     #[test]
