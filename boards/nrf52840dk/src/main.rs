@@ -20,6 +20,10 @@
 //! with a valid ECDSA P-256 signature by one of the three app keys, which
 //! also fixes their ShortId (`infusion::appid::RoleKeyShortIds`).
 //!
+//! The hardware watchdog (`wdt`, 2 s of CPU time, paused in sleep and debug
+//! halt) resets the chip when the kernel loop stops iterating; a boot after
+//! a watchdog reset says so on RTT.
+//!
 //! This board has been built, never flashed (no hardware here).
 
 #![no_std]
@@ -49,6 +53,7 @@ use nrf52840::gpio::Pin;
 use nrf52840::interrupt_service::Nrf52840DefaultPeripherals;
 
 mod io;
+mod wdt;
 
 #[allow(dead_code)]
 mod app_keys {
@@ -164,6 +169,7 @@ struct Platform {
     filter: infusion::policy::PumpSyscallFilter,
     scheduler: &'static RoundRobinSched<'static>,
     systick: cortexm4::systick::SysTick,
+    watchdog: wdt::Wdt,
 }
 
 impl SyscallDriverLookup for Platform {
@@ -189,7 +195,7 @@ impl KernelResources<Chip> for Platform {
     type ProcessFault = ();
     type Scheduler = RoundRobinSched<'static>;
     type SchedulerTimer = cortexm4::systick::SysTick;
-    type WatchDog = ();
+    type WatchDog = wdt::Wdt;
     type ContextSwitchCallback = ();
 
     fn syscall_driver_lookup(&self) -> &Self::SyscallDriverLookup {
@@ -208,7 +214,7 @@ impl KernelResources<Chip> for Platform {
         &self.systick
     }
     fn watchdog(&self) -> &Self::WatchDog {
-        &()
+        &self.watchdog
     }
     fn context_switch_callback(&self) -> &Self::ContextSwitchCallback {
         &()
@@ -469,6 +475,8 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
         filter: infusion::policy::PumpSyscallFilter::new(TELEMETRY_ID),
         scheduler,
         systick: cortexm4::systick::SysTick::new_with_calibration(64_000_000),
+        // Started by the kernel loop (`WatchDog::setup`), not here.
+        watchdog: wdt::Wdt::new(),
     };
 
     // ---- App credentials: ECDSA P-256 over SHA-256, three keys ----
@@ -549,11 +557,19 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
         "infusion pump (nrf52840dk): capsule at {:#x}, link on UARTE0",
         infusion::DRIVER_NUM
     );
+    if wdt::take_watchdog_reset_flag() {
+        debug!("infusion pump (nrf52840dk): this boot follows a hardware watchdog reset");
+    }
 
     (board_kernel, platform, chip)
 }
 
 /// Entry point, called by the Cortex-M reset handler.
+///
+/// # Safety
+///
+/// Called exactly once, by the reset handler, after RAM is initialised;
+/// never returns.
 #[no_mangle]
 pub unsafe fn main() {
     let main_loop_capability = create_capability!(capabilities::MainLoopCapability);
