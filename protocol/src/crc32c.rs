@@ -1,27 +1,36 @@
 //! CRC-32C (`crc::CRC_32_ISCSI`: reflected polynomial `0x82F63B78`, initial
-//! value and final XOR `0xFFFFFFFF`) with slicing tables.
+//! value and final XOR `0xFFFFFFFF`) for the frame codec.
 //!
 //! Frames are short (the median telemetry frame is about 30 bytes), so the
 //! per-byte table walk of a plain 1 KiB table dominates decoding. With the
 //! `fast-crc` feature the codec processes sixteen, then eight, then four
-//! bytes per step with sixteen 1 KiB tables (16 KiB, built at compile time);
-//! without it, one 1 KiB table and one byte per step, for flash-constrained
-//! firmware. The result is the
-//! same either way and equals [`crate::CRC32C`], which the tests check.
+//! bytes per step with sixteen 1 KiB tables (16 KiB, built at compile time).
+//! Without it (flash-constrained firmware) the codec uses [`crate::CRC32C`]
+//! itself, the `crc` crate's one 1 KiB table and one byte per step: firmware
+//! that also uses [`crate::CRC32C`] directly (the capsule's saved state, the
+//! telemetry log) then carries one CRC table, not two. The result is the same
+//! either way, which the tests check.
+
+/// CRC-32C of `bytes`: the same table and loop as [`crate::CRC32C`].
+#[cfg(not(feature = "fast-crc"))]
+pub(crate) fn checksum(bytes: &[u8]) -> u32 {
+    crate::CRC32C.checksum(bytes)
+}
 
 /// Reflected CRC-32C polynomial.
+#[cfg(feature = "fast-crc")]
 const POLY: u32 = 0x82F6_3B78;
 
 /// Number of slicing tables.
 #[cfg(feature = "fast-crc")]
 const LANES: usize = 16;
-#[cfg(not(feature = "fast-crc"))]
-const LANES: usize = 1;
 
 /// `TABLES[k][b]`: the CRC register contribution of byte `b` followed by `k`
 /// zero bytes.
+#[cfg(feature = "fast-crc")]
 static TABLES: [[u32; 256]; LANES] = tables();
 
+#[cfg(feature = "fast-crc")]
 const fn tables() -> [[u32; 256]; LANES] {
     let mut t = [[0u32; 256]; LANES];
     let mut b = 0;
@@ -53,13 +62,14 @@ const fn tables() -> [[u32; 256]; LANES] {
 }
 
 /// CRC-32C of `bytes`.
+#[cfg(feature = "fast-crc")]
 pub(crate) fn checksum(bytes: &[u8]) -> u32 {
     !update(!0, bytes)
 }
 
 /// Advances the (pre-inverted) CRC register over `bytes`.
+#[cfg(feature = "fast-crc")]
 fn update(mut crc: u32, bytes: &[u8]) -> u32 {
-    #[cfg(feature = "fast-crc")]
     let bytes = {
         let mut blocks = bytes.chunks_exact(16);
         for block in &mut blocks {
