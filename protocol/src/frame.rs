@@ -143,6 +143,10 @@ pub fn encode_stream_frame_vec(frame: &Frame) -> Result<std::vec::Vec<u8>, Frame
 /// Checks run in this order, so each error names the first thing wrong:
 /// length, magic, major version, payload length, CRC (over the received
 /// bytes), payload. Never panics.
+///
+/// Not inlined in firmware builds (no `std`): the stream decoder calls it
+/// too, so an app carries one copy of the per-kind payload decoding.
+#[cfg_attr(not(feature = "std"), inline(never))]
 pub fn decode_frame(bytes: &[u8]) -> Result<DecodedFrame, FrameError> {
     let (header, payload) = check_frame(bytes)?;
     let kind = header.kind.get();
