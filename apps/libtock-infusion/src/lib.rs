@@ -79,6 +79,14 @@ pub mod command {
     pub const FULL_STATUS: u32 = 20;
     /// Log a patient-bolus press the dosing app refused itself.
     pub const REPORT_PATIENT_DENIAL: u32 = 21;
+    /// Post a programmer message to the relay (read-only allow 0; Telemetry).
+    pub const RELAY_POST: u32 = 22;
+    /// Take the oldest relayed message (read-write allow 0; Dosing).
+    pub const RELAY_TAKE: u32 = 23;
+    /// Answer a relayed request (Dosing).
+    pub const RELAY_ANSWER: u32 = 24;
+    /// Read the verdict on the posted request (Telemetry).
+    pub const RELAY_RESULT: u32 = 25;
 }
 
 /// Subscribe numbers.
@@ -91,6 +99,10 @@ pub mod subscribe {
     pub const EVENTS_AVAILABLE: u32 = 2;
     /// The alarm output changed.
     pub const ALARM_CHANGED: u32 = 3;
+    /// Something was posted to the relay (Dosing role only).
+    pub const RELAY_POSTED: u32 = 4;
+    /// A relayed request has its verdict (Telemetry role only).
+    pub const RELAY_ANSWERED: u32 = 5;
 }
 
 const ALLOW_RO_INPUT: u32 = 0;
@@ -150,6 +162,17 @@ impl BolusKind {
     }
 }
 
+/// A relayed message taken with [`Infusion::relay_take`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RelayItem {
+    /// The ticket to answer a request with ([`Infusion::relay_answer`]).
+    pub ticket: u32,
+    /// `pump_protocol::MessageKind` code.
+    pub kind: u16,
+    /// Bytes of the message's postcard payload now in the buffer.
+    pub len: usize,
+}
+
 /// An upcall from the capsule. Codes are `pump_protocol` wire codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -183,6 +206,11 @@ pub enum Event {
         /// The tone sounds.
         audible: bool,
     },
+    /// The relay has something for the dosing app ([`Infusion::relay_take`]).
+    RelayPosted,
+    /// The verdict on the telemetry app's relayed request is ready
+    /// ([`Infusion::relay_result`]).
+    RelayAnswered,
 }
 
 /// Receives every upcall of the capsule as an [`Event`].
@@ -225,12 +253,28 @@ impl<F: Fn(Event)> Upcall<OneId<DRIVER_NUM, { subscribe::ALARM_CHANGED }>> for I
     }
 }
 
-/// The four subscriptions, for [`Infusion::subscribe_all`].
+impl<F: Fn(Event)> Upcall<OneId<DRIVER_NUM, { subscribe::RELAY_POSTED }>> for InfusionListener<F> {
+    fn upcall(&self, _: u32, _: u32, _: u32) {
+        (self.0)(Event::RelayPosted);
+    }
+}
+
+impl<F: Fn(Event)> Upcall<OneId<DRIVER_NUM, { subscribe::RELAY_ANSWERED }>>
+    for InfusionListener<F>
+{
+    fn upcall(&self, _: u32, _: u32, _: u32) {
+        (self.0)(Event::RelayAnswered);
+    }
+}
+
+/// The six subscriptions, for [`Infusion::subscribe_all`].
 pub type Subscriptions<'share, S> = (
     Subscribe<'share, S, DRIVER_NUM, { subscribe::DELIVERY_DONE }>,
     Subscribe<'share, S, DRIVER_NUM, { subscribe::BOLUS_VERDICT }>,
     Subscribe<'share, S, DRIVER_NUM, { subscribe::EVENTS_AVAILABLE }>,
     Subscribe<'share, S, DRIVER_NUM, { subscribe::ALARM_CHANGED }>,
+    Subscribe<'share, S, DRIVER_NUM, { subscribe::RELAY_POSTED }>,
+    Subscribe<'share, S, DRIVER_NUM, { subscribe::RELAY_ANSWERED }>,
 );
 
 /// Turns a command's return into a result: success variants through `ok`,
@@ -320,9 +364,21 @@ impl<S: Syscalls> Infusion<S> {
 
     /// Shares `bytes` as read-only allow 0 for command `num`.
     fn with_input(num: u32, bytes: &[u8]) -> Result<(), Refused> {
+        Self::with_input_args(num, bytes.len() as u32, 0, bytes, unit)
+    }
+
+    /// Shares `bytes` as read-only allow 0 for command `num` with `arg1`,
+    /// `arg2`.
+    fn with_input_args<T>(
+        num: u32,
+        arg1: u32,
+        arg2: u32,
+        bytes: &[u8],
+        ok: impl FnOnce(&CommandReturn) -> Option<T>,
+    ) -> Result<T, Refused> {
         share::scope::<AllowRo<_, DRIVER_NUM, ALLOW_RO_INPUT>, _, _>(|handle| {
             S::allow_ro::<DefaultConfig, DRIVER_NUM, ALLOW_RO_INPUT>(handle, bytes)?;
-            Self::call(num, bytes.len() as u32, 0)
+            outcome(S::command(DRIVER_NUM, num, arg1, arg2), ok)
         })
     }
 
@@ -424,12 +480,54 @@ impl<S: Syscalls> Infusion<S> {
         )
     }
 
-    /// Subscribes `listener` to all four upcalls for the life of `handle`.
+    /// Command 22 (Telemetry role): post a programmer message to the relay
+    /// for the dosing app: `kind` a `pump_protocol::MessageKind` code,
+    /// `payload` its postcard payload (empty for `InstallPrescription`).
+    /// Returns the ticket its verdict will carry (requests only).
+    pub fn relay_post(kind: u16, payload: &[u8]) -> Result<u32, Refused> {
+        Self::with_input_args(
+            command::RELAY_POST,
+            kind.into(),
+            payload.len() as u32,
+            payload,
+            |ret| ret.get_success_u32(),
+        )
+    }
+
+    /// Command 23 (Dosing role): take the oldest relayed message, its
+    /// payload into `buf`.
+    pub fn relay_take(buf: &mut [u8]) -> Result<RelayItem, Refused> {
+        Self::with_output(command::RELAY_TAKE, buf, |ret| {
+            ret.get_success_2_u32().map(|(ticket, packed)| RelayItem {
+                ticket,
+                kind: packed as u16,
+                len: (packed >> 16) as usize,
+            })
+        })
+    }
+
+    /// Command 24 (Dosing role): answer relayed request `ticket`; `verdict`
+    /// 0 accepts, otherwise a `pump_protocol::ErrorCode` code refuses.
+    pub fn relay_answer(ticket: u32, verdict: u16) -> Result<(), Refused> {
+        Self::call(command::RELAY_ANSWER, ticket, verdict.into())
+    }
+
+    /// Command 25 (Telemetry role): `(ticket, verdict)` of the answered
+    /// request, verdict 0 accepted, otherwise a `pump_protocol::ErrorCode`
+    /// code.
+    pub fn relay_result() -> Result<(u32, u16), Refused> {
+        outcome(S::command(DRIVER_NUM, command::RELAY_RESULT, 0, 0), |ret| {
+            ret.get_success_2_u32()
+                .map(|(ticket, verdict)| (ticket, verdict as u16))
+        })
+    }
+
+    /// Subscribes `listener` to all six upcalls for the life of `handle`.
     pub fn subscribe_all<'share, F: Fn(Event)>(
         listener: &'share InfusionListener<F>,
         handle: share::Handle<Subscriptions<'share, S>>,
     ) -> Result<(), ErrorCode> {
-        let (delivery, verdict, events, alarm) = handle.split();
+        let (delivery, verdict, events, alarm, posted, answered) = handle.split();
         S::subscribe::<
             OneId<DRIVER_NUM, { subscribe::DELIVERY_DONE }>,
             _,
@@ -457,7 +555,21 @@ impl<S: Syscalls> Infusion<S> {
             DefaultConfig,
             DRIVER_NUM,
             { subscribe::ALARM_CHANGED },
-        >(alarm, listener)
+        >(alarm, listener)?;
+        S::subscribe::<
+            OneId<DRIVER_NUM, { subscribe::RELAY_POSTED }>,
+            _,
+            DefaultConfig,
+            DRIVER_NUM,
+            { subscribe::RELAY_POSTED },
+        >(posted, listener)?;
+        S::subscribe::<
+            OneId<DRIVER_NUM, { subscribe::RELAY_ANSWERED }>,
+            _,
+            DefaultConfig,
+            DRIVER_NUM,
+            { subscribe::RELAY_ANSWERED },
+        >(answered, listener)
     }
 }
 

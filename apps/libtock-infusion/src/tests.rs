@@ -41,7 +41,7 @@ const NODEVICE_NOT_PERMITTED: (ErrorCode, u32) = (ErrorCode::NoDevice, 6);
 
 impl fake::SyscallDriver for FakeInfusion {
     fn info(&self) -> DriverInfo {
-        DriverInfo::new(DRIVER_NUM).upcall_count(4)
+        DriverInfo::new(DRIVER_NUM).upcall_count(6)
     }
 
     fn register(&self, share_ref: DriverShareRef) {
@@ -368,7 +368,7 @@ fn full_status_and_denial_report() {
     }
     impl fake::SyscallDriver for Status {
         fn info(&self) -> DriverInfo {
-            DriverInfo::new(DRIVER_NUM).upcall_count(4)
+            DriverInfo::new(DRIVER_NUM).upcall_count(6)
         }
         fn allow_readwrite(
             &self,
@@ -413,4 +413,148 @@ fn full_status_and_denial_report() {
     );
     assert_eq!(Api::report_patient_denial(16, 3_600_000), Ok(()));
     assert_eq!(driver.denial.get(), Some((16, 3_600_000)));
+}
+
+/// A fake relay (commands 22–25): one entry, one result, upcalls 4 and 5.
+struct FakeRelay {
+    input: RefCell<RoAllowBuffer>,
+    output: RefCell<RwAllowBuffer>,
+    /// (ticket, kind, payload) posted and not yet taken.
+    entry: RefCell<Option<(u32, u32, Vec<u8>)>>,
+    /// (ticket, verdict) answered and not yet read.
+    result: Cell<Option<(u32, u32)>>,
+    next_ticket: Cell<u32>,
+    share_ref: DriverShareRef,
+}
+
+impl fake::SyscallDriver for FakeRelay {
+    fn info(&self) -> DriverInfo {
+        DriverInfo::new(DRIVER_NUM).upcall_count(6)
+    }
+    fn register(&self, share_ref: DriverShareRef) {
+        self.share_ref.replace(share_ref);
+    }
+    fn allow_readonly(
+        &self,
+        _num: u32,
+        buffer: RoAllowBuffer,
+    ) -> Result<RoAllowBuffer, (RoAllowBuffer, ErrorCode)> {
+        Ok(self.input.replace(buffer))
+    }
+    fn allow_readwrite(
+        &self,
+        _num: u32,
+        buffer: RwAllowBuffer,
+    ) -> Result<RwAllowBuffer, (RwAllowBuffer, ErrorCode)> {
+        Ok(self.output.replace(buffer))
+    }
+    fn command(&self, num: u32, a: u32, b: u32) -> libtock_platform::CommandReturn {
+        match num {
+            command::RELAY_POST => {
+                let input = self.input.borrow();
+                let Some(payload) = input.get(..b as usize) else {
+                    // BadPayload (21) is INVAL.
+                    return command_return::failure_u32(ErrorCode::Invalid, 21);
+                };
+                let ticket = self.next_ticket.get();
+                self.next_ticket.set(ticket + 1);
+                *self.entry.borrow_mut() = Some((ticket, a, payload.to_vec()));
+                let _ = self.share_ref.schedule_upcall(4, (0, 0, 0));
+                command_return::success_u32(ticket)
+            }
+            command::RELAY_TAKE => {
+                let mut entry = self.entry.borrow_mut();
+                let Some((ticket, kind, payload)) = entry.as_ref() else {
+                    // NotReady (4) is OFF.
+                    return command_return::failure_u32(ErrorCode::Off, 4);
+                };
+                let mut output = self.output.borrow_mut();
+                if output.len() < payload.len() {
+                    return command_return::failure_u32(ErrorCode::Invalid, 1);
+                }
+                output[..payload.len()].copy_from_slice(payload);
+                let ret =
+                    command_return::success_2_u32(*ticket, kind | (payload.len() as u32) << 16);
+                *entry = None;
+                ret
+            }
+            command::RELAY_ANSWER => {
+                self.result.set(Some((a, b)));
+                let _ = self.share_ref.schedule_upcall(5, (0, 0, 0));
+                command_return::success()
+            }
+            command::RELAY_RESULT => match self.result.take() {
+                Some((ticket, verdict)) => command_return::success_2_u32(ticket, verdict),
+                None => command_return::failure_u32(ErrorCode::Off, 4),
+            },
+            _ => command_return::failure(ErrorCode::NoSupport),
+        }
+    }
+}
+
+#[test]
+fn relay_round_trip_through_the_allows_and_upcalls_4_and_5() {
+    let kernel = fake::Kernel::new();
+    let driver = Rc::new(FakeRelay {
+        input: Default::default(),
+        output: Default::default(),
+        entry: Default::default(),
+        result: Cell::new(None),
+        next_ticket: Cell::new(1),
+        share_ref: Default::default(),
+    });
+    kernel.add_driver(&driver);
+    let seen: RefCell<Vec<Event>> = RefCell::new(Vec::new());
+    let listener = InfusionListener(|event| seen.borrow_mut().push(event));
+    share::scope(|handle| {
+        Api::subscribe_all(&listener, handle).unwrap();
+        assert_eq!(Api::relay_result().map_err(|e| e.reason), Err(4));
+        let mut buf = [0u8; 16];
+        assert_eq!(Api::relay_take(&mut buf).map_err(|e| e.reason), Err(4));
+        // ClinicianBolus (kind 0x0203) with a 4-byte payload.
+        assert_eq!(Api::relay_post(0x0203, &[0xE8, 0x07, 0x80, 0x01]), Ok(1));
+        // The allow is withdrawn after the call.
+        assert_eq!(driver.input.borrow().len(), 0);
+        let mut small = [0u8; 2];
+        assert_eq!(
+            Api::relay_take(&mut small),
+            Err(Refused {
+                code: ErrorCode::Invalid,
+                reason: 1
+            })
+        );
+        assert_eq!(
+            Api::relay_take(&mut buf),
+            Ok(RelayItem {
+                ticket: 1,
+                kind: 0x0203,
+                len: 4
+            })
+        );
+        assert_eq!(&buf[..4], &[0xE8, 0x07, 0x80, 0x01]);
+        assert_eq!(Api::relay_answer(1, 0), Ok(()));
+        assert_eq!(Api::relay_result(), Ok((1, 0)));
+        // A notice with an empty payload (InstallPrescription), answered with a refusal here (the fake does not tell requests from notices).
+        assert_eq!(Api::relay_post(0x0202, &[]), Ok(2));
+        assert_eq!(
+            Api::relay_take(&mut buf),
+            Ok(RelayItem {
+                ticket: 2,
+                kind: 0x0202,
+                len: 0
+            })
+        );
+        assert_eq!(Api::relay_answer(2, 16), Ok(()));
+        assert_eq!(Api::relay_result(), Ok((2, 16)));
+        while fake::Syscalls::yield_no_wait() == libtock_platform::YieldNoWaitReturn::Upcall {}
+    });
+    assert_eq!(
+        seen.borrow().as_slice(),
+        &[
+            Event::RelayPosted,
+            Event::RelayAnswered,
+            Event::RelayPosted,
+            Event::RelayAnswered
+        ]
+    );
 }

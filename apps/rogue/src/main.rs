@@ -1,14 +1,16 @@
 //! A rogue app: signed (so it runs) but with no role, it asks the infusion
 //! capsule for everything only the dosing or telemetry app may do: start
 //! deliveries, install a prescription, drain and acknowledge, suspend,
-//! refill, set the clock, read the prescription. Every attempt must be
-//! refused; it then hammers the capsule with the same requests for a while.
+//! refill, set the clock, read the prescription, and use the relay from
+//! either end (post, result, take, answer: commands 22–25). Every attempt
+//! must be refused; it then hammers the capsule with the same requests for a
+//! while.
 //!
 //! Output (console, one line per round, then a summary the end-to-end test
-//! checks): `rogue: round 1: 17 attempts, 17 refused, 0 accepted`, …,
-//! `rogue: done: 340 attempts, 340 refused, 0 accepted`. With the opening
+//! checks): `rogue: round 1: 21 attempts, 21 refused, 0 accepted`, …,
+//! `rogue: done: 420 attempts, 420 refused, 0 accepted`. With the opening
 //! install attempt, every round's attempts are audited by the capsule as
-//! `AccessDenied` events: 341 in all.
+//! `AccessDenied` events: 421 in all.
 #![no_main]
 #![no_std]
 #![forbid(unsafe_code)]
@@ -42,6 +44,11 @@ const FAKE_RX: [u8; 96] = [0x5A; 96];
 const FAKE_REFILL: [u8; 12] = [
     0x01, 0x80, 0x89, 0x7A, 0x00, 0x80, 0xDA, 0xC4, 0x09, 0x0A, 0, 0,
 ];
+
+/// `pump_protocol::MessageKind::ClinicianBolus` and a postcard payload of
+/// 1 000 µg over 60 s.
+const RELAY_KIND_CLINICIAN_BOLUS: u16 = 0x0203;
+const FAKE_CLINICIAN_BOLUS: [u8; 5] = [0xE8, 0x07, 0xE0, 0xD4, 0x03];
 
 struct Tally {
     attempts: u32,
@@ -95,6 +102,16 @@ fn round(tally: &mut Tally) {
         "pending events",
         Infusion::raw_command(command::PENDING_EVENTS, 0, 0),
     );
+    // The relay: post a clinician bolus (as the telemetry app would), read
+    // its verdict, take and answer entries (as the dosing app would).
+    tally.expect_refused(
+        "relay post",
+        Infusion::relay_post(RELAY_KIND_CLINICIAN_BOLUS, &FAKE_CLINICIAN_BOLUS).map(|_| ()),
+    );
+    tally.expect_refused("relay result", Infusion::relay_result().map(|_| ()));
+    let mut entry = [0u8; 16];
+    tally.expect_refused("relay take", Infusion::relay_take(&mut entry).map(|_| ()));
+    tally.expect_refused("relay answer", Infusion::relay_answer(1, 0));
 }
 
 fn main() {
