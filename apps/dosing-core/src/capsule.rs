@@ -52,6 +52,35 @@ pub trait DosingCapsule {
         reason: ErrorCode,
         lockout_remaining_ms: u32,
     ) -> Result<(), ErrorCode>;
+
+    /// Command 23: take the oldest entry of the capsule's relay (a
+    /// programmer request or notice the telemetry app posted); its payload
+    /// (the message's postcard payload) is written into `buf` (read-write
+    /// allow 0). `NotReady` when nothing waits, `InvalidArgument` when `buf`
+    /// is too small (the entry stays).
+    fn relay_take(&mut self, buf: &mut [u8]) -> Result<RelayItem, ErrorCode>;
+
+    /// Command 24: answer the taken request `ticket` with the app's verdict
+    /// (argument 2: 0 for `Ok`, else the `ErrorCode`'s code).
+    /// `InvalidArgument` if the capsule holds no taken, unanswered request
+    /// with that ticket (unknown, a notice, or already timed out).
+    fn relay_answer(
+        &mut self,
+        ticket: u32,
+        verdict: Result<(), ErrorCode>,
+    ) -> Result<(), ErrorCode>;
+}
+
+/// One relay entry taken with [`DosingCapsule::relay_take`] (command 23:
+/// `U32U32(ticket, kind_code | payload_len << 16)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RelayItem {
+    /// The capsule's ticket (answer requests with it).
+    pub ticket: u32,
+    /// The message kind code (`pump_protocol::MessageKind`).
+    pub kind: u16,
+    /// Payload bytes written into the buffer.
+    pub len: usize,
 }
 
 /// The capsule's view of the patient bolus, from the envelope's limits

@@ -15,11 +15,12 @@
 use heapless::{Deque, Vec};
 use pump_protocol::prescription::{BasalStep, MAX_BASAL_STEPS, MAX_SIGNED_PRESCRIPTION_LEN};
 use pump_protocol::{
-    AlarmCode, DeliveryKind, DeliveryOutcome, ErrorCode, Message, PumpState, Refill, StatusSnapshot,
+    AlarmCode, ClearFault, ClinicianBolus, DeliveryKind, DeliveryOutcome, ErrorCode, Message,
+    MessageKind, PatientBolusRequest, PumpState, Refill, Resume, SetClock, StatusSnapshot, Suspend,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::capsule::{DosingCapsule, Now, PatientBolusState};
+use crate::capsule::{DosingCapsule, Now, PatientBolusState, RelayItem};
 use crate::model::{BolusPlan, Drug, ModelError, Therapy};
 use crate::schedule::BasalSchedule;
 use crate::units::{dose_volume_nl, duration_at_rate_ms, volume_at_rate_nl, MS_PER_DAY};
@@ -44,6 +45,25 @@ pub const BOLUS_END_GRACE_MS: u64 = 1_000;
 
 /// Shortest check-in period, whatever the capsule's timeout.
 pub const MIN_CHECKIN_PERIOD_MS: u64 = 1_000;
+
+/// Most relay entries [`DosingCore::on_relay_posted`] takes per call (the
+/// capsule's relay holds at most eight); the rest wait for the next call.
+pub const RELAY_MAX_ITEMS_PER_CALL: usize = 8;
+
+/// Payload buffer for one relay entry (the capsule's
+/// `RELAY_PAYLOAD_MAX_LEN`).
+pub const RELAY_PAYLOAD_BUF_LEN: usize = 16;
+
+/// A programmer command the capsule accepted, as far as the dosing app
+/// cares (what `on_programmer_command` and relayed notices have in common).
+#[derive(Clone, Copy)]
+enum Applied<'a> {
+    Suspend,
+    /// Resume, fault clearing or a new prescription.
+    Restart,
+    Refill(&'a Refill),
+    Other,
+}
 
 /// Board facts the dosing app needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -572,8 +592,25 @@ impl DosingCore {
         capsule: &mut impl DosingCapsule,
         now: Now,
     ) -> Wakeup {
-        match command {
-            Message::Suspend(_) => {
+        let applied = match command {
+            Message::Suspend(_) => Applied::Suspend,
+            Message::Resume(_) | Message::ClearFault(_) | Message::InstallPrescription(_) => {
+                Applied::Restart
+            }
+            Message::Refill(refill) => Applied::Refill(refill),
+            _ => Applied::Other,
+        };
+        self.apply_command(applied, capsule, now)
+    }
+
+    fn apply_command(
+        &mut self,
+        applied: Applied<'_>,
+        capsule: &mut impl DosingCapsule,
+        now: Now,
+    ) -> Wakeup {
+        match applied {
+            Applied::Suspend => {
                 self.pump_state = Some(PumpState::Suspended);
                 self.basal_running_nl_per_h = Some(0);
                 self.expected_basal_stops = 0;
@@ -582,18 +619,117 @@ impl DosingCore {
             // empty reservoir, a new prescription an integrity fault): the
             // pump state is learnt again, from the status below or from the
             // capsule's answer to the next request.
-            Message::Resume(_) | Message::ClearFault(_) | Message::InstallPrescription(_) => {
+            Applied::Restart => {
                 self.pump_state = None;
             }
-            Message::Refill(refill) => {
+            Applied::Refill(refill) => {
                 self.pump_state = None;
                 self.on_refill(refill);
             }
-            _ => {}
+            Applied::Other => {}
         }
         self.held = None;
         self.basal_set_at = None;
         self.service(capsule, now)
+    }
+
+    /// Upcall: the capsule's relay holds programmer requests or notices
+    /// the telemetry app posted. Takes at most [`RELAY_MAX_ITEMS_PER_CALL`]
+    /// entries, oldest first, and acts on each as the app's own logic
+    /// decides: a clinician bolus goes through
+    /// [`DosingCore::request_clinician_bolus`], a patient bolus request
+    /// through [`DosingCore::request_patient_bolus`], a notice through the
+    /// logic of [`DosingCore::on_programmer_command`]. Every request taken
+    /// is answered exactly once, with the app's verdict, or `BadPayload` if
+    /// its payload does not decode; notices that do not decode and kinds the
+    /// app does not know are skipped. Entries left over (a full relay) are
+    /// taken at the next call; the capsule notifies again on every post.
+    pub fn on_relay_posted(&mut self, capsule: &mut impl DosingCapsule, now: Now) -> Wakeup {
+        let mut serviced = false;
+        for _ in 0..RELAY_MAX_ITEMS_PER_CALL {
+            let mut buf = [0u8; RELAY_PAYLOAD_BUF_LEN];
+            let Ok(item) = capsule.relay_take(&mut buf) else {
+                // NotReady (empty), or an entry this buffer cannot hold (the
+                // capsule keeps it; it cannot be longer than the buffer).
+                break;
+            };
+            let payload = buf.get(..item.len).unwrap_or_default();
+            serviced |= self.on_relay_item(item, payload, capsule, now);
+        }
+        if !serviced {
+            // Nothing acted on: still a wake-up (check-in, basal).
+            self.service(capsule, now);
+        }
+        self.wakeup = self.compute_wakeup(now);
+        self.wakeup
+    }
+
+    /// Acts on one relay entry; returns whether a wake-up ran for it.
+    fn on_relay_item(
+        &mut self,
+        item: RelayItem,
+        payload: &[u8],
+        capsule: &mut impl DosingCapsule,
+        now: Now,
+    ) -> bool {
+        match MessageKind::from_code(item.kind) {
+            Some(MessageKind::ClinicianBolus) => {
+                let verdict = match decode_exact::<ClinicianBolus>(payload) {
+                    Some(request) => self
+                        .request_clinician_bolus(request.dose_ug, request.duration_ms, capsule, now)
+                        .map(|_| ()),
+                    None => Err(ErrorCode::BadPayload),
+                };
+                // A refused answer (the request timed out) changes nothing here.
+                let _ = capsule.relay_answer(item.ticket, verdict);
+                verdict != Err(ErrorCode::BadPayload)
+            }
+            Some(MessageKind::PatientBolusRequest) => {
+                let verdict = match decode_exact::<PatientBolusRequest>(payload) {
+                    Some(_) => match self.request_patient_bolus(capsule, now) {
+                        PatientBolusVerdict::Granted { .. } => Ok(()),
+                        PatientBolusVerdict::Denied { reason, .. } => Err(reason),
+                    },
+                    None => Err(ErrorCode::BadPayload),
+                };
+                let _ = capsule.relay_answer(item.ticket, verdict);
+                verdict != Err(ErrorCode::BadPayload)
+            }
+            Some(kind) => {
+                let refill;
+                let applied = match kind {
+                    MessageKind::Suspend => {
+                        decode_exact::<Suspend>(payload).map(|_| Applied::Suspend)
+                    }
+                    MessageKind::Resume => {
+                        decode_exact::<Resume>(payload).map(|_| Applied::Restart)
+                    }
+                    MessageKind::ClearFault => {
+                        decode_exact::<ClearFault>(payload).map(|_| Applied::Restart)
+                    }
+                    // Posted without its (long) payload.
+                    MessageKind::InstallPrescription => {
+                        payload.is_empty().then_some(Applied::Restart)
+                    }
+                    MessageKind::SetClock => {
+                        decode_exact::<SetClock>(payload).map(|_| Applied::Other)
+                    }
+                    MessageKind::Refill => {
+                        refill = decode_exact::<Refill>(payload);
+                        refill.as_ref().map(Applied::Refill)
+                    }
+                    _ => None,
+                };
+                match applied {
+                    Some(applied) => {
+                        self.apply_command(applied, capsule, now);
+                        true
+                    }
+                    None => false,
+                }
+            }
+            None => false,
+        }
     }
 
     /// The patient pressed the bolus button (or the patient programmer asked).
@@ -1258,5 +1394,14 @@ fn combine(own: PatientBolusStatus, envelope: PatientBolusState) -> PatientBolus
         prescribed: own.prescribed,
         lockout_remaining_ms: own.lockout_remaining_ms.max(envelope.lockout_remaining_ms),
         boluses_left_24h: own.boluses_left_24h.min(envelope.boluses_left_24h),
+    }
+}
+
+/// `payload` decoded as a `T`, with no bytes left over (as the capsule
+/// checked it with `Message::decode_payload`).
+fn decode_exact<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Option<T> {
+    match postcard::take_from_bytes::<T>(payload) {
+        Ok((value, [])) => Some(value),
+        _ => None,
     }
 }

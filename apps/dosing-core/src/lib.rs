@@ -22,7 +22,7 @@
 //!         Timer => core.wake(&mut capsule, now),
 //!         Upcall::DeliveryDone(kind, outcome, volume_nl) =>
 //!             core.on_delivery_done(kind, outcome, volume_nl, &mut capsule, now),
-//!         Ipc::Command(message) => core.on_programmer_command(&message, &mut capsule, now),
+//!         Upcall::RelayPosted => core.on_relay_posted(&mut capsule, now),
 //!         Button => { core.request_patient_bolus(&mut capsule, now); core.next_wakeup() }
 //!     };
 //!     if core.take_saved_dirty() { store(core.saved_state()) }
@@ -42,12 +42,12 @@ pub mod model;
 pub mod schedule;
 pub mod units;
 
-pub use crate::capsule::{DosingCapsule, Now, PatientBolusState};
+pub use crate::capsule::{DosingCapsule, Now, PatientBolusState, RelayItem};
 pub use crate::core::{
     CatheterContents, Decider, DosingConfig, DosingCore, Flush, FlushKind, PatientBolusStatus,
     PatientBolusVerdict, Phase, RefillStatus, Refusal, Request, SavedState, WakeReason, Wakeup,
     BOLUS_END_GRACE_MS, MAX_PATIENT_GRANTS, MIN_CHECKIN_PERIOD_MS, REFUSAL_LOG_LEN,
-    RETRY_INTERVAL_MS,
+    RELAY_MAX_ITEMS_PER_CALL, RELAY_PAYLOAD_BUF_LEN, RETRY_INTERVAL_MS,
 };
 pub use crate::model::{BolusPlan, Drug, ModelError, PatientBolusPlan, Therapy};
 pub use crate::schedule::{BasalSchedule, ScheduleError, ScheduledStep};

@@ -30,6 +30,8 @@ pub enum Call {
         reason: ErrorCode,
         lockout_remaining_ms: u32,
     },
+    RelayTake,
+    RelayAnswer(u32, Result<(), ErrorCode>),
 }
 
 pub struct FakeCapsule {
@@ -59,6 +61,10 @@ pub struct FakeCapsule {
     pub refill_by_time_ms: Option<u64>,
     pub top_alarm: Option<AlarmCode>,
     pub envelope_ptm: PatientBolusState,
+    /// Relay entries waiting to be taken: `(ticket, kind code, payload)`.
+    pub relay: VecDeque<(u32, u16, Vec<u8>)>,
+    /// Scripted answers to `relay_answer`, then `Ok`.
+    pub relay_answer_results: VecDeque<Result<(), ErrorCode>>,
 }
 
 impl FakeCapsule {
@@ -84,6 +90,8 @@ impl FakeCapsule {
                 lockout_remaining_ms: 0,
                 boluses_left_24h: 6,
             },
+            relay: VecDeque::new(),
+            relay_answer_results: VecDeque::new(),
         }
     }
 
@@ -106,6 +114,35 @@ impl FakeCapsule {
                     volume_nl,
                     duration_ms,
                 } => Some((*kind, *volume_nl, *duration_ms)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Queues a relay entry with the next ticket.
+    pub fn post(&mut self, kind: pump_protocol::MessageKind, payload: &[u8]) -> u32 {
+        let ticket = self.relay.back().map_or(1, |e| e.0 + 1);
+        self.relay
+            .push_back((ticket, kind.code(), payload.to_vec()));
+        ticket
+    }
+
+    /// Queues `message` as the telemetry app posts it.
+    pub fn post_message(&mut self, message: &pump_protocol::Message) -> u32 {
+        let mut buf = [0u8; 64];
+        let len = match message {
+            pump_protocol::Message::InstallPrescription(_) => 0,
+            _ => message.encode_payload(&mut buf).unwrap(),
+        };
+        self.post(message.kind().unwrap(), &buf[..len])
+    }
+
+    /// The answers the app gave, in order.
+    pub fn relay_answers(&self) -> Vec<(u32, Result<(), ErrorCode>)> {
+        self.calls
+            .iter()
+            .filter_map(|c| match c {
+                Call::RelayAnswer(ticket, verdict) => Some((*ticket, *verdict)),
                 _ => None,
             })
             .collect()
@@ -224,6 +261,31 @@ impl DosingCapsule for FakeCapsule {
             lockout_remaining_ms,
         });
         Ok(())
+    }
+
+    fn relay_take(&mut self, buf: &mut [u8]) -> Result<crate::RelayItem, ErrorCode> {
+        self.calls.push(Call::RelayTake);
+        let (ticket, kind, payload) = self.relay.front().ok_or(ErrorCode::NotReady)?;
+        let dst = buf
+            .get_mut(..payload.len())
+            .ok_or(ErrorCode::InvalidArgument)?;
+        dst.copy_from_slice(payload);
+        let item = crate::RelayItem {
+            ticket: *ticket,
+            kind: *kind,
+            len: payload.len(),
+        };
+        self.relay.pop_front();
+        Ok(item)
+    }
+
+    fn relay_answer(
+        &mut self,
+        ticket: u32,
+        verdict: Result<(), ErrorCode>,
+    ) -> Result<(), ErrorCode> {
+        self.calls.push(Call::RelayAnswer(ticket, verdict));
+        self.relay_answer_results.pop_front().unwrap_or(Ok(()))
     }
 }
 
