@@ -1,26 +1,28 @@
 //! The dosing app: `dosing-core` over the infusion capsule's syscalls.
 //!
 //! Everything the app decides is in `dosing-core`; this binary only
-//! connects it to Tock: the capsule (commands 2–8, 17, 18 through
-//! `libtock-infusion`), the capsule's upcalls (delivery done, alarm
-//! changed), Button 1 (patient bolus request) and one wake-up timer. It
-//! sleeps until the core's next wake-up or an upcall, whichever is first;
-//! there is no periodic tick.
+//! connects it to Tock: the capsule (commands 2–8, 17, 18, 20, 21 and the
+//! relay's 23/24 through `libtock-infusion`), the capsule's upcalls
+//! (delivery done, alarm changed, relay posted), Button 1 (patient bolus
+//! request) and one wake-up timer. It sleeps until the core's next wake-up
+//! or an upcall, whichever is first; there is no periodic tick.
+//!
+//! Programmer requests reach it through the capsule's relay: when the
+//! telemetry app posts one (upcall 4), `DosingCore::on_relay_posted` takes
+//! every waiting entry, decides clinician and patient boluses under the
+//! same rules as a Button 1 press (and answers them, so the programmer's
+//! `Ack` means the dosing app granted the bolus), and follows the notices
+//! of what the capsule accepted (suspend, resume, refill with its drug and
+//! concentration, new prescription, cleared fault, clock).
 //!
 //! Limits of this glue:
 //! - The wall clock for the time-of-day basal schedule: the monotonic clock
 //!   from [`UTC_AT_BOOT_MS`] until the first status snapshot (command 20),
 //!   then the capsule's UTC time (which the programmer sets) plus the
 //!   monotonic time since.
-//! - `SavedState` lives in RAM only (no app storage driver on the boards
-//!   yet): after a reset the catheter contents are `Unknown`, which the
-//!   core treats conservatively (no guessed priming or bridge bolus).
-//! - Programmer commands relayed by the telemetry app (IPC) are not wired;
-//!   the app picks up a new prescription when it next wakes (at most
-//!   [`IDLE_WAKE_MS`] later, or at the next upcall), and it resumes once the
-//!   capsule can deliver again (`dosing-core`, SR-DOS-013). A refill's drug
-//!   and concentration do not reach the core (no bridge bolus after a drug
-//!   change) until IPC is wired.
+//! - `SavedState` lives in RAM only: after a reset the catheter contents
+//!   are `Unknown`, which the core treats conservatively (no guessed
+//!   priming or bridge bolus).
 #![no_main]
 #![no_std]
 #![forbid(unsafe_code)]
@@ -29,7 +31,7 @@ use core::cell::{Cell, RefCell};
 
 use dosing_core::{
     CatheterContents, DosingCapsule, DosingConfig, DosingCore, Now, PatientBolusState,
-    PatientBolusVerdict, SavedState, Wakeup,
+    PatientBolusVerdict, RelayItem, SavedState, Wakeup,
 };
 use libtock::buttons::{ButtonListener, ButtonState, Buttons};
 use libtock::console::Console;
@@ -38,12 +40,14 @@ use libtock_infusion::rt::{Clock, TimerFlag, WakeTimer, ALARM_DRIVER_NUM};
 use libtock_infusion::{BolusKind, Event, InfusionListener, Refused, Subscriptions};
 use libtock_platform::subscribe::Subscribe;
 use libtock_platform::{share, Syscalls};
-use pump_protocol::{DeliveryKind, DeliveryOutcome, ErrorCode, StatusSnapshot};
+use pump_protocol::{DeliveryKind, DeliveryOutcome, ErrorCode, MessageKind, StatusSnapshot};
 
 set_main! {main}
 // dosing-core's `service` needs a 4.6 KiB frame and the core 2.4 KiB of
-// `main`'s (measured with -Z emit-stack-sizes and the QEMU board's F8 report).
-stack_size! {0x2100}
+// `main`'s (measured with -Z emit-stack-sizes and the QEMU board's F8 report);
+// the relay's `on_relay_posted` can run `service` below its own frame, so
+// 768 B more than the 8 320 B static worst case before the relay.
+stack_size! {0x2400}
 
 type Infusion = libtock_infusion::Infusion<TockSyscalls>;
 
@@ -134,6 +138,46 @@ impl DosingCapsule for Capsule {
         lockout_remaining_ms: u32,
     ) -> Result<(), ErrorCode> {
         Infusion::report_patient_denial(reason.code(), lockout_remaining_ms).map_err(refusal)
+    }
+
+    fn relay_take(&mut self, buf: &mut [u8]) -> Result<RelayItem, ErrorCode> {
+        let item = Infusion::relay_take(buf).map_err(refusal)?;
+        let name = MessageKind::from_code(item.kind).map_or("unknown kind", MessageKind::name);
+        let mut digits = [0u8; 10];
+        say(&[
+            b"dosing: relay: ",
+            name.as_bytes(),
+            b" #",
+            decimal(item.ticket, &mut digits),
+            b"\n",
+        ]);
+        Ok(RelayItem {
+            ticket: item.ticket,
+            kind: item.kind,
+            len: item.len,
+        })
+    }
+
+    fn relay_answer(
+        &mut self,
+        ticket: u32,
+        verdict: Result<(), ErrorCode>,
+    ) -> Result<(), ErrorCode> {
+        let (code, name) = match verdict {
+            Ok(()) => (0, "accepted"),
+            Err(error) => (error.code(), error.name()),
+        };
+        // Said before the answer is given, so on the UART it precedes the
+        // programmer's Ack or Nack (the end-to-end test checks the order).
+        let mut digits = [0u8; 10];
+        say(&[
+            b"dosing: relay: answer #",
+            decimal(ticket, &mut digits),
+            b": ",
+            name.as_bytes(),
+            b"\n",
+        ]);
+        Infusion::relay_answer(ticket, code).map_err(refusal)
     }
 }
 
@@ -308,8 +352,11 @@ fn main() {
                         t,
                     ),
                     Event::AlarmChanged { .. } => core.on_alarm_changed(&mut capsule, t),
+                    Event::RelayPosted => core.on_relay_posted(&mut capsule, t),
                     // Verdicts on our own requests arrive synchronously too.
-                    Event::BolusVerdict { .. } | Event::EventsAvailable { .. } => wake,
+                    Event::BolusVerdict { .. }
+                    | Event::EventsAvailable { .. }
+                    | Event::RelayAnswered => wake,
                 };
             }
             if pending.button.replace(false) {
