@@ -1,7 +1,8 @@
 //! What the telemetry app asks of the infusion capsule (the `Telemetry`
-//! role's rows of the capsule's command table) and of the dosing app.
+//! role's rows of the capsule's command table), including the relay that
+//! carries programmer requests and notices to the dosing app.
 
-use pump_protocol::{AlarmCode, ClinicianBolus, ErrorCode, Message, Refill, StatusSnapshot};
+use pump_protocol::{AlarmCode, ErrorCode, Refill, StatusSnapshot};
 
 /// The capsule commands the telemetry app uses.
 pub trait TelemetryCapsule {
@@ -40,20 +41,18 @@ pub trait TelemetryCapsule {
     /// without a snapshot command fills the rest from commands 17 and 18 or
     /// returns `Err(ErrorCode::NoSupport)`.
     fn status(&mut self) -> Result<StatusSnapshot, ErrorCode>;
-}
 
-/// The telemetry app's line to the dosing app (IPC in the firmware). The
-/// telemetry app cannot start deliveries (the capsule refuses it that
-/// role), so bolus requests from the programmer go this way, and the dosing
-/// app hears of programmer commands that change what it should do.
-pub trait DosingLink {
-    /// A clinician bolus; the dosing app's verdict.
-    fn clinician_bolus(&mut self, request: &ClinicianBolus) -> Result<(), ErrorCode>;
+    /// Command 22: post a programmer request or notice of message kind
+    /// `kind` (its code) with `payload` (the message's postcard payload,
+    /// empty for `InstallPrescription`; read-only allow 0, length in
+    /// argument 2) to the dosing app through the capsule's relay. Returns
+    /// the ticket. `UnknownKind`, `BadPayload`, `Busy` (a request is still
+    /// outstanding).
+    fn relay_post(&mut self, kind: u16, payload: &[u8]) -> Result<u32, ErrorCode>;
 
-    /// A patient bolus request from the patient's programmer; the verdict.
-    fn patient_bolus(&mut self) -> Result<(), ErrorCode>;
-
-    /// The capsule accepted this programmer command (prescription, refill,
-    /// suspend, resume, fault clearing, clock).
-    fn command_applied(&mut self, command: &Message);
+    /// Command 25: the answer to the outstanding request, as `(ticket,
+    /// verdict)`: `Ok(())` if the dosing app accepted it, else its error
+    /// (or `NotReady` if it did not answer in time). `NotReady` when no
+    /// answer waits. Reading the answer ends the request.
+    fn relay_result(&mut self) -> Result<(u32, Result<(), ErrorCode>), ErrorCode>;
 }

@@ -7,7 +7,7 @@ use pump_protocol::{
     StreamItem, MAX_FRAME_LEN, MAX_STREAM_FRAME_LEN,
 };
 
-use crate::capsule::{DosingLink, TelemetryCapsule};
+use crate::capsule::TelemetryCapsule;
 use crate::log::{LogStorage, PersistentLog, StorageError, RECORD_HEADER_LEN, RECORD_LEN};
 use crate::output::LinkOutput;
 
@@ -26,6 +26,18 @@ pub const MAX_LOG_CHUNK_FRAMES: u16 = 16;
 
 /// Output room a simple response (ack, nack, status, chunk end) may need.
 pub const SIMPLE_RESPONSE_ROOM: usize = 96;
+
+/// Longest payload the capsule's relay carries (its `RELAY_PAYLOAD_MAX_LEN`).
+pub const RELAY_PAYLOAD_MAX_LEN: usize = 16;
+
+/// A bolus request posted to the relay whose verdict the host still waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PendingRequest {
+    ticket: u32,
+    /// The host frame's sequence, echoed in the `Ack` or `Nack`.
+    sequence: u32,
+    kind: u16,
+}
 
 /// Counters for the status of the log and link (all saturating).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -71,6 +83,10 @@ pub struct TelemetryCore<S: LogStorage> {
     /// The capsule sequence number expected next (`None`: nothing stored yet).
     expected_sequence: Option<u32>,
     stats: TelemetryStats,
+    /// The relayed request the host waits for.
+    pending: Option<PendingRequest>,
+    /// Whether a result left in the relay by an earlier life was discarded.
+    relay_flushed: bool,
 }
 
 impl<S: LogStorage> TelemetryCore<S> {
@@ -84,6 +100,8 @@ impl<S: LogStorage> TelemetryCore<S> {
             link_stream: StreamDecoder::new(),
             expected_sequence,
             stats: TelemetryStats::default(),
+            pending: None,
+            relay_flushed: false,
         }
     }
 
@@ -141,10 +159,10 @@ impl<S: LogStorage> TelemetryCore<S> {
         &mut self,
         input: &[u8],
         capsule: &mut impl TelemetryCapsule,
-        dosing: &mut impl DosingLink,
         out: &mut impl LinkOutput,
         utc_ms: u64,
     ) -> LinkProgress {
+        self.flush_stale_result(capsule);
         let mut progress = LinkProgress {
             consumed: 0,
             items: 0,
@@ -157,7 +175,7 @@ impl<S: LogStorage> TelemetryCore<S> {
             progress.consumed += 1;
             if let Some(item) = self.link_stream.push(byte) {
                 progress.items += 1;
-                self.handle_item(item, capsule, dosing, out, utc_ms);
+                self.handle_item(item, capsule, out, utc_ms);
                 if progress.items >= MAX_LINK_ITEMS_PER_CALL {
                     break;
                 }
@@ -170,14 +188,11 @@ impl<S: LogStorage> TelemetryCore<S> {
         &mut self,
         item: StreamItem,
         capsule: &mut impl TelemetryCapsule,
-        dosing: &mut impl DosingLink,
         out: &mut impl LinkOutput,
         utc_ms: u64,
     ) {
         match item {
-            StreamItem::Frame { frame, .. } => {
-                self.handle_frame(frame, capsule, dosing, out, utc_ms)
-            }
+            StreamItem::Frame { frame, .. } => self.handle_frame(frame, capsule, out, utc_ms),
             StreamItem::Invalid { error, .. } => {
                 let (request_kind, error) = nack_for(error);
                 self.refuse(0, request_kind, error, out);
@@ -189,7 +204,6 @@ impl<S: LogStorage> TelemetryCore<S> {
         &mut self,
         frame: DecodedFrame,
         capsule: &mut impl TelemetryCapsule,
-        dosing: &mut impl DosingLink,
         out: &mut impl LinkOutput,
         utc_ms: u64,
     ) {
@@ -221,8 +235,13 @@ impl<S: LogStorage> TelemetryCore<S> {
             Message::InstallPrescription(install) => {
                 capsule.install_prescription(&install.signed_prescription)
             }
-            Message::ClinicianBolus(request) => dosing.clinician_bolus(request),
-            Message::PatientBolusRequest(_) => dosing.patient_bolus(),
+            Message::ClinicianBolus(_) | Message::PatientBolusRequest(_) => {
+                // The dosing app decides; the answer follows its verdict.
+                match self.post_request(&frame.message, sequence, kind, capsule, out) {
+                    Ok(()) => return,
+                    Err(e) => Err(e),
+                }
+            }
             Message::Refill(refill) => capsule.refill(refill),
             Message::Suspend(_) => capsule.suspend(),
             Message::Resume(_) => capsule.resume(),
@@ -235,11 +254,91 @@ impl<S: LogStorage> TelemetryCore<S> {
         match verdict {
             Ok(()) => {
                 if tells_dosing(&frame.message) {
-                    dosing.command_applied(&frame.message);
+                    post_notice(&frame.message, capsule);
                 }
                 send(out, sequence, 0, Message::Ack(Ack { request_kind: kind }));
             }
             Err(error) => self.refuse(sequence, kind, error, out),
+        }
+    }
+
+    /// Posts a bolus request to the relay; the host's answer waits for the
+    /// dosing app's verdict ([`TelemetryCore::service_relay`]).
+    fn post_request(
+        &mut self,
+        message: &Message,
+        sequence: u32,
+        kind: u16,
+        capsule: &mut impl TelemetryCapsule,
+        out: &mut impl LinkOutput,
+    ) -> Result<(), ErrorCode> {
+        let mut payload = [0u8; RELAY_PAYLOAD_MAX_LEN];
+        let len = message
+            .encode_payload(&mut payload)
+            .map_err(|_| ErrorCode::BadPayload)?;
+        let ticket = capsule.relay_post(kind, payload.get(..len).unwrap_or_default())?;
+        if let Some(lost) = self.pending.take() {
+            // The capsule took a new request, so the earlier one is no
+            // longer outstanding there and its verdict cannot come.
+            self.refuse(lost.sequence, lost.kind, ErrorCode::NotReady, out);
+        }
+        self.pending = Some(PendingRequest {
+            ticket,
+            sequence,
+            kind,
+        });
+        Ok(())
+    }
+
+    /// Answers the host's relayed bolus request once the dosing app's
+    /// verdict (or the capsule's `NotReady` for a request it did not answer
+    /// in time) is in: `Ack`, or `Nack` with that error. Call it when the
+    /// capsule signals an answer (upcall 5) and at every wake-up; one
+    /// command per call. A result for another ticket (left from before a
+    /// restart of this app) is read and dropped, so that the relay is free
+    /// again. Without room in `out` for the answer the result stays in the
+    /// capsule for the next call. Returns whether the host was answered.
+    pub fn service_relay(
+        &mut self,
+        capsule: &mut impl TelemetryCapsule,
+        out: &mut impl LinkOutput,
+        _utc_ms: u64,
+    ) -> bool {
+        if !self.relay_flushed {
+            self.flush_stale_result(capsule);
+            return false;
+        }
+        if self.pending.is_some() && out.room() < SIMPLE_RESPONSE_ROOM {
+            return false;
+        }
+        let Ok((ticket, verdict)) = capsule.relay_result() else {
+            return false;
+        };
+        let Some(pending) = self.pending.filter(|p| p.ticket == ticket) else {
+            return false;
+        };
+        self.pending = None;
+        match verdict {
+            Ok(()) => send(
+                out,
+                pending.sequence,
+                0,
+                Message::Ack(Ack {
+                    request_kind: pending.kind,
+                }),
+            ),
+            Err(error) => self.refuse(pending.sequence, pending.kind, error, out),
+        }
+        true
+    }
+
+    /// At the first call after start: a result waiting in the relay belongs
+    /// to a request of an earlier life of this app; reading it frees the
+    /// relay for new requests.
+    fn flush_stale_result(&mut self, capsule: &mut impl TelemetryCapsule) {
+        if !self.relay_flushed {
+            self.relay_flushed = true;
+            let _ = capsule.relay_result();
         }
     }
 
@@ -422,6 +521,24 @@ fn tells_dosing(message: &Message) -> bool {
             | Message::ClearFault(_)
             | Message::SetClock(_)
     )
+}
+
+/// Tells the dosing app, through the relay, of a command the capsule
+/// accepted. A new prescription goes without its (long) payload: the dosing
+/// app reads the installed one from the capsule. A notice the relay refuses
+/// changes nothing here; the dosing app still learns the new state from
+/// the capsule's status at its next wake-up.
+fn post_notice(message: &Message, capsule: &mut impl TelemetryCapsule) {
+    let kind = message.kind_code();
+    let mut payload = [0u8; RELAY_PAYLOAD_MAX_LEN];
+    let len = match message {
+        Message::InstallPrescription(_) => 0,
+        _ => match message.encode_payload(&mut payload) {
+            Ok(len) => len,
+            Err(_) => return,
+        },
+    };
+    let _ = capsule.relay_post(kind, payload.get(..len).unwrap_or_default());
 }
 
 /// The `Nack` for a stream item that is not a valid frame.

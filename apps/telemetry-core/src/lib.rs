@@ -9,8 +9,10 @@
 //!   it sees as a `LogGap` ([`log`]);
 //! - it serves the host link with the protocol crate: status, log reads in
 //!   bounded, resumable chunks, and the programmer's commands, relayed to
-//!   the capsule (or, for boluses, to the dosing app through a
-//!   [`DosingLink`]) with the verdict as `Ack` or `Nack`;
+//!   the capsule with its verdict as `Ack` or `Nack`; bolus requests go to
+//!   the dosing app through the capsule's relay and are answered when its
+//!   verdict comes back ([`TelemetryCore::service_relay`]), and the
+//!   commands the capsule accepted are posted there as notices;
 //! - every bad frame gets a typed `Nack` and changes nothing, and each call
 //!   does bounded work, so a flood on the link cannot starve dosing.
 //!
@@ -22,8 +24,9 @@
 //! loop {
 //!     match event {
 //!         Upcall::EventsAvailable => { core.drain_capsule(&mut capsule, utc_ms)?; }
+//!         Upcall::RelayAnswered => { core.service_relay(&mut capsule, &mut tx, utc_ms); }
 //!         LinkRx(bytes) => {
-//!             let progress = core.service_link(&rx[..], &mut capsule, &mut dosing_ipc, &mut tx, utc_ms);
+//!             let progress = core.service_link(&rx[..], &mut capsule, &mut tx, utc_ms);
 //!             rx.drain(..progress.consumed); // the rest waits for the next wake-up
 //!         }
 //!     }
@@ -41,7 +44,7 @@ mod core;
 pub mod log;
 pub mod output;
 
-pub use crate::capsule::{DosingLink, TelemetryCapsule};
+pub use crate::capsule::TelemetryCapsule;
 pub use crate::core::{
     DrainReport, LinkProgress, TelemetryCore, TelemetryStats, DRAIN_BUF_LEN,
     MAX_LINK_BYTES_PER_CALL, MAX_LINK_ITEMS_PER_CALL, MAX_LOG_CHUNK_FRAMES, SIMPLE_RESPONSE_ROOM,

@@ -4,12 +4,12 @@ use std::rc::Rc;
 use std::vec::Vec;
 
 use pump_protocol::{
-    encode_stream_frame, AlarmCode, ClinicianBolus, DeliveryKind, DeliveryOutcome, DeliveryRecord,
-    ErrorCode, Frame, Message, PumpState, Refill, StatusSnapshot, StreamDecoder, StreamItem,
+    encode_stream_frame, AlarmCode, DeliveryKind, DeliveryOutcome, DeliveryRecord, ErrorCode,
+    Frame, Message, MessageKind, PumpState, Refill, StatusSnapshot, StreamDecoder, StreamItem,
     MAX_STREAM_FRAME_LEN,
 };
 
-use crate::{DosingLink, LinkOutput, LogStorage, StorageError, TelemetryCapsule, RECORD_LEN};
+use crate::{LinkOutput, LogStorage, StorageError, TelemetryCapsule, RECORD_LEN};
 
 /// Record slots in memory, shared so that a test can drop a core and open
 /// a new one over the same contents (a reset).
@@ -62,6 +62,7 @@ pub enum CapsuleCall {
     SetClock(u64),
     Pending,
     Status,
+    RelayResult,
 }
 
 /// A recording fake capsule: queued events are drained as stream items,
@@ -71,6 +72,15 @@ pub struct FakeCapsule {
     pub events: VecDeque<(u32, Message)>,
     pub answers: VecDeque<Result<(), ErrorCode>>,
     pub status: StatusSnapshot,
+    /// What was posted to the relay: `(kind code, payload)`.
+    pub posted: Vec<(u16, Vec<u8>)>,
+    /// Scripted refusals of posts, then the relay's own rules.
+    pub post_answers: VecDeque<Result<(), ErrorCode>>,
+    /// The relay's outstanding request (from its post until its result is read).
+    pub outstanding: Option<u32>,
+    /// Results waiting to be read: `(ticket, verdict)`.
+    pub results: VecDeque<(u32, Result<(), ErrorCode>)>,
+    pub last_ticket: u32,
 }
 
 impl FakeCapsule {
@@ -91,6 +101,11 @@ impl FakeCapsule {
                 top_alarm: None,
                 refill_by_time_ms: Some(1_738_000_000_000),
             },
+            posted: Vec::new(),
+            post_answers: VecDeque::new(),
+            outstanding: None,
+            results: VecDeque::new(),
+            last_ticket: 0,
         }
     }
 
@@ -106,11 +121,23 @@ impl FakeCapsule {
         self.answers.pop_front().unwrap_or(Ok(()))
     }
 
-    /// Calls other than draining and counting events.
+    /// The dosing app answers the outstanding request with `verdict`.
+    pub fn answer_relay(&mut self, verdict: Result<(), ErrorCode>) -> u32 {
+        let ticket = self.outstanding.expect("no outstanding request");
+        self.results.push_back((ticket, verdict));
+        ticket
+    }
+
+    /// Calls other than draining and counting events and reading relay results.
     pub fn commands(&self) -> Vec<CapsuleCall> {
         self.calls
             .iter()
-            .filter(|c| !matches!(c, CapsuleCall::Drain | CapsuleCall::Pending))
+            .filter(|c| {
+                !matches!(
+                    c,
+                    CapsuleCall::Drain | CapsuleCall::Pending | CapsuleCall::RelayResult
+                )
+            })
             .cloned()
             .collect()
     }
@@ -180,35 +207,38 @@ impl TelemetryCapsule for FakeCapsule {
         self.answers.pop_front().unwrap_or(Ok(()))?;
         Ok(self.status.clone())
     }
+    fn relay_post(&mut self, kind: u16, payload: &[u8]) -> Result<u32, ErrorCode> {
+        self.post_answers.pop_front().unwrap_or(Ok(()))?;
+        let request = kind == MessageKind::ClinicianBolus.code()
+            || kind == MessageKind::PatientBolusRequest.code();
+        if request && self.outstanding.is_some() {
+            return Err(ErrorCode::Busy);
+        }
+        self.posted.push((kind, payload.to_vec()));
+        self.last_ticket += 1;
+        if request {
+            self.outstanding = Some(self.last_ticket);
+        }
+        Ok(self.last_ticket)
+    }
+    fn relay_result(&mut self) -> Result<(u32, Result<(), ErrorCode>), ErrorCode> {
+        self.calls.push(CapsuleCall::RelayResult);
+        let (ticket, verdict) = self.results.pop_front().ok_or(ErrorCode::NotReady)?;
+        if self.outstanding == Some(ticket) {
+            self.outstanding = None;
+        }
+        Ok((ticket, verdict))
+    }
 }
 
-#[derive(Clone, Debug, PartialEq)]
-#[allow(clippy::large_enum_variant)]
-pub enum DosingCall {
-    ClinicianBolus(ClinicianBolus),
-    PatientBolus,
-    Applied(Message),
-}
-
-/// A recording dosing link with scripted verdicts (then `Ok`).
-#[derive(Default)]
-pub struct FakeDosing {
-    pub calls: Vec<DosingCall>,
-    pub verdicts: VecDeque<Result<(), ErrorCode>>,
-}
-
-impl DosingLink for FakeDosing {
-    fn clinician_bolus(&mut self, request: &ClinicianBolus) -> Result<(), ErrorCode> {
-        self.calls.push(DosingCall::ClinicianBolus(request.clone()));
-        self.verdicts.pop_front().unwrap_or(Ok(()))
-    }
-    fn patient_bolus(&mut self) -> Result<(), ErrorCode> {
-        self.calls.push(DosingCall::PatientBolus);
-        self.verdicts.pop_front().unwrap_or(Ok(()))
-    }
-    fn command_applied(&mut self, command: &Message) {
-        self.calls.push(DosingCall::Applied(command.clone()));
-    }
+/// A message as the telemetry app posts it to the relay.
+pub fn posted(message: &Message) -> (u16, Vec<u8>) {
+    let mut buf = [0u8; 64];
+    let len = match message {
+        Message::InstallPrescription(_) => 0,
+        _ => message.encode_payload(&mut buf).unwrap(),
+    };
+    (message.kind_code(), buf[..len].to_vec())
 }
 
 /// Output with a fixed room.

@@ -8,7 +8,7 @@ use pump_protocol::{
     Resume, SetClock, Suspend, Unknown, HEADER_LEN,
 };
 
-use super::fake::{host_frame, CapsuleCall, DosingCall};
+use super::fake::{host_frame, posted, CapsuleCall, VecOutput};
 use super::log_tests::{Rig, UTC_MS};
 use crate::{MAX_LINK_BYTES_PER_CALL, MAX_LINK_ITEMS_PER_CALL};
 
@@ -145,7 +145,7 @@ fn sr_tel_004_each_bad_frame_kind_gets_its_nack_and_changes_nothing() {
     );
 
     assert!(rig.capsule.commands().is_empty());
-    assert!(rig.dosing.calls.is_empty());
+    assert!(rig.capsule.posted.is_empty());
     assert_eq!(*rig.storage.writes.borrow(), writes_before);
     assert_eq!(rig.core.stats().link_items_refused, 8);
     // The link still works.
@@ -174,9 +174,9 @@ fn sr_tel_005_a_garbage_flood_costs_bounded_work_per_call() {
     let mut calls = 0;
     let mut answered = false;
     while !rest.is_empty() {
-        let progress =
-            rig.core
-                .service_link(rest, &mut rig.capsule, &mut rig.dosing, &mut out, UTC_MS);
+        let progress = rig
+            .core
+            .service_link(rest, &mut rig.capsule, &mut out, UTC_MS);
         assert!(progress.consumed <= MAX_LINK_BYTES_PER_CALL);
         assert!(progress.items <= MAX_LINK_ITEMS_PER_CALL);
         assert!(progress.consumed > 0);
@@ -214,12 +214,13 @@ fn sr_tel_005_no_room_to_answer_means_the_bytes_wait() {
     let mut rig = Rig::new(16);
     let input = host_frame(5, Message::GetStatus(GetStatus {}));
     let mut out = super::fake::VecOutput::with_room(10);
-    let progress =
-        rig.core
-            .service_link(&input, &mut rig.capsule, &mut rig.dosing, &mut out, UTC_MS);
+    let progress = rig
+        .core
+        .service_link(&input, &mut rig.capsule, &mut out, UTC_MS);
     assert_eq!(progress.items, 0);
     assert!(progress.consumed < input.len());
-    assert!(rig.capsule.calls.is_empty());
+    // Only the start's read of a stale relay result.
+    assert_eq!(rig.capsule.calls, [CapsuleCall::RelayResult]);
     // With room, the rest goes through and is answered.
     let out = rig.exchange(&input[progress.consumed..], 4096);
     assert_eq!(out.frames().len(), 1);
@@ -242,7 +243,7 @@ fn sr_tel_006_install_prescription_relays_the_capsules_verdict() {
             )
         )
     );
-    assert!(rig.dosing.calls.is_empty());
+    assert!(rig.capsule.posted.is_empty());
     assert_eq!(
         one_response(&mut rig, &host_frame(22, install(3))),
         (22, ack(MessageKind::InstallPrescription))
@@ -254,7 +255,7 @@ fn sr_tel_006_install_prescription_relays_the_capsules_verdict() {
             CapsuleCall::Install(vec![0xAB; 100])
         ]
     );
-    assert_eq!(rig.dosing.calls, [DosingCall::Applied(install(3))]);
+    assert_eq!(rig.capsule.posted, [posted(&install(3))]);
 }
 
 #[test]
@@ -297,27 +298,27 @@ fn sr_tel_006_programmer_commands_reach_the_capsule_and_the_dosing_app() {
     ];
     for (i, (message, call, tells_dosing)) in cases.into_iter().enumerate() {
         rig.capsule.calls.clear();
-        rig.dosing.calls.clear();
+        rig.capsule.posted.clear();
         let kind = message.kind().unwrap();
         assert_eq!(
             one_response(&mut rig, &host_frame(i as u32, message.clone())),
             (i as u32, ack(kind))
         );
         assert_eq!(rig.capsule.commands(), core::slice::from_ref(&call));
-        let expected: Vec<DosingCall> = if tells_dosing {
-            vec![DosingCall::Applied(message.clone())]
+        let expected: Vec<(u16, Vec<u8>)> = if tells_dosing {
+            vec![posted(&message)]
         } else {
             vec![]
         };
-        assert_eq!(rig.dosing.calls, expected);
+        assert_eq!(rig.capsule.posted, expected);
         // Refused by the capsule: the reason comes back, the dosing app hears nothing.
         rig.capsule.answers.push_back(Err(ErrorCode::NotPermitted));
-        rig.dosing.calls.clear();
+        rig.capsule.posted.clear();
         assert_eq!(
             one_response(&mut rig, &host_frame(100 + i as u32, message)),
             (100 + i as u32, nack(kind.code(), ErrorCode::NotPermitted))
         );
-        assert!(rig.dosing.calls.is_empty());
+        assert!(rig.capsule.posted.is_empty());
     }
     rig.capsule.answers.push_back(Err(ErrorCode::NoSupport));
     assert_eq!(
@@ -326,26 +327,39 @@ fn sr_tel_006_programmer_commands_reach_the_capsule_and_the_dosing_app() {
     );
 }
 
-#[test]
-fn sr_tel_007_bolus_requests_go_to_the_dosing_app_with_its_verdict() {
-    let mut rig = Rig::new(16);
-    let bolus = ClinicianBolus {
+fn clinician() -> Message {
+    Message::ClinicianBolus(ClinicianBolus {
         dose_ug: 50,
         duration_ms: 600_000,
-    };
+    })
+}
+
+fn patient() -> Message {
+    Message::PatientBolusRequest(PatientBolusRequest {})
+}
+
+#[test]
+fn sr_tel_007_bolus_requests_go_to_the_dosing_app_with_its_verdict() {
+    // Verifies: SR-TEL-008
+    let mut rig = Rig::new(16);
+    // Posted to the relay; no answer until the dosing app's verdict.
+    assert!(rig
+        .exchange(&host_frame(1, clinician()), 4096)
+        .frames()
+        .is_empty());
+    assert_eq!(rig.capsule.posted, [posted(&clinician())]);
+    rig.capsule.answer_relay(Ok(()));
     assert_eq!(
-        one_response(
-            &mut rig,
-            &host_frame(1, Message::ClinicianBolus(bolus.clone()))
-        ),
+        one_response(&mut rig, &[]),
         (1, ack(MessageKind::ClinicianBolus))
     );
-    rig.dosing.verdicts.push_back(Err(ErrorCode::LockoutActive));
+    assert!(rig
+        .exchange(&host_frame(2, patient()), 4096)
+        .frames()
+        .is_empty());
+    rig.capsule.answer_relay(Err(ErrorCode::LockoutActive));
     assert_eq!(
-        one_response(
-            &mut rig,
-            &host_frame(2, Message::PatientBolusRequest(PatientBolusRequest {}))
-        ),
+        one_response(&mut rig, &[]),
         (
             2,
             nack(
@@ -355,11 +369,160 @@ fn sr_tel_007_bolus_requests_go_to_the_dosing_app_with_its_verdict() {
         )
     );
     assert_eq!(
-        rig.dosing.calls,
-        [DosingCall::ClinicianBolus(bolus), DosingCall::PatientBolus]
+        rig.capsule.posted,
+        [posted(&clinician()), posted(&patient())]
     );
-    // The telemetry app asked the capsule for nothing.
+    // The telemetry app asked the capsule for no delivery.
     assert!(rig.capsule.commands().is_empty());
+}
+
+#[test]
+fn sr_tel_008_the_ack_waits_for_the_verdict() {
+    let mut rig = Rig::new(16);
+    let mut out = VecOutput::with_room(4096);
+    rig.core.service_link(
+        &host_frame(5, clinician()),
+        &mut rig.capsule,
+        &mut out,
+        UTC_MS,
+    );
+    // Wake-ups before the verdict answer nothing.
+    for _ in 0..3 {
+        assert!(!rig.core.service_relay(&mut rig.capsule, &mut out, UTC_MS));
+    }
+    assert!(out.frames().is_empty());
+    rig.capsule.answer_relay(Ok(()));
+    // No room for the answer: the result waits in the capsule.
+    let mut full = VecOutput::with_room(10);
+    assert!(!rig.core.service_relay(&mut rig.capsule, &mut full, UTC_MS));
+    assert_eq!(rig.capsule.results.len(), 1);
+    assert!(rig.core.service_relay(&mut rig.capsule, &mut out, UTC_MS));
+    assert_eq!(out.frames(), [(5, 0, ack(MessageKind::ClinicianBolus))]);
+    // Answered once only.
+    assert!(!rig.core.service_relay(&mut rig.capsule, &mut out, UTC_MS));
+    assert_eq!(out.frames().len(), 1);
+}
+
+#[test]
+fn sr_tel_008_a_refused_verdict_is_nacked_with_its_error() {
+    let mut rig = Rig::new(16);
+    rig.exchange(&host_frame(6, clinician()), 4096);
+    rig.capsule.answer_relay(Err(ErrorCode::DailyLimitReached));
+    assert_eq!(
+        one_response(&mut rig, &[]),
+        (
+            6,
+            nack(
+                MessageKind::ClinicianBolus.code(),
+                ErrorCode::DailyLimitReached
+            )
+        )
+    );
+    assert_eq!(rig.core.stats().link_items_refused, 1);
+}
+
+#[test]
+fn sr_tel_008_the_capsules_timeout_is_forwarded_as_a_nack() {
+    let mut rig = Rig::new(16);
+    rig.exchange(&host_frame(7, patient()), 4096);
+    // The dosing app never answered: the capsule answers NotReady itself.
+    rig.capsule.answer_relay(Err(ErrorCode::NotReady));
+    assert_eq!(
+        one_response(&mut rig, &[]),
+        (
+            7,
+            nack(MessageKind::PatientBolusRequest.code(), ErrorCode::NotReady)
+        )
+    );
+}
+
+#[test]
+fn sr_tel_008_a_second_request_while_one_is_outstanding_is_busy() {
+    let mut rig = Rig::new(16);
+    rig.exchange(&host_frame(1, clinician()), 4096);
+    assert_eq!(
+        one_response(&mut rig, &host_frame(2, patient())),
+        (
+            2,
+            nack(MessageKind::PatientBolusRequest.code(), ErrorCode::Busy)
+        )
+    );
+    // The first is still answered when its verdict comes.
+    rig.capsule.answer_relay(Ok(()));
+    assert_eq!(
+        one_response(&mut rig, &[]),
+        (1, ack(MessageKind::ClinicianBolus))
+    );
+    assert_eq!(rig.capsule.posted, [posted(&clinician())]);
+}
+
+#[test]
+fn sr_tel_008_a_failed_post_is_nacked_at_once_with_its_error() {
+    let mut rig = Rig::new(16);
+    rig.capsule
+        .post_answers
+        .push_back(Err(ErrorCode::NotPermitted));
+    assert_eq!(
+        one_response(&mut rig, &host_frame(3, clinician())),
+        (
+            3,
+            nack(MessageKind::ClinicianBolus.code(), ErrorCode::NotPermitted)
+        )
+    );
+    // Nothing outstanding: a later result is not an answer to it.
+    rig.capsule.results.push_back((1, Ok(())));
+    assert!(one_response_or_none(&mut rig).is_none());
+}
+
+fn one_response_or_none(rig: &mut Rig) -> Option<(u32, Message)> {
+    let frames = rig.exchange(&[], 4096).frames();
+    assert!(frames.len() <= 1, "{frames:?}");
+    frames.into_iter().next().map(|(s, _, m)| (s, m))
+}
+
+#[test]
+fn sr_tel_008_a_result_for_another_ticket_is_dropped() {
+    let mut rig = Rig::new(16);
+    // A result left from before a restart of the app is read at start.
+    rig.capsule.results.push_back((41, Ok(())));
+    rig.capsule.outstanding = Some(41);
+    assert!(one_response_or_none(&mut rig).is_none());
+    assert!(rig.capsule.results.is_empty());
+    assert_eq!(rig.capsule.outstanding, None);
+    // A request; a stray result for an unknown ticket answers nothing ...
+    rig.exchange(&host_frame(8, clinician()), 4096);
+    rig.capsule.results.push_back((999, Ok(())));
+    assert!(one_response_or_none(&mut rig).is_none());
+    // ... and the real verdict still does.
+    rig.capsule.answer_relay(Err(ErrorCode::LockoutActive));
+    assert_eq!(
+        one_response_or_none(&mut rig),
+        Some((
+            8,
+            nack(MessageKind::ClinicianBolus.code(), ErrorCode::LockoutActive)
+        ))
+    );
+}
+
+#[test]
+fn sr_tel_008_programmer_commands_reach_the_dosing_app_only_when_accepted() {
+    let mut rig = Rig::new(16);
+    // The relay refusing a notice does not change the capsule's verdict.
+    rig.capsule.post_answers.push_back(Err(ErrorCode::Busy));
+    assert_eq!(
+        one_response(&mut rig, &host_frame(1, Message::Suspend(Suspend {}))),
+        (1, ack(MessageKind::Suspend))
+    );
+    assert!(rig.capsule.posted.is_empty());
+    // A prescription is posted without its payload.
+    assert_eq!(
+        one_response(&mut rig, &host_frame(2, install(4))),
+        (2, ack(MessageKind::InstallPrescription))
+    );
+    assert_eq!(
+        rig.capsule.posted,
+        [(MessageKind::InstallPrescription.code(), vec![])]
+    );
 }
 
 proptest! {
@@ -374,7 +537,7 @@ proptest! {
         for chunk in &chunks {
             let mut rest = &chunk[..];
             while !rest.is_empty() {
-                let progress = rig.core.service_link(rest, &mut rig.capsule, &mut rig.dosing, &mut out, UTC_MS);
+                let progress = rig.core.service_link(rest, &mut rig.capsule, &mut out, UTC_MS);
                 prop_assert!(progress.consumed > 0 && progress.consumed <= MAX_LINK_BYTES_PER_CALL);
                 rest = &rest[progress.consumed..];
             }
@@ -385,7 +548,7 @@ proptest! {
             prop_assert!(matches!(message, Message::Nack(_)));
         }
         prop_assert!(rig.capsule.commands().is_empty());
-        prop_assert!(rig.dosing.calls.is_empty());
+        prop_assert!(rig.capsule.posted.is_empty());
         prop_assert_eq!(*rig.storage.writes.borrow(), 0);
     }
 }

@@ -3,14 +3,13 @@ use std::vec::Vec;
 use proptest::prelude::*;
 use pump_protocol::{flags, LogChunkEnd, LogChunkEnd as End, LogGap, Message, ReadLog};
 
-use super::fake::{host_frame, record, FakeCapsule, FakeDosing, MemStorage, VecOutput};
+use super::fake::{host_frame, record, FakeCapsule, MemStorage, VecOutput};
 use crate::TelemetryCore;
 
 pub struct Rig {
     pub core: TelemetryCore<MemStorage>,
     pub storage: MemStorage,
     pub capsule: FakeCapsule,
-    pub dosing: FakeDosing,
 }
 
 pub const UTC_MS: u64 = 1_735_689_600_000;
@@ -22,7 +21,6 @@ impl Rig {
             core: TelemetryCore::new(storage.clone()),
             storage,
             capsule: FakeCapsule::new(),
-            dosing: FakeDosing::default(),
         }
     }
 
@@ -46,12 +44,14 @@ impl Rig {
         let mut out = VecOutput::with_room(room);
         let mut rest = input;
         while !rest.is_empty() {
-            let progress =
-                self.core
-                    .service_link(rest, &mut self.capsule, &mut self.dosing, &mut out, UTC_MS);
+            let progress = self
+                .core
+                .service_link(rest, &mut self.capsule, &mut out, UTC_MS);
             assert!(progress.consumed > 0, "link stalled");
             rest = &rest[progress.consumed..];
         }
+        // A wake-up: a relay answer waiting goes out too.
+        self.core.service_relay(&mut self.capsule, &mut out, UTC_MS);
         out
     }
 
