@@ -7,6 +7,12 @@
 //!   log (commands 10, 19) and forwards the drained frames to the host link
 //!   as they are (live telemetry; `ReadLog` answers carry the `FROM_LOG`
 //!   flag instead).
+//! - Programmer boluses (`ClinicianBolus`, `PatientBolusRequest`) go to the
+//!   dosing app through the capsule's relay (command 22); the host's `Ack`
+//!   or `Nack` waits for the dosing app's verdict, which arrives with
+//!   upcall 5 (command 25, `TelemetryCore::service_relay`). Programmer
+//!   commands the capsule accepted are posted as notices for the dosing
+//!   app the same way.
 //! - It reads the host link (the board's link driver, which only this app
 //!   may use) one byte at a time, so bytes the app has not asked for stay in
 //!   the UART and nothing is lost; hands them to `service_link`; and writes
@@ -14,12 +20,9 @@
 //!   shares the UART with the console, frames never mix with other apps'
 //!   text.
 //!
-//! Limits of this glue, all for lack of a kernel interface:
+//! Limits of this glue:
 //! - The log is kept in the app's RAM ([`LOG_SLOTS`] records), not in flash:
 //!   neither board exposes app storage yet.
-//! - Boluses the programmer asks for need IPC to the dosing app, which is
-//!   not wired: they are refused with `NoSupport` (the patient's Button 1
-//!   goes to the dosing app directly).
 //! - UTC is the monotonic clock from [`UTC_AT_BOOT_MS`] until the
 //!   programmer sets the clock, then the time it set.
 #![no_main]
@@ -35,10 +38,10 @@ use libtock_infusion::{Event, InfusionListener, Refused, Subscriptions};
 use libtock_platform::allow_rw::AllowRw;
 use libtock_platform::subscribe::Subscribe;
 use libtock_platform::{share, DefaultConfig, Syscalls};
-use pump_protocol::{AlarmCode, ClinicianBolus, ErrorCode, Message, Refill, StatusSnapshot};
+use pump_protocol::{AlarmCode, ErrorCode, Refill, StatusSnapshot};
 use telemetry_core::{
-    DosingLink, LogStorage, SliceOutput, StorageError, TelemetryCapsule, TelemetryCore,
-    DRAIN_BUF_LEN, RECORD_LEN,
+    LogStorage, SliceOutput, StorageError, TelemetryCapsule, TelemetryCore, DRAIN_BUF_LEN,
+    RECORD_LEN, SIMPLE_RESPONSE_ROOM,
 };
 
 set_main! {main}
@@ -98,13 +101,17 @@ impl LogStorage for RamLog<'_> {
 }
 
 /// The capsule, as `telemetry-core` sees it; keeps a copy of what it drains
-/// for the live link.
-struct Capsule {
+/// for the live link, and follows the clock the programmer sets.
+struct Capsule<'a> {
     forward: [u8; DRAIN_BUF_LEN],
     forward_len: usize,
+    /// UTC minus the monotonic clock.
+    utc_offset_ms: &'a Cell<u64>,
+    /// The monotonic clock when the current host byte arrived.
+    monotonic_ms: u64,
 }
 
-impl TelemetryCapsule for Capsule {
+impl TelemetryCapsule for Capsule<'_> {
     fn install_prescription(&mut self, signed: &[u8]) -> Result<(), ErrorCode> {
         Infusion::install_prescription(signed).map_err(refusal)
     }
@@ -143,7 +150,23 @@ impl TelemetryCapsule for Capsule {
     }
 
     fn set_clock(&mut self, utc_time_ms: u64) -> Result<(), ErrorCode> {
-        Infusion::set_clock(utc_time_ms).map_err(refusal)
+        Infusion::set_clock(utc_time_ms).map_err(refusal)?;
+        self.utc_offset_ms
+            .set(utc_time_ms.wrapping_sub(self.monotonic_ms));
+        Ok(())
+    }
+
+    fn relay_post(&mut self, kind: u16, payload: &[u8]) -> Result<u32, ErrorCode> {
+        Infusion::relay_post(kind, payload).map_err(refusal)
+    }
+
+    fn relay_result(&mut self) -> Result<(u32, Result<(), ErrorCode>), ErrorCode> {
+        let (ticket, verdict) = Infusion::relay_result().map_err(refusal)?;
+        let verdict = match verdict {
+            0 => Ok(()),
+            code => Err(ErrorCode::from_code(code)),
+        };
+        Ok((ticket, verdict))
     }
 
     fn pending_events(&mut self) -> Result<u32, ErrorCode> {
@@ -154,30 +177,6 @@ impl TelemetryCapsule for Capsule {
         let mut buf = [0u8; 64];
         let len = Infusion::full_status(&mut buf).map_err(refusal)?;
         postcard::from_bytes(buf.get(..len).unwrap_or_default()).map_err(|_| ErrorCode::BadPayload)
-    }
-}
-
-/// The line to the dosing app (IPC, not wired: see the module docs). It
-/// also follows the clock the programmer sets.
-struct Dosing<'a> {
-    utc_offset_ms: &'a Cell<u64>,
-    monotonic_ms: u64,
-}
-
-impl DosingLink for Dosing<'_> {
-    fn clinician_bolus(&mut self, _request: &ClinicianBolus) -> Result<(), ErrorCode> {
-        Err(ErrorCode::NoSupport)
-    }
-
-    fn patient_bolus(&mut self) -> Result<(), ErrorCode> {
-        Err(ErrorCode::NoSupport)
-    }
-
-    fn command_applied(&mut self, command: &Message) {
-        if let Message::SetClock(set) = command {
-            self.utc_offset_ms
-                .set(set.utc_time_ms.wrapping_sub(self.monotonic_ms));
-        }
     }
 }
 
@@ -204,17 +203,28 @@ fn main() {
     let capsule = RefCell::new(Capsule {
         forward: [0; DRAIN_BUF_LEN],
         forward_len: 0,
+        utc_offset_ms: &utc_offset_ms,
+        monotonic_ms: 0,
     });
     let events_waiting = Cell::new(true);
     let timer = TimerFlag::default();
     let listener = InfusionListener(|event| {
-        if let Event::EventsAvailable { .. } = event {
+        if let Event::EventsAvailable { .. } | Event::RelayAnswered = event {
             events_waiting.set(true);
         }
     });
 
-    // Drains the capsule into the log and forwards the frames live.
+    // On every wake-up: the dosing app's verdict on a relayed request (one
+    // command 25) goes to the host; then the capsule's events are drained
+    // into the log and forwarded live.
     let service = |core: &mut TelemetryCore<RamLog>| {
+        {
+            let mut answer = [0u8; SIMPLE_RESPONSE_ROOM];
+            let mut output = SliceOutput::new(&mut answer[..]);
+            if core.service_relay(&mut *capsule.borrow_mut(), &mut output, utc()) {
+                write_link(output.written());
+            }
+        }
         if !(events_waiting.replace(false) | timer.take()) {
             return;
         }
@@ -287,13 +297,10 @@ fn main() {
             {
                 let mut output = SliceOutput::new(&mut out[..]);
                 let mut capsule = capsule.borrow_mut();
-                let mut dosing = Dosing {
-                    utc_offset_ms: &utc_offset_ms,
-                    monotonic_ms: clock.now_ms(),
-                };
+                capsule.monotonic_ms = clock.now_ms();
                 // One byte always fits: the core waits for room only at a
                 // frame delimiter, and `out` is empty here.
-                let _ = core.service_link(&byte, &mut *capsule, &mut dosing, &mut output, utc());
+                let _ = core.service_link(&byte, &mut *capsule, &mut output, utc());
                 write_link(output.written());
                 if byte[0] == 0 {
                     // A frame ended; a command may have made events.
