@@ -44,7 +44,7 @@ use pump_protocol::{
 };
 use rand::{RngExt, SeedableRng};
 use telemetry_core::{
-    DosingLink, LinkOutput, LogStorage, StorageError, TelemetryCapsule, TelemetryCore, RECORD_LEN,
+    LinkOutput, LogStorage, StorageError, TelemetryCapsule, TelemetryCore, RECORD_LEN,
 };
 
 use crate::board::{self, DOSING_APP, NL_PER_STEP, SIM_EPOCH_UTC_MS, TELEMETRY_APP};
@@ -251,6 +251,30 @@ impl DosingCapsule for DosingPort<'_> {
             &mut [],
         ))
     }
+
+    fn relay_take(
+        &mut self,
+        buf: &mut [u8],
+    ) -> std::result::Result<dosing_core::RelayItem, ErrorCode> {
+        match self.call(cmd::RELAY_TAKE, 0, 0, buf) {
+            CommandResult::SuccessU32U32(ticket, kind_len) => Ok(dosing_core::RelayItem {
+                ticket,
+                kind: (kind_len & 0xFFFF) as u16,
+                len: (kind_len >> 16) as usize,
+            }),
+            CommandResult::Failure(e) => Err(e),
+            _ => Err(ErrorCode::InvalidArgument),
+        }
+    }
+
+    fn relay_answer(
+        &mut self,
+        ticket: u32,
+        verdict: std::result::Result<(), ErrorCode>,
+    ) -> std::result::Result<(), ErrorCode> {
+        let code = verdict.err().map_or(0, |e| u32::from(e.code()));
+        unit(self.call(cmd::RELAY_ANSWER, ticket, code, &mut []))
+    }
 }
 
 /// Record slots of the telemetry app's log flash. Ample for the host's
@@ -310,9 +334,7 @@ impl LogStorage for SimFlash {
 }
 
 /// The capsule as the telemetry app sees it: every call goes through the
-/// capsule's syscall command table with the telemetry app's id. The core
-/// sits in a `RefCell` because the telemetry app's link to the dosing app
-/// reaches the same capsule during the same call (IPC on the device).
+/// capsule's syscall command table with the telemetry app's id.
 pub struct TelemetryPort<'c, 'a> {
     core: &'c RefCell<&'a mut InfusionCore<SimPlatform>>,
     now_ms: u64,
@@ -400,16 +422,53 @@ impl TelemetryCapsule for TelemetryPort<'_, '_> {
             _ => Err(ErrorCode::InvalidArgument),
         }
     }
+
+    fn relay_post(&mut self, kind: u16, payload: &[u8]) -> std::result::Result<u32, ErrorCode> {
+        let len = Self::len_of(payload)?;
+        match self.call(cmd::RELAY_POST, u32::from(kind), len, payload, &mut []) {
+            CommandResult::SuccessU32(ticket) => Ok(ticket),
+            CommandResult::Failure(e) => Err(e),
+            _ => Err(ErrorCode::InvalidArgument),
+        }
+    }
+
+    fn relay_result(
+        &mut self,
+    ) -> std::result::Result<(u32, std::result::Result<(), ErrorCode>), ErrorCode> {
+        match self.call(cmd::RELAY_RESULT, 0, 0, &[], &mut []) {
+            CommandResult::SuccessU32U32(ticket, 0) => Ok((ticket, Ok(()))),
+            CommandResult::SuccessU32U32(ticket, code) => Ok((
+                ticket,
+                Err(ErrorCode::from_code(
+                    u16::try_from(code).unwrap_or(u16::MAX),
+                )),
+            )),
+            CommandResult::Failure(e) => Err(e),
+            _ => Err(ErrorCode::InvalidArgument),
+        }
+    }
+}
+
+/// What the capsule's pending upcalls led to.
+#[derive(Default)]
+struct Upcalls {
+    /// The dosing app's next wake-up, if it was told anything.
+    dosing_wake: Option<u64>,
+    /// The relay has an answer for the telemetry app (upcall 5).
+    relay_answered: bool,
 }
 
 /// Delivers the capsule's pending upcalls to the dosing app (none while it
-/// is hung) until they settle; returns its next wake-up if it was told.
+/// is hung) until they settle, the relay's posts included (upcall 4: the
+/// dosing app takes and answers them); notes an answer for the telemetry
+/// app (upcall 5).
 fn deliver_upcalls(
     core: &mut InfusionCore<SimPlatform>,
     mut dosing: Option<&mut DosingCore>,
     t: u64,
-) -> Option<u64> {
+) -> Upcalls {
     let mut wake = None;
+    let mut relay_answered = false;
     for _ in 0..10_000 {
         if std::mem::take(&mut core.platform_mut().pulse_owed) {
             core.on_encoder_pulse();
@@ -418,6 +477,7 @@ fn deliver_upcalls(
         if pending.is_empty() {
             break;
         }
+        relay_answered |= pending.contains(&Notification::RelayAnswered);
         let Some(dosing) = dosing.as_deref_mut() else {
             continue;
         };
@@ -437,71 +497,17 @@ fn deliver_upcalls(
                     volume_nl,
                 } => Some(dosing.on_delivery_done(kind, outcome, volume_nl, &mut port, now)),
                 Notification::AlarmChanged(_) => Some(dosing.on_alarm_changed(&mut port, now)),
-                Notification::EventsAvailable { .. } => None,
-                // The relay is not wired into the simulator yet.
-                Notification::RelayPosted | Notification::RelayAnswered => None,
+                Notification::RelayPosted => Some(dosing.on_relay_posted(&mut port, now)),
+                Notification::EventsAvailable { .. } | Notification::RelayAnswered => None,
             };
             if let Some(w) = next {
                 wake = Some(w.at_monotonic_ms.max(t));
             }
         }
     }
-    wake
-}
-
-/// The telemetry app's line to the dosing app (IPC on the device); `None`
-/// while the dosing app is hung, which then answers nothing.
-struct LinkToDosing<'c, 'a, 'd> {
-    core: &'c RefCell<&'a mut InfusionCore<SimPlatform>>,
-    dosing: Option<&'d mut DosingCore>,
-    wake: &'d mut Option<u64>,
-    now_ms: u64,
-}
-
-impl LinkToDosing<'_, '_, '_> {
-    /// Runs `f` in the dosing app, after the capsule's upcalls that were
-    /// queued before the IPC (the kernel delivers them in that order).
-    fn with_dosing<R>(
-        &mut self,
-        f: impl FnOnce(&mut DosingCore, &mut DosingPort<'_>, Now) -> R,
-    ) -> Option<R> {
-        let dosing = self.dosing.as_deref_mut()?;
-        let mut core = self.core.borrow_mut();
-        let core: &mut InfusionCore<SimPlatform> = &mut core;
-        let t = self.now_ms;
-        deliver_upcalls(core, Some(&mut *dosing), t);
-        let now = Now {
-            monotonic_ms: t,
-            utc_ms: core.utc_ms(t),
-        };
-        let mut port = DosingPort { core, now_ms: t };
-        let result = f(dosing, &mut port, now);
-        *self.wake = Some(dosing.next_wakeup().at_monotonic_ms.max(t));
-        Some(result)
-    }
-}
-
-impl DosingLink for LinkToDosing<'_, '_, '_> {
-    fn clinician_bolus(&mut self, request: &ClinicianBolus) -> std::result::Result<(), ErrorCode> {
-        self.with_dosing(|d, port, now| {
-            d.request_clinician_bolus(request.dose_ug, request.duration_ms, port, now)
-                .map(|_| ())
-        })
-        .unwrap_or(Err(ErrorCode::NotReady))
-    }
-
-    fn patient_bolus(&mut self) -> std::result::Result<(), ErrorCode> {
-        self.with_dosing(|d, port, now| match d.request_patient_bolus(port, now) {
-            dosing_core::PatientBolusVerdict::Granted { .. } => Ok(()),
-            dosing_core::PatientBolusVerdict::Denied { reason, .. } => Err(reason),
-        })
-        .unwrap_or(Err(ErrorCode::NotReady))
-    }
-
-    fn command_applied(&mut self, command: &Message) {
-        self.with_dosing(|d, port, now| {
-            d.on_programmer_command(command, port, now);
-        });
+    Upcalls {
+        dosing_wake: wake,
+        relay_answered,
     }
 }
 
@@ -617,6 +623,13 @@ struct Sim {
     /// text: `telemetry.log`.
     log: Vec<u8>,
     commands: Vec<String>,
+    /// Answers the telemetry app sent after the relay's verdict (upcall
+    /// 5), not yet handed to the host.
+    relay_answers: Vec<u8>,
+    /// A bolus request whose answer the host still waits for (the dosing
+    /// app is hung and the capsule's relay times it out): the UTC it was
+    /// sent at and what it was.
+    awaiting: Option<(u64, String)>,
     /// Sequence number of the host's next request.
     host_sequence: u32,
     /// The log sequence the host reads from next.
@@ -649,9 +662,12 @@ impl Sim {
     fn settle(&mut self, t: u64) {
         for _ in 0..10_000 {
             self.drain(t);
-            let wake = deliver_upcalls(&mut self.core, self.dosing.as_mut(), t);
-            if wake.is_some() {
-                self.dosing_wake = wake;
+            let upcalls = deliver_upcalls(&mut self.core, self.dosing.as_mut(), t);
+            if upcalls.dosing_wake.is_some() {
+                self.dosing_wake = upcalls.dosing_wake;
+            }
+            if upcalls.relay_answered {
+                self.service_relay(t);
             }
             if self.core.pending_events() == 0 && self.core.platform().pending.is_empty() {
                 break;
@@ -661,6 +677,32 @@ impl Sim {
             if dosing.take_saved_dirty() {
                 self.dosing_saved = dosing.saved_state().clone();
             }
+        }
+    }
+
+    /// Upcall 5: the telemetry app sends the host the answer to its
+    /// relayed request. If the host had given up waiting for it (a hung
+    /// dosing app), the late answer is recorded as the command's verdict.
+    fn service_relay(&mut self, t: u64) {
+        let utc = self.core.utc_ms(t);
+        let mut out = HostRx(std::mem::take(&mut self.relay_answers));
+        {
+            let core = RefCell::new(&mut self.core);
+            let mut port = TelemetryPort {
+                core: &core,
+                now_ms: t,
+            };
+            self.telemetry.service_relay(&mut port, &mut out, utc);
+        }
+        self.relay_answers = out.0;
+        if self.relay_answers.is_empty() {
+            return;
+        }
+        if let Some((sent_utc, what)) = self.awaiting.take() {
+            let bytes = std::mem::take(&mut self.relay_answers);
+            self.log.extend_from_slice(&bytes);
+            let answers = decode_answers(&bytes).0;
+            self.record_verdict(sent_utc, &what, &answers);
         }
     }
 
@@ -713,6 +755,9 @@ impl Sim {
             return Vec::new();
         };
         let utc = self.core.utc_ms(t);
+        // Answers sent meanwhile that no one waited for go to the log.
+        let late = std::mem::take(&mut self.relay_answers);
+        self.log.extend_from_slice(&late);
         let mut out = HostRx(Vec::new());
         let mut input = &bytes[..];
         while !input.is_empty() {
@@ -722,14 +767,8 @@ impl Sim {
                     core: &core,
                     now_ms: t,
                 };
-                let mut dosing = LinkToDosing {
-                    core: &core,
-                    dosing: self.dosing.as_mut(),
-                    wake: &mut self.dosing_wake,
-                    now_ms: t,
-                };
                 self.telemetry
-                    .service_link(input, &mut capsule, &mut dosing, &mut out, utc)
+                    .service_link(input, &mut capsule, &mut out, utc)
             };
             self.settle(t);
             if progress.consumed == 0 {
@@ -738,18 +777,12 @@ impl Sim {
             }
             input = input.get(progress.consumed..).unwrap_or_default();
         }
+        // A relayed request's answer, sent when the dosing app's verdict
+        // came in (during the settling above).
+        out.0.append(&mut self.relay_answers);
         self.log.extend_from_slice(&out.0);
         self.truth.host_requests += 1;
-        let mut answers = Vec::new();
-        let mut events_read = 0;
-        StreamDecoder::new().feed(&out.0, |item| {
-            if let StreamItem::Frame { frame, .. } = item {
-                if frame.header.flags & pump_protocol::flags::FROM_LOG != 0 {
-                    events_read += 1;
-                }
-                answers.push(frame.message);
-            }
-        });
+        let (answers, events_read) = decode_answers(&out.0);
         self.truth.events_read += events_read;
         answers
     }
@@ -763,22 +796,40 @@ impl Sim {
             Message::ClinicianBolus(b) => format!("{name} {} ug", b.dose_ug),
             _ => name.to_string(),
         };
+        let sent_utc = self.core.utc_ms(t);
         let answers = self.host_request(t, message.clone());
-        let accepted = matches!(answers.as_slice(), [Message::Ack(_)]);
+        let relayed = matches!(
+            message,
+            Message::ClinicianBolus(_) | Message::PatientBolusRequest(_)
+        );
+        if answers.is_empty() && relayed {
+            // The dosing app has not answered (hung): the capsule's relay
+            // answers for it when the request times out.
+            self.awaiting = Some((sent_utc, what));
+            return false;
+        }
+        let accepted = self.record_verdict(sent_utc, &what, &answers);
+        if let (Message::Refill(m), true) = (&message, accepted) {
+            self.truth.filled_nl += u64::from(m.added_volume_nl);
+            self.truth.withdrawn_nl += u64::from(m.withdrawn_volume_nl);
+        }
+        accepted
+    }
+
+    /// Records how the pump answered a programmer command; returns whether
+    /// it was acknowledged.
+    fn record_verdict(&mut self, sent_utc: u64, what: &str, answers: &[Message]) -> bool {
+        let accepted = matches!(answers, [Message::Ack(_)]);
         self.truth.commands_acknowledged += u64::from(accepted);
-        let verdict = match answers.as_slice() {
+        let verdict = match answers {
             [Message::Ack(_)] => "accepted".to_string(),
             [Message::Nack(n)] => format!("refused: {}", n.error.name()),
             _ => "no answer".to_string(),
         };
         self.commands.push(format!(
             "{} {what}: {verdict}",
-            crate::units::fmt_utc(self.core.utc_ms(t))
+            crate::units::fmt_utc(sent_utc)
         ));
-        if let (Message::Refill(m), true) = (&message, accepted) {
-            self.truth.filled_nl += u64::from(m.added_volume_nl);
-            self.truth.withdrawn_nl += u64::from(m.withdrawn_volume_nl);
-        }
         accepted
     }
 
@@ -864,6 +915,21 @@ impl Sim {
     }
 }
 
+/// The messages in what the host received, and how many came from the log.
+fn decode_answers(bytes: &[u8]) -> (Vec<Message>, u64) {
+    let mut answers = Vec::new();
+    let mut events_read = 0;
+    StreamDecoder::new().feed(bytes, |item| {
+        if let StreamItem::Frame { frame, .. } = item {
+            if frame.header.flags & pump_protocol::flags::FROM_LOG != 0 {
+                events_read += 1;
+            }
+            answers.push(frame.message);
+        }
+    });
+    (answers, events_read)
+}
+
 /// Random press times (monotonic ms), from the seeded PRNG.
 fn press_times(events: &[Timed], days: u32, seed: u64) -> Vec<u64> {
     let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(seed);
@@ -936,6 +1002,8 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
         },
         log: Vec::new(),
         commands: Vec::new(),
+        relay_answers: Vec::new(),
+        awaiting: None,
         host_sequence: 1,
         read_from: 0,
         truth: Truth::default(),
@@ -1039,8 +1107,9 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
                         .map(|(dose, min)| (dose, (u64::from(min) * MS_PER_MIN) as u32))
                         .or(preset);
                     match bolus {
-                        // Over the link; a hung dosing app answers nothing,
-                        // and the telemetry app refuses with NotReady.
+                        // Over the link, through the capsule's relay; a hung
+                        // dosing app answers nothing, and the relay's
+                        // timeout answers NotReady for it.
                         Some((dose_ug, duration_ms)) => {
                             sim.programmer(
                                 t,

@@ -16,19 +16,20 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use dosing_core::{
-    CatheterContents, DosingCapsule, DosingConfig, DosingCore, Now, PatientBolusState, SavedState,
+    CatheterContents, DosingCapsule, DosingConfig, DosingCore, Now, PatientBolusState, RelayItem,
+    SavedState,
 };
 use infusion_core::{
     command, AlarmOutput, AlarmSignal, AppId, CommandResult, InfusionCore, Motor, Notification,
     Notifier, Storage,
 };
 use pump_protocol::{
-    AlarmCode, ClinicianBolus, DeliveryKind, ErrorCode, Frame, Message, Refill, StatusSnapshot,
-    StreamDecoder, StreamItem,
+    AlarmCode, DeliveryKind, ErrorCode, Frame, Message, Refill, StatusSnapshot, StreamDecoder,
+    StreamItem,
 };
 use pump_test_support::{board, DOSING, NL_PER_STEP, TELEMETRY};
 use telemetry_core::{
-    DosingLink, LinkOutput, LogStorage, StorageError, TelemetryCapsule, TelemetryCore, RECORD_LEN,
+    LinkOutput, LogStorage, StorageError, TelemetryCapsule, TelemetryCore, RECORD_LEN,
 };
 
 /// The capsule's hardware, recorded.
@@ -199,6 +200,27 @@ impl DosingCapsule for CapsuleAdapter {
             lockout_remaining_ms,
         )
     }
+
+    fn relay_take(&mut self, buf: &mut [u8]) -> Result<RelayItem, ErrorCode> {
+        match self.command(command::RELAY_TAKE, 0, 0, &[], buf) {
+            CommandResult::SuccessU32U32(ticket, kind_len) => Ok(RelayItem {
+                ticket,
+                kind: (kind_len & 0xFFFF) as u16,
+                len: (kind_len >> 16) as usize,
+            }),
+            CommandResult::Failure(e) => Err(e),
+            _ => Err(ErrorCode::InvalidArgument),
+        }
+    }
+
+    fn relay_answer(
+        &mut self,
+        ticket: u32,
+        verdict: Result<(), ErrorCode>,
+    ) -> Result<(), ErrorCode> {
+        let code = verdict.err().map_or(0, |e| u32::from(e.code()));
+        self.simple(command::RELAY_ANSWER, ticket, code)
+    }
 }
 
 impl TelemetryCapsule for CapsuleAdapter {
@@ -264,6 +286,29 @@ impl TelemetryCapsule for CapsuleAdapter {
     fn status(&mut self) -> Result<StatusSnapshot, ErrorCode> {
         self.full_status()
     }
+
+    fn relay_post(&mut self, kind: u16, payload: &[u8]) -> Result<u32, ErrorCode> {
+        let len = u32::try_from(payload.len()).map_err(|_| ErrorCode::InvalidArgument)?;
+        match self.command(command::RELAY_POST, u32::from(kind), len, payload, &mut []) {
+            CommandResult::SuccessU32(ticket) => Ok(ticket),
+            CommandResult::Failure(e) => Err(e),
+            _ => Err(ErrorCode::InvalidArgument),
+        }
+    }
+
+    fn relay_result(&mut self) -> Result<(u32, Result<(), ErrorCode>), ErrorCode> {
+        match self.command(command::RELAY_RESULT, 0, 0, &[], &mut []) {
+            CommandResult::SuccessU32U32(ticket, 0) => Ok((ticket, Ok(()))),
+            CommandResult::SuccessU32U32(ticket, code) => Ok((
+                ticket,
+                Err(ErrorCode::from_code(
+                    u16::try_from(code).unwrap_or(u16::MAX),
+                )),
+            )),
+            CommandResult::Failure(e) => Err(e),
+            _ => Err(ErrorCode::InvalidArgument),
+        }
+    }
 }
 
 /// Log records in memory, shared so the telemetry app can be "reset".
@@ -297,50 +342,6 @@ impl LogStorage for MemLog {
             .ok_or(StorageError::OutOfRange)?
             .copy_from_slice(record);
         Ok(())
-    }
-}
-
-/// The telemetry app's dosing link, as IPC into the dosing app.
-struct LinkToDosing<'a> {
-    dosing: &'a mut DosingCore,
-    capsule: &'a mut CapsuleAdapter,
-    kernel: &'a Rc<RefCell<Kernel>>,
-}
-
-impl LinkToDosing<'_> {
-    /// The time when the dosing app handles the message (after the
-    /// capsule carried out the command, e.g. set the clock).
-    fn now(&self) -> Now {
-        let kernel = self.kernel.borrow();
-        Now {
-            monotonic_ms: kernel.now_ms,
-            utc_ms: kernel.core.utc_ms(kernel.now_ms),
-        }
-    }
-}
-
-impl DosingLink for LinkToDosing<'_> {
-    fn clinician_bolus(&mut self, request: &ClinicianBolus) -> Result<(), ErrorCode> {
-        self.dosing
-            .request_clinician_bolus(
-                request.dose_ug,
-                request.duration_ms,
-                self.capsule,
-                self.now(),
-            )
-            .map(|_| ())
-    }
-    fn patient_bolus(&mut self) -> Result<(), ErrorCode> {
-        let now = self.now();
-        match self.dosing.request_patient_bolus(self.capsule, now) {
-            dosing_core::PatientBolusVerdict::Granted { .. } => Ok(()),
-            dosing_core::PatientBolusVerdict::Denied { reason, .. } => Err(reason),
-        }
-    }
-    fn command_applied(&mut self, command: &Message) {
-        let now = self.now();
-        self.dosing
-            .on_programmer_command(command, self.capsule, now);
     }
 }
 
@@ -383,6 +384,9 @@ pub struct Pump {
     pub capsule_wakes: u64,
     /// The dosing app is hung: it is neither woken nor told of upcalls.
     pub dosing_hung: bool,
+    /// What the telemetry app sent the host on its own (answers to relayed
+    /// requests, upcall 5) and the host has not read yet.
+    relay_out: HostRx,
     next_host_sequence: u32,
 }
 
@@ -402,6 +406,7 @@ impl Pump {
             dosing_wakes: 0,
             capsule_wakes: 0,
             dosing_hung: false,
+            relay_out: HostRx(Vec::new()),
             next_host_sequence: 1,
         };
         let now = pump.now();
@@ -445,7 +450,13 @@ impl Pump {
                 return;
             };
             let now = self.now();
-            if self.dosing_hung && !matches!(notification, Notification::EventsAvailable { .. }) {
+            // A hung dosing app hears nothing; the telemetry app still does.
+            if self.dosing_hung
+                && !matches!(
+                    notification,
+                    Notification::EventsAvailable { .. } | Notification::RelayAnswered
+                )
+            {
                 continue;
             }
             match notification {
@@ -466,8 +477,16 @@ impl Pump {
                     self.dosing.on_alarm_changed(&mut self.dosing_capsule, now);
                 }
                 Notification::EventsAvailable { .. } => self.drain_events(),
-                // The relay is not wired into the system rig yet.
-                Notification::RelayPosted | Notification::RelayAnswered => {}
+                Notification::RelayPosted => {
+                    self.dosing.on_relay_posted(&mut self.dosing_capsule, now);
+                }
+                Notification::RelayAnswered => {
+                    self.telemetry.service_relay(
+                        &mut self.telemetry_capsule,
+                        &mut self.relay_out,
+                        now.utc_ms,
+                    );
+                }
             }
         }
         panic!("upcalls never settled: an app loops on the capsule");
@@ -534,15 +553,9 @@ impl Pump {
         let mut rest = bytes;
         while !rest.is_empty() {
             let now = self.now();
-            let mut link = LinkToDosing {
-                dosing: &mut self.dosing,
-                capsule: &mut self.dosing_capsule,
-                kernel: &self.kernel,
-            };
             let progress = self.telemetry.service_link(
                 rest,
                 &mut self.telemetry_capsule,
-                &mut link,
                 &mut out,
                 now.utc_ms,
             );
@@ -550,14 +563,18 @@ impl Pump {
             rest = &rest[progress.consumed..];
             self.deliver_upcalls();
         }
-        let mut frames = Vec::new();
-        StreamDecoder::new().feed(&out.0, |item| match item {
-            StreamItem::Frame { frame, .. } => {
-                frames.push((frame.sequence(), frame.header.flags, frame.message))
-            }
-            StreamItem::Invalid { error, .. } => panic!("the pump sent an invalid frame: {error}"),
-        });
-        frames
+        // Answers to relayed requests, sent when the dosing app's verdict
+        // came in (during the upcalls above).
+        out.0.append(&mut self.relay_out.0);
+        decode_host_rx(&out.0)
+    }
+
+    /// What the telemetry app sent the host since the last exchange on its
+    /// own: the answer to a relayed request that came later (the relay's
+    /// timeout when the dosing app does not answer).
+    pub fn host_receive(&mut self) -> Vec<(u32, u8, Message)> {
+        let bytes = std::mem::take(&mut self.relay_out.0);
+        decode_host_rx(&bytes)
     }
 
     /// Sends one command from the host; returns the responses.
@@ -640,4 +657,16 @@ impl Pump {
     pub fn restart_telemetry(&mut self) {
         self.telemetry = TelemetryCore::new(self.log.clone());
     }
+}
+
+/// The frames in what the host received.
+fn decode_host_rx(bytes: &[u8]) -> Vec<(u32, u8, Message)> {
+    let mut frames = Vec::new();
+    StreamDecoder::new().feed(bytes, |item| match item {
+        StreamItem::Frame { frame, .. } => {
+            frames.push((frame.sequence(), frame.header.flags, frame.message))
+        }
+        StreamItem::Invalid { error, .. } => panic!("the pump sent an invalid frame: {error}"),
+    });
+    frames
 }
