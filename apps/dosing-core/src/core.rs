@@ -3,8 +3,9 @@
 //!
 //! The shell calls one entry point per thing that happens — its timer fired
 //! ([`DosingCore::wake`]), a capsule upcall ([`DosingCore::on_delivery_done`],
-//! [`DosingCore::on_alarm_changed`]), a programmer command relayed by the
-//! telemetry app ([`DosingCore::on_programmer_command`]), a bolus request —
+//! [`DosingCore::on_alarm_changed`], [`DosingCore::on_relay_posted`] for the
+//! programmer requests and notices the telemetry app posts to the capsule's
+//! relay), a bolus button press —
 //! and then sleeps until [`DosingCore::next_wakeup`] or the next event. Every
 //! entry point is a wake-up: it checks in with the capsule's watchdog,
 //! re-reads the installed prescription, sets the basal rate the schedule asks

@@ -1,5 +1,5 @@
-//! Unit and property tests against a recording fake capsule, an in-memory
-//! record storage and a recording dosing link.
+//! Unit and property tests against a recording fake capsule (with a model
+//! of the relay) and an in-memory record storage.
 
 mod fake;
 mod link_tests;
