@@ -11,8 +11,14 @@
 //!    records a refill (waits for each `Ack`);
 //! 3. lets the basal run, presses Button 1 (patient bolus), waits for the
 //!    bolus to complete, presses it again (refused: lockout);
-//! 4. jams the motor and checks that the stall stopped it;
-//! 5. reads the whole log back in `ReadLog` chunks;
+//! 4. orders a clinician bolus as the programmer: the telemetry app relays
+//!    it through the capsule to the dosing app, and the `Ack` must come only
+//!    after the dosing app has granted it (its console line precedes the
+//!    `Ack` on the UART); waits for the bolus to complete; then suspends and
+//!    resumes therapy, and checks that both notices reached the dosing app
+//!    and that basal runs again;
+//! 5. jams the motor and checks that the stall stopped it;
+//! 6. reads the whole log back in `ReadLog` chunks;
 //!
 //! and writes the raw UART stream to `uart.bin` for `pumpctl decode`, which
 //! the calling script uses for the final assertions. It fails (exit 1) as
@@ -31,8 +37,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use pump_protocol::{
-    encode_stream_frame_vec, DecodedFrame, Frame, Message, MessageKind, ReadLog, Refill, SetClock,
-    StreamDecoder, StreamItem,
+    encode_stream_frame_vec, ClinicianBolus, DecodedFrame, Frame, Message, MessageKind, ReadLog,
+    Refill, SetClock, StreamDecoder, StreamItem,
 };
 
 /// What the UART has said so far.
@@ -275,7 +281,56 @@ impl Pump {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    find(haystack, needle).is_some()
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The frames in `bytes` (a prefix of the UART capture).
+fn frames_in(bytes: &[u8]) -> Vec<DecodedFrame> {
+    let mut frames = Vec::new();
+    StreamDecoder::new().feed(bytes, |item| {
+        if let StreamItem::Frame { frame, .. } = item {
+            frames.push(frame);
+        }
+    });
+    frames
+}
+
+/// The dosing app's relay lines are `dosing: relay: <Kind> #<ticket>` (taken)
+/// and `dosing: relay: answer #<ticket>: <verdict>` (said before answering).
+/// Returns the ticket of the first `kind` taken.
+fn relay_ticket(raw: &[u8], kind: &str) -> Option<u32> {
+    let needle = format!("dosing: relay: {kind} #");
+    let at = find(raw, needle.as_bytes())? + needle.len();
+    let digits: String = raw[at..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .map(|&b| char::from(b))
+        .collect();
+    digits.parse().ok()
+}
+
+/// The `[sim] motor: N steps` count after asking for a fresh report (F7).
+fn step_count(pump: &mut Pump) -> Result<u32, String> {
+    let before = fs::read_to_string(&pump.kernel_log)
+        .unwrap_or_default()
+        .matches("[sim] motor: ")
+        .count();
+    pump.monitor("sendkey f7 200")?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = fs::read_to_string(&pump.kernel_log).unwrap_or_default();
+        if log.matches("[sim] motor: ").count() > before {
+            return reported_steps(&log).ok_or("no step count in the kernel log".into());
+        }
+        if Instant::now() > deadline {
+            return Err("no fresh step count in the kernel log".into());
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn read_uart(mut reader: UnixStream, capture: &Path, link: &Mutex<Link>) {
@@ -385,7 +440,68 @@ fn scenario(pump: &mut Pump, install: &[u8]) -> Result<(), String> {
     pump.key("f1", "Button 1 again, within the lockout")?;
     pump.wait_text("dosing: patient bolus denied: LockoutActive", 10)?;
 
-    // 4. Motor stall.
+    // 4. The clinician orders a bolus through the programmer: 1 µg = 20 µL
+    // over 100 s (720 µL/h, with the basal within the board's 1 mL/h).
+    pump.send(Message::ClinicianBolus(ClinicianBolus {
+        dose_ug: 1,
+        duration_ms: 100_000,
+    }))?;
+    pump.expect_ack(MessageKind::ClinicianBolus, 15)?;
+    let raw = pump.link.lock().unwrap().raw.clone();
+    let ticket = relay_ticket(&raw, "ClinicianBolus")
+        .ok_or("the dosing app never took the relayed ClinicianBolus")?;
+    let granted = format!("dosing: relay: answer #{ticket}: accepted");
+    let granted_at = find(&raw, granted.as_bytes())
+        .ok_or(format!("the dosing app did not say \"{granted}\""))?;
+    let code = MessageKind::ClinicianBolus.code();
+    let early = frames_in(&raw[..granted_at]).iter().any(|f| {
+        matches!(&f.message, Message::Ack(a) if a.request_kind == code)
+            || matches!(&f.message, Message::Nack(n) if n.request_kind == code)
+    });
+    if early {
+        return Err("the ClinicianBolus was answered before the dosing app granted it".into());
+    }
+    pump.log(&format!(
+        "ClinicianBolus relayed as ticket {ticket}; \"{granted}\" precedes the Ack"
+    ));
+    pump.wait(
+        "the clinician bolus DeliveryRecord (Completed)",
+        200,
+        |link| {
+            link.frames
+                .iter()
+                .any(|f| {
+                    matches!(&f.message, Message::DeliveryRecord(r)
+                    if r.delivery_kind == pump_protocol::DeliveryKind::ClinicianBolus
+                    && r.outcome == pump_protocol::DeliveryOutcome::Completed)
+                })
+                .then_some(())
+        },
+    )?;
+    pump.log("clinician bolus completed");
+    // Suspend and resume: the capsule accepts them, and the notices reach
+    // the dosing app, which runs the basal again.
+    pump.send(Message::Suspend(pump_protocol::Suspend {}))?;
+    pump.expect_ack(MessageKind::Suspend, 10)?;
+    pump.wait_text("dosing: relay: Suspend #", 10)?;
+    pump.send(Message::Resume(pump_protocol::Resume {}))?;
+    pump.expect_ack(MessageKind::Resume, 10)?;
+    pump.wait_text("dosing: relay: Resume #", 10)?;
+    let resumed_at = step_count(pump)?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        thread::sleep(Duration::from_secs(2));
+        let steps = step_count(pump)?;
+        if steps > resumed_at {
+            pump.log(&format!("basal runs again after Resume: {resumed_at} -> {steps} steps"));
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!("no motor step within 20 s of Resume ({steps} steps)"));
+        }
+    }
+
+    // 5. Motor stall.
     pump.key("f7", "report the mechanism's step count")?;
     let before = pump.wait_kernel_log("[sim] motor: ", 5)?;
     let steps_before = reported_steps(&before).ok_or("no step count in the kernel log")?;
@@ -417,7 +533,7 @@ fn scenario(pump: &mut Pump, install: &[u8]) -> Result<(), String> {
         ));
     }
 
-    // 5. Read the whole log back.
+    // 6. Read the whole log back.
     let mut from = 0;
     let mut chunks = 0;
     loop {

@@ -7,7 +7,9 @@
 # host driver (boards/pump-e2e), signs the test prescription with pumpctl,
 # then boots QEMU and drives it like a clinic and a patient would (see
 # boards/pump-e2e/src/main.rs): clock, prescription, refill, basal, a patient
-# bolus (Button 1), a second one inside the lockout, a motor stall, a full
+# bolus (Button 1), a second one inside the lockout, a clinician bolus the
+# programmer orders (relayed by the capsule to the dosing app, which grants
+# it), suspend and resume (notices to the dosing app), a motor stall, a full
 # log read. Finally it decodes the UART capture with `pumpctl decode` and
 # checks the outcome. Everything lands in boards/qemu_rv32_virt/target/pump/e2e.
 set -eu
@@ -73,16 +75,35 @@ denied_events=$(live PatientBolusDenied | grep -c 'LockoutActive' || true)
 check "second request refused by the lockout (dosing app; logged PatientBolusDenied LockoutActive)" \
     sh -c "[ $denied_text -eq 1 ] && [ $denied_events -eq 1 ]"
 check "status answered (GetStatus -> StatusSnapshot)" ge "$(count StatusSnapshot)" 1
+# The programmer's clinician bolus goes through the relay: the dosing app
+# takes it, grants it (its console line is written before it answers), and
+# only then does the host get its Ack.
+cb_ticket=$(grep -a -o 'dosing: relay: ClinicianBolus #[0-9]*' "$run/uart.bin" | head -n 1 | sed 's/.*#//')
+cb_granted_at=$(grep -a -b -o "dosing: relay: answer #${cb_ticket:-none}: accepted" "$run/uart.bin" | head -n 1 | cut -d: -f1)
+cb_ack_at=$(live Ack | grep '"request_kind":"ClinicianBolus"' | head -n 1 | sed 's/.*"offset":\([0-9]*\).*/\1/')
+check "clinician bolus relayed to the dosing app and granted (dosing: relay: answer #${cb_ticket:-?}: accepted)" \
+    test -n "$cb_ticket" -a -n "$cb_granted_at"
+cb_acks=$(live Ack | grep -c '"request_kind":"ClinicianBolus"' || true)
+check "clinician bolus Acked once, after the dosing app granted it (UART offsets ${cb_granted_at:-?} < ${cb_ack_at:-?})" \
+    sh -c "[ $cb_acks -eq 1 ] && [ ${cb_granted_at:-1} -lt ${cb_ack_at:-0} ]"
+check "no Nack for the clinician bolus" eq "$(live Nack | grep -c '"request_kind":"ClinicianBolus"')" 0
+check "clinician bolus delivered in full (DeliveryRecord ClinicianBolus Completed 20000 nL)" \
+    eq "$(live DeliveryRecord | grep '"delivery_kind":"ClinicianBolus"' | grep '"outcome":"Completed"' | grep -c '"volume_nl":20000')" 1
+sr_acks=$(live Ack | grep -c '"request_kind":"\(Suspend\|Resume\)"' || true)
+check "Suspend and Resume acked and relayed to the dosing app as notices" \
+    sh -c "[ $sr_acks -eq 2 ] && [ $(text 'dosing: relay: Suspend #') -eq 1 ] && [ $(text 'dosing: relay: Resume #') -eq 1 ]"
 check "stall raised a high-priority alarm (AlarmRaised MotorStall High)" \
     eq "$(live AlarmRaised | grep '"code":"MotorStall"' | grep -c '"priority":"High"')" 1
 check "stall aborted the running basal (DeliveryRecord Aborted)" \
     ge "$(live DeliveryRecord | grep -c '"outcome":"Aborted"')" 1
+# The last two step reports (F7) are the ones just before and 8 s after the
+# jam; earlier ones (after Resume) show the basal moving.
 check "stall stopped the motor (driver disabled, no step after)" sh -c "
     grep -q 'stall detector: fault input asserted' '$run/kernel.log' &&
     grep -q 'motor driver disabled' '$run/kernel.log' &&
-    [ \"\$(grep '^\[sim\] motor: ' '$run/kernel.log' | sed 's/^\[sim\] motor: \([0-9]*\) .*/\1/' | sort -u | wc -l)\" -eq 1 ]"
-check "rogue refused every time (its own tally)" eq "$(text 'rogue: done: 340 attempts, 340 refused, 0 accepted')" 1
-check "rogue audited every time (341 AccessDenied)" eq "$(count AccessDenied)" 341
+    [ \"\$(grep '^\[sim\] motor: ' '$run/kernel.log' | tail -n 2 | sed 's/^\[sim\] motor: \([0-9]*\) .*/\1/' | sort -u | wc -l)\" -eq 1 ]"
+check "rogue refused every time (its own tally)" eq "$(text 'rogue: done: 420 attempts, 420 refused, 0 accepted')" 1
+check "rogue audited every time, relay commands 22-25 included (421 AccessDenied)" eq "$(count AccessDenied)" 421
 check "every AccessDenied is rogue's (one app id, not a role id)" sh -c "
     ids=\$(grep '\"kind\":\"AccessDenied\"' '$run/decoded.jsonl' | sed 's/.*\"app_id\":\([0-9]*\).*/\1/' | sort -u)
     [ \"\$(echo \"\$ids\" | wc -l)\" -eq 1 ] && [ \"\$ids\" -ge 4026531840 ]"
