@@ -688,6 +688,11 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
 }
 
 /// Entry point, called by the RISC-V startup code.
+///
+/// # Safety
+///
+/// Called exactly once, by the startup code, after RAM is initialised;
+/// never returns.
 #[no_mangle]
 pub unsafe fn main() {
     let main_loop_capability = create_capability!(capabilities::MainLoopCapability);
