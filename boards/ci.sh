@@ -25,6 +25,13 @@ rustup toolchain list | grep -q '^nightly-2025-05-19' || skip "toolchain nightly
 command -v elf2tab >/dev/null 2>&1 || skip "elf2tab is not installed (cargo install elf2tab --version '^0.13' --locked)"
 command -v qemu-system-riscv32 >/dev/null 2>&1 || skip "qemu-system-riscv32 is not installed"
 
+# Two runs on one tree would overwrite each other's images and QEMU capture
+# (boards/qemu_rv32_virt/target/pump); the second waits for the first.
+if [ -z "${INFUSION_PUMP_CI_LOCKED:-}" ] && command -v flock >/dev/null 2>&1; then
+    mkdir -p boards/qemu_rv32_virt/target
+    INFUSION_PUMP_CI_LOCKED=1 exec flock boards/qemu_rv32_virt/target/ci.lock "$(pwd)/boards/ci.sh" "$@"
+fi
+
 host=$(rustc +1.95.0 -vV | sed -n 's/^host: //p')
 step() { printf '\n--> %s\n' "$*"; }
 
