@@ -17,15 +17,21 @@
 //!    `Ack` on the UART); waits for the bolus to complete; then suspends and
 //!    resumes therapy, and checks that both notices reached the dosing app
 //!    and that basal runs again;
-//! 5. jams the motor and checks that the stall stopped it;
-//! 6. reads the whole log back in `ReadLog` chunks;
+//! 5. changes the drug's concentration: installs a second prescription
+//!    (serial 2, the same drug at twice the concentration), then records the
+//!    refill with the new drug; both reach the dosing app as relay notices,
+//!    and the catheter's old drug must leave at its old rate as a bridge
+//!    bolus (seen as a running bolus in `StatusSnapshot`);
+//! 6. jams the motor (during the bridge) and checks that the stall stopped
+//!    it;
+//! 7. reads the whole log back in `ReadLog` chunks;
 //!
 //! and writes the raw UART stream to `uart.bin` for `pumpctl decode`, which
 //! the calling script uses for the final assertions. It fails (exit 1) as
 //! soon as an expected answer does not come.
 //!
 //! Usage: `pump-e2e --out DIR --kernel ELF --apps BIN --install FRAME
-//!         [--qemu qemu-system-riscv32]`
+//!         --install-change FRAME [--qemu qemu-system-riscv32]`
 
 use std::fs;
 use std::io::{Read, Write};
@@ -53,12 +59,14 @@ struct Args {
     kernel: PathBuf,
     apps: PathBuf,
     install: PathBuf,
+    install_change: PathBuf,
     qemu: String,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let (mut out, mut kernel, mut apps, mut install) = (None, None, None, None);
+    let mut install_change = None;
     let mut qemu = "qemu-system-riscv32".to_string();
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
@@ -67,6 +75,7 @@ fn parse_args() -> Result<Args, String> {
             "--kernel" => kernel = Some(PathBuf::from(value()?)),
             "--apps" => apps = Some(PathBuf::from(value()?)),
             "--install" => install = Some(PathBuf::from(value()?)),
+            "--install-change" => install_change = Some(PathBuf::from(value()?)),
             "--qemu" => qemu = value()?,
             _ => return Err(format!("unknown argument {flag}")),
         }
@@ -76,6 +85,7 @@ fn parse_args() -> Result<Args, String> {
         kernel: kernel.ok_or("--kernel missing")?,
         apps: apps.ok_or("--apps missing")?,
         install: install.ok_or("--install missing")?,
+        install_change: install_change.ok_or("--install-change missing")?,
         qemu,
     })
 }
@@ -189,6 +199,21 @@ impl Pump {
             contains(&link.raw, text.as_bytes()).then_some(())
         })?;
         self.log(&format!("UART: {text}"));
+        Ok(())
+    }
+
+    /// Like `wait_text`, for the `nth` time the text appears (1 = first).
+    fn wait_text_nth(&self, text: &str, nth: usize, secs: u64) -> Result<(), String> {
+        self.wait(&format!("\"{text}\" on the UART ({nth}x)"), secs, |link| {
+            (link
+                .raw
+                .windows(text.len())
+                .filter(|w| *w == text.as_bytes())
+                .count()
+                >= nth)
+                .then_some(())
+        })?;
+        self.log(&format!("UART: {text} ({nth}x)"));
         Ok(())
     }
 
@@ -313,6 +338,24 @@ fn relay_ticket(raw: &[u8], kind: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
+/// A fresh `StatusSnapshot` (GetStatus), not one the link saw before.
+fn fresh_status(pump: &mut Pump) -> Result<pump_protocol::StatusSnapshot, String> {
+    fn live_snapshots(link: &Link) -> impl Iterator<Item = &pump_protocol::StatusSnapshot> {
+        link.frames
+            .iter()
+            .filter(|f| f.header.flags == 0)
+            .filter_map(|f| match &f.message {
+                Message::StatusSnapshot(s) => Some(s),
+                _ => None,
+            })
+    }
+    let seen = live_snapshots(&pump.link.lock().unwrap()).count();
+    pump.send(Message::GetStatus(pump_protocol::GetStatus {}))?;
+    pump.wait("a StatusSnapshot answer", 10, |link| {
+        live_snapshots(link).nth(seen).cloned()
+    })
+}
+
 /// The `[sim] motor: N steps` count after asking for a fresh report (F7).
 fn step_count(pump: &mut Pump) -> Result<u32, String> {
     let before = fs::read_to_string(&pump.kernel_log)
@@ -370,7 +413,9 @@ fn run(args: &Args) -> Result<(), String> {
         fs::read(&args.install).map_err(|e| format!("{}: {e}", args.install.display()))?;
     let mut pump = Pump::boot(args)?;
     pump.log("QEMU started; UART, monitor and kernel log connected");
-    let result = scenario(&mut pump, &install);
+    let install_change = fs::read(&args.install_change)
+        .map_err(|e| format!("{}: {e}", args.install_change.display()))?;
+    let result = scenario(&mut pump, &install, &install_change);
     // Every process's memory map (stack high-water marks) into the kernel log.
     let _ = pump.key("f8", "print the processes to the kernel log");
     thread::sleep(Duration::from_secs(2));
@@ -380,7 +425,7 @@ fn run(args: &Args) -> Result<(), String> {
     result
 }
 
-fn scenario(pump: &mut Pump, install: &[u8]) -> Result<(), String> {
+fn scenario(pump: &mut Pump, install: &[u8], install_change: &[u8]) -> Result<(), String> {
     pump.wait_text("telemetry: started", 20)?;
     pump.wait_text("dosing: started", 20)?;
 
@@ -402,13 +447,7 @@ fn scenario(pump: &mut Pump, install: &[u8]) -> Result<(), String> {
     }))?;
     pump.expect_ack(MessageKind::Refill, 10)?;
     pump.wait_text("dosing: prescription adopted", 15)?;
-    pump.send(Message::GetStatus(pump_protocol::GetStatus {}))?;
-    let status = pump.wait("a StatusSnapshot answer", 10, |link| {
-        link.frames.iter().find_map(|f| match &f.message {
-            Message::StatusSnapshot(s) if f.header.flags == 0 => Some(s.clone()),
-            _ => None,
-        })
-    })?;
+    let status = fresh_status(pump)?;
     pump.log(&format!(
         "GetStatus: {:?}, basal {} nL/h, reservoir {} nL, prescription serial {}",
         status.pump_state,
@@ -493,15 +532,54 @@ fn scenario(pump: &mut Pump, install: &[u8]) -> Result<(), String> {
         thread::sleep(Duration::from_secs(2));
         let steps = step_count(pump)?;
         if steps > resumed_at {
-            pump.log(&format!("basal runs again after Resume: {resumed_at} -> {steps} steps"));
+            pump.log(&format!(
+                "basal runs again after Resume: {resumed_at} -> {steps} steps"
+            ));
             break;
         }
         if Instant::now() > deadline {
-            return Err(format!("no motor step within 20 s of Resume ({steps} steps)"));
+            return Err(format!(
+                "no motor step within 20 s of Resume ({steps} steps)"
+            ));
         }
     }
 
-    // 5. Motor stall.
+    // 5. A change of concentration: the new prescription first (the
+    // catheter still holds the old drug, so nothing is flushed yet), then the
+    // refill that puts the new drug in the reservoir. The dosing app hears of
+    // both through the relay and runs the bridge bolus at the old rate.
+    pump.log("installing prescription serial 2: the same drug at twice the concentration");
+    pump.send_raw(install_change)?;
+    pump.expect_ack(MessageKind::InstallPrescription, 20)?;
+    pump.wait_text_nth("dosing: relay: InstallPrescription #", 2, 10)?;
+    let before_refill = fresh_status(pump)?;
+    pump.send(Message::Refill(Refill {
+        withdrawn_volume_nl: before_refill.reservoir_nl,
+        added_volume_nl: 20_000_000,
+        concentration_ug_per_ml: 100,
+    }))?;
+    pump.expect_ack(MessageKind::Refill, 10)?;
+    pump.wait_text_nth("dosing: relay: Refill #", 2, 10)?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        thread::sleep(Duration::from_secs(2));
+        let now = fresh_status(pump)?;
+        if now.bolus_remaining_nl > 0 && now.prescription_serial == 2 {
+            pump.log(&format!(
+                "bridge bolus running after the refill: {} nL to go, basal {} nL/h, reservoir {} nL",
+                now.bolus_remaining_nl, now.basal_rate_nl_per_h, now.reservoir_nl
+            ));
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "no bridge bolus within 20 s of the refill (last status: serial {}, bolus {} nL)",
+                now.prescription_serial, now.bolus_remaining_nl
+            ));
+        }
+    }
+
+    // 6. Motor stall.
     pump.key("f7", "report the mechanism's step count")?;
     let before = pump.wait_kernel_log("[sim] motor: ", 5)?;
     let steps_before = reported_steps(&before).ok_or("no step count in the kernel log")?;
@@ -533,7 +611,7 @@ fn scenario(pump: &mut Pump, install: &[u8]) -> Result<(), String> {
         ));
     }
 
-    // 6. Read the whole log back.
+    // 7. Read the whole log back.
     let mut from = 0;
     let mut chunks = 0;
     loop {

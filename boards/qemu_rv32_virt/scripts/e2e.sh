@@ -35,10 +35,17 @@ seed=$(printf 'pumpctl simulator TEST-ONLY key!' | od -An -tx1 | tr -d ' \n')
 printf '# pumpctl Ed25519 clinic signing key (private seed, hex). Keep it secret.\n%s\n' "$seed" >"$run/clinic-TEST-ONLY.key"
 "$pumpctl" rx sign "$board_dir/scripts/rx-e2e.toml" --key "$run/clinic-TEST-ONLY.key" \
     --device 0x00C0FFEE --serial 1 --out "$run/rx.install.bin"
+# The drug change: the same prescription at twice the concentration, serial 2.
+sed 's/^concentration_ug_per_ml = 50 .*/concentration_ug_per_ml = 100/' \
+    "$board_dir/scripts/rx-e2e.toml" >"$run/rx-change.toml"
+grep -q '^concentration_ug_per_ml = 100$' "$run/rx-change.toml" || die "rx-e2e.toml: no concentration to change"
+"$pumpctl" rx sign "$run/rx-change.toml" --key "$run/clinic-TEST-ONLY.key" \
+    --device 0x00C0FFEE --serial 2 --out "$run/rx-change.install.bin"
 
 echo "== QEMU scenario"
 timeout 900 "$driver" --out "$run" --kernel "$out_dir/kernel.elf" --apps "$out_dir/apps.bin" \
-    --install "$run/rx.install.bin" --qemu qemu-system-riscv32
+    --install "$run/rx.install.bin" --install-change "$run/rx-change.install.bin" \
+    --qemu qemu-system-riscv32
 
 echo "== decoded outcome (pumpctl decode)"
 "$pumpctl" decode "$run/uart.bin" >"$run/decoded.txt"
@@ -64,7 +71,8 @@ eq() { [ "$1" -eq "$2" ]; }
 ge() { [ "$1" -ge "$2" ]; }
 
 check "no undecodable frame on the link" grep -q ' 0 bad frames' "$run/decoded.txt"
-check "prescription installed (PrescriptionInstalled)" eq "$(count PrescriptionInstalled)" 1
+check "both prescriptions installed (PrescriptionInstalled serial 1, then 2)" sh -c "
+    [ \"\$(grep '\"flags\":0,' '$run/decoded.jsonl' | grep '\"kind\":\"PrescriptionInstalled\"' | sed 's/.*\"serial\":\([0-9]*\).*/\1/' | tr '\n' ' ')\" = '1 2 ' ]"
 check "basal delivered (DeliveryRecord Basal, volume > 0)" \
     ge "$(live DeliveryRecord | grep '"delivery_kind":"Basal"' | grep -vc '"volume_nl":0[,}]')" 1
 check "patient bolus granted once (PatientBolusGranted)" eq "$(count PatientBolusGranted)" 1
@@ -92,9 +100,13 @@ check "clinician bolus delivered in full (DeliveryRecord ClinicianBolus Complete
 sr_acks=$(live Ack | grep -c '"request_kind":"\(Suspend\|Resume\)"' || true)
 check "Suspend and Resume acked and relayed to the dosing app as notices" \
     sh -c "[ $sr_acks -eq 2 ] && [ $(text 'dosing: relay: Suspend #') -eq 1 ] && [ $(text 'dosing: relay: Resume #') -eq 1 ]"
+check "both refills' notices reached the dosing app, the second one the drug change (dosing: relay: Refill #)" \
+    eq "$(text 'dosing: relay: Refill #')" 2
+check "the old drug left the catheter as a bridge bolus (DeliveryRecord Bridge, cut short by the stall)" \
+    ge "$(live DeliveryRecord | grep -c '"delivery_kind":"Bridge"')" 1
 check "stall raised a high-priority alarm (AlarmRaised MotorStall High)" \
     eq "$(live AlarmRaised | grep '"code":"MotorStall"' | grep -c '"priority":"High"')" 1
-check "stall aborted the running basal (DeliveryRecord Aborted)" \
+check "stall aborted the running delivery (DeliveryRecord Aborted)" \
     ge "$(live DeliveryRecord | grep -c '"outcome":"Aborted"')" 1
 # The last two step reports (F7) are the ones just before and 8 s after the
 # jam; earlier ones (after Resume) show the basal moving.
