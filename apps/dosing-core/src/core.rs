@@ -422,10 +422,20 @@ impl DosingCore {
                 .therapy
                 .as_ref()
                 .map(|t| t.schedule.rate_nl_per_h_at(now.utc_ms)),
-            Phase::DrugChangePending => self
-                .catheter_schedule
-                .as_ref()
-                .map(|s| s.rate_nl_per_h_at(now.utc_ms)),
+            // The pump still holds the old drug, but the capsule already
+            // enforces the new envelope, whose volume limits follow the new
+            // concentration: above its maximum rate the old schedule would be
+            // refused outright (no therapy at all until the refill), so it
+            // runs as close to its own rate as the envelope in force allows.
+            Phase::DrugChangePending => {
+                let cap_nl_per_h = self
+                    .therapy
+                    .as_ref()
+                    .map_or(0, |t| t.envelope.max_basal_rate_nl_per_h);
+                self.catheter_schedule
+                    .as_ref()
+                    .map(|s| s.rate_nl_per_h_at(now.utc_ms).min(cap_nl_per_h))
+            }
             Phase::Priming | Phase::Bridging => Some(0),
             Phase::NoPrescription
             | Phase::InvalidTherapy(_)

@@ -96,6 +96,39 @@ fn sr_dos_007_bridge_bolus_through_the_capsule_after_a_concentration_change() {
 }
 
 #[test]
+fn sr_dos_007_a_tighter_new_envelope_caps_the_old_drug_until_the_refill_instead_of_stopping_it() {
+    // 300 µg/day at 500 µg/mL: 25 000 nL/h.
+    let mut pump = started(&RxBuilder::new(1), UTC_2025_01_01_MS);
+    pump.run_until(HOUR_MS);
+    assert_eq!(basal_rate(&pump), 25_000);
+    // Twice the concentration, and an envelope of 400 µg/day at the new
+    // concentration: 16 666 nL/h, below the old drug's 25 000 nL/h.
+    let new_rx = RxBuilder::new(2)
+        .drug("baclofen", 1_000)
+        .envelope(|e| e.max_basal_rate_nl_per_h = 16_666);
+    pump.host_ok(install(&new_rx));
+    assert_eq!(pump.dosing.phase(), Phase::DrugChangePending);
+    // The capsule runs the old drug at the most the envelope in force allows,
+    // rather than refusing it and leaving the patient without therapy.
+    assert_eq!(basal_rate(&pump), 16_666);
+    let before = pump.steps();
+    pump.run_until(2 * HOUR_MS);
+    let moved_nl = (pump.steps() - before) * u64::from(NL_PER_STEP);
+    assert!(
+        moved_nl.abs_diff(16_666) <= u64::from(NL_PER_STEP),
+        "{moved_nl}"
+    );
+    pump.host_ok(refill(40_000_000, 10_000_000, 1_000));
+    assert_eq!(pump.dosing.phase(), Phase::Bridging);
+    let log = pump.read_log(0);
+    let denied: Vec<_> = log
+        .iter()
+        .filter(|(_, m)| matches!(m, Message::DeliveryDenied(_)))
+        .collect();
+    assert!(denied.is_empty(), "{denied:?}");
+}
+
+#[test]
 fn sr_dos_003_clock_jumps_through_the_host_link_set_the_landing_step_once() {
     // 00:00 200 µg/day, 06:00 300, 22:00 150 at 500 µg/mL.
     let rx = RxBuilder::new(1).steps(&[(0, 200), (360, 300), (1320, 150)]);

@@ -39,6 +39,31 @@ fn bridge_calls(capsule: &FakeCapsule) -> std::vec::Vec<(u32, u32)> {
 }
 
 #[test]
+fn sr_dos_007_until_the_refill_the_old_drug_runs_at_most_at_the_new_envelope_rate() {
+    // Baclofen 500 µg/mL at 300 µg/day = 25 000 nL/h.
+    let mut sim = Sim::start(&RxBuilder::new(1), 0);
+    assert_eq!(sim.capsule.basal_sets(), [25_000]);
+    // Four times the concentration: the new envelope, in volume, allows
+    // 400 µg/day at 2000 µg/mL = 8 333 nL/h, less than the old drug's rate.
+    let new_rx = RxBuilder::new(2)
+        .drug("baclofen", 2_000)
+        .envelope(|e| e.max_basal_rate_nl_per_h = 8_333);
+    sim.monotonic_ms = HOUR_MS;
+    install(&mut sim, &new_rx);
+    assert_eq!(sim.core.phase(), Phase::DrugChangePending);
+    // Not 25 000 (the capsule would refuse it and leave no therapy at all):
+    // as much of the old drug's rate as the envelope in force allows.
+    assert_eq!(sim.capsule.basal_sets(), [25_000, 8_333]);
+    assert_eq!(sim.core.refusals().count(), 0);
+    sim.monotonic_ms = 2 * HOUR_MS;
+    refill(&mut sim, 2_000);
+    assert_eq!(sim.core.phase(), Phase::Bridging);
+    // The bridge itself still runs at the old drug's own rate.
+    assert_eq!(sim.capsule.basal_sets(), [25_000, 8_333, 0]);
+    assert_eq!(bridge_calls(&sim.capsule), [(100_000, 4 * HOUR_MS as u32)]);
+}
+
+#[test]
 fn sr_dos_007_bridge_after_a_concentration_change_runs_the_old_drug_at_its_old_rate() {
     // Baclofen 500 µg/mL at 300 µg/day = 25 000 nL/h.
     let mut sim = Sim::start(&RxBuilder::new(1), 0);
