@@ -552,7 +552,26 @@ fn scenario(pump: &mut Pump, install: &[u8], install_change: &[u8]) -> Result<()
     pump.send_raw(install_change)?;
     pump.expect_ack(MessageKind::InstallPrescription, 20)?;
     pump.wait_text_nth("dosing: relay: InstallPrescription #", 2, 10)?;
-    let before_refill = fresh_status(pump)?;
+    // The old drug is still in the pump: it runs on, capped at the new
+    // envelope's rate (lower in volume at the higher concentration).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let before_refill = loop {
+        let now = fresh_status(pump)?;
+        if now.prescription_serial == 2 && now.basal_rate_nl_per_h > 0 {
+            pump.log(&format!(
+                "old drug runs on until the refill: basal {} nL/h",
+                now.basal_rate_nl_per_h
+            ));
+            break now;
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "no basal between the new prescription and the refill (serial {}, basal {} nL/h)",
+                now.prescription_serial, now.basal_rate_nl_per_h
+            ));
+        }
+        thread::sleep(Duration::from_secs(1));
+    };
     pump.send(Message::Refill(Refill {
         withdrawn_volume_nl: before_refill.reservoir_nl,
         added_volume_nl: 20_000_000,

@@ -100,6 +100,8 @@ check "clinician bolus delivered in full (DeliveryRecord ClinicianBolus Complete
 sr_acks=$(live Ack | grep -c '"request_kind":"\(Suspend\|Resume\)"' || true)
 check "Suspend and Resume acked and relayed to the dosing app as notices" \
     sh -c "[ $sr_acks -eq 2 ] && [ $(text 'dosing: relay: Suspend #') -eq 1 ] && [ $(text 'dosing: relay: Resume #') -eq 1 ]"
+check "between the new prescription and the refill the old drug ran on, capped by the new envelope (no DeliveryDenied)" \
+    eq "$(count DeliveryDenied)" 0
 check "both refills' notices reached the dosing app, the second one the drug change (dosing: relay: Refill #)" \
     eq "$(text 'dosing: relay: Refill #')" 2
 check "the old drug left the catheter as a bridge bolus (DeliveryRecord Bridge, cut short by the stall)" \
