@@ -69,6 +69,15 @@ pub trait DosingCapsule {
         ticket: u32,
         verdict: Result<(), ErrorCode>,
     ) -> Result<(), ErrorCode>;
+
+    /// Command 26: store the app's record (see [`crate::record`]),
+    /// replacing the previous one, with the capsule's own atomic,
+    /// CRC-checked writes (SR-PER-005).
+    fn save_record(&mut self, record: &[u8]) -> Result<(), ErrorCode>;
+
+    /// Command 27: copy the app's record into `buf`; returns its length, 0
+    /// if none was ever saved. `InvalidArgument` if `buf` is too small.
+    fn load_record(&mut self, buf: &mut [u8]) -> Result<usize, ErrorCode>;
 }
 
 /// One relay entry taken with [`DosingCapsule::relay_take`] (command 23:

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::capsule::{DosingCapsule, Now, PatientBolusState, RelayItem};
 use crate::model::{BolusPlan, Drug, ModelError, Therapy};
+use crate::record::{encode_record, RECORD_REFRESH_MS, SAVED_RECORD_MAX_LEN};
 use crate::schedule::BasalSchedule;
 use crate::units::{dose_volume_nl, duration_at_rate_ms, volume_at_rate_nl, MS_PER_DAY};
 
@@ -310,6 +311,8 @@ pub struct DosingCore {
     config: DosingConfig,
     saved: SavedState,
     saved_dirty: bool,
+    /// When this life of the app last saved its record (monotonic).
+    record_saved_at_ms: Option<u64>,
     signed_rx: Option<Vec<u8, MAX_SIGNED_PRESCRIPTION_LEN>>,
     therapy: Option<Therapy>,
     invalid_therapy: Option<ModelError>,
@@ -341,13 +344,19 @@ pub struct DosingCore {
 }
 
 impl DosingCore {
-    /// A core starting from `saved` (what the shell persisted, or
-    /// `SavedState::new(..)` on the first start).
+    /// A core starting from `saved`: the state [`load_record`] read back
+    /// from the capsule, or `SavedState::new(..)` when there is none. The
+    /// core saves its record itself (command 26) whenever the state
+    /// changes, and while it holds patient grants at least every
+    /// [`RECORD_REFRESH_MS`] (see [`crate::record`]).
+    ///
+    /// [`load_record`]: crate::load_record
     pub fn new(config: DosingConfig, saved: SavedState) -> Self {
         let mut core = Self {
             config,
             saved,
             saved_dirty: false,
+            record_saved_at_ms: None,
             signed_rx: None,
             therapy: None,
             invalid_therapy: None,
@@ -459,15 +468,15 @@ impl DosingCore {
         self.refusals.back()
     }
 
-    /// What to persist.
+    /// What the app keeps across resets.
     pub fn saved_state(&self) -> &SavedState {
         &self.saved
     }
 
-    /// Whether [`saved_state`](Self::saved_state) changed since the last
-    /// call; the shell writes it out when this says so.
-    pub fn take_saved_dirty(&mut self) -> bool {
-        core::mem::take(&mut self.saved_dirty)
+    /// Whether the state changed since the capsule last accepted the
+    /// record (a refused save is tried again at the next wake-up).
+    pub fn record_unsaved(&self) -> bool {
+        self.saved_dirty
     }
 
     /// The latest capsule status snapshot, if the capsule provides one.
@@ -782,6 +791,8 @@ impl DosingCore {
             // a role violation itself.
             let _ = capsule.report_patient_denial(reason, lockout_remaining_ms);
         }
+        // A grant is saved before the app can be asked again.
+        self.persist(capsule, now);
         self.wakeup = self.compute_wakeup(now);
         verdict
     }
@@ -826,8 +837,32 @@ impl DosingCore {
             self.apply_basal(target, capsule, now);
         }
         self.advance_flush(capsule, now);
+        self.persist(capsule, now);
         self.wakeup = self.compute_wakeup(now);
         self.wakeup
+    }
+
+    /// Saves the record (command 26) if the state changed, or if grants are
+    /// held and the last save is [`RECORD_REFRESH_MS`] old: grants are on
+    /// the app's clock, which a restart resumes from the record's time.
+    // Not inlined: the record buffer must not add to `service`'s frame.
+    #[inline(never)]
+    fn persist(&mut self, capsule: &mut impl DosingCapsule, now: Now) {
+        let refresh_due = !self.saved.patient_grants_ms.is_empty()
+            && self
+                .record_saved_at_ms
+                .is_none_or(|at| now.monotonic_ms.saturating_sub(at) >= RECORD_REFRESH_MS);
+        if !self.saved_dirty && !refresh_due {
+            return;
+        }
+        let mut buf = [0u8; SAVED_RECORD_MAX_LEN];
+        let Ok(len) = encode_record(&self.saved, now.monotonic_ms, &mut buf) else {
+            return;
+        };
+        if capsule.save_record(&buf[..len]).is_ok() {
+            self.saved_dirty = false;
+            self.record_saved_at_ms = Some(now.monotonic_ms);
+        }
     }
 
     /// Re-reads the installed prescription and adopts it if it changed.

@@ -12,11 +12,16 @@
 //! The crate is a functional core: time comes in as [`Now`] (a monotonic
 //! clock for durations, the UTC wall clock for the schedule), the capsule
 //! behind the [`DosingCapsule`] trait, and the app's own persistent state as
-//! a [`SavedState`] the shell stores. It is `no_std`, allocation-free and
-//! float-free; every dose → volume conversion is in [`units`].
+//! a [`SavedState`] that the core saves in the capsule (commands 26/27, see
+//! [`record`]). It is `no_std`, allocation-free and float-free; every
+//! dose → volume conversion is in [`units`].
 //!
 //! ```ignore
-//! let mut core = DosingCore::new(config, saved.unwrap_or(SavedState::new(CatheterContents::Unknown)));
+//! let (saved, clock_offset_ms) = match load_record(&mut capsule) {
+//!     Ok(restored) => (restored.state.clone(), restored.monotonic_offset_ms(raw_now_ms)),
+//!     Err(_) => (SavedState::new(CatheterContents::Unknown), 0),
+//! };
+//! let mut core = DosingCore::new(config, saved);
 //! loop {
 //!     let wake = match event {
 //!         Timer => core.wake(&mut capsule, now),
@@ -25,7 +30,6 @@
 //!         Upcall::RelayPosted => core.on_relay_posted(&mut capsule, now),
 //!         Button => { core.request_patient_bolus(&mut capsule, now); core.next_wakeup() }
 //!     };
-//!     if core.take_saved_dirty() { store(core.saved_state()) }
 //!     sleep_until(wake.at_monotonic_ms);
 //! }
 //! ```
@@ -39,6 +43,7 @@ extern crate std;
 pub mod capsule;
 mod core;
 pub mod model;
+pub mod record;
 pub mod schedule;
 pub mod units;
 
@@ -50,6 +55,10 @@ pub use crate::core::{
     RELAY_MAX_ITEMS_PER_CALL, RELAY_PAYLOAD_BUF_LEN, RETRY_INTERVAL_MS,
 };
 pub use crate::model::{BolusPlan, Drug, ModelError, PatientBolusPlan, Therapy};
+pub use crate::record::{
+    decode_record, encode_record, load_record, RecordError, Restored, RECORD_FORMAT,
+    RECORD_REFRESH_MS, SAVED_RECORD_MAX_LEN,
+};
 pub use crate::schedule::{BasalSchedule, ScheduleError, ScheduledStep};
 
 #[cfg(test)]

@@ -170,6 +170,17 @@ impl DosingPort<'_> {
     }
 }
 
+/// The dosing app's record, as it comes back from the capsule at boot
+/// (a new pump, or an unreadable record, starts with the catheter unknown).
+fn dosing_saved_state(port: &mut DosingPort<'_>) -> SavedState {
+    // The simulator's clock keeps running through a power loss, so the
+    // record's time is never ahead of it and no clock offset is needed.
+    dosing_core::load_record(port).map_or_else(
+        |_| SavedState::new(CatheterContents::Unknown),
+        |restored| restored.state,
+    )
+}
+
 impl DosingCapsule for DosingPort<'_> {
     fn set_basal(&mut self, rate_nl_per_h: u32) -> std::result::Result<(), ErrorCode> {
         unit(self.call(cmd::SET_BASAL, rate_nl_per_h, 0, &mut []))
@@ -274,6 +285,27 @@ impl DosingCapsule for DosingPort<'_> {
     ) -> std::result::Result<(), ErrorCode> {
         let code = verdict.err().map_or(0, |e| u32::from(e.code()));
         unit(self.call(cmd::RELAY_ANSWER, ticket, code, &mut []))
+    }
+
+    fn save_record(&mut self, record: &[u8]) -> std::result::Result<(), ErrorCode> {
+        let len = u32::try_from(record.len()).map_err(|_| ErrorCode::InvalidArgument)?;
+        unit(self.core.command(
+            DOSING_APP,
+            u32::from(cmd::SAVE_APP_RECORD),
+            len,
+            0,
+            record,
+            &mut [],
+            self.now_ms,
+        ))
+    }
+
+    fn load_record(&mut self, buf: &mut [u8]) -> std::result::Result<usize, ErrorCode> {
+        match self.call(cmd::LOAD_APP_RECORD, 0, 0, buf) {
+            CommandResult::SuccessU32(len) => Ok(len as usize),
+            CommandResult::Failure(e) => Err(e),
+            _ => Err(ErrorCode::InvalidArgument),
+        }
     }
 }
 
@@ -612,7 +644,6 @@ struct Sim {
     config: infusion_core::BoardConfig,
     core: InfusionCore<SimPlatform>,
     dosing: Option<DosingCore>,
-    dosing_saved: SavedState,
     dosing_wake: Option<u64>,
     dosing_config: DosingConfig,
     /// The telemetry app, over `flash`.
@@ -658,7 +689,8 @@ impl Sim {
 
     /// Delivers pending upcalls to the apps (the telemetry app drains the
     /// capsule's events as they arrive, so a burst cannot overflow the
-    /// capsule's queue unseen), persists the dosing app's state.
+    /// capsule's queue unseen). The dosing app saves its own record in the
+    /// capsule (command 26) as its state changes.
     fn settle(&mut self, t: u64) {
         for _ in 0..10_000 {
             self.drain(t);
@@ -671,11 +703,6 @@ impl Sim {
             }
             if self.core.pending_events() == 0 && self.core.platform().pending.is_empty() {
                 break;
-            }
-        }
-        if let Some(dosing) = self.dosing.as_mut() {
-            if dosing.take_saved_dirty() {
-                self.dosing_saved = dosing.saved_state().clone();
             }
         }
     }
@@ -869,10 +896,11 @@ impl Sim {
 
     fn boot_dosing(&mut self, t: u64) {
         self.core.platform_mut().now_ms = t;
-        self.dosing = Some(DosingCore::new(
-            self.dosing_config,
-            self.dosing_saved.clone(),
-        ));
+        let saved = dosing_saved_state(&mut DosingPort {
+            core: &mut self.core,
+            now_ms: t,
+        });
+        self.dosing = Some(DosingCore::new(self.dosing_config, saved));
         self.dosing_call(t, |d, port, now| {
             d.wake(port, now);
         });
@@ -993,7 +1021,6 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
         telemetry: TelemetryCore::new(flash.clone()),
         flash,
         dosing: None,
-        dosing_saved: SavedState::new(CatheterContents::Unknown),
         dosing_wake: None,
         dosing_config: DosingConfig {
             motor_step_nl: NL_PER_STEP,

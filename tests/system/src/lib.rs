@@ -221,6 +221,22 @@ impl DosingCapsule for CapsuleAdapter {
         let code = verdict.err().map_or(0, |e| u32::from(e.code()));
         self.simple(command::RELAY_ANSWER, ticket, code)
     }
+
+    fn save_record(&mut self, record: &[u8]) -> Result<(), ErrorCode> {
+        let len = u32::try_from(record.len()).map_err(|_| ErrorCode::InvalidArgument)?;
+        match self.command(command::SAVE_APP_RECORD, len, 0, record, &mut []) {
+            CommandResult::Failure(e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn load_record(&mut self, buf: &mut [u8]) -> Result<usize, ErrorCode> {
+        match self.command(command::LOAD_APP_RECORD, 0, 0, &[], buf) {
+            CommandResult::SuccessU32(len) => Ok(len as usize),
+            CommandResult::Failure(e) => Err(e),
+            _ => Err(ErrorCode::InvalidArgument),
+        }
+    }
 }
 
 impl TelemetryCapsule for CapsuleAdapter {
@@ -641,10 +657,15 @@ impl Pump {
         }
     }
 
-    /// The kernel restarts the dosing app: a new core from the state the
-    /// app had saved, woken at once.
+    /// The kernel restarts the dosing app: a new core from the record the
+    /// app had saved in the capsule (command 27), woken at once.
     pub fn restart_dosing(&mut self) {
-        let saved = self.dosing.saved_state().clone();
+        // The rig's clock keeps running over the restart, so the record's
+        // time is never ahead of it and no clock offset applies.
+        let saved = dosing_core::load_record(&mut self.dosing_capsule).map_or_else(
+            |_| SavedState::new(CatheterContents::Unknown),
+            |restored| restored.state,
+        );
         self.dosing = DosingCore::new(dosing_config(), saved);
         self.dosing_hung = false;
         let now = self.now();

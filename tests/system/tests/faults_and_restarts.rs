@@ -153,3 +153,43 @@ fn sr_dos_012_restart_over_the_watchdog_fallback_takes_basal_over_once() {
         assert!(pump.dosing_wakes < 24 * 9 + 8, "{}", pump.dosing_wakes);
     }
 }
+
+/// The therapy allows a patient bolus every 2 h, the envelope every 1 h.
+/// The app's record in the capsule (commands 26/27) is what keeps the
+/// stricter rule when the kernel restarts the app.
+#[test]
+fn sr_dos_015_a_restarted_dosing_app_keeps_its_grants_through_the_capsules_record() {
+    const { assert!(dosing_core::SAVED_RECORD_MAX_LEN <= infusion_core::APP_RECORD_MAX_LEN) };
+    let rx = RxBuilder::new(1);
+    let mut pump = started(&rx, 10_000_000);
+    pump.run_until(HOUR_MS);
+    assert!(matches!(
+        pump.press_bolus_button(),
+        dosing_core::PatientBolusVerdict::Granted { .. }
+    ));
+    pump.run_until(HOUR_MS + 90 * MINUTE_MS);
+    // The envelope's own lockout is over.
+    let now_ms = pump.now_ms();
+    let envelope_lockout_ms = pump
+        .kernel
+        .borrow_mut()
+        .core
+        .patient_bolus_availability(now_ms)
+        .0;
+    assert_eq!(envelope_lockout_ms, 0);
+    pump.restart_dosing();
+    match pump.press_bolus_button() {
+        dosing_core::PatientBolusVerdict::Denied {
+            reason: pump_protocol::ErrorCode::LockoutActive,
+            decided_by: dosing_core::Decider::Dosing,
+            lockout_remaining_ms,
+            ..
+        } => assert_eq!(u64::from(lockout_remaining_ms), 30 * MINUTE_MS),
+        other => panic!("the restarted app forgot the grant: {other:?}"),
+    }
+    pump.run_until(3 * HOUR_MS);
+    assert!(matches!(
+        pump.press_bolus_button(),
+        dosing_core::PatientBolusVerdict::Granted { .. }
+    ));
+}

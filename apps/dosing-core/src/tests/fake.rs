@@ -65,6 +65,13 @@ pub struct FakeCapsule {
     pub relay: VecDeque<(u32, u16, Vec<u8>)>,
     /// Scripted answers to `relay_answer`, then `Ok`.
     pub relay_answer_results: VecDeque<Result<(), ErrorCode>>,
+    /// The app's record (commands 26/27), as the capsule keeps it.
+    pub record: Vec<u8>,
+    /// Records the capsule accepted, in order (not in `calls`, so that
+    /// tests of the command sequence do not depend on saves).
+    pub record_saves: Vec<Vec<u8>>,
+    /// While set, command 26 is refused with this.
+    pub refuse_record: Option<ErrorCode>,
 }
 
 impl FakeCapsule {
@@ -92,7 +99,15 @@ impl FakeCapsule {
             },
             relay: VecDeque::new(),
             relay_answer_results: VecDeque::new(),
+            record: Vec::new(),
+            record_saves: Vec::new(),
+            refuse_record: None,
         }
+    }
+
+    /// The last record the capsule accepted, decoded.
+    pub fn saved_record(&self) -> crate::Restored {
+        crate::decode_record(&self.record).expect("a record the app can read")
     }
 
     pub fn basal_sets(&self) -> Vec<u32> {
@@ -286,6 +301,26 @@ impl DosingCapsule for FakeCapsule {
     ) -> Result<(), ErrorCode> {
         self.calls.push(Call::RelayAnswer(ticket, verdict));
         self.relay_answer_results.pop_front().unwrap_or(Ok(()))
+    }
+
+    fn save_record(&mut self, record: &[u8]) -> Result<(), ErrorCode> {
+        if let Some(e) = self.refuse_record {
+            return Err(e);
+        }
+        // The capsule's limit (infusion_core::APP_RECORD_MAX_LEN).
+        if record.len() > 1024 {
+            return Err(ErrorCode::InvalidArgument);
+        }
+        self.record = record.to_vec();
+        self.record_saves.push(record.to_vec());
+        Ok(())
+    }
+
+    fn load_record(&mut self, buf: &mut [u8]) -> Result<usize, ErrorCode> {
+        buf.get_mut(..self.record.len())
+            .ok_or(ErrorCode::InvalidArgument)?
+            .copy_from_slice(&self.record);
+        Ok(self.record.len())
     }
 }
 

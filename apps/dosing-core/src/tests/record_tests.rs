@@ -1,0 +1,231 @@
+//! The app's record in the capsule (commands 26/27): format, refusals, and
+//! what a restarted app remembers (SR-DOS-015).
+
+use heapless::{String, Vec};
+use proptest::prelude::*;
+use pump_protocol::prescription::{BasalStep, MAX_BASAL_STEPS, MAX_DRUG_NAME_LEN};
+use pump_protocol::ErrorCode;
+use pump_test_support::{RxBuilder, HOUR_MS, MINUTE_MS};
+
+use super::fake::{at, config, FakeCapsule, Sim};
+use crate::{
+    decode_record, encode_record, load_record, CatheterContents, Decider, DosingCore, Drug, Flush,
+    FlushKind, Now, PatientBolusVerdict, RecordError, SavedState, MAX_PATIENT_GRANTS,
+    RECORD_FORMAT, RECORD_REFRESH_MS, SAVED_RECORD_MAX_LEN,
+};
+
+/// The largest state the core can hold: the longest drug name, a full
+/// schedule, a flush and every grant at the largest times.
+fn largest_state() -> SavedState {
+    let mut name = String::new();
+    for _ in 0..MAX_DRUG_NAME_LEN {
+        name.push('m').unwrap();
+    }
+    let mut basal_steps = Vec::new();
+    for k in 0..MAX_BASAL_STEPS {
+        basal_steps
+            .push(BasalStep {
+                start_minute_of_day: u16::MAX - k as u16,
+                rate_ug_per_day: u32::MAX,
+            })
+            .unwrap();
+    }
+    let mut state = SavedState::new(CatheterContents::Drug {
+        drug: Drug {
+            name,
+            concentration_ug_per_ml: u32::MAX,
+        },
+        basal_steps,
+    });
+    state.flush = Some(Flush {
+        kind: FlushKind::Bridge,
+        remaining_nl: u32::MAX,
+    });
+    for _ in 0..MAX_PATIENT_GRANTS {
+        state.patient_grants_ms.push(u64::MAX).unwrap();
+    }
+    state
+}
+
+fn encoded(state: &SavedState, saved_at_ms: u64) -> std::vec::Vec<u8> {
+    let mut buf = [0u8; SAVED_RECORD_MAX_LEN];
+    let len = encode_record(state, saved_at_ms, &mut buf).unwrap();
+    buf[..len].to_vec()
+}
+
+#[test]
+fn sr_dos_015_the_largest_state_fits_the_record_and_the_capsules_limit() {
+    let bytes = encoded(&largest_state(), u64::MAX);
+    assert!(bytes.len() <= SAVED_RECORD_MAX_LEN);
+    // Within infusion_core::APP_RECORD_MAX_LEN: checked where both crates
+    // meet, in the system tests.
+    assert_eq!(decode_record(&bytes).unwrap().state, largest_state());
+}
+
+#[test]
+fn sr_dos_015_the_record_starts_with_its_format_and_round_trips() {
+    let mut state = SavedState::new(CatheterContents::Empty);
+    state.patient_grants_ms.push(5 * MINUTE_MS).unwrap();
+    let bytes = encoded(&state, HOUR_MS);
+    assert_eq!(bytes[0], RECORD_FORMAT);
+    let restored = decode_record(&bytes).unwrap();
+    assert_eq!(restored.state, state);
+    assert_eq!(restored.saved_at_monotonic_ms, HOUR_MS);
+}
+
+#[test]
+fn sr_dos_015_records_the_app_cannot_read_are_refused_whole() {
+    let mut state = SavedState::new(CatheterContents::Empty);
+    state.patient_grants_ms.push(5 * MINUTE_MS).unwrap();
+    let bytes = encoded(&state, HOUR_MS);
+
+    assert_eq!(decode_record(&[]), Err(RecordError::Empty));
+    let mut other_format = bytes.clone();
+    other_format[0] = RECORD_FORMAT + 1;
+    assert_eq!(
+        decode_record(&other_format),
+        Err(RecordError::UnknownFormat(RECORD_FORMAT + 1))
+    );
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    assert_eq!(decode_record(&trailing), Err(RecordError::Malformed));
+    assert_eq!(
+        decode_record(&bytes[..bytes.len() - 1]),
+        Err(RecordError::Malformed)
+    );
+    // A grant after the save cannot be true of the app's own clock.
+    assert_eq!(
+        decode_record(&encoded(&state, MINUTE_MS)),
+        Err(RecordError::GrantAfterSave)
+    );
+}
+
+#[test]
+fn sr_dos_015_no_record_or_a_refused_load_is_typed() {
+    let mut capsule = FakeCapsule::new(None);
+    assert_eq!(load_record(&mut capsule), Err(RecordError::Empty));
+    capsule.record = std::vec![0xFF; 2000];
+    // Longer than any record of this app: not one of its own.
+    assert_eq!(load_record(&mut capsule), Err(RecordError::Malformed));
+}
+
+#[test]
+fn sr_dos_015_the_clock_resumes_from_the_record_only_when_it_restarted() {
+    let restored =
+        decode_record(&encoded(&SavedState::new(CatheterContents::Empty), HOUR_MS)).unwrap();
+    // The pump reset: the app's clock starts again at 0.
+    assert_eq!(restored.monotonic_offset_ms(0), HOUR_MS);
+    assert_eq!(restored.monotonic_offset_ms(MINUTE_MS), HOUR_MS - MINUTE_MS);
+    // A clock that kept running (the simulator, the system rig).
+    assert_eq!(restored.monotonic_offset_ms(HOUR_MS), 0);
+    assert_eq!(restored.monotonic_offset_ms(2 * HOUR_MS), 0);
+}
+
+/// The therapy allows a patient bolus every 2 h, the envelope every 1 h:
+/// only the app's record keeps the stricter rule over a restart.
+#[test]
+fn sr_dos_015_a_restarted_app_keeps_the_therapys_lockout_from_its_record() {
+    let mut sim = Sim::start(&RxBuilder::new(1), 0);
+    let granted = sim.core.request_patient_bolus(&mut sim.capsule, at(0));
+    assert!(matches!(granted, PatientBolusVerdict::Granted { .. }));
+    sim.run_until(90 * MINUTE_MS);
+    let before_reset_ms = sim.monotonic_ms;
+
+    // The pump resets: a new life of the app, its clock at 0, the UTC clock
+    // where it was. The capsule's envelope lockout (1 h) is over.
+    let utc_ms = sim.now().utc_ms;
+    let restored = load_record(&mut sim.capsule).unwrap();
+    // Refreshed while the grant is held: little of the clock is lost.
+    assert!(
+        before_reset_ms - restored.saved_at_monotonic_ms <= RECORD_REFRESH_MS.max(HOUR_MS / 2),
+        "saved at {} ms, reset at {before_reset_ms} ms",
+        restored.saved_at_monotonic_ms
+    );
+    let now = Now {
+        monotonic_ms: restored.monotonic_offset_ms(0),
+        utc_ms,
+    };
+    let mut restarted = DosingCore::new(config(), restored.state.clone());
+    restarted.wake(&mut sim.capsule, now);
+    match restarted.request_patient_bolus(&mut sim.capsule, now) {
+        PatientBolusVerdict::Denied {
+            reason: ErrorCode::LockoutActive,
+            decided_by: Decider::Dosing,
+            lockout_remaining_ms,
+            ..
+        } => {
+            // Lockout runs from the grant, on the resumed clock.
+            let expected = 2 * HOUR_MS - restored.saved_at_monotonic_ms;
+            assert_eq!(u64::from(lockout_remaining_ms), expected);
+        }
+        other => panic!("the therapy's lockout was forgotten: {other:?}"),
+    }
+
+    // Without the record the envelope alone decides, and it grants.
+    let mut forgetful = DosingCore::new(config(), SavedState::new(CatheterContents::Unknown));
+    forgetful.wake(&mut sim.capsule, now);
+    assert!(matches!(
+        forgetful.request_patient_bolus(&mut sim.capsule, now),
+        PatientBolusVerdict::Granted { .. }
+    ));
+}
+
+#[test]
+fn sr_dos_015_a_refused_save_is_tried_again_at_the_next_wake_up() {
+    let mut sim = Sim::start(&RxBuilder::new(1), 0);
+    let saves_at_start = sim.capsule.record_saves.len();
+    sim.capsule.refuse_record = Some(ErrorCode::NotReady);
+    sim.core.request_patient_bolus(&mut sim.capsule, at(0));
+    assert!(sim.core.record_unsaved());
+    assert_eq!(sim.capsule.record_saves.len(), saves_at_start);
+
+    sim.capsule.refuse_record = None;
+    let wake = sim.core.next_wakeup().at_monotonic_ms;
+    sim.run_until(wake);
+    assert!(!sim.core.record_unsaved());
+    assert_eq!(
+        sim.capsule
+            .saved_record()
+            .state
+            .patient_grants_ms
+            .as_slice(),
+        [0]
+    );
+}
+
+#[test]
+fn sr_dos_015_an_unchanged_state_without_grants_is_not_saved_again() {
+    let mut sim = Sim::start(&RxBuilder::new(1), 0);
+    let saves_at_start = sim.capsule.record_saves.len();
+    sim.run_until(6 * HOUR_MS);
+    assert_eq!(sim.capsule.record_saves.len(), saves_at_start);
+}
+
+proptest! {
+    #[test]
+    fn sr_dos_015_arbitrary_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..900)) {
+        let _ = decode_record(&bytes);
+        let mut with_format = std::vec![RECORD_FORMAT];
+        with_format.extend_from_slice(&bytes);
+        let _ = decode_record(&with_format);
+    }
+
+    #[test]
+    fn sr_dos_015_grants_and_flushes_round_trip(
+        grants in proptest::collection::vec(0u64..DAY, 0..MAX_PATIENT_GRANTS),
+        remaining_nl in any::<u32>(),
+        bridge in any::<bool>(),
+    ) {
+        let mut state = SavedState::new(CatheterContents::Empty);
+        state.patient_grants_ms = Vec::from_slice(&grants).unwrap();
+        state.flush = Some(Flush {
+            kind: if bridge { FlushKind::Bridge } else { FlushKind::Priming },
+            remaining_nl,
+        });
+        let restored = decode_record(&encoded(&state, DAY)).unwrap();
+        prop_assert_eq!(restored.state, state);
+        prop_assert_eq!(restored.saved_at_monotonic_ms, DAY);
+    }
+}
+
+const DAY: u64 = 24 * HOUR_MS;
