@@ -229,3 +229,20 @@ proptest! {
 }
 
 const DAY: u64 = 24 * HOUR_MS;
+
+/// Format 1's bytes are pinned: a change of them is a new format.
+#[test]
+fn sr_dos_015_format_1_bytes_are_pinned() {
+    let empty = SavedState::new(CatheterContents::Empty);
+    assert_eq!(encoded(&empty, 0), [0x01, 0x00, 0x01, 0x00, 0x00]);
+    let mut state = SavedState::new(CatheterContents::Unknown);
+    state.flush = Some(Flush {
+        kind: FlushKind::Priming,
+        remaining_nl: 300,
+    });
+    state.patient_grants_ms.push(1).unwrap();
+    assert_eq!(
+        encoded(&state, 128),
+        [0x01, 0x80, 0x01, 0x00, 0x01, 0x00, 0xAC, 0x02, 0x01, 0x01]
+    );
+}
