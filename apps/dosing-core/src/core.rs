@@ -23,7 +23,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::capsule::{DosingCapsule, Now, PatientBolusState, RelayItem};
 use crate::model::{BolusPlan, Drug, ModelError, Therapy};
-use crate::record::{encode_record, RECORD_REFRESH_MS, SAVED_RECORD_MAX_LEN};
+use crate::record::{
+    encode_record, load_record, RecordError, RECORD_REFRESH_MS, SAVED_RECORD_MAX_LEN,
+};
 use crate::schedule::BasalSchedule;
 use crate::units::{dose_volume_nl, duration_at_rate_ms, volume_at_rate_nl, MS_PER_DAY};
 
@@ -379,6 +381,31 @@ impl DosingCore {
         };
         core.rebuild_catheter_schedule();
         core
+    }
+
+    /// Takes the state from the app's record in the capsule (command 27),
+    /// for a core just built with `SavedState::new(..)`, before its first
+    /// wake-up; returns what to add to the shell's clock, which reads
+    /// `raw_now_ms`, so that the app's monotonic time resumes from the
+    /// record's ([`Restored::monotonic_offset_ms`]). On an error the state
+    /// is left as it was.
+    ///
+    /// Not inlined: the record is decoded in this call's own frame, which
+    /// is gone before the app's loop runs.
+    ///
+    /// [`Restored::monotonic_offset_ms`]: crate::Restored::monotonic_offset_ms
+    #[inline(never)]
+    pub fn restore_record(
+        &mut self,
+        capsule: &mut impl DosingCapsule,
+        raw_now_ms: u64,
+    ) -> Result<u64, RecordError> {
+        let restored = load_record(capsule)?;
+        let offset_ms = restored.monotonic_offset_ms(raw_now_ms);
+        self.saved = restored.state;
+        self.saved_dirty = false;
+        self.rebuild_catheter_schedule();
+        Ok(offset_ms)
     }
 
     // ------------------------------------------------------------ queries --

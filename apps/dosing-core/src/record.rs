@@ -139,6 +139,8 @@ pub fn decode_record(bytes: &[u8]) -> Result<Restored, RecordError> {
 }
 
 /// Reads the app's record back from the capsule (command 27) and decodes it.
+// Not inlined: the buffer stays out of the caller's frame.
+#[inline(never)]
 pub fn load_record(capsule: &mut impl DosingCapsule) -> Result<Restored, RecordError> {
     let mut buf = [0u8; SAVED_RECORD_MAX_LEN];
     match capsule.load_record(&mut buf) {

@@ -1,10 +1,10 @@
 //! The dosing app: `dosing-core` over the infusion capsule's syscalls.
 //!
 //! Everything the app decides is in `dosing-core`; this binary only
-//! connects it to Tock: the capsule (commands 2–8, 17, 18, 20, 21 and the
-//! relay's 23/24 through `libtock-infusion`), the capsule's upcalls
-//! (delivery done, alarm changed, relay posted), Button 1 (patient bolus
-//! request) and one wake-up timer. It sleeps until the core's next wake-up
+//! connects it to Tock: the capsule (commands 2–8, 17, 18, 20, 21, the
+//! relay's 23/24 and the app record's 26/27 through `libtock-infusion`),
+//! the capsule's upcalls (delivery done, alarm changed, relay posted),
+//! Button 1 (patient bolus request) and one wake-up timer. It sleeps until the core's next wake-up
 //! or an upcall, whichever is first; there is no periodic tick.
 //!
 //! Programmer requests reach it through the capsule's relay: when the
@@ -20,9 +20,14 @@
 //!   from [`UTC_AT_BOOT_MS`] until the first status snapshot (command 20),
 //!   then the capsule's UTC time (which the programmer sets) plus the
 //!   monotonic time since.
-//! - `SavedState` lives in RAM only: after a reset the catheter contents
-//!   are `Unknown`, which the core treats conservatively (no guessed
-//!   priming or bridge bolus).
+//! - What only the app knows (catheter contents, a flush in progress,
+//!   patient-bolus grants) the core saves as its record in the capsule
+//!   (command 26); at start the app reads it back (command 27) and resumes
+//!   its monotonic clock from the record's time (`dosing_core::record`).
+//!   No record, or one it cannot read, starts it with the catheter contents
+//!   `Unknown`, which the core treats conservatively (no guessed priming or
+//!   bridge bolus). On the QEMU board the capsule's storage is RAM, so the
+//!   record survives a restart of the app but not of the board.
 #![no_main]
 #![no_std]
 #![forbid(unsafe_code)]
@@ -31,7 +36,7 @@ use core::cell::{Cell, RefCell};
 
 use dosing_core::{
     CatheterContents, DosingCapsule, DosingConfig, DosingCore, Now, PatientBolusState,
-    PatientBolusVerdict, RelayItem, SavedState, Wakeup,
+    PatientBolusVerdict, RecordError, RelayItem, SavedState, Wakeup,
 };
 use libtock::buttons::{ButtonListener, ButtonState, Buttons};
 use libtock::console::Console;
@@ -77,6 +82,8 @@ struct Capsule {
     /// (capsule UTC, own monotonic time) at the last snapshot.
     utc_anchor: Option<(u64, u64)>,
     monotonic_ms: u64,
+    /// Whether the capsule accepted a record from this life of the app.
+    record_saved: bool,
 }
 
 impl DosingCapsule for Capsule {
@@ -179,6 +186,24 @@ impl DosingCapsule for Capsule {
         ]);
         Infusion::relay_answer(ticket, code).map_err(refusal)
     }
+
+    fn save_record(&mut self, record: &[u8]) -> Result<(), ErrorCode> {
+        Infusion::save_app_record(record).map_err(refusal)?;
+        if !self.record_saved {
+            self.record_saved = true;
+            let mut len = [0u8; 10];
+            say(&[
+                b"dosing: record saved in the capsule, ",
+                decimal(record.len() as u32, &mut len),
+                b" bytes\n",
+            ]);
+        }
+        Ok(())
+    }
+
+    fn load_record(&mut self, buf: &mut [u8]) -> Result<usize, ErrorCode> {
+        Infusion::load_app_record(buf).map_err(refusal)
+    }
 }
 
 /// Upcalls waiting to be handled (a few can arrive during one console
@@ -266,13 +291,46 @@ fn new_core(config: DosingConfig) -> DosingCore {
     DosingCore::new(config, SavedState::new(CatheterContents::Unknown))
 }
 
+/// Takes the core's state from the record the app saved in the capsule;
+/// returns the offset that resumes the app's clock from the record's time.
+fn restore(core: &mut DosingCore, capsule: &mut Capsule, raw_now_ms: u64) -> u64 {
+    match core.restore_record(capsule, raw_now_ms) {
+        Ok(offset_ms) => {
+            say(&[b"dosing: record restored from the capsule\n"]);
+            offset_ms
+        }
+        Err(error) => {
+            say(&[
+                match error {
+                    RecordError::Empty => b"dosing: no saved record" as &[u8],
+                    _ => b"dosing: saved record refused",
+                },
+                b", catheter contents unknown\n",
+            ]);
+            0
+        }
+    }
+}
+
 fn main() {
     let Ok(clock) = Clock::<TockSyscalls>::new() else {
         say(&[b"dosing: no alarm driver\n"]);
         return;
     };
+    let config = DosingConfig {
+        motor_step_nl: MOTOR_STEP_NL,
+        pump_dead_volume_nl: 0,
+        idle_wake_interval_ms: IDLE_WAKE_MS,
+    };
+    let mut capsule = Capsule {
+        utc_anchor: None,
+        monotonic_ms: 0,
+        record_saved: false,
+    };
+    let mut core = new_core(config);
+    let clock_offset_ms = restore(&mut core, &mut capsule, clock.now_ms());
     let now = |capsule: &mut Capsule| {
-        let monotonic_ms = clock.now_ms();
+        let monotonic_ms = clock.now_ms().saturating_add(clock_offset_ms);
         capsule.monotonic_ms = monotonic_ms;
         let utc_ms = match capsule.utc_anchor {
             Some((utc, at)) => utc.saturating_add(monotonic_ms.saturating_sub(at)),
@@ -282,16 +340,6 @@ fn main() {
             monotonic_ms,
             utc_ms,
         }
-    };
-    let config = DosingConfig {
-        motor_step_nl: MOTOR_STEP_NL,
-        pump_dead_volume_nl: 0,
-        idle_wake_interval_ms: IDLE_WAKE_MS,
-    };
-    let mut core = new_core(config);
-    let mut capsule = Capsule {
-        utc_anchor: None,
-        monotonic_ms: 0,
     };
 
     let pending = Pending {

@@ -87,6 +87,10 @@ pub mod command {
     pub const RELAY_ANSWER: u32 = 24;
     /// Read the verdict on the posted request (Telemetry).
     pub const RELAY_RESULT: u32 = 25;
+    /// Store the dosing app's record (read-only allow 0; Dosing).
+    pub const SAVE_APP_RECORD: u32 = 26;
+    /// Read the dosing app's record back (read-write allow 0; Dosing).
+    pub const LOAD_APP_RECORD: u32 = 27;
 }
 
 /// Subscribe numbers.
@@ -519,6 +523,21 @@ impl<S: Syscalls> Infusion<S> {
         outcome(S::command(DRIVER_NUM, command::RELAY_RESULT, 0, 0), |ret| {
             ret.get_success_2_u32()
                 .map(|(ticket, verdict)| (ticket, verdict as u16))
+        })
+    }
+
+    /// Command 26 (Dosing role): store `record` as the app's record in the
+    /// capsule's saved state, replacing the previous one (at most 1024
+    /// bytes).
+    pub fn save_app_record(record: &[u8]) -> Result<(), Refused> {
+        Self::with_input(command::SAVE_APP_RECORD, record)
+    }
+
+    /// Command 27 (Dosing role): copy the app's record into `buf`; returns
+    /// its length, 0 if none was saved.
+    pub fn load_app_record(buf: &mut [u8]) -> Result<usize, Refused> {
+        Self::with_output(command::LOAD_APP_RECORD, buf, |ret| {
+            ret.get_success_u32().map(|len| len as usize)
         })
     }
 

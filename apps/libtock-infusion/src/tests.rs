@@ -18,6 +18,7 @@ struct FakeInfusion {
     input: RefCell<RoAllowBuffer>,
     output: RefCell<RwAllowBuffer>,
     installed: RefCell<Vec<u8>>,
+    record: RefCell<Vec<u8>>,
     basal: Cell<u32>,
     clock: Cell<u64>,
     share_ref: DriverShareRef,
@@ -30,6 +31,7 @@ impl FakeInfusion {
             input: Default::default(),
             output: Default::default(),
             installed: Default::default(),
+            record: Default::default(),
             basal: Cell::new(0),
             clock: Cell::new(0),
             share_ref: Default::default(),
@@ -131,6 +133,25 @@ impl fake::SyscallDriver for FakeInfusion {
                 self.clock.set(u64::from(a) | (u64::from(b) << 32));
                 command_return::success()
             }
+            command::SAVE_APP_RECORD if self.telemetry => refuse(),
+            command::SAVE_APP_RECORD => match self.input.borrow().get(..a as usize) {
+                Some(bytes) => {
+                    *self.record.borrow_mut() = bytes.to_vec();
+                    command_return::success()
+                }
+                None => command_return::failure_u32(ErrorCode::Invalid, 21),
+            },
+            command::LOAD_APP_RECORD if self.telemetry => refuse(),
+            command::LOAD_APP_RECORD => {
+                let record = self.record.borrow();
+                match self.output.borrow_mut().get_mut(..record.len()) {
+                    Some(out) => {
+                        out.copy_from_slice(&record);
+                        command_return::success_u32(record.len() as u32)
+                    }
+                    None => command_return::failure_u32(ErrorCode::Invalid, 21),
+                }
+            }
             command::PATIENT_BOLUS_STATE => command_return::success_2_u32(1_200_000, 3),
             command::PENDING_EVENTS if !self.telemetry => refuse(),
             command::PENDING_EVENTS => command_return::success_u32(7),
@@ -211,6 +232,36 @@ fn prescription_goes_through_the_read_only_allow_and_comes_back() {
     assert_eq!(driver.input.borrow().len(), 0);
     assert_eq!(Api::read_prescription(&mut buf), Ok(15));
     assert_eq!(&buf[..15], b"signed rx bytes");
+}
+
+#[test]
+fn app_record_goes_out_through_the_read_only_allow_and_comes_back() {
+    let kernel = fake::Kernel::new();
+    let driver = FakeInfusion::new(false);
+    kernel.add_driver(&driver);
+    let mut buf = [0u8; 16];
+    assert_eq!(Api::load_app_record(&mut buf), Ok(0));
+    assert_eq!(Api::save_app_record(b"\x01record"), Ok(()));
+    assert_eq!(driver.record.borrow().as_slice(), b"\x01record");
+    assert_eq!(driver.input.borrow().len(), 0);
+    assert_eq!(Api::load_app_record(&mut buf), Ok(7));
+    assert_eq!(&buf[..7], b"\x01record");
+    // A buffer too small for the record: the capsule's InvalidArgument.
+    assert_eq!(
+        Api::load_app_record(&mut [0u8; 3]).map_err(|e| e.reason),
+        Err(21)
+    );
+}
+
+#[test]
+fn app_record_is_refused_to_the_telemetry_role() {
+    let kernel = fake::Kernel::new();
+    let driver = FakeInfusion::new(true);
+    kernel.add_driver(&driver);
+    let refused = Api::save_app_record(b"x").unwrap_err();
+    assert_eq!(refused.reason, NODEVICE_NOT_PERMITTED.1 as u16);
+    assert!(driver.record.borrow().is_empty());
+    assert!(Api::load_app_record(&mut [0u8; 8]).is_err());
 }
 
 #[test]

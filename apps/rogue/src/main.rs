@@ -1,16 +1,17 @@
 //! A rogue app: signed (so it runs) but with no role, it asks the infusion
 //! capsule for everything only the dosing or telemetry app may do: start
 //! deliveries, install a prescription, drain and acknowledge, suspend,
-//! refill, set the clock, read the prescription, and use the relay from
-//! either end (post, result, take, answer: commands 22–25). Every attempt
+//! refill, set the clock, read the prescription, use the relay from either
+//! end (post, result, take, answer: commands 22–25), and overwrite or read
+//! the dosing app's record (commands 26/27). Every attempt
 //! must be refused; it then hammers the capsule with the same requests for a
 //! while.
 //!
 //! Output (console, one line per round, then a summary the end-to-end test
-//! checks): `rogue: round 1: 21 attempts, 21 refused, 0 accepted`, …,
-//! `rogue: done: 420 attempts, 420 refused, 0 accepted`. With the opening
+//! checks): `rogue: round 1: 23 attempts, 23 refused, 0 accepted`, …,
+//! `rogue: done: 460 attempts, 460 refused, 0 accepted`. With the opening
 //! install attempt, every round's attempts are audited by the capsule as
-//! `AccessDenied` events: 421 in all.
+//! `AccessDenied` events: 461 in all.
 #![no_main]
 #![no_std]
 #![forbid(unsafe_code)]
@@ -32,6 +33,10 @@ const TAG: &str = match option_env!("ROGUE_TAG") {
     Some(tag) => tag,
     None => "rogue",
 };
+
+/// A record in the dosing app's format 1: saved at 0 ms, catheter `Empty`,
+/// no flush, no grants.
+const FAKE_RECORD: [u8; 5] = [0x01, 0x00, 0x01, 0x00, 0x00];
 
 /// Rounds of attempts, and the pause between them.
 const ROUNDS: u32 = 20;
@@ -112,6 +117,14 @@ fn round(tally: &mut Tally) {
     let mut entry = [0u8; 16];
     tally.expect_refused("relay take", Infusion::relay_take(&mut entry).map(|_| ()));
     tally.expect_refused("relay answer", Infusion::relay_answer(1, 0));
+    // The dosing app's record: a forged one (an empty catheter would make
+    // the dosing app prime again after a restart), and reading it.
+    tally.expect_refused("save app record", Infusion::save_app_record(&FAKE_RECORD));
+    let mut record = [0u8; 16];
+    tally.expect_refused(
+        "load app record",
+        Infusion::load_app_record(&mut record).map(|_| ()),
+    );
 }
 
 fn main() {

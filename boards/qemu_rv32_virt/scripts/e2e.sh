@@ -83,6 +83,12 @@ denied_events=$(live PatientBolusDenied | grep -c 'LockoutActive' || true)
 check "second request refused by the lockout (dosing app; logged PatientBolusDenied LockoutActive)" \
     sh -c "[ $denied_text -eq 1 ] && [ $denied_events -eq 1 ]"
 check "status answered (GetStatus -> StatusSnapshot)" ge "$(count StatusSnapshot)" 1
+# The dosing app's own record (commands 26/27): none on a fresh board, then
+# saved in the capsule once it knows what the catheter holds.
+check "dosing app read its record back at start: none yet (command 27)" \
+    eq "$(text 'dosing: no saved record, catheter contents unknown')" 1
+check "dosing app saved its record in the capsule (command 26)" \
+    eq "$(text 'dosing: record saved in the capsule, ')" 1
 # The programmer's clinician bolus goes through the relay: the dosing app
 # takes it, grants it (its console line is written before it answers), and
 # only then does the host get its Ack.
@@ -116,8 +122,8 @@ check "stall stopped the motor (driver disabled, no step after)" sh -c "
     grep -q 'stall detector: fault input asserted' '$run/kernel.log' &&
     grep -q 'motor driver disabled' '$run/kernel.log' &&
     [ \"\$(grep '^\[sim\] motor: ' '$run/kernel.log' | tail -n 2 | sed 's/^\[sim\] motor: \([0-9]*\) .*/\1/' | sort -u | wc -l)\" -eq 1 ]"
-check "rogue refused every time (its own tally)" eq "$(text 'rogue: done: 420 attempts, 420 refused, 0 accepted')" 1
-check "rogue audited every time, relay commands 22-25 included (421 AccessDenied)" eq "$(count AccessDenied)" 421
+check "rogue refused every time (its own tally)" eq "$(text 'rogue: done: 460 attempts, 460 refused, 0 accepted')" 1
+check "rogue audited every time, relay 22-25 and app record 26/27 included (461 AccessDenied)" eq "$(count AccessDenied)" 461
 check "every AccessDenied is rogue's (one app id, not a role id)" sh -c "
     ids=\$(grep '\"kind\":\"AccessDenied\"' '$run/decoded.jsonl' | sed 's/.*\"app_id\":\([0-9]*\).*/\1/' | sort -u)
     [ \"\$(echo \"\$ids\" | wc -l)\" -eq 1 ] && [ \"\$ids\" -ge 4026531840 ]"

@@ -101,12 +101,21 @@ fn sr_dos_015_records_the_app_cannot_read_are_refused_whole() {
 }
 
 #[test]
-fn sr_dos_015_no_record_or_a_refused_load_is_typed() {
+fn sr_dos_015_no_record_or_a_refused_load_is_typed_and_changes_nothing() {
     let mut capsule = FakeCapsule::new(None);
     assert_eq!(load_record(&mut capsule), Err(RecordError::Empty));
     capsule.record = std::vec![0xFF; 2000];
     // Longer than any record of this app: not one of its own.
     assert_eq!(load_record(&mut capsule), Err(RecordError::Malformed));
+    let mut core = DosingCore::new(config(), SavedState::new(CatheterContents::Empty));
+    assert_eq!(
+        core.restore_record(&mut capsule, 0),
+        Err(RecordError::Malformed)
+    );
+    assert_eq!(
+        core.saved_state(),
+        &SavedState::new(CatheterContents::Empty)
+    );
 }
 
 #[test]
@@ -141,11 +150,15 @@ fn sr_dos_015_a_restarted_app_keeps_the_therapys_lockout_from_its_record() {
         "saved at {} ms, reset at {before_reset_ms} ms",
         restored.saved_at_monotonic_ms
     );
+    // As the app does at start: a fresh core takes the record's state.
+    let mut restarted = DosingCore::new(config(), SavedState::new(CatheterContents::Unknown));
+    let offset_ms = restarted.restore_record(&mut sim.capsule, 0).unwrap();
+    assert_eq!(offset_ms, restored.saved_at_monotonic_ms);
+    assert_eq!(restarted.saved_state(), &restored.state);
     let now = Now {
-        monotonic_ms: restored.monotonic_offset_ms(0),
+        monotonic_ms: offset_ms,
         utc_ms,
     };
-    let mut restarted = DosingCore::new(config(), restored.state.clone());
     restarted.wake(&mut sim.capsule, now);
     match restarted.request_patient_bolus(&mut sim.capsule, now) {
         PatientBolusVerdict::Denied {
