@@ -10,7 +10,10 @@
 //! 2. sets the clock, installs a prescription signed by `pumpctl rx sign`,
 //!    records a refill (waits for each `Ack`);
 //! 3. lets the basal run, presses Button 1 (patient bolus), waits for the
-//!    bolus to complete, presses it again (refused: lockout);
+//!    bolus to complete, presses it again (refused: lockout); then crashes
+//!    the dosing app (F9: the kernel faults it and restarts it) and waits
+//!    until the new life of the app has restored its record from the
+//!    capsule and adopted the prescription again;
 //! 4. orders a clinician bolus as the programmer: the telemetry app relays
 //!    it through the capsule to the dosing app, and the `Ack` must come only
 //!    after the dosing app has granted it (its console line precedes the
@@ -478,6 +481,11 @@ fn scenario(pump: &mut Pump, install: &[u8], install_change: &[u8]) -> Result<()
     pump.log("patient bolus completed");
     pump.key("f1", "Button 1 again, within the lockout")?;
     pump.wait_text("dosing: patient bolus denied: LockoutActive", 10)?;
+    // The dosing app crashes; the kernel restarts it, and what only the
+    // app knows comes back from its record in the capsule (command 27).
+    pump.key("f9", "the dosing app crashes (the kernel faults it)")?;
+    pump.wait_text("dosing: record restored from the capsule", 15)?;
+    pump.wait_text_nth("dosing: prescription adopted", 2, 15)?;
 
     // 4. The clinician orders a bolus through the programmer: 1 µg = 20 µL
     // over 100 s (720 µL/h, with the basal within the board's 1 mL/h).

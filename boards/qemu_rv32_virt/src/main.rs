@@ -222,7 +222,7 @@ impl KernelResources<Chip> for Platform {
 }
 
 /// F8 on the simulated keyboard: each process's RAM and deepest stack use
-/// into the kernel log.
+/// into the kernel log; F9: a process crashes.
 struct ProcessList(&'static kernel::Kernel);
 
 impl sim::ProcessReport for ProcessList {
@@ -242,6 +242,16 @@ impl sim::ProcessReport for ProcessList {
                 a.sram_app_brk.saturating_sub(a.sram_start),
                 process.get_restart_count()
             );
+        });
+    }
+
+    fn fault(&self, name: &str) {
+        let capability = create_capability!(capabilities::ProcessManagementCapability);
+        self.0.process_each_capability(&capability, |process| {
+            if process.get_process_name() == name {
+                debug!("[sim] process {}: faulted by the host (F9)", name);
+                process.set_fault_state();
+            }
         });
     }
 }

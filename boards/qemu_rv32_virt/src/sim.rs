@@ -17,7 +17,9 @@
 //!   keyboard (`sendkey` on the QEMU monitor): F1 is Button 1 (patient
 //!   bolus request), F5 jams the motor, F6 clears the jam, F7 prints the
 //!   mechanism's state, F8 prints every process (memory map with stack
-//!   high-water marks) to the kernel log.
+//!   high-water marks) to the kernel log, F9 crashes the dosing app (the
+//!   kernel faults it as it would on a memory fault, and the board's fault
+//!   policy restarts it).
 
 use core::cell::Cell;
 use kernel::debug;
@@ -46,6 +48,8 @@ pub mod keys {
     pub const F7: u16 = 65;
     /// Print every process.
     pub const F8: u16 = 66;
+    /// Crash the dosing app.
+    pub const F9: u16 = 67;
 }
 
 /// Which line an output pin is.
@@ -520,9 +524,12 @@ impl DeferredCallClient for RamStorage<'_> {
     }
 }
 
-/// Prints every process (F8).
+/// The processes, as the simulation's keys reach them.
 pub trait ProcessReport {
+    /// Prints every process (F8).
     fn report(&self);
+    /// Faults the process named `name` (F9), as a memory fault would.
+    fn fault(&self, name: &str);
 }
 
 /// The host's keys on the simulated hardware.
@@ -565,6 +572,7 @@ impl<'a, A: Alarm<'a>> KeyboardClient for SimKeys<'a, A> {
                 keys::F6 if pressed => self.mechanism.clear(),
                 keys::F7 if pressed => self.mechanism.report(),
                 keys::F8 if pressed => self.processes.report(),
+                keys::F9 if pressed => self.processes.fault("dosing"),
                 _ => {}
             }
         }
