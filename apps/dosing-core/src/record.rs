@@ -6,7 +6,25 @@
 //! | Offset | Size | Field |
 //! |--------|------|-------|
 //! | 0 | 1 | format, [`RECORD_FORMAT`] |
-//! | 1 | rest | postcard: `saved_at_monotonic_ms` (varint `u64`), then the [`SavedState`] |
+//! | 1 | rest | `saved_at_monotonic_ms`, then the [`SavedState`] |
+//!
+//! The rest is postcard's encoding of those two values, written and read
+//! here by hand so that the app carries no serde code for them (a
+//! differential test holds it to postcard's own output):
+//!
+//! - integers (`u16`, `u32`, `u64`) as LEB128 varints: 7 bits per byte,
+//!   least significant first, high bit set on every byte but the last; at
+//!   most 3, 5 and 10 bytes, and the last byte may not carry bits beyond
+//!   the type's width;
+//! - a length (of the drug name, the basal steps, the grants) as a `u32`
+//!   varint, then the elements; a string's bytes are UTF-8;
+//! - an enum as its variant index (a `u32` varint): catheter contents
+//!   `Unknown` 0, `Empty` 1, `Drug` 2 (then name, concentration, steps,
+//!   each step its start minute and rate); flush kind `Priming` 0,
+//!   `Bridge` 1;
+//! - the optional flush as one byte, 0 (none) or 1 (then kind and volume
+//!   left);
+//! - the grants last.
 //!
 //! No byte may follow the state. The capsule checks the record's integrity
 //! (CRC, atomic writes); a record the app cannot read (another format,
@@ -27,11 +45,13 @@
 //!
 //! [`CatheterContents::Unknown`]: crate::CatheterContents::Unknown
 
-use serde::{Deserialize, Serialize};
+use heapless::{String, Vec};
+use pump_protocol::prescription::{BasalStep, MAX_BASAL_STEPS, MAX_DRUG_NAME_LEN};
+use pump_protocol::ErrorCode;
 
 use crate::capsule::DosingCapsule;
-use crate::core::SavedState;
-use pump_protocol::ErrorCode;
+use crate::core::{CatheterContents, Flush, FlushKind, SavedState, MAX_PATIENT_GRANTS};
+use crate::model::Drug;
 
 /// The record format this crate writes and reads.
 pub const RECORD_FORMAT: u8 = 1;
@@ -62,18 +82,6 @@ pub enum RecordError {
     TooLarge,
 }
 
-#[derive(Serialize)]
-struct RecordBodyRef<'a> {
-    saved_at_monotonic_ms: u64,
-    state: &'a SavedState,
-}
-
-#[derive(Deserialize)]
-struct RecordBody {
-    saved_at_monotonic_ms: u64,
-    state: SavedState,
-}
-
 /// A record read back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Restored {
@@ -100,18 +108,42 @@ pub fn encode_record(
     saved_at_monotonic_ms: u64,
     buf: &mut [u8],
 ) -> Result<usize, RecordError> {
-    let (format, body) = buf.split_first_mut().ok_or(RecordError::TooLarge)?;
-    *format = RECORD_FORMAT;
-    let body_len = postcard::to_slice(
-        &RecordBodyRef {
-            saved_at_monotonic_ms,
-            state,
-        },
-        body,
-    )
-    .map_err(|_| RecordError::TooLarge)?
-    .len();
-    Ok(1 + body_len)
+    let mut out = Writer { buf, len: 0 };
+    out.byte(RECORD_FORMAT)?;
+    out.varint(saved_at_monotonic_ms)?;
+    match &state.catheter {
+        CatheterContents::Unknown => out.varint(0)?,
+        CatheterContents::Empty => out.varint(1)?,
+        CatheterContents::Drug { drug, basal_steps } => {
+            out.varint(2)?;
+            out.varint(drug.name.len() as u64)?;
+            for &b in drug.name.as_bytes() {
+                out.byte(b)?;
+            }
+            out.varint(drug.concentration_ug_per_ml.into())?;
+            out.varint(basal_steps.len() as u64)?;
+            for step in basal_steps {
+                out.varint(step.start_minute_of_day.into())?;
+                out.varint(step.rate_ug_per_day.into())?;
+            }
+        }
+    }
+    match state.flush {
+        None => out.byte(0)?,
+        Some(flush) => {
+            out.byte(1)?;
+            out.varint(match flush.kind {
+                FlushKind::Priming => 0,
+                FlushKind::Bridge => 1,
+            })?;
+            out.varint(flush.remaining_nl.into())?;
+        }
+    }
+    out.varint(state.patient_grants_ms.len() as u64)?;
+    for &t in &state.patient_grants_ms {
+        out.varint(t)?;
+    }
+    Ok(out.len)
 }
 
 /// Decodes a record. Refuses it whole if anything is off.
@@ -120,22 +152,153 @@ pub fn decode_record(bytes: &[u8]) -> Result<Restored, RecordError> {
     if format != RECORD_FORMAT {
         return Err(RecordError::UnknownFormat(format));
     }
-    let body: RecordBody = match postcard::take_from_bytes(body) {
-        Ok((body, [])) => body,
+    let mut input = Reader { bytes: body };
+    let saved_at_monotonic_ms = input.u64()?;
+    let catheter = match input.u32()? {
+        0 => CatheterContents::Unknown,
+        1 => CatheterContents::Empty,
+        2 => {
+            let name_len = input.len(MAX_DRUG_NAME_LEN)?;
+            let mut name = String::new();
+            name.push_str(
+                core::str::from_utf8(input.take(name_len)?).map_err(|_| RecordError::Malformed)?,
+            )
+            .map_err(|_| RecordError::Malformed)?;
+            let concentration_ug_per_ml = input.u32()?;
+            let mut basal_steps = Vec::new();
+            for _ in 0..input.len(MAX_BASAL_STEPS)? {
+                let step = BasalStep {
+                    start_minute_of_day: input.u16()?,
+                    rate_ug_per_day: input.u32()?,
+                };
+                basal_steps.push(step).map_err(|_| RecordError::Malformed)?;
+            }
+            CatheterContents::Drug {
+                drug: Drug {
+                    name,
+                    concentration_ug_per_ml,
+                },
+                basal_steps,
+            }
+        }
         _ => return Err(RecordError::Malformed),
     };
-    if body
-        .state
-        .patient_grants_ms
-        .iter()
-        .any(|&t| t > body.saved_at_monotonic_ms)
-    {
-        return Err(RecordError::GrantAfterSave);
+    let flush = match input.byte()? {
+        0 => None,
+        1 => Some(Flush {
+            kind: match input.u32()? {
+                0 => FlushKind::Priming,
+                1 => FlushKind::Bridge,
+                _ => return Err(RecordError::Malformed),
+            },
+            remaining_nl: input.u32()?,
+        }),
+        _ => return Err(RecordError::Malformed),
+    };
+    let mut patient_grants_ms = Vec::new();
+    for _ in 0..input.len(MAX_PATIENT_GRANTS)? {
+        let t = input.u64()?;
+        if t > saved_at_monotonic_ms {
+            return Err(RecordError::GrantAfterSave);
+        }
+        patient_grants_ms
+            .push(t)
+            .map_err(|_| RecordError::Malformed)?;
+    }
+    if !input.bytes.is_empty() {
+        return Err(RecordError::Malformed);
     }
     Ok(Restored {
-        state: body.state,
-        saved_at_monotonic_ms: body.saved_at_monotonic_ms,
+        state: SavedState {
+            catheter,
+            flush,
+            patient_grants_ms,
+        },
+        saved_at_monotonic_ms,
     })
+}
+
+struct Writer<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl Writer<'_> {
+    fn byte(&mut self, b: u8) -> Result<(), RecordError> {
+        *self.buf.get_mut(self.len).ok_or(RecordError::TooLarge)? = b;
+        self.len += 1;
+        Ok(())
+    }
+
+    fn varint(&mut self, mut value: u64) -> Result<(), RecordError> {
+        loop {
+            let low = (value & 0x7F) as u8;
+            value >>= 7;
+            if value == 0 {
+                return self.byte(low);
+            }
+            self.byte(low | 0x80)?;
+        }
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn byte(&mut self) -> Result<u8, RecordError> {
+        let (&b, rest) = self.bytes.split_first().ok_or(RecordError::Malformed)?;
+        self.bytes = rest;
+        Ok(b)
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
+        if n > self.bytes.len() {
+            return Err(RecordError::Malformed);
+        }
+        let (taken, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(taken)
+    }
+
+    /// A varint of a `bits`-wide integer, by postcard's rules.
+    fn varint(&mut self, bits: u32) -> Result<u64, RecordError> {
+        let max_bytes = bits.div_ceil(7);
+        let max_last_byte = (1u8 << (bits % 7)) - 1;
+        let mut value = 0u64;
+        for i in 0..max_bytes {
+            let b = self.byte()?;
+            value |= u64::from(b & 0x7F) << (7 * i);
+            if b & 0x80 == 0 {
+                if i == max_bytes - 1 && b > max_last_byte {
+                    return Err(RecordError::Malformed);
+                }
+                return Ok(value);
+            }
+        }
+        Err(RecordError::Malformed)
+    }
+
+    fn u16(&mut self) -> Result<u16, RecordError> {
+        u16::try_from(self.varint(16)?).map_err(|_| RecordError::Malformed)
+    }
+
+    fn u32(&mut self) -> Result<u32, RecordError> {
+        u32::try_from(self.varint(32)?).map_err(|_| RecordError::Malformed)
+    }
+
+    fn u64(&mut self) -> Result<u64, RecordError> {
+        self.varint(64)
+    }
+
+    /// A length of at most `max` elements.
+    fn len(&mut self, max: usize) -> Result<usize, RecordError> {
+        usize::try_from(self.u32()?)
+            .ok()
+            .filter(|&n| n <= max)
+            .ok_or(RecordError::Malformed)
+    }
 }
 
 /// Reads the app's record back from the capsule (command 27) and decodes it.

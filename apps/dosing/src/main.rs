@@ -191,12 +191,7 @@ impl DosingCapsule for Capsule {
         Infusion::save_app_record(record).map_err(refusal)?;
         if !self.record_saved {
             self.record_saved = true;
-            let mut len = [0u8; 10];
-            say(&[
-                b"dosing: record saved in the capsule, ",
-                decimal(record.len() as u32, &mut len),
-                b" bytes\n",
-            ]);
+            say(&[b"dosing: record saved\n"]);
         }
         Ok(())
     }
@@ -296,17 +291,15 @@ fn new_core(config: DosingConfig) -> DosingCore {
 fn restore(core: &mut DosingCore, capsule: &mut Capsule, raw_now_ms: u64) -> u64 {
     match core.restore_record(capsule, raw_now_ms) {
         Ok(offset_ms) => {
-            say(&[b"dosing: record restored from the capsule\n"]);
+            say(&[b"dosing: record restored\n"]);
             offset_ms
         }
         Err(error) => {
-            say(&[
-                match error {
-                    RecordError::Empty => b"dosing: no saved record" as &[u8],
-                    _ => b"dosing: saved record refused",
-                },
-                b", catheter contents unknown\n",
-            ]);
+            // Either way the catheter contents are unknown.
+            say(&[match error {
+                RecordError::Empty => b"dosing: no record\n" as &[u8],
+                _ => b"dosing: record refused\n",
+            }]);
             0
         }
     }

@@ -484,7 +484,7 @@ fn scenario(pump: &mut Pump, install: &[u8], install_change: &[u8]) -> Result<()
     // The dosing app crashes; the kernel restarts it, and what only the
     // app knows comes back from its record in the capsule (command 27).
     pump.key("f9", "the dosing app crashes (the kernel faults it)")?;
-    pump.wait_text("dosing: record restored from the capsule", 15)?;
+    pump.wait_text("dosing: record restored", 15)?;
     pump.wait_text_nth("dosing: prescription adopted", 2, 15)?;
 
     // 4. The clinician orders a bolus through the programmer: 1 µg = 20 µL

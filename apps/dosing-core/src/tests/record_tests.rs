@@ -259,3 +259,145 @@ fn sr_dos_015_format_1_bytes_are_pinned() {
         [0x01, 0x80, 0x01, 0x00, 0x01, 0x00, 0xAC, 0x02, 0x01, 0x01]
     );
 }
+
+/// Any state the core could hold, saved at `saved_at_ms` or later.
+fn arb_state() -> impl Strategy<Value = (SavedState, u64)> {
+    let step = (any::<u16>(), any::<u32>()).prop_map(|(m, r)| BasalStep {
+        start_minute_of_day: m,
+        rate_ug_per_day: r,
+    });
+    let catheter = prop_oneof![
+        Just(CatheterContents::Unknown),
+        Just(CatheterContents::Empty),
+        (
+            "[a-zé]{0,8}",
+            any::<u32>(),
+            proptest::collection::vec(step, 0..=MAX_BASAL_STEPS)
+        )
+            .prop_map(|(name, conc, steps)| CatheterContents::Drug {
+                drug: Drug {
+                    name: String::from(name.as_str()),
+                    concentration_ug_per_ml: conc,
+                },
+                basal_steps: Vec::from_slice(&steps).unwrap(),
+            }),
+    ];
+    let flush =
+        proptest::option::of(
+            (any::<bool>(), any::<u32>()).prop_map(|(bridge, nl)| Flush {
+                kind: if bridge {
+                    FlushKind::Bridge
+                } else {
+                    FlushKind::Priming
+                },
+                remaining_nl: nl,
+            }),
+        );
+    (
+        catheter,
+        flush,
+        proptest::collection::vec(any::<u64>(), 0..=MAX_PATIENT_GRANTS),
+        any::<u64>(),
+    )
+        .prop_map(|(catheter, flush, grants, extra)| {
+            let saved_at_ms = grants.iter().copied().max().unwrap_or(0).max(extra);
+            let mut state = SavedState::new(catheter);
+            state.flush = flush;
+            state.patient_grants_ms = Vec::from_slice(&grants).unwrap();
+            (state, saved_at_ms)
+        })
+}
+
+/// postcard's own encoding of a record body.
+fn postcard_body(state: &SavedState, saved_at_ms: u64) -> std::vec::Vec<u8> {
+    let mut buf = [0u8; 1024];
+    postcard::to_slice(&(saved_at_ms, state), &mut buf)
+        .unwrap()
+        .to_vec()
+}
+
+/// postcard's own reading of a record body (lengths as on the 32-bit
+/// target: a length needing more than 5 varint bytes does not occur here).
+fn postcard_decode(body: &[u8]) -> Option<(u64, SavedState)> {
+    match postcard::take_from_bytes::<(u64, SavedState)>(body) {
+        Ok((value, [])) => Some(value),
+        _ => None,
+    }
+}
+
+proptest! {
+    /// The hand-written codec writes exactly postcard's bytes.
+    #[test]
+    fn sr_dos_015_the_record_is_postcards_encoding((state, saved_at_ms) in arb_state()) {
+        let bytes = encoded(&state, saved_at_ms);
+        prop_assert!(bytes.len() <= SAVED_RECORD_MAX_LEN);
+        let reference = postcard_body(&state, saved_at_ms);
+        prop_assert_eq!(&bytes[1..], reference.as_slice());
+        let restored = decode_record(&bytes).unwrap();
+        prop_assert_eq!(restored.state, state);
+        prop_assert_eq!(restored.saved_at_monotonic_ms, saved_at_ms);
+    }
+
+    /// A damaged record is read as postcard reads it, or refused if postcard
+    /// refuses it (a grant after the save is refused on top).
+    #[test]
+    fn sr_dos_015_damaged_records_decode_as_postcard_decodes_them(
+        (state, saved_at_ms) in arb_state(),
+        position in any::<prop::sample::Index>(),
+        edit in 0u8..3,
+        value in any::<u8>(),
+    ) {
+        let mut bytes = encoded(&state, saved_at_ms);
+        let at = 1 + position.index(bytes.len() - 1);
+        match edit {
+            0 => bytes[at] = value,
+            1 => bytes.insert(at, value),
+            _ => {
+                bytes.remove(at);
+            }
+        }
+        let ours = decode_record(&bytes).ok();
+        let theirs = postcard_decode(&bytes[1..])
+            .filter(|(at, s)| s.patient_grants_ms.iter().all(|t| t <= at));
+        prop_assert_eq!(
+            ours.map(|r| (r.saved_at_monotonic_ms, r.state)),
+            theirs
+        );
+    }
+}
+
+/// The widest varints: the last byte may carry only the type's top bits.
+#[test]
+fn sr_dos_015_varints_past_their_width_are_refused_as_postcard_refuses_them() {
+    let ff = [0xFFu8; 9];
+    // saved_at = u64::MAX, catheter Empty, no flush, no grants.
+    let mut widest = std::vec![RECORD_FORMAT];
+    widest.extend_from_slice(&ff);
+    widest.extend_from_slice(&[0x01, 0x01, 0x00, 0x00]);
+    assert_eq!(
+        decode_record(&widest).unwrap().saved_at_monotonic_ms,
+        u64::MAX
+    );
+    let mut too_wide = widest.clone();
+    too_wide[10] = 0x02;
+    assert_eq!(decode_record(&too_wide), Err(RecordError::Malformed));
+    assert!(postcard_decode(&too_wide[1..]).is_none());
+    // An eleventh byte never ends a u64.
+    let mut too_long = widest.clone();
+    too_long[10] = 0x81;
+    too_long.insert(11, 0x00);
+    assert_eq!(decode_record(&too_long), Err(RecordError::Malformed));
+
+    // A u32 (the catheter's variant index) in 5 bytes: 0x0F is its top.
+    let variant = |last: u8| {
+        let mut r = std::vec![RECORD_FORMAT, 0x00, 0x81, 0x80, 0x80, 0x80, last];
+        r.extend_from_slice(&[0x00, 0x00]);
+        r
+    };
+    assert_eq!(
+        decode_record(&variant(0x00)).unwrap().state.catheter,
+        CatheterContents::Empty
+    );
+    assert_eq!(decode_record(&variant(0x10)), Err(RecordError::Malformed));
+    assert!(postcard_decode(&variant(0x10)[1..]).is_none());
+}
