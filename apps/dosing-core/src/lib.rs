@@ -17,11 +17,10 @@
 //! dose → volume conversion is in [`units`].
 //!
 //! ```ignore
-//! let (saved, clock_offset_ms) = match load_record(&mut capsule) {
-//!     Ok(restored) => (restored.state.clone(), restored.monotonic_offset_ms(raw_now_ms)),
-//!     Err(_) => (SavedState::new(CatheterContents::Unknown), 0),
-//! };
-//! let mut core = DosingCore::new(config, saved);
+//! let mut core = DosingCore::new(config, SavedState::new(CatheterContents::Unknown));
+//! // The app's record from the capsule, if it has a readable one; the
+//! // shell adds the offset to its clock from here on.
+//! let clock_offset_ms = core.restore_record(&mut capsule, raw_now_ms).unwrap_or(0);
 //! loop {
 //!     let wake = match event {
 //!         Timer => core.wake(&mut capsule, now),
