@@ -152,7 +152,7 @@ impl DosingCapsule for Capsule {
         let name = MessageKind::from_code(item.kind).map_or("unknown kind", MessageKind::name);
         let mut digits = [0u8; 10];
         say(&[
-            b"dosing: relay: ",
+            b"relay: ",
             name.as_bytes(),
             b" #",
             decimal(item.ticket, &mut digits),
@@ -178,7 +178,7 @@ impl DosingCapsule for Capsule {
         // programmer's Ack or Nack (the end-to-end test checks the order).
         let mut digits = [0u8; 10];
         say(&[
-            b"dosing: relay: answer #",
+            b"relay: answer #",
             decimal(ticket, &mut digits),
             b": ",
             name.as_bytes(),
@@ -191,7 +191,7 @@ impl DosingCapsule for Capsule {
         Infusion::save_app_record(record).map_err(refusal)?;
         if !self.record_saved {
             self.record_saved = true;
-            say(&[b"dosing: record saved\n"]);
+            say(&[b"record saved\n"]);
         }
         Ok(())
     }
@@ -231,11 +231,23 @@ impl Pending {
     }
 }
 
-/// Console output without `core::fmt` (it would double the app's size).
+/// Every console line starts with the app's name.
+const TAG: &[u8] = b"dosing: ";
+
+/// Console output, after [`TAG`], without `core::fmt` (it would double the
+/// app's size), one write per line: the UART also carries the telemetry
+/// link's frames, and a line written in parts can have a frame between them
+/// (the console sends up to 64 bytes at once, so a line that fits is never
+/// split).
 fn say(parts: &[&[u8]]) {
-    for part in parts {
-        let _ = Console::write(part);
+    let mut line = [0u8; 80];
+    let mut len = 0;
+    for part in [TAG].iter().chain(parts) {
+        let n = part.len().min(line.len() - len);
+        line[len..len + n].copy_from_slice(&part[..n]);
+        len += n;
     }
+    let _ = Console::write(&line[..len]);
 }
 
 fn decimal(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
@@ -259,7 +271,7 @@ fn report_verdict(verdict: &PatientBolusVerdict) {
             boluses_left_24h,
             ..
         } => say(&[
-            b"dosing: patient bolus granted: ",
+            b"patient bolus granted: ",
             decimal(volume_nl, &mut a),
             b" nL, ",
             decimal(boluses_left_24h, &mut b),
@@ -270,7 +282,7 @@ fn report_verdict(verdict: &PatientBolusVerdict) {
             lockout_remaining_ms,
             ..
         } => say(&[
-            b"dosing: patient bolus denied: ",
+            b"patient bolus denied: ",
             reason.name().as_bytes(),
             b", lockout ",
             decimal(lockout_remaining_ms / 1000, &mut a),
@@ -291,14 +303,14 @@ fn new_core(config: DosingConfig) -> DosingCore {
 fn restore(core: &mut DosingCore, capsule: &mut Capsule, raw_now_ms: u64) -> u64 {
     match core.restore_record(capsule, raw_now_ms) {
         Ok(offset_ms) => {
-            say(&[b"dosing: record restored\n"]);
+            say(&[b"record restored\n"]);
             offset_ms
         }
         Err(error) => {
             // Either way the catheter contents are unknown.
             say(&[match error {
-                RecordError::Empty => b"dosing: no record\n" as &[u8],
-                _ => b"dosing: record refused\n",
+                RecordError::Empty => b"no record\n" as &[u8],
+                _ => b"record refused\n",
             }]);
             0
         }
@@ -307,7 +319,7 @@ fn restore(core: &mut DosingCore, capsule: &mut Capsule, raw_now_ms: u64) -> u64
 
 fn main() {
     let Ok(clock) = Clock::<TockSyscalls>::new() else {
-        say(&[b"dosing: no alarm driver\n"]);
+        say(&[b"no alarm driver\n"]);
         return;
     };
     let config = DosingConfig {
@@ -358,16 +370,16 @@ fn main() {
     >(|handle| {
         let (infusion, alarm, buttons) = handle.split();
         if Infusion::subscribe_all(&infusion_listener, infusion).is_err() {
-            say(&[b"dosing: infusion capsule missing\n"]);
+            say(&[b"infusion capsule missing\n"]);
             return;
         }
         let _ = WakeTimer::<TockSyscalls>::subscribe(&timer, alarm);
         let button_ok = Buttons::register_listener(&button_listener, buttons).is_ok()
             && Buttons::enable_interrupts(0).is_ok();
         say(&[if button_ok {
-            b"dosing: started, Button 1 requests a patient bolus\n"
+            b"started, Button 1 requests a patient bolus\n"
         } else {
-            b"dosing: started (no button)\n"
+            b"started (no button)\n"
         }]);
 
         let t = now(&mut capsule);
@@ -410,9 +422,9 @@ fn main() {
             if has_prescription != had_prescription {
                 had_prescription = has_prescription;
                 say(&[if has_prescription {
-                    b"dosing: prescription adopted, therapy running\n"
+                    b"prescription adopted, therapy running\n"
                 } else {
-                    b"dosing: no valid prescription\n"
+                    b"no valid prescription\n"
                 }]);
             }
             let t = now(&mut capsule).monotonic_ms;

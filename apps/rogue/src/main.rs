@@ -34,6 +34,35 @@ const TAG: &str = match option_env!("ROGUE_TAG") {
     None => "rogue",
 };
 
+/// One line of console text, written at once: the UART also carries the
+/// telemetry link's frames, and a line written in pieces (as `writeln!` on
+/// the console does) can have a frame between its pieces.
+struct Line {
+    buf: [u8; 128],
+    len: usize,
+}
+
+impl Write for Line {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for &b in s.as_bytes() {
+            if let Some(slot) = self.buf.get_mut(self.len) {
+                *slot = b;
+                self.len += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `writeln!` to the console, as one write.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let mut line = Line { buf: [0; 128], len: 0 };
+        let _ = writeln!(line, $($arg)*);
+        let _ = Console::write(&line.buf[..line.len]);
+    }};
+}
+
 /// A record in the dosing app's format 1: saved at 0 ms, catheter `Empty`,
 /// no flush, no grants.
 const FAKE_RECORD: [u8; 5] = [0x01, 0x00, 0x01, 0x00, 0x00];
@@ -69,7 +98,7 @@ impl Tally {
             Err(_) => self.refused += 1,
             Ok(()) => {
                 self.accepted += 1;
-                let _ = writeln!(Console::writer(), "{TAG}: ACCEPTED {what}!");
+                say!("{TAG}: ACCEPTED {what}!");
             }
         }
     }
@@ -128,18 +157,15 @@ fn round(tally: &mut Tally) {
 }
 
 fn main() {
-    let mut out = Console::writer();
     let _ = Alarm::sleep_for(Milliseconds(START_DELAY_MS));
-    let _ = writeln!(
-        out,
+    say!(
         "{TAG}: capsule present: {}; status: {:?}; patient bolus state: {:?}",
         Infusion::exists().is_ok(),
         Infusion::status().map(|s| s.state),
         Infusion::patient_bolus_state(),
     );
     // What the capsule answers to an unknown command, and to one it forbids.
-    let _ = writeln!(
-        out,
+    say!(
         "{TAG}: unknown command -> {:?}; install prescription -> {:?}",
         Infusion::raw_command(200, 0, 0),
         Infusion::install_prescription(&FAKE_RX),
@@ -153,8 +179,7 @@ fn main() {
         let before = (tally.attempts, tally.refused, tally.accepted);
         round(&mut tally);
         if n == 1 || n == ROUNDS {
-            let _ = writeln!(
-                out,
+            say!(
                 "{TAG}: round {n}: {} attempts, {} refused, {} accepted",
                 tally.attempts - before.0,
                 tally.refused - before.1,
@@ -163,9 +188,10 @@ fn main() {
         }
         let _ = Alarm::sleep_for(Milliseconds(PAUSE_MS));
     }
-    let _ = writeln!(
-        out,
+    say!(
         "{TAG}: done: {} attempts, {} refused, {} accepted",
-        tally.attempts, tally.refused, tally.accepted
+        tally.attempts,
+        tally.refused,
+        tally.accepted
     );
 }
