@@ -894,15 +894,35 @@ impl DosingCore {
 
     /// Re-reads the installed prescription and adopts it if it changed.
     fn sync_prescription(&mut self, capsule: &mut impl DosingCapsule) {
+        if self.fetch_prescription(capsule) {
+            self.adopt();
+        }
+    }
+
+    /// Reads the installed prescription into `signed_rx`; true if it
+    /// changed there. Not inlined, and apart from [`Self::adopt`]: the read
+    /// buffer must be off the stack before the prescription is decoded.
+    #[inline(never)]
+    fn fetch_prescription(&mut self, capsule: &mut impl DosingCapsule) -> bool {
         let mut buf = [0u8; MAX_SIGNED_PRESCRIPTION_LEN];
         match capsule.read_prescription(&mut buf) {
             Ok(len) => {
                 let Some(bytes) = buf.get(..len) else {
-                    return;
+                    return false;
                 };
-                if self.signed_rx.as_deref() != Some(bytes) {
-                    self.adopt(bytes);
+                if self.signed_rx.as_deref() == Some(bytes) {
+                    return false;
                 }
+                // Copied in place: a temporary `Vec` would be a second
+                // buffer on the stack.
+                let signed = self.signed_rx.get_or_insert_with(Vec::new);
+                signed.clear();
+                if signed.extend_from_slice(bytes).is_err() {
+                    // Cannot happen (`bytes` fits the buffer it came from);
+                    // an empty prescription is refused as malformed.
+                    signed.clear();
+                }
+                true
             }
             Err(ErrorCode::NoPrescription) => {
                 if self.signed_rx.is_some() || self.invalid_therapy.is_some() {
@@ -911,15 +931,17 @@ impl DosingCore {
                     self.invalid_therapy = None;
                     self.held = None;
                 }
+                false
             }
             // Anything else (a role misconfiguration) leaves what the app
             // knows; the check-in's refusal is recorded below.
-            Err(_) => {}
+            Err(_) => false,
         }
     }
 
-    fn adopt(&mut self, signed: &[u8]) {
-        self.signed_rx = Vec::from_slice(signed).ok();
+    /// Adopts the prescription in `signed_rx`.
+    #[inline(never)]
+    fn adopt(&mut self) {
         self.held = None;
         // Installing stops every delivery; what runs now is unknown until
         // the capsule says or the app sets it.
@@ -927,21 +949,27 @@ impl DosingCore {
         self.basal_owned = false;
         self.expected_basal_stops = 0;
         self.basal_set_at = None;
-        let therapy = match Therapy::from_signed(signed) {
-            Ok(therapy) => therapy,
+        let signed = self.signed_rx.as_deref().unwrap_or_default();
+        // Decoded straight into its place: a therapy is 0.6 KiB, and every
+        // copy of it on the way would be on the stack.
+        self.therapy = None;
+        match Therapy::from_signed(signed) {
+            Ok(therapy) => self.therapy = Some(therapy),
             Err(e) => {
-                self.therapy = None;
                 self.invalid_therapy = Some(e);
                 return;
             }
-        };
+        }
         self.invalid_therapy = None;
+        let Some(therapy) = &self.therapy else {
+            return;
+        };
         let flush_volume_nl = therapy
             .catheter_volume_nl
             .saturating_add(self.config.pump_dead_volume_nl);
         match &self.saved.catheter {
             CatheterContents::Unknown => {
-                self.saved.catheter = drug_in_path(&therapy);
+                self.saved.catheter = drug_in_path(therapy);
             }
             CatheterContents::Empty => {
                 if self.saved.flush.is_none() {
@@ -954,7 +982,7 @@ impl DosingCore {
             CatheterContents::Drug { drug, .. } if *drug == therapy.drug => {
                 // Same drug: the path now runs under the new schedule, and a
                 // bridge for a change that was reverted is moot.
-                self.saved.catheter = drug_in_path(&therapy);
+                self.saved.catheter = drug_in_path(therapy);
                 if self.saved.flush.map(|f| f.kind) == Some(FlushKind::Bridge) {
                     self.saved.flush = None;
                 }
@@ -963,7 +991,6 @@ impl DosingCore {
             CatheterContents::Drug { .. } => {}
         }
         self.saved_dirty = true;
-        self.therapy = Some(therapy);
         self.rebuild_catheter_schedule();
     }
 
@@ -1366,12 +1393,14 @@ impl DosingCore {
     }
 
     fn rebuild_catheter_schedule(&mut self) {
-        self.catheter_schedule = match &self.saved.catheter {
-            CatheterContents::Drug { drug, basal_steps } => {
-                BasalSchedule::new(basal_steps, drug.concentration_ug_per_ml).ok()
+        // Built straight into its place, not through an `Option` temporary:
+        // this runs below `adopt`, on the app's deepest stack path.
+        self.catheter_schedule = None;
+        if let CatheterContents::Drug { drug, basal_steps } = &self.saved.catheter {
+            if let Ok(schedule) = BasalSchedule::new(basal_steps, drug.concentration_ug_per_ml) {
+                self.catheter_schedule = Some(schedule);
             }
-            _ => None,
-        };
+        }
     }
 
     /// The next wake-up: the earliest real future event. The base is the
