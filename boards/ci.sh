@@ -62,3 +62,5 @@ step "boards/qemu_rv32_virt: end to end in QEMU"
 boards/qemu_rv32_virt/scripts/e2e.sh
 step "sizes"
 boards/qemu_rv32_virt/scripts/size.sh --no-build
+step "app stacks: worst case from the call graph against each app's stack_size"
+boards/qemu_rv32_virt/scripts/stack.sh

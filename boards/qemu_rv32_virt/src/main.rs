@@ -234,8 +234,11 @@ impl sim::ProcessReport for ProcessList {
                 a.sram_stack_top.unwrap_or(0),
                 a.sram_stack_bottom.unwrap_or(0),
             );
+            // The kernel records the stack pointer only when the process
+            // is switched out, so this is a lower bound on the real depth
+            // (scripts/stack.sh gives the worst case).
             debug!(
-                "[sim] process {}: stack used {} of {} B, app RAM {} B, restarts {}",
+                "[sim] process {}: stack seen at context switches {} of {} B, app RAM {} B, restarts {}",
                 process.get_process_name(),
                 top.saturating_sub(bottom),
                 top.saturating_sub(a.sram_start),

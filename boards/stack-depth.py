@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""Worst-case stack depth of a libtock-rs app, from its call graph.
+
+    stack-depth.py <llvm-bin-dir> <app.elf>
+
+The app must be built with `-Z emit-stack-sizes` (as
+boards/qemu_rv32_virt/scripts/stack.sh does): the frame of every function
+comes from its `.stack_sizes` section, the direct calls from the
+disassembly. The result is the deepest chain of
+frames from the entry point, plus the deepest upcall handler (the kernel
+runs upcalls on the app's stack wherever the app yields, so adding the whole
+of the deepest one to the deepest chain over-approximates, never under).
+
+The kernel's own figure (the QEMU board's F8 report) is the lowest stack
+pointer it saw at a context switch, so it can miss the deepest frames; this
+one is the figure to size the stack by.
+
+Upcall handlers are the graph's roots other than the entry point: the kernel
+jumps to them, nothing calls them. Exits 1 if the graph has a cycle
+(recursion has no static bound), 2 if a function calls through a pointer
+(a `dyn` call, as `core::fmt` makes): those calls are not followed, so the
+figure is then a lower bound only.
+"""
+
+import bisect
+import re
+import struct
+import subprocess
+import sys
+
+INSN = re.compile(r"^\s*([0-9a-f]+):\s+(\S+)\s*(.*)$")
+HEADER = re.compile(r"^([0-9a-f]+) <(.+)>:$")
+# Direct transfers with the target address in the instruction.
+DIRECT = {"jal", "j", "c.j", "c.jal", "bl", "b", "b.w"}
+# RISC-V calls and tail calls through `auipc rX` + `jalr/jr off(rX)`.
+VIA_AUIPC = re.compile(r"^(?:[a-z0-9]+,\s*)?(-?0x[0-9a-f]+|-?\d+)\(([a-z0-9]+)\)")
+# A call through a register holding a computed address: not bounded here.
+# (`jr reg` is a jump table inside the function; Thumb returns with `bx lr`.)
+INDIRECT = re.compile(r"^(c\.jalr|jalr|blx)$")
+
+def words(elf):
+    """Reads a little-endian 32-bit word at a virtual address of an ELF32."""
+    data = open(elf, "rb").read()
+    shoff = struct.unpack_from("<I", data, 0x20)[0]
+    shentsize, shnum = struct.unpack_from("<HH", data, 0x2E)
+    sections = []
+    for i in range(shnum):
+        _, kind, _, addr, offset, size = struct.unpack_from("<IIIIII", data, shoff + i * shentsize)
+        if kind == 1 and addr:  # PROGBITS, loaded
+            sections.append((addr, offset, size))
+
+    def read(addr):
+        for base, offset, size in sections:
+            if base <= addr and addr + 4 <= base + size:
+                return struct.unpack_from("<I", data, offset + addr - base)[0]
+        return None
+
+    return read
+
+
+def frames(llvm, elf):
+    out = subprocess.run(
+        [f"{llvm}/llvm-readobj", "--stack-sizes", elf],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    sizes = {}
+    names = None
+    for line in out.splitlines():
+        m = re.match(r"\s*Functions: \[(.*)\]", line)
+        if m:
+            names = [n.strip() for n in m.group(1).split(",")]
+            continue
+        m = re.match(r"\s*Size: 0x([0-9A-Fa-f]+)", line)
+        if m and names is not None:
+            for name in names:
+                sizes[name] = int(m.group(1), 16)
+            names = None
+    return sizes
+
+
+NO_WRITE = ("str", "cmp", "cmn", "tst", "teq", "b", "push", "it", "nop", "dmb",
+            "dsb", "isb", "svc", "bkpt", "udf", "cbz", "cbnz", "tb")
+TWO_WRITES = ("ldrd", "umull", "smull", "umlal", "smlal")
+
+
+def track_thumb_registers(op, args, held, read):
+    """Which registers hold a function's address after this instruction.
+
+    Only a literal load (`ldr rN, [pc, ..] @ 0xADDR`) sets one; any other
+    write to the register forgets it, and so does a call for r0-r3, r12.
+    Address order stands in for control flow, which is how LLVM emits these
+    loads (once, before the calls that use them).
+    """
+    regs = [r.strip() for r in args.split(",")]
+    if op in ("bl", "blx"):
+        for r in ("r0", "r1", "r2", "r3", "r12", "lr"):
+            held.pop(r, None)
+        return
+    if op.startswith(("pop", "ldm")):
+        for r in re.findall(r"\b(r\d+|lr)\b", args.split("{", 1)[-1]):
+            held.pop(r, None)
+        return
+    if op.startswith(NO_WRITE) and not op.startswith(("bic", "bfc", "bfi")):
+        return
+    dest = regs[:2] if op.startswith(TWO_WRITES) else regs[:1]
+    for r in dest:
+        held.pop(r, None)
+    m = re.match(r"ldr(\.w)?$", op)
+    lit = re.search(r"\[pc, #-?0x[0-9a-f]+\]\s+@ 0x([0-9a-f]+)", args)
+    if m and lit and dest:
+        value = read(int(lit.group(1), 16))
+        if value is not None and value & 1:
+            held[dest[0]] = value & ~1
+
+
+def graph(llvm, elf):
+    """Direct calls of each function (by address), and its indirect calls."""
+    out = subprocess.run(
+        [f"{llvm}/llvm-objdump", "-d", "--no-show-raw-insn", elf],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    read = words(elf)
+    starts, targets, indirect, current, auipc, held = {}, {}, {}, None, {}, {}
+    for line in out.splitlines():
+        m = HEADER.match(line)
+        if m:
+            current = m.group(2)
+            starts[int(m.group(1), 16)] = current
+            targets.setdefault(current, set())
+            auipc, held = {}, {}
+            continue
+        m = INSN.match(line)
+        if current is None or not m:
+            continue
+        addr, op, args = int(m.group(1), 16), m.group(2), m.group(3)
+        # Thumb at -Oz keeps a callee's address in a register, loaded from a
+        # literal pool, and calls it with `blx rN` many times: follow it.
+        if op == "blx" and args.strip() in held:
+            targets[current].add(held[args.strip()])
+            continue
+        track_thumb_registers(op, args, held, read)
+        if op == "auipc":
+            reg, imm = [a.strip() for a in args.split(",")[:2]]
+            auipc[reg] = (addr + ((int(imm, 16) << 12) - (1 << 32 if int(imm, 16) & 0x80000 else 0))) & 0xFFFFFFFF
+            continue
+        if op in DIRECT:
+            t = re.search(r"0x([0-9a-f]+)", args)
+            if t:
+                targets[current].add(int(t.group(1), 16))
+            continue
+        if op in ("jalr", "jr"):
+            v = VIA_AUIPC.match(args)
+            if v and v.group(2) in auipc:
+                targets[current].add((auipc[v.group(2)] + int(v.group(1), 0)) & 0xFFFFFFFF)
+                continue
+            if op == "jr":
+                continue
+        if INDIRECT.match(op):
+            indirect[current] = indirect.get(current, 0) + 1
+    # Each target to the function that holds it; a jump inside the same
+    # function is a branch, not a call.
+    bounds = sorted(starts)
+
+    def owner(a):
+        i = bisect.bisect_right(bounds, a) - 1
+        return starts[bounds[i]] if i >= 0 else None
+    calls = {}
+    for name, ts in targets.items():
+        calls[name] = {owner(t) for t in ts} - {name, None}
+    return calls, indirect
+
+
+def main():
+    llvm, elf = sys.argv[1], sys.argv[2]
+    sizes = frames(llvm, elf)
+    calls, indirect = graph(llvm, elf)
+    depth, best_callee, state = {}, {}, {}
+
+    def visit(name, trail):
+        if state.get(name) == "done":
+            return depth[name]
+        if state.get(name) == "open":
+            print(f"stack-depth: recursion through {' -> '.join(trail + [name])}")
+            sys.exit(1)
+        state[name] = "open"
+        deepest, via = 0, None
+        for callee in sorted(calls.get(name, ())):
+            d = visit(callee, trail + [name])
+            if d > deepest:
+                deepest, via = d, callee
+        depth[name] = sizes.get(name, 0) + deepest
+        best_callee[name] = via
+        state[name] = "done"
+        return depth[name]
+
+    called = set().union(*calls.values())
+    roots = sorted(n for n in calls if n not in called)
+    entry = "start" if "start" in calls else roots[0]
+    for root in roots:
+        visit(root, [])
+
+    unknown = list(indirect)
+    handlers = [r for r in roots if r != entry and depth[r] > 0]
+    deepest_handler = max(handlers, key=lambda r: depth[r], default=None)
+    handler_depth = depth[deepest_handler] if deepest_handler else 0
+
+    path, name = [], entry
+    while name is not None:
+        path.append(f"{sizes.get(name, 0)} {name}")
+        name = best_callee.get(name)
+    print(f"worst case {depth[entry] + handler_depth} B: "
+          f"{depth[entry]} B from {entry}, plus {handler_depth} B for the deepest upcall handler"
+          + (f" ({deepest_handler})" if deepest_handler else ""))
+    print("deepest chain (frame B, function):")
+    for step in path:
+        if not step.startswith("0 "):
+            print(f"  {step}")
+    if unknown:
+        print("indirect calls (not followed, so the figure above is a lower bound):")
+        for name in unknown:
+            print(f"  {name} ({indirect[name]})")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
