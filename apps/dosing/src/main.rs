@@ -48,11 +48,11 @@ use libtock_platform::{share, Syscalls};
 use pump_protocol::{DeliveryKind, DeliveryOutcome, ErrorCode, MessageKind, StatusSnapshot};
 
 set_main! {main}
-// dosing-core's `service` needs a 4.6 KiB frame and the core 2.4 KiB of
-// `main`'s (measured with -Z emit-stack-sizes and the QEMU board's F8 report);
-// the relay's `on_relay_posted` can run `service` below its own frame, so
-// 768 B more than the 8 320 B static worst case before the relay.
-stack_size! {0x2400}
+// Sized by boards/qemu_rv32_virt/scripts/stack.sh (the call graph's worst
+// case, 7.0 KiB on both targets: `main` with the 2.4 KiB core, down through
+// `service` to `adopt` decoding a new prescription). The kernel's F8 "stack
+// used" is sampled at context switches and misses that chain.
+stack_size! {0x2000}
 
 type Infusion = libtock_infusion::Infusion<TockSyscalls>;
 
