@@ -15,11 +15,19 @@ The kernel's own figure (the QEMU board's F8 report) is the lowest stack
 pointer it saw at a context switch, so it can miss the deepest frames; this
 one is the figure to size the stack by.
 
+A function the compiler gave no frame size (the precompiled
+compiler-builtins: memcpy, memset, 64-bit division; the assembly entry
+point) is charged what its own instructions take off the stack pointer
+(pushes, `sub sp`, `addi sp, sp, -n`), all of them added up; one that
+moves the stack pointer any other way is charged UNKNOWN_FRAME_B.
+
 Upcall handlers are the graph's roots other than the entry point: the kernel
 jumps to them, nothing calls them. Exits 1 if the graph has a cycle
 (recursion has no static bound), 2 if a function calls through a pointer
 (a `dyn` call, as `core::fmt` makes): those calls are not followed, so the
-figure is then a lower bound only.
+figure is then a lower bound only. Exits 3 if the instruction reader
+gives less than the compiler for any function the compiler sized (the
+check that the reader can be trusted for the others).
 """
 
 import bisect
@@ -28,6 +36,7 @@ import struct
 import subprocess
 import sys
 
+UNKNOWN_FRAME_B = 128
 INSN = re.compile(r"^\s*([0-9a-f]+):\s+(\S+)\s*(.*)$")
 HEADER = re.compile(r"^([0-9a-f]+) <(.+)>:$")
 # Direct transfers with the target address in the instruction.
@@ -113,6 +122,34 @@ def track_thumb_registers(op, args, held, read):
             held[dest[0]] = value & ~1
 
 
+def stack_drop(op, args):
+    """Bytes this instruction takes off the stack pointer: 0 if it does
+    not lower it, None if it moves it in a way not understood here."""
+    regs = [r.strip() for r in args.split(",")]
+    if op in ("push", "push.w", "vpush"):
+        count = 0
+        for item in re.findall(r"[a-z]+\d*(?:-[a-z]+\d+)?", args.split("{", 1)[-1]):
+            lo, _, hi = item.partition("-")
+            count += int(hi[1:]) - int(lo[1:]) + 1 if hi else 1
+        return count * (8 if op == "vpush" else 4)
+    pre = re.search(r"\[sp, #-(0x[0-9a-f]+|\d+)\]!", args)
+    if pre and op.startswith("str"):
+        return int(pre.group(1), 0)
+    if not regs or regs[0] != "sp" or op.startswith(("st", "ld", "cmp", "b")):
+        return 0
+    imm = re.fullmatch(r"#?(-?0x[0-9a-f]+|-?\d+)", regs[-1])
+    if op in ("sub", "sub.w", "subw") and regs[-2:-1] in (["sp"], []) and imm:
+        return int(imm.group(1), 0)
+    if op in ("addi", "c.addi16sp") and regs[1:2] == ["sp"] and imm:
+        return max(0, -int(imm.group(1), 0))
+    if op in ("add", "add.w", "addw") and regs[-2:-1] in (["sp"], []) and imm:
+        return max(0, -int(imm.group(1), 0))
+    # Restoring the stack pointer from the frame pointer (an epilogue).
+    if op in ("mv", "mov") or (op in ("sub", "sub.w", "addi") and regs[1:2] in (["r7"], ["s0"])):
+        return 0
+    return None
+
+
 def graph(llvm, elf):
     """Direct calls of each function (by address), and its indirect calls."""
     out = subprocess.run(
@@ -121,18 +158,25 @@ def graph(llvm, elf):
     ).stdout
     read = words(elf)
     starts, targets, indirect, current, auipc, held = {}, {}, {}, None, {}, {}
+    sp_drop = {}
     for line in out.splitlines():
         m = HEADER.match(line)
         if m:
             current = m.group(2)
             starts[int(m.group(1), 16)] = current
             targets.setdefault(current, set())
+            sp_drop[current] = 0
             auipc, held = {}, {}
             continue
         m = INSN.match(line)
         if current is None or not m:
             continue
         addr, op, args = int(m.group(1), 16), m.group(2), m.group(3)
+        drop = stack_drop(op, args)
+        if drop is None or sp_drop.get(current) is None:
+            sp_drop[current] = None
+        else:
+            sp_drop[current] += drop
         # Thumb at -Oz keeps a callee's address in a register, loaded from a
         # literal pool, and calls it with `blx rN` many times: follow it.
         if op == "blx" and args.strip() in held:
@@ -167,13 +211,25 @@ def graph(llvm, elf):
     calls = {}
     for name, ts in targets.items():
         calls[name] = {owner(t) for t in ts} - {name, None}
-    return calls, indirect
+    return calls, indirect, sp_drop
 
 
 def main():
     llvm, elf = sys.argv[1], sys.argv[2]
-    sizes = frames(llvm, elf)
-    calls, indirect = graph(llvm, elf)
+    sizes, unsized = frames(llvm, elf), set()
+    calls, indirect, sp_drop = graph(llvm, elf)
+    # The instruction reader must never give less than the compiler where
+    # both know a frame: checked on every function, every run.
+    short = [n for n, d in sp_drop.items() if n in sizes and d is not None and d < sizes[n]]
+    if short:
+        print("stack-depth: the instruction reader gives less than the compiler for:")
+        for name in short:
+            print(f"  {name}: {sp_drop[name]} < {sizes[name]} B")
+        sys.exit(3)
+    for name, drop in sp_drop.items():
+        if name not in sizes:
+            sizes[name] = UNKNOWN_FRAME_B if drop is None else drop
+            unsized.add(name)
     depth, best_callee, state = {}, {}, {}
 
     def visit(name, trail):
@@ -188,7 +244,7 @@ def main():
             d = visit(callee, trail + [name])
             if d > deepest:
                 deepest, via = d, callee
-        depth[name] = sizes.get(name, 0) + deepest
+        depth[name] = sizes.get(name, UNKNOWN_FRAME_B) + deepest
         best_callee[name] = via
         state[name] = "done"
         return depth[name]
@@ -206,15 +262,15 @@ def main():
 
     path, name = [], entry
     while name is not None:
-        path.append(f"{sizes.get(name, 0)} {name}")
+        path.append(f"{sizes.get(name, UNKNOWN_FRAME_B)} {name}"
+                    + (" (from its instructions)" if name in unsized else ""))
         name = best_callee.get(name)
     print(f"worst case {depth[entry] + handler_depth} B: "
           f"{depth[entry]} B from {entry}, plus {handler_depth} B for the deepest upcall handler"
           + (f" ({deepest_handler})" if deepest_handler else ""))
     print("deepest chain (frame B, function):")
     for step in path:
-        if not step.startswith("0 "):
-            print(f"  {step}")
+        print(f"  {step}")
     if unknown:
         print("indirect calls (not followed, so the figure above is a lower bound):")
         for name in unknown:
