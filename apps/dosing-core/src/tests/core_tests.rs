@@ -264,6 +264,42 @@ fn sr_dos_009_invalid_therapy_withholds_checkins() {
 }
 
 #[test]
+fn sr_dos_009_the_app_follows_the_installed_prescription_through_removal_and_reinstall() {
+    let valid = RxBuilder::new(1).signed();
+    let invalid = RxBuilder::new(2).steps(&[(30, 300)]).signed();
+    let mut capsule = FakeCapsule::new(Some(valid.clone()));
+    let mut core = core_with(CatheterContents::Unknown);
+    core.wake(&mut capsule, at(0));
+    assert_eq!(core.phase(), Phase::Running);
+    assert_eq!(core.therapy().map(|t| t.serial), Some(1));
+    // Removed: nothing is left of it.
+    capsule.prescription = None;
+    core.wake(&mut capsule, at(60_000));
+    assert_eq!(core.phase(), Phase::NoPrescription);
+    assert!(core.therapy().is_none());
+    // The same bytes again are adopted again.
+    capsule.prescription = Some(valid.clone());
+    core.wake(&mut capsule, at(120_000));
+    assert_eq!(core.phase(), Phase::Running);
+    assert_eq!(core.therapy().map(|t| t.serial), Some(1));
+    // One the app cannot run replaces it whole, and keeps being refused.
+    capsule.prescription = Some(invalid);
+    for t in [180_000, 240_000] {
+        core.wake(&mut capsule, at(t));
+        assert_eq!(
+            core.phase(),
+            Phase::InvalidTherapy(ModelError::Schedule(ScheduleError::FirstStepNotAtMidnight))
+        );
+        assert!(core.therapy().is_none());
+    }
+    // A valid one ends it.
+    capsule.prescription = Some(valid);
+    core.wake(&mut capsule, at(300_000));
+    assert_eq!(core.phase(), Phase::Running);
+    assert_eq!(core.therapy().map(|t| t.serial), Some(1));
+}
+
+#[test]
 fn sr_dos_005_nothing_is_commanded_while_suspended() {
     let mut sim = Sim::start(&flex(), 0);
     sim.capsule.pump_state = PumpState::Suspended;
