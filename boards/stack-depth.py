@@ -21,8 +21,8 @@ point) is charged what its own instructions take off the stack pointer
 (pushes, `sub sp`, `addi sp, sp, -n`), all of them added up; one that
 moves the stack pointer any other way is charged UNKNOWN_FRAME_B.
 
-Upcall handlers are the graph's roots other than the entry point: the kernel
-jumps to them, nothing calls them. Exits 1 if the graph has a cycle
+Upcall handlers are libtock-rs' `kernel_upcall` trampolines and any other
+root of the graph but the entry point: the kernel jumps to them. Exits 1 if the graph has a cycle
 (recursion has no static bound), 2 if a function calls through a pointer
 (a `dyn` call, as `core::fmt` makes): those calls are not followed, so the
 figure is then a lower bound only. Exits 3 if the instruction reader
@@ -39,8 +39,11 @@ import sys
 UNKNOWN_FRAME_B = 128
 INSN = re.compile(r"^\s*([0-9a-f]+):\s+(\S+)\s*(.*)$")
 HEADER = re.compile(r"^([0-9a-f]+) <(.+)>:$")
-# Direct transfers with the target address in the instruction.
-DIRECT = {"jal", "j", "c.j", "c.jal", "bl", "b", "b.w"}
+# Direct transfers with the target address in the instruction: calls,
+# jumps and conditional branches (a branch to another function is a tail
+# call). Not branches: Thumb's bit-clear/field and breakpoint instructions.
+DIRECT = re.compile(r"^(jal|j|c\.j|c\.jal|c\.beqz|c\.bnez|b[a-z]*(\.w)?|cbn?z)$")
+NOT_BRANCH = ("bic", "bics", "bfc", "bfi", "bkpt", "blx", "bx")
 # RISC-V calls and tail calls through `auipc rX` + `jalr/jr off(rX)`.
 VIA_AUIPC = re.compile(r"^(?:[a-z0-9]+,\s*)?(-?0x[0-9a-f]+|-?\d+)\(([a-z0-9]+)\)")
 # A call through a register holding a computed address: not bounded here.
@@ -187,8 +190,8 @@ def graph(llvm, elf):
             reg, imm = [a.strip() for a in args.split(",")[:2]]
             auipc[reg] = (addr + ((int(imm, 16) << 12) - (1 << 32 if int(imm, 16) & 0x80000 else 0))) & 0xFFFFFFFF
             continue
-        if op in DIRECT:
-            t = re.search(r"0x([0-9a-f]+)", args)
+        if DIRECT.match(op) and not op.startswith(NOT_BRANCH):
+            t = re.search(r"(?:^|[ ,])0x([0-9a-f]+)(?:\s|$)", args)
             if t:
                 targets[current].add(int(t.group(1), 16))
             continue
@@ -256,7 +259,15 @@ def main():
         visit(root, [])
 
     unknown = list(indirect)
-    handlers = [r for r in roots if r != entry and depth[r] > 0]
+    # libtock-rs' upcall trampolines are handlers even where some branch
+    # of the graph reaches them too (a shared tail after code folding).
+    for name in calls:
+        if "kernel_upcall" in name:
+            visit(name, [])
+    handlers = [
+        r for r in calls
+        if r in depth and r != entry and (r in roots or "kernel_upcall" in r) and depth[r] > 0
+    ]
     deepest_handler = max(handlers, key=lambda r: depth[r], default=None)
     handler_depth = depth[deepest_handler] if deepest_handler else 0
 
