@@ -43,6 +43,7 @@ HEADER = re.compile(r"^([0-9a-f]+) <(.+)>:$")
 # jumps and conditional branches (a branch to another function is a tail
 # call). Not branches: Thumb's bit-clear/field and breakpoint instructions.
 DIRECT = re.compile(r"^(jal|j|c\.j|c\.jal|c\.beqz|c\.bnez|b[a-z]*(\.w)?|cbn?z)$")
+CALLS = ("jal", "c.jal", "bl")
 NOT_BRANCH = ("bic", "bics", "bfc", "bfi", "bkpt", "blx", "bx")
 # RISC-V calls and tail calls through `auipc rX` + `jalr/jr off(rX)`.
 VIA_AUIPC = re.compile(r"^(?:[a-z0-9]+,\s*)?(-?0x[0-9a-f]+|-?\d+)\(([a-z0-9]+)\)")
@@ -161,13 +162,14 @@ def graph(llvm, elf):
     ).stdout
     read = words(elf)
     starts, targets, indirect, current, auipc, held = {}, {}, {}, None, {}, {}
-    sp_drop = {}
+    sp_drop, branches = {}, {}
     for line in out.splitlines():
         m = HEADER.match(line)
         if m:
             current = m.group(2)
             starts[int(m.group(1), 16)] = current
             targets.setdefault(current, set())
+            branches.setdefault(current, set())
             sp_drop[current] = 0
             auipc, held = {}, {}
             continue
@@ -193,7 +195,11 @@ def graph(llvm, elf):
         if DIRECT.match(op) and not op.startswith(NOT_BRANCH):
             t = re.search(r"(?:^|[ ,])0x([0-9a-f]+)(?:\s|$)", args)
             if t:
-                targets[current].add(int(t.group(1), 16))
+                target = int(t.group(1), 16)
+                if op in CALLS:
+                    targets[current].add(target)
+                else:
+                    branches[current].add(target)
             continue
         if op in ("jalr", "jr"):
             v = VIA_AUIPC.match(args)
@@ -204,16 +210,20 @@ def graph(llvm, elf):
                 continue
         if INDIRECT.match(op):
             indirect[current] = indirect.get(current, 0) + 1
-    # Each target to the function that holds it; a jump inside the same
-    # function is a branch, not a call.
+    # A call's target, to the function that holds it. A branch or jump
+    # leaves its function only to another function's first instruction (a
+    # tail call); one into the middle of another is bytes after the last
+    # instruction (padding, a literal pool) read as code.
     bounds = sorted(starts)
 
     def owner(a):
         i = bisect.bisect_right(bounds, a) - 1
         return starts[bounds[i]] if i >= 0 else None
+
     calls = {}
     for name, ts in targets.items():
-        calls[name] = {owner(t) for t in ts} - {name, None}
+        tails = {starts[t] for t in branches[name] if t in starts}
+        calls[name] = ({owner(t) for t in ts} | tails) - {name, None}
     return calls, indirect, sp_drop
 
 
