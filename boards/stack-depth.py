@@ -6,10 +6,13 @@
 The app must be built with `-Z emit-stack-sizes` (as
 boards/qemu_rv32_virt/scripts/stack.sh does): the frame of every function
 comes from its `.stack_sizes` section, the direct calls from the
-disassembly. The result is the deepest chain of
-frames from the entry point, plus the deepest upcall handler (the kernel
-runs upcalls on the app's stack wherever the app yields, so adding the whole
-of the deepest one to the deepest chain over-approximates, never under).
+disassembly. The result is the deepest chain of frames from the entry
+point, plus the deepest upcall handler (the kernel runs upcalls on the
+app's stack wherever the app yields, so adding the whole of the deepest one
+to the deepest chain over-approximates, never under), plus on Cortex-M the
+32 B (and 4 B of alignment) the processor pushes on the app's stack at
+every svc and interrupt. (On RISC-V, Tock saves an app's registers in the
+kernel, not on the app's stack.)
 
 The kernel's own figure (the QEMU board's F8 report) is the lowest stack
 pointer it saw at a context switch, so it can miss the deepest frames; this
@@ -22,10 +25,10 @@ point) is charged what its own instructions take off the stack pointer
 moves the stack pointer any other way is charged UNKNOWN_FRAME_B.
 
 Upcall handlers are libtock-rs' `kernel_upcall` trampolines and any other
-root of the graph but the entry point: the kernel jumps to them. Exits 1 if the graph has a cycle
-(recursion has no static bound), 2 if a function calls through a pointer
-(a `dyn` call, as `core::fmt` makes): those calls are not followed, so the
-figure is then a lower bound only. Exits 3 if the instruction reader
+root of the graph but the entry point: the kernel jumps to them. Exits 1 if
+the graph has a cycle (recursion has no static bound), 2 if a function
+calls or jumps through a pointer (a `dyn` call, as `core::fmt` makes): those
+are not followed, so the figure is then a lower bound only. Exits 3 if the instruction reader
 gives less than the compiler for any function the compiler sized (the
 check that the reader can be trusted for the others).
 """
@@ -47,9 +50,10 @@ CALLS = ("jal", "c.jal", "bl")
 NOT_BRANCH = ("bic", "bics", "bfc", "bfi", "bkpt", "blx", "bx")
 # RISC-V calls and tail calls through `auipc rX` + `jalr/jr off(rX)`.
 VIA_AUIPC = re.compile(r"^(?:[a-z0-9]+,\s*)?(-?0x[0-9a-f]+|-?\d+)\(([a-z0-9]+)\)")
-# A call through a register holding a computed address: not bounded here.
-# (`jr reg` is a jump table inside the function; Thumb returns with `bx lr`.)
-INDIRECT = re.compile(r"^(c\.jalr|jalr|blx)$")
+# A call or jump through a register holding a computed address: not bounded
+# here (but `jr` through a loaded table entry is a jump table, `jr t0` the
+# return of an outlined function, and Thumb returns with `bx lr`).
+INDIRECT = re.compile(r"^(c\.jalr|jalr|blx|jr|c\.jr)$")
 
 def words(elf):
     """Reads a little-endian 32-bit word at a virtual address of an ELF32."""
@@ -161,7 +165,7 @@ def graph(llvm, elf):
         check=True, capture_output=True, text=True,
     ).stdout
     read = words(elf)
-    starts, targets, indirect, current, auipc, held = {}, {}, {}, None, {}, {}
+    starts, targets, indirect, current, auipc, held, table = {}, {}, {}, None, {}, {}, set()
     sp_drop, branches = {}, {}
     for line in out.splitlines():
         m = HEADER.match(line)
@@ -171,7 +175,7 @@ def graph(llvm, elf):
             targets.setdefault(current, set())
             branches.setdefault(current, set())
             sp_drop[current] = 0
-            auipc, held = {}, {}
+            auipc, held, table = {}, {}, set()
             continue
         m = INSN.match(line)
         if current is None or not m:
@@ -186,8 +190,28 @@ def graph(llvm, elf):
         # literal pool, and calls it with `blx rN` many times: follow it.
         if op == "blx" and args.strip() in held:
             targets[current].add(held[args.strip()])
+            for r in ("r0", "r1", "r2", "r3", "r12", "lr"):
+                held.pop(r, None)
             continue
+        # Thumb jumps through a register (`bx rN`, `mov pc`, `ldr pc`): an
+        # indirect tail call; jump tables are `tbb`/`tbh`.
+        if (op.startswith("bx") and args.strip() != "lr") or (
+                re.match(r"(mov|ldr)", op) and args.split(",")[0].strip() == "pc"):
+            indirect[current] = indirect.get(current, 0) + 1
+            continue
+        # RISC-V: `jr rX` is a jump table only if rX was loaded from a
+        # table entry (`add rY, rI, rB` then `lw rX, 0x0(rY)`).
+        m = re.match(r"(\w+), 0x0\((\w+)\)$", args)
+        dst = args.split(",")[0].strip()
+        if op == "lw" and m and ("add", m.group(2)) in table:
+            table.add(("jt", dst))
+        elif args and op != "jr":
+            table -= {("jt", dst), ("add", dst)}
+            if op == "add":
+                table.add(("add", dst))
         track_thumb_registers(op, args, held, read)
+        if op not in ("auipc", "jalr", "jr") and args:
+            auipc.pop(args.split(",")[0].strip(), None)  # overwritten
         if op == "auipc":
             reg, imm = [a.strip() for a in args.split(",")[:2]]
             auipc[reg] = (addr + ((int(imm, 16) << 12) - (1 << 32 if int(imm, 16) & 0x80000 else 0))) & 0xFFFFFFFF
@@ -206,7 +230,8 @@ def graph(llvm, elf):
             if v and v.group(2) in auipc:
                 targets[current].add((auipc[v.group(2)] + int(v.group(1), 0)) & 0xFFFFFFFF)
                 continue
-            if op == "jr":
+            if op == "jr" and (("jt", args.strip()) in table or args.strip() == "t0"
+                               and current.startswith("OUTLINED_FUNCTION")):
                 continue
         if INDIRECT.match(op):
             indirect[current] = indirect.get(current, 0) + 1
@@ -223,7 +248,8 @@ def graph(llvm, elf):
     calls = {}
     for name, ts in targets.items():
         tails = {starts[t] for t in branches[name] if t in starts}
-        calls[name] = ({owner(t) for t in ts} | tails) - {name, None}
+        tails.discard(name)  # a jump back to its own start is a loop
+        calls[name] = ({owner(t) for t in ts} | tails) - {None}
     return calls, indirect, sp_drop
 
 
@@ -240,6 +266,8 @@ def main():
             print(f"  {name}: {sp_drop[name]} < {sizes[name]} B")
         sys.exit(3)
     for name, drop in sp_drop.items():
+        if name in sizes and drop is not None:
+            sizes[name] = max(sizes[name], drop)
         if name not in sizes:
             sizes[name] = UNKNOWN_FRAME_B if drop is None else drop
             unsized.add(name)
@@ -286,7 +314,10 @@ def main():
         path.append(f"{sizes.get(name, UNKNOWN_FRAME_B)} {name}"
                     + (" (from its instructions)" if name in unsized else ""))
         name = best_callee.get(name)
-    print(f"worst case {depth[entry] + handler_depth} B: "
+    # Cortex-M stacks 8 words (+4 B alignment) on the app stack at every
+    # svc and interrupt, below whatever frame is deepest.
+    exc = 36 if open(elf, "rb").read(20)[18] == 40 else 0  # EM_ARM
+    print(f"worst case {depth[entry] + handler_depth + exc} B: "
           f"{depth[entry]} B from {entry}, plus {handler_depth} B for the deepest upcall handler"
           + (f" ({deepest_handler})" if deepest_handler else ""))
     print("deepest chain (frame B, function):")

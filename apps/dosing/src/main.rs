@@ -49,7 +49,7 @@ use pump_protocol::{DeliveryKind, DeliveryOutcome, ErrorCode, MessageKind, Statu
 
 set_main! {main}
 // Sized by boards/qemu_rv32_virt/scripts/stack.sh (the call graph's worst
-// case, 7.3 KiB on both targets: `main` with the 2.4 KiB core, down through
+// case, 7.2 KiB on both targets: `main` with the 2.4 KiB core, down through
 // `service` to `adopt` decoding a new prescription). The kernel's F8 "stack
 // used" is sampled at context switches and misses that chain.
 stack_size! {0x2000}
