@@ -75,14 +75,11 @@ def words(elf):
     return read
 
 
-def frames(llvm, elf):
-    out = subprocess.run(
-        [f"{llvm}/llvm-readobj", "--stack-sizes", elf],
-        check=True, capture_output=True, text=True,
-    ).stdout
+def parse_stack_sizes(text):
+    """Frame size of each function, from `llvm-readobj --stack-sizes`."""
     sizes = {}
     names = None
-    for line in out.splitlines():
+    for line in text.splitlines():
         m = re.match(r"\s*Functions: \[(.*)\]", line)
         if m:
             names = [n.strip() for n in m.group(1).split(",")]
@@ -93,6 +90,13 @@ def frames(llvm, elf):
                 sizes[name] = int(m.group(1), 16)
             names = None
     return sizes
+
+
+def frames(llvm, elf):
+    return parse_stack_sizes(subprocess.run(
+        [f"{llvm}/llvm-readobj", "--stack-sizes", elf],
+        check=True, capture_output=True, text=True,
+    ).stdout)
 
 
 NO_WRITE = ("str", "cmp", "cmn", "tst", "teq", "b", "push", "it", "nop", "dmb",
@@ -159,12 +163,16 @@ def stack_drop(op, args):
 
 
 def graph(llvm, elf):
-    """Direct calls of each function (by address), and its indirect calls."""
-    out = subprocess.run(
+    return parse_disassembly(subprocess.run(
         [f"{llvm}/llvm-objdump", "-d", "--no-show-raw-insn", elf],
         check=True, capture_output=True, text=True,
-    ).stdout
-    read = words(elf)
+    ).stdout, words(elf))
+
+
+def parse_disassembly(out, read):
+    """The callees of each function, its calls through pointers, and what
+    its instructions take off the stack pointer (None: not understood), from
+    `llvm-objdump -d --no-show-raw-insn`; `read` gives a word of the image."""
     starts, targets, indirect, current, auipc, held, table = {}, {}, {}, None, {}, {}, set()
     sp_drop, branches = {}, {}
     for line in out.splitlines():
@@ -253,18 +261,21 @@ def graph(llvm, elf):
     return calls, indirect, sp_drop
 
 
-def main():
-    llvm, elf = sys.argv[1], sys.argv[2]
-    sizes, unsized = frames(llvm, elf), set()
-    calls, indirect, sp_drop = graph(llvm, elf)
+class Unbounded(Exception):
+    """The graph gives no bound: recursion, or a reader that undercounts."""
+
+
+def analyze(sizes, calls, indirect, sp_drop, exception_frame_b=0):
+    """The worst case: a dict with `worst` (B), `from_entry`, `entry`,
+    `handler`, `handler_depth`, `chain` [(frame B, name, from instructions)]
+    and `indirect` {name: count}. Raises Unbounded."""
+    sizes, unsized = dict(sizes), set()
     # The instruction reader must never give less than the compiler where
     # both know a frame: checked on every function, every run.
     short = [n for n, d in sp_drop.items() if n in sizes and d is not None and d < sizes[n]]
     if short:
-        print("stack-depth: the instruction reader gives less than the compiler for:")
-        for name in short:
-            print(f"  {name}: {sp_drop[name]} < {sizes[name]} B")
-        sys.exit(3)
+        raise Unbounded("the instruction reader gives less than the compiler for: "
+                        + ", ".join(f"{n} ({sp_drop[n]} < {sizes[n]} B)" for n in short))
     for name, drop in sp_drop.items():
         if name in sizes and drop is not None:
             sizes[name] = max(sizes[name], drop)
@@ -277,8 +288,7 @@ def main():
         if state.get(name) == "done":
             return depth[name]
         if state.get(name) == "open":
-            print(f"stack-depth: recursion through {' -> '.join(trail + [name])}")
-            sys.exit(1)
+            raise Unbounded(f"recursion through {' -> '.join(trail + [name])}")
         state[name] = "open"
         deepest, via = 0, None
         for callee in sorted(calls.get(name, ())):
@@ -292,13 +302,13 @@ def main():
 
     called = set().union(*calls.values())
     roots = sorted(n for n in calls if n not in called)
+    if not roots:
+        raise Unbounded("no entry point: every function is called (recursion)")
     entry = "start" if "start" in calls else roots[0]
     for root in roots:
         visit(root, [])
-
-    unknown = list(indirect)
     # libtock-rs' upcall trampolines are handlers even where some branch
-    # of the graph reaches them too (a shared tail after code folding).
+    # of the graph reaches them too.
     for name in calls:
         if "kernel_upcall" in name:
             visit(name, [])
@@ -306,27 +316,44 @@ def main():
         r for r in calls
         if r in depth and r != entry and (r in roots or "kernel_upcall" in r) and depth[r] > 0
     ]
-    deepest_handler = max(handlers, key=lambda r: depth[r], default=None)
-    handler_depth = depth[deepest_handler] if deepest_handler else 0
-
-    path, name = [], entry
+    handler = max(handlers, key=lambda r: depth[r], default=None)
+    handler_depth = depth[handler] if handler else 0
+    chain, name = [], entry
     while name is not None:
-        path.append(f"{sizes.get(name, UNKNOWN_FRAME_B)} {name}"
-                    + (" (from its instructions)" if name in unsized else ""))
+        chain.append((sizes.get(name, UNKNOWN_FRAME_B), name, name in unsized))
         name = best_callee.get(name)
+    return {
+        "worst": depth[entry] + handler_depth + exception_frame_b,
+        "from_entry": depth[entry],
+        "entry": entry,
+        "handler": handler,
+        "handler_depth": handler_depth,
+        "chain": chain,
+        "indirect": dict(indirect),
+    }
+
+
+def main():
+    llvm, elf = sys.argv[1], sys.argv[2]
     # Cortex-M stacks 8 words (+4 B alignment) on the app stack at every
     # svc and interrupt, below whatever frame is deepest.
     exc = 36 if open(elf, "rb").read(20)[18] == 40 else 0  # EM_ARM
-    print(f"worst case {depth[entry] + handler_depth + exc} B: "
-          f"{depth[entry]} B from {entry}, plus {handler_depth} B for the deepest upcall handler"
-          + (f" ({deepest_handler})" if deepest_handler else ""))
+    try:
+        r = analyze(frames(llvm, elf), *graph(llvm, elf), exception_frame_b=exc)
+    except Unbounded as e:
+        print(f"stack-depth: {e}")
+        sys.exit(3 if str(e).startswith("the instruction reader") else 1)
+    print(f"worst case {r['worst']} B: "
+          f"{r['from_entry']} B from {r['entry']}, plus {r['handler_depth']} B for the deepest upcall handler"
+          + (f" ({r['handler']})" if r["handler"] else "")
+          + (f", plus {exc} B exception frame" if exc else ""))
     print("deepest chain (frame B, function):")
-    for step in path:
-        print(f"  {step}")
-    if unknown:
+    for frame, name, from_instructions in r["chain"]:
+        print(f"  {frame} {name}" + (" (from its instructions)" if from_instructions else ""))
+    if r["indirect"]:
         print("indirect calls (not followed, so the figure above is a lower bound):")
-        for name in unknown:
-            print(f"  {name} ({indirect[name]})")
+        for name, count in r["indirect"].items():
+            print(f"  {name} ({count})")
         sys.exit(2)
 
 
