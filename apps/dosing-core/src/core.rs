@@ -914,14 +914,12 @@ impl DosingCore {
                     return false;
                 }
                 // Copied in place: a temporary `Vec` would be a second
-                // buffer on the stack.
+                // buffer on the stack. It cannot overflow (`bytes` came from
+                // a buffer of the same capacity); if it did, the `Vec` stays
+                // empty, which `adopt` refuses as malformed.
                 let signed = self.signed_rx.get_or_insert_with(Vec::new);
                 signed.clear();
-                if signed.extend_from_slice(bytes).is_err() {
-                    // Cannot happen (`bytes` fits the buffer it came from);
-                    // an empty prescription is refused as malformed.
-                    signed.clear();
-                }
+                let _ = signed.extend_from_slice(bytes);
                 true
             }
             Err(ErrorCode::NoPrescription) => {
@@ -952,18 +950,15 @@ impl DosingCore {
         let signed = self.signed_rx.as_deref().unwrap_or_default();
         // Decoded straight into its place: a therapy is 0.6 KiB, and every
         // copy of it on the way would be on the stack.
-        self.therapy = None;
-        match Therapy::from_signed(signed) {
-            Ok(therapy) => self.therapy = Some(therapy),
+        let therapy = match Therapy::from_signed(signed) {
+            Ok(therapy) => &*self.therapy.insert(therapy),
             Err(e) => {
+                self.therapy = None;
                 self.invalid_therapy = Some(e);
                 return;
             }
-        }
-        self.invalid_therapy = None;
-        let Some(therapy) = &self.therapy else {
-            return;
         };
+        self.invalid_therapy = None;
         let flush_volume_nl = therapy
             .catheter_volume_nl
             .saturating_add(self.config.pump_dead_volume_nl);
