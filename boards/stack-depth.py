@@ -198,8 +198,7 @@ def parse_disassembly(out, read):
         # literal pool, and calls it with `blx rN` many times: follow it.
         if op == "blx" and args.strip() in held:
             targets[current].add(held[args.strip()])
-            for r in ("r0", "r1", "r2", "r3", "r12", "lr"):
-                held.pop(r, None)
+            track_thumb_registers(op, args, held, read)  # what the call clobbers
             continue
         # Thumb jumps through a register (`bx rN`, `mov pc`, `ldr pc`): an
         # indirect tail call; jump tables are `tbb`/`tbh`.
