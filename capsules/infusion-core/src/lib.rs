@@ -86,19 +86,25 @@
 
 pub mod alarms;
 pub mod config;
-mod core;
 pub mod events;
 pub mod ledger;
 pub mod platform;
+mod pump;
 pub mod relay;
 pub mod rx;
 
 pub use crate::alarms::AlarmSignal;
 pub use crate::config::{AppId, BoardConfig, HardwareLimits, Role};
-pub use crate::core::{
-    command, mean_rate_nl_per_h, CommandResult, InfusionCore, APP_RECORD_MAX_LEN, SAVED_STATE_LEN,
-};
 pub use crate::platform::{AlarmOutput, Motor, Notification, Notifier, Platform, Storage};
+pub use crate::pump::{
+    mean_rate_nl_per_h, CommandResult, InfusionCore, APP_RECORD_MAX_LEN, MAX_STEPS_PER_WAKEUP,
+    SAVED_STATE_LEN,
+};
+/// The syscall ABI (driver, command, upcall and allow numbers): one source,
+/// shared with the libtock-rs API crate.
+pub use pump_abi as abi;
+/// Command numbers of the syscall interface.
+pub use pump_abi::command;
 pub use pump_protocol::ErrorCode;
 
 /// The Tock `ErrorCode` the capsule returns for a core error.

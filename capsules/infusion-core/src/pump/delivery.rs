@@ -1,0 +1,379 @@
+//! The delivery machine: basal and bolus runs, the timer that steps the
+//! motor, checkpoints, and the record of every run that ends.
+
+use pump_protocol::{
+    AlarmCode, DeliveryDenied, DeliveryKind, DeliveryOutcome, DeliveryRecord, ErrorCode,
+    PatientBolusDenied, PatientBolusGranted, PatientBolusRequested,
+};
+
+use super::{mean_rate_nl_per_h, InfusionCore, MAX_STEPS_PER_WAKEUP};
+use crate::command;
+use crate::config::{AppId, Role};
+use crate::events::Event;
+use crate::ledger::{Channel, Run};
+use crate::platform::{Notification, Platform};
+
+impl<P: Platform> InfusionCore<P> {
+    pub(super) fn stop_all(&mut self, outcome: DeliveryOutcome, now: u64) {
+        self.end_run(Channel::Basal, outcome, now);
+        self.end_run(Channel::Bolus, outcome, now);
+        self.platform.set_motor_enabled(false);
+    }
+
+    /// Ends the active run on a channel, reporting what it delivered since
+    /// its last checkpoint and carrying its partial step into the next run.
+    pub(super) fn end_run(&mut self, channel: Channel, outcome: DeliveryOutcome, now: u64) {
+        let s = self.config.nl_per_step;
+        let Some(run) = self.p.ledger.active_mut(channel) else {
+            return;
+        };
+        run.active = false;
+        let carry = run.carry_out(now, s);
+        let run = *run;
+        match channel {
+            Channel::Basal => self.p.basal_carry_nl_ms_per_h = carry,
+            Channel::Bolus => self.p.bolus_carry_nl_ms_per_h = carry,
+        }
+        self.p.ledger.prune(now, s);
+        let volume_nl = run
+            .steps_done
+            .saturating_sub(run.steps_reported)
+            .saturating_mul(s);
+        let duration_ms = u32::try_from(now.saturating_sub(run.reported_at_ms)).unwrap_or(u32::MAX);
+        let utc = self.utc_ms(now);
+        self.emit(
+            Event::DeliveryRecord(DeliveryRecord {
+                time_ms: utc,
+                delivery_kind: run.kind(),
+                outcome,
+                volume_nl,
+                duration_ms,
+            }),
+            now,
+        );
+        self.platform.notify(Notification::DeliveryDone {
+            kind: run.kind(),
+            outcome,
+            volume_nl,
+        });
+    }
+
+    pub(super) fn deny_delivery(
+        &mut self,
+        kind: DeliveryKind,
+        volume_nl: u32,
+        rate_nl_per_h: u32,
+        reason: ErrorCode,
+        now: u64,
+    ) -> ErrorCode {
+        let utc = self.utc_ms(now);
+        self.emit(
+            Event::DeliveryDenied(DeliveryDenied {
+                time_ms: utc,
+                delivery_kind: kind,
+                requested_volume_nl: volume_nl,
+                requested_rate_nl_per_h: rate_nl_per_h,
+                reason,
+            }),
+            now,
+        );
+        reason
+    }
+
+    /// Sets the basal rate (`0` stops basal). Refused whole, never clamped,
+    /// if it breaks any limit (SR-ENV-001, SR-ENV-002).
+    pub fn set_basal(
+        &mut self,
+        caller: AppId,
+        rate_nl_per_h: u32,
+        now_ms: u64,
+    ) -> Result<(), ErrorCode> {
+        let now = self.clock(now_ms);
+        self.authorize(caller, &[Role::Dosing], command::SET_BASAL, now)?;
+        if rate_nl_per_h == 0 {
+            self.end_run(Channel::Basal, DeliveryOutcome::Stopped, now);
+            self.save();
+            self.sync_outputs(now);
+            return Ok(());
+        }
+        if let Err(reason) = self.check_basal(rate_nl_per_h, now) {
+            return Err(self.deny_delivery(DeliveryKind::Basal, 0, rate_nl_per_h, reason, now));
+        }
+        let unchanged = self.p.ledger.active(Channel::Basal).is_some_and(|run| {
+            run.kind() == DeliveryKind::Basal && run.nl_den == u64::from(rate_nl_per_h)
+        });
+        // Re-asking for the running rate changes nothing; a new run for it
+        // would only use up ledger room.
+        if !unchanged {
+            self.start_basal(DeliveryKind::Basal, rate_nl_per_h, now);
+        }
+        Ok(())
+    }
+
+    pub(super) fn start_basal(&mut self, kind: DeliveryKind, rate_nl_per_h: u32, now: u64) {
+        let s = self.config.nl_per_step;
+        self.end_run(Channel::Basal, DeliveryOutcome::Stopped, now);
+        let run = Run::basal(kind, now, rate_nl_per_h, self.p.basal_carry_nl_ms_per_h);
+        if self.p.ledger.push(run, now, s).is_err() {
+            // Only reachable from the silence fallback, which is not
+            // pre-checked: without room the pump stays stopped (safe).
+            return;
+        }
+        self.save();
+        self.sync_outputs(now);
+    }
+
+    /// Starts a bolus of `volume_nl` over `duration_ms`. Refused whole if it
+    /// breaks any limit (SR-ENV-003, SR-ENV-004, SR-ENV-006, SR-RES-001).
+    pub fn start_bolus(
+        &mut self,
+        caller: AppId,
+        kind: DeliveryKind,
+        volume_nl: u32,
+        duration_ms: u32,
+        now_ms: u64,
+    ) -> Result<(), ErrorCode> {
+        let now = self.clock(now_ms);
+        let command = match kind {
+            DeliveryKind::PatientBolus => command::PATIENT_BOLUS,
+            DeliveryKind::Priming => command::PRIMING_BOLUS,
+            DeliveryKind::Bridge => command::BRIDGE_BOLUS,
+            _ => command::CLINICIAN_BOLUS,
+        };
+        self.authorize(caller, &[Role::Dosing], command, now)?;
+        let patient = kind == DeliveryKind::PatientBolus;
+        let utc = self.utc_ms(now);
+        if patient {
+            self.emit(
+                Event::PatientBolusRequested(PatientBolusRequested { time_ms: utc }),
+                now,
+            );
+        }
+        let rate = mean_rate_nl_per_h(volume_nl, duration_ms);
+        if let Err(reason) = self.check_bolus(kind, volume_nl, duration_ms, now) {
+            if patient {
+                let (lockout_remaining_ms, _) = self.patient_bolus_availability(now);
+                self.emit(
+                    Event::PatientBolusDenied(PatientBolusDenied {
+                        time_ms: utc,
+                        reason,
+                        lockout_remaining_ms: if reason == ErrorCode::LockoutActive {
+                            lockout_remaining_ms
+                        } else {
+                            0
+                        },
+                    }),
+                    now,
+                );
+            }
+            return Err(self.deny_delivery(kind, volume_nl, rate, reason, now));
+        }
+        let s = self.config.nl_per_step;
+        let run = Run::bolus(
+            kind,
+            now,
+            volume_nl,
+            duration_ms,
+            self.p.bolus_carry_nl_ms_per_h,
+            s,
+        );
+        if self.p.ledger.push(run, now, s).is_err() {
+            return Err(self.deny_delivery(kind, volume_nl, rate, ErrorCode::Busy, now));
+        }
+        if patient {
+            let (_, left) = self.patient_bolus_availability(now);
+            self.emit(
+                Event::PatientBolusGranted(PatientBolusGranted {
+                    time_ms: utc,
+                    volume_nl,
+                    duration_ms,
+                    remaining_24h: u8::try_from(left).unwrap_or(u8::MAX),
+                }),
+                now,
+            );
+        }
+        self.save();
+        self.sync_outputs(now);
+        // A bolus too small for one step finishes at once; its volume is
+        // carried into the next bolus rather than lost.
+        self.finish_completed_runs(now);
+        Ok(())
+    }
+
+    /// Stops the running bolus, if any (stopping is always allowed to Dosing).
+    pub fn stop_bolus(&mut self, caller: AppId, now_ms: u64) -> Result<(), ErrorCode> {
+        let now = self.clock(now_ms);
+        self.authorize(caller, &[Role::Dosing], command::STOP_BOLUS, now)?;
+        self.end_run(Channel::Bolus, DeliveryOutcome::Stopped, now);
+        self.save();
+        self.sync_outputs(now);
+        Ok(())
+    }
+
+    /// Logs a patient-bolus press that the dosing app refused under the
+    /// therapy's own (stricter) rules, so the log shows every press and why
+    /// it was refused (SR-EVT-003). Nothing else changes.
+    pub fn report_patient_denial(
+        &mut self,
+        caller: AppId,
+        reason: ErrorCode,
+        lockout_remaining_ms: u32,
+        now_ms: u64,
+    ) -> Result<(), ErrorCode> {
+        let now = self.clock(now_ms);
+        self.authorize(caller, &[Role::Dosing], command::REPORT_PATIENT_DENIAL, now)?;
+        let utc = self.utc_ms(now);
+        self.emit(
+            Event::PatientBolusRequested(PatientBolusRequested { time_ms: utc }),
+            now,
+        );
+        self.emit(
+            Event::PatientBolusDenied(PatientBolusDenied {
+                time_ms: utc,
+                reason,
+                lockout_remaining_ms,
+            }),
+            now,
+        );
+        Ok(())
+    }
+
+    /// The timer fired: make due steps, enforce the watchdog, re-annunciate
+    /// silenced alarms, write basal checkpoints (SR-MOT-001, SR-WDG-002).
+    pub fn on_timer(&mut self, now_ms: u64) {
+        let now = self.clock(now_ms);
+        if !self.watchdog_expired && self.watchdog_deadline_ms.is_some_and(|d| d <= now) {
+            self.expire_watchdog(now);
+        }
+        let mut steps = 0;
+        while steps < MAX_STEPS_PER_WAKEUP {
+            let Some(channel) = self.next_due_channel(now) else {
+                break;
+            };
+            self.step(channel, now);
+            steps += 1;
+        }
+        self.finish_completed_runs(now);
+        self.write_checkpoints(now);
+        if self.relay.expire(now) {
+            self.platform.notify(Notification::RelayAnswered);
+        }
+        if !self.p.alarms.is_active(AlarmCode::RefillDue)
+            && self
+                .refill_by_ms(now)
+                .is_some_and(|t| t.saturating_sub(self.config.refill_due_warning_ms) <= now)
+        {
+            self.raise(AlarmCode::RefillDue, now);
+            self.save();
+        }
+        self.sync_outputs(now);
+    }
+
+    pub(super) fn next_due_channel(&self, now: u64) -> Option<Channel> {
+        let s = self.config.nl_per_step;
+        self.p
+            .ledger
+            .runs()
+            .iter()
+            .filter(|r| r.active)
+            .filter_map(|r| {
+                r.next_step_time(s)
+                    .filter(|t| *t <= now)
+                    .map(|t| (t, r.channel))
+            })
+            .min_by_key(|(t, _)| *t)
+            .map(|(_, channel)| channel)
+    }
+
+    /// One motor step, gated on every limit at the instant it happens
+    /// (SR-ENV-005): the step is accounted and saved before the motor moves.
+    pub(super) fn step(&mut self, channel: Channel, now: u64) {
+        let s = self.config.nl_per_step;
+        let kind = self
+            .p
+            .ledger
+            .active(channel)
+            .map_or(DeliveryKind::Basal, Run::kind);
+        let gate = if !self.delivery_possible() {
+            Err(ErrorCode::FaultActive)
+        } else if self.p.reservoir_nl < s {
+            Err(ErrorCode::ReservoirInsufficient)
+        } else if self.delivered_24h_nl(now) + u64::from(s)
+            > self
+                .rx
+                .as_ref()
+                .map_or(0, |rx| u64::from(rx.envelope.max_volume_per_24h_nl))
+        {
+            Err(ErrorCode::DailyLimitReached)
+        } else {
+            Ok(())
+        };
+        if let Err(reason) = gate {
+            self.end_run(channel, DeliveryOutcome::Aborted, now);
+            self.deny_delivery(kind, 0, 0, reason, now);
+            self.save();
+            return;
+        }
+        if let Some(run) = self.p.ledger.active_mut(channel) {
+            run.steps_done = run.steps_done.saturating_add(1);
+        }
+        self.p.reservoir_nl -= s;
+        self.save();
+        self.platform.step_motor();
+        self.steps_since_encoder = self.steps_since_encoder.saturating_add(1);
+        let limit = self.config.max_steps_without_encoder;
+        if limit > 0 && self.steps_since_encoder > limit {
+            self.raise(AlarmCode::MotorStall, now);
+        }
+        self.update_reservoir_alarms(now);
+    }
+
+    pub(super) fn finish_completed_runs(&mut self, now: u64) {
+        let done = self
+            .p
+            .ledger
+            .active(Channel::Bolus)
+            .is_some_and(|r| r.steps_planned.is_some_and(|p| r.steps_done >= p));
+        if done {
+            self.end_run(Channel::Bolus, DeliveryOutcome::Completed, now);
+            self.save();
+            self.sync_outputs(now);
+        }
+    }
+
+    pub(super) fn write_checkpoints(&mut self, now: u64) {
+        let s = self.config.nl_per_step;
+        let interval = self.config.basal_record_interval_ms;
+        let Some(run) = self.p.ledger.active_mut(Channel::Basal) else {
+            return;
+        };
+        if run.reported_at_ms.saturating_add(interval) > now {
+            return;
+        }
+        let volume_nl = run
+            .steps_done
+            .saturating_sub(run.steps_reported)
+            .saturating_mul(s);
+        let duration_ms = u32::try_from(now - run.reported_at_ms).unwrap_or(u32::MAX);
+        let kind = run.kind();
+        run.steps_reported = run.steps_done;
+        run.reported_at_ms = now;
+        let utc = self.utc_ms(now);
+        self.emit(
+            Event::DeliveryRecord(DeliveryRecord {
+                time_ms: utc,
+                delivery_kind: kind,
+                outcome: DeliveryOutcome::Checkpoint,
+                volume_nl,
+                duration_ms,
+            }),
+            now,
+        );
+        self.save();
+    }
+
+    /// An encoder pulse confirms the motor moved.
+    pub fn on_encoder_pulse(&mut self) {
+        self.steps_since_encoder = 0;
+    }
+}

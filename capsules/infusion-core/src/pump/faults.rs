@@ -1,0 +1,187 @@
+//! Alarms and faults: raising and clearing alarms, acknowledging them, and
+//! the kernel's fault inputs (motor, storage, battery, app faults).
+
+use pump_protocol::{
+    AlarmAcknowledged, AlarmCleared, AlarmCode, AlarmRaised, AppFault, AppRestarted, BatteryState,
+    DeliveryOutcome, ErrorCode,
+};
+
+use super::InfusionCore;
+use crate::alarms::priority_of;
+use crate::command;
+use crate::config::{AppId, Role};
+use crate::events::Event;
+use crate::platform::Platform;
+
+impl<P: Platform> InfusionCore<P> {
+    pub(super) fn raise(&mut self, code: AlarmCode, now: u64) {
+        if self.p.alarms.raise(code) {
+            let utc = self.utc_ms(now);
+            self.emit(
+                Event::AlarmRaised(AlarmRaised {
+                    time_ms: utc,
+                    code,
+                    priority: priority_of(code),
+                }),
+                now,
+            );
+            if crate::alarms::stops_delivery(code) {
+                self.stop_all(DeliveryOutcome::Aborted, now);
+            }
+        }
+    }
+
+    pub(super) fn clear(&mut self, code: AlarmCode, now: u64) {
+        if self.p.alarms.clear(code) {
+            let utc = self.utc_ms(now);
+            self.emit(
+                Event::AlarmCleared(AlarmCleared { time_ms: utc, code }),
+                now,
+            );
+        }
+    }
+
+    /// Silences an active alarm for the board's silence time; the cause
+    /// stays active (SR-ALM-003).
+    pub fn acknowledge_alarm(
+        &mut self,
+        caller: AppId,
+        code: AlarmCode,
+        now_ms: u64,
+    ) -> Result<(), ErrorCode> {
+        let now = self.clock(now_ms);
+        self.authorize(caller, &[Role::Telemetry], command::ACKNOWLEDGE_ALARM, now)?;
+        let silence_ms = self.config.alarm_silence_ms;
+        if !self
+            .p
+            .alarms
+            .silence(code, now.saturating_add(u64::from(silence_ms)))
+        {
+            return Err(ErrorCode::InvalidArgument);
+        }
+        let utc = self.utc_ms(now);
+        self.emit(
+            Event::AlarmAcknowledged(AlarmAcknowledged {
+                time_ms: utc,
+                code,
+                silence_duration_ms: silence_ms,
+            }),
+            now,
+        );
+        self.save();
+        self.sync_outputs(now);
+        Ok(())
+    }
+
+    /// Clears a latched fault once its cause is gone (SR-ALM-004): motor
+    /// stall or occlusion once the fault input is released, an app fault at
+    /// once. Empty reservoir, watchdog and integrity faults clear only by
+    /// refill, check-in and a new prescription respectively.
+    pub fn clear_fault(
+        &mut self,
+        caller: AppId,
+        code: AlarmCode,
+        now_ms: u64,
+    ) -> Result<(), ErrorCode> {
+        let now = self.clock(now_ms);
+        self.authorize(caller, &[Role::Telemetry], command::CLEAR_FAULT, now)?;
+        let clearable = match code {
+            AlarmCode::MotorStall | AlarmCode::Occlusion => !self.fault_input_asserted,
+            AlarmCode::AppFault => true,
+            _ => false,
+        };
+        if !clearable || !self.p.alarms.is_active(code) {
+            return Err(ErrorCode::InvalidArgument);
+        }
+        self.steps_since_encoder = 0;
+        self.clear(code, now);
+        self.emit_state(now);
+        self.save();
+        self.sync_outputs(now);
+        Ok(())
+    }
+
+    /// The motor's stall or occlusion input changed (SR-MOT-003).
+    pub fn on_fault_input(&mut self, code: AlarmCode, asserted: bool, now_ms: u64) {
+        let now = self.clock(now_ms);
+        self.fault_input_asserted = asserted;
+        if asserted {
+            self.stop_all(DeliveryOutcome::Aborted, now);
+            self.raise(code, now);
+            self.save();
+        }
+        self.sync_outputs(now);
+    }
+
+    /// The board could not write the state record (SR-PER-004). Steps
+    /// made from here on could not survive a reset, so delivery stops under
+    /// the high `EnvelopeIntegrity` alarm, which only a newly installed
+    /// prescription (whose own save must then succeed) clears. The board
+    /// reports each failure once: this calls `save` again, and a failure of
+    /// that write must not be reported back into this call.
+    pub fn on_storage_fault(&mut self, now_ms: u64) {
+        let now = self.clock(now_ms);
+        self.raise(AlarmCode::EnvelopeIntegrity, now);
+        self.save();
+        self.sync_outputs(now);
+    }
+
+    /// A battery reading.
+    pub fn on_battery(
+        &mut self,
+        voltage_mv: u16,
+        charge_percent: u8,
+        replacement: bool,
+        now_ms: u64,
+    ) {
+        let now = self.clock(now_ms);
+        let utc = self.utc_ms(now);
+        self.emit(
+            Event::BatteryState(BatteryState {
+                time_ms: utc,
+                voltage_mv,
+                charge_percent,
+                replacement_recommended: replacement,
+            }),
+            now,
+        );
+        if replacement {
+            self.raise(AlarmCode::BatteryReplacement, now);
+        } else {
+            self.clear(AlarmCode::BatteryReplacement, now);
+        }
+        self.save();
+        self.sync_outputs(now);
+    }
+
+    /// The kernel reports that an app faulted.
+    pub fn on_app_fault(&mut self, app: AppId, fault_code: u16, now_ms: u64) {
+        let now = self.clock(now_ms);
+        let utc = self.utc_ms(now);
+        self.emit(
+            Event::AppFault(AppFault {
+                time_ms: utc,
+                app_id: app.0,
+                fault_code,
+            }),
+            now,
+        );
+        self.raise(AlarmCode::AppFault, now);
+        self.save();
+        self.sync_outputs(now);
+    }
+
+    /// The kernel restarted an app.
+    pub fn on_app_restart(&mut self, app: AppId, restart_count: u16, now_ms: u64) {
+        let now = self.clock(now_ms);
+        let utc = self.utc_ms(now);
+        self.emit(
+            Event::AppRestarted(AppRestarted {
+                time_ms: utc,
+                app_id: app.0,
+                restart_count,
+            }),
+            now,
+        );
+    }
+}

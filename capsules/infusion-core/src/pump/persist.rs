@@ -1,0 +1,175 @@
+//! Persistence: what survives a reset, when it is written, and what a reset
+//! restores. This is the one seam through which the core's state reaches
+//! storage; the rules in the sibling modules change `self.p` and call
+//! [`save`](InfusionCore::save), and only this module knows the record's
+//! layout.
+
+use heapless::Vec;
+use pump_protocol::prescription::MAX_SIGNED_PRESCRIPTION_LEN;
+use pump_protocol::{AlarmCode, DeliveryOutcome, ErrorCode, CRC32C};
+use serde::{Deserialize, Serialize};
+
+use super::InfusionCore;
+use crate::alarms::AlarmSet;
+use crate::command;
+use crate::config::{AppId, Role};
+use crate::events::EventQueue;
+use crate::ledger::{Channel, Ledger};
+use crate::platform::Platform;
+use crate::rx;
+
+/// Bytes the persisted state can take (postcard body plus CRC-32C).
+pub const SAVED_STATE_LEN: usize = 4096;
+
+/// Format 2 added the dosing app's record. Format 1 was never released; a
+/// format-1 record is not migrated and fails safe like a corrupt one.
+pub(super) const SAVED_FORMAT: u8 = 2;
+
+/// Largest record the dosing app may keep in the capsule's saved state
+/// (commands 26 and 27).
+pub const APP_RECORD_MAX_LEN: usize = 1024;
+
+/// Everything that survives a reset. Written after every change and before
+/// every motor step, so a step is accounted before it moves (SR-PER-002).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Persistent {
+    pub(super) format: u8,
+    pub(super) signed_rx: Option<Vec<u8, MAX_SIGNED_PRESCRIPTION_LEN>>,
+    pub(super) serial_floor: u32,
+    pub(super) suspended: bool,
+    pub(super) ledger: Ledger,
+    pub(super) basal_carry_nl_ms_per_h: u64,
+    pub(super) bolus_carry_nl_ms_per_h: u64,
+    pub(super) reservoir_nl: u32,
+    pub(super) alarms: AlarmSet,
+    pub(super) utc_offset_ms: i64,
+    pub(super) last_time_ms: u64,
+    pub(super) next_event_sequence: u32,
+    /// What the dosing app alone knows (its own postcard record, opaque
+    /// here), kept so it survives resets with the same atomic, CRC-checked
+    /// writes as the capsule's state.
+    pub(super) app_record: Vec<u8, APP_RECORD_MAX_LEN>,
+}
+
+impl<P: Platform> InfusionCore<P> {
+    /// Restores saved state in place.
+    ///
+    /// The motor is disabled before anything is read and stays so: deliveries
+    /// active at the reset are closed as `Interrupted` with exactly what they
+    /// delivered, and only a new request starts the motor (SR-PER-001). Saved
+    /// state that fails its CRC or whose prescription no longer verifies
+    /// raises `EnvelopeIntegrity` and leaves no prescription (SR-PER-003).
+    pub fn restore_from(&mut self, saved: Option<&[u8]>, now_ms: u64) {
+        self.platform.set_motor_enabled(false);
+        let Some(saved) = saved else {
+            self.p.last_time_ms = now_ms;
+            self.save();
+            return;
+        };
+        if decode_saved(saved, &mut self.p) {
+            self.events = EventQueue::starting_at(self.p.next_event_sequence);
+            let now = self.clock(now_ms);
+            self.reverify_prescription(now);
+            self.close_interrupted_runs(now);
+            if let Some(rx) = &self.rx {
+                self.watchdog_deadline_ms =
+                    Some(now.saturating_add(u64::from(rx.envelope.dosing_checkin_timeout_ms)));
+            }
+        } else {
+            self.p.last_time_ms = now_ms;
+            let now = self.clock(now_ms);
+            self.raise(AlarmCode::EnvelopeIntegrity, now);
+        }
+        self.save();
+        self.sync_outputs(self.p.last_time_ms);
+    }
+
+    pub(super) fn reverify_prescription(&mut self, now: u64) {
+        let Some(signed) = self.p.signed_rx.clone() else {
+            return;
+        };
+        let floor = self.p.serial_floor.saturating_sub(1);
+        match rx::verify(&self.config, &signed, floor) {
+            Ok(v) if v.prescription.serial == self.p.serial_floor => {
+                self.rx = Some(v.prescription);
+            }
+            _ => {
+                self.p.signed_rx = None;
+                self.raise(AlarmCode::EnvelopeIntegrity, now);
+            }
+        }
+    }
+
+    pub(super) fn close_interrupted_runs(&mut self, now: u64) {
+        for channel in [Channel::Basal, Channel::Bolus] {
+            self.end_run(channel, DeliveryOutcome::Interrupted, now);
+        }
+    }
+
+    pub(super) fn save(&mut self) {
+        self.p.next_event_sequence = self.events.next_sequence();
+        let len = match postcard::to_slice(&self.p, &mut self.save_buf[..SAVED_STATE_LEN - 4]) {
+            Ok(body) => body.len(),
+            // The state is bounded below SAVED_STATE_LEN (tested); if it ever
+            // were not, writing nothing keeps the last good record.
+            Err(_) => return,
+        };
+        let crc = CRC32C.checksum(&self.save_buf[..len]);
+        self.save_buf[len..len + 4].copy_from_slice(&crc.to_le_bytes());
+        self.platform.save(&self.save_buf[..len + 4]);
+    }
+
+    /// Command 26: the dosing app stores its own record (SR-PER-005). It
+    /// replaces the previous one and is written with the capsule's state.
+    pub fn save_app_record(
+        &mut self,
+        caller: AppId,
+        record: &[u8],
+        now_ms: u64,
+    ) -> Result<(), ErrorCode> {
+        let now = self.clock(now_ms);
+        self.authorize(caller, &[Role::Dosing], command::SAVE_APP_RECORD, now)?;
+        let record = Vec::from_slice(record).map_err(|()| ErrorCode::InvalidArgument)?;
+        if record != self.p.app_record {
+            self.p.app_record = record;
+            self.save();
+        }
+        Ok(())
+    }
+
+    /// Command 27: the dosing app reads its record back into `buf`; returns
+    /// its length (0 if it never saved one).
+    pub fn load_app_record(
+        &mut self,
+        caller: AppId,
+        buf: &mut [u8],
+        now_ms: u64,
+    ) -> Result<usize, ErrorCode> {
+        let now = self.clock(now_ms);
+        self.authorize(caller, &[Role::Dosing], command::LOAD_APP_RECORD, now)?;
+        let record = &self.p.app_record;
+        buf.get_mut(..record.len())
+            .ok_or(ErrorCode::InvalidArgument)?
+            .copy_from_slice(record);
+        Ok(record.len())
+    }
+}
+
+/// Decodes a saved record into `p`; on any failure `p` is left as it was.
+pub(super) fn decode_saved(saved: &[u8], p: &mut Persistent) -> bool {
+    let Some(body_len) = saved.len().checked_sub(4) else {
+        return false;
+    };
+    let (body, crc) = saved.split_at(body_len);
+    let crc = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    if CRC32C.checksum(body) != crc {
+        return false;
+    }
+    match postcard::from_bytes::<Persistent>(body) {
+        Ok(decoded) if decoded.format == SAVED_FORMAT => {
+            *p = decoded;
+            true
+        }
+        _ => false,
+    }
+}

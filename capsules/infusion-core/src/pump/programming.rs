@@ -1,0 +1,160 @@
+//! Programmer operations on therapy: prescriptions (verify, install, serial
+//! floor), suspend and resume, the clock.
+
+use pump_protocol::{
+    AlarmCode, ClockSet, DeliveryOutcome, ErrorCode, PrescriptionInstalled, PrescriptionRejected,
+    PumpStateChanged,
+};
+
+use super::InfusionCore;
+use crate::command;
+use crate::config::{AppId, Role};
+use crate::events::Event;
+use crate::platform::Platform;
+use crate::rx::{self, VerifiedPrescription};
+
+impl<P: Platform> InfusionCore<P> {
+    /// Installs a signed prescription (SR-RX-001..005). On success every
+    /// delivery stops, so the dosing app restarts therapy under the new
+    /// envelope; on failure nothing changes but the rejection event.
+    pub fn install_prescription(
+        &mut self,
+        caller: AppId,
+        signed: &[u8],
+        now_ms: u64,
+    ) -> Result<(), ErrorCode> {
+        let now = self.clock(now_ms);
+        self.authorize(
+            caller,
+            &[Role::Telemetry],
+            command::INSTALL_PRESCRIPTION,
+            now,
+        )?;
+        let utc = self.utc_ms(now);
+        let verified: VerifiedPrescription =
+            match rx::verify(&self.config, signed, self.p.serial_floor) {
+                Ok(v) => v,
+                Err(reason) => {
+                    self.emit(
+                        Event::PrescriptionRejected(PrescriptionRejected {
+                            time_ms: utc,
+                            serial: claimed_serial(signed),
+                            reason,
+                        }),
+                        now,
+                    );
+                    return Err(reason);
+                }
+            };
+        self.stop_all(DeliveryOutcome::Stopped, now);
+        let rx = verified.prescription;
+        self.p.serial_floor = rx.serial;
+        self.p.signed_rx = Some(verified.signed);
+        self.watchdog_deadline_ms =
+            Some(now.saturating_add(u64::from(rx.envelope.dosing_checkin_timeout_ms)));
+        self.emit(
+            Event::PrescriptionInstalled(PrescriptionInstalled {
+                time_ms: utc,
+                serial: rx.serial,
+                concentration_ug_per_ml: rx.concentration_ug_per_ml,
+            }),
+            now,
+        );
+        self.rx = Some(rx);
+        self.clear(AlarmCode::EnvelopeIntegrity, now);
+        self.update_reservoir_alarms(now);
+        self.emit_state(now);
+        self.save();
+        self.sync_outputs(now);
+        Ok(())
+    }
+
+    /// Copies the installed signed prescription into `buf`; returns its length.
+    pub fn read_prescription(
+        &mut self,
+        caller: AppId,
+        buf: &mut [u8],
+        now_ms: u64,
+    ) -> Result<usize, ErrorCode> {
+        let now = self.clock(now_ms);
+        self.authorize(
+            caller,
+            &[Role::Dosing, Role::Telemetry],
+            command::READ_PRESCRIPTION,
+            now,
+        )?;
+        let signed = self.p.signed_rx.as_ref().ok_or(ErrorCode::NoPrescription)?;
+        let dst = buf
+            .get_mut(..signed.len())
+            .ok_or(ErrorCode::InvalidArgument)?;
+        dst.copy_from_slice(signed);
+        Ok(signed.len())
+    }
+
+    /// Suspends therapy: every delivery stops (SR-ENV-008).
+    pub fn suspend(&mut self, caller: AppId, now_ms: u64) -> Result<(), ErrorCode> {
+        let now = self.clock(now_ms);
+        self.authorize(caller, &[Role::Telemetry], command::SUSPEND, now)?;
+        self.stop_all(DeliveryOutcome::Stopped, now);
+        self.p.suspended = true;
+        self.emit_state(now);
+        self.save();
+        self.sync_outputs(now);
+        Ok(())
+    }
+
+    /// Lifts a suspension. Nothing is delivered until the dosing app asks.
+    pub fn resume(&mut self, caller: AppId, now_ms: u64) -> Result<(), ErrorCode> {
+        let now = self.clock(now_ms);
+        self.authorize(caller, &[Role::Telemetry], command::RESUME, now)?;
+        self.p.suspended = false;
+        self.emit_state(now);
+        self.save();
+        self.sync_outputs(now);
+        Ok(())
+    }
+
+    /// Sets the real-time clock. Only the UTC offset changes: every safety
+    /// window runs on core time, so a clock change can neither shorten a
+    /// lockout nor reopen the 24 h limit (SR-ENV-007).
+    pub fn set_clock(
+        &mut self,
+        caller: AppId,
+        utc_time_ms: u64,
+        now_ms: u64,
+    ) -> Result<(), ErrorCode> {
+        let now = self.clock(now_ms);
+        self.authorize(caller, &[Role::Telemetry], command::SET_CLOCK, now)?;
+        let previous = self.utc_ms(now);
+        let offset = i128::from(utc_time_ms) - i128::from(now);
+        self.p.utc_offset_ms = i64::try_from(offset).map_err(|_| ErrorCode::InvalidArgument)?;
+        self.emit(
+            Event::ClockSet(ClockSet {
+                time_ms: utc_time_ms,
+                previous_time_ms: previous,
+            }),
+            now,
+        );
+        self.save();
+        Ok(())
+    }
+
+    pub(super) fn emit_state(&mut self, now: u64) {
+        let utc = self.utc_ms(now);
+        let pump_state = self.pump_state();
+        self.emit(
+            Event::PumpStateChanged(PumpStateChanged {
+                time_ms: utc,
+                pump_state,
+            }),
+            now,
+        );
+    }
+}
+
+fn claimed_serial(signed: &[u8]) -> u32 {
+    pump_protocol::prescription::split_signed(signed)
+        .ok()
+        .and_then(|parts| pump_protocol::prescription::decode_body(parts.body).ok())
+        .map_or(0, |rx| rx.serial)
+}
