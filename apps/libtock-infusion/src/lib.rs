@@ -31,86 +31,78 @@ use libtock_platform::subscribe::{OneId, Subscribe};
 use libtock_platform::{CommandReturn, DefaultConfig, ErrorCode, Syscalls, Upcall};
 
 /// The capsule's driver number (out of tree: top bit set).
-pub const DRIVER_NUM: u32 = 0x8000_0100;
+pub const DRIVER_NUM: u32 = pump_abi::DRIVER_NUM;
 
-/// Command numbers (see the capsule's documentation).
+/// Command numbers: [`pump_abi::command`], the capsule's own source,
+/// widened to the `u32` libtock-rs takes.
 pub mod command {
+    use pump_abi::command as abi;
+
     /// Driver exists.
-    pub const EXISTS: u32 = 0;
+    pub const EXISTS: u32 = abi::EXISTS as u32;
     /// Status summary.
-    pub const STATUS: u32 = 1;
+    pub const STATUS: u32 = abi::STATUS as u32;
     /// Set the basal rate.
-    pub const SET_BASAL: u32 = 2;
+    pub const SET_BASAL: u32 = abi::SET_BASAL as u32;
     /// Clinician bolus.
-    pub const CLINICIAN_BOLUS: u32 = 3;
+    pub const CLINICIAN_BOLUS: u32 = abi::CLINICIAN_BOLUS as u32;
     /// Patient bolus.
-    pub const PATIENT_BOLUS: u32 = 4;
+    pub const PATIENT_BOLUS: u32 = abi::PATIENT_BOLUS as u32;
     /// Priming bolus.
-    pub const PRIMING_BOLUS: u32 = 5;
+    pub const PRIMING_BOLUS: u32 = abi::PRIMING_BOLUS as u32;
     /// Bridge bolus.
-    pub const BRIDGE_BOLUS: u32 = 6;
+    pub const BRIDGE_BOLUS: u32 = abi::BRIDGE_BOLUS as u32;
     /// Stop the running bolus.
-    pub const STOP_BOLUS: u32 = 7;
+    pub const STOP_BOLUS: u32 = abi::STOP_BOLUS as u32;
     /// Watchdog check-in.
-    pub const CHECK_IN: u32 = 8;
+    pub const CHECK_IN: u32 = abi::CHECK_IN as u32;
     /// Install a signed prescription (read-only allow 0).
-    pub const INSTALL_PRESCRIPTION: u32 = 9;
+    pub const INSTALL_PRESCRIPTION: u32 = abi::INSTALL_PRESCRIPTION as u32;
     /// Drain events (read-write allow 0).
-    pub const DRAIN_EVENTS: u32 = 10;
+    pub const DRAIN_EVENTS: u32 = abi::DRAIN_EVENTS as u32;
     /// Acknowledge an alarm.
-    pub const ACKNOWLEDGE_ALARM: u32 = 11;
+    pub const ACKNOWLEDGE_ALARM: u32 = abi::ACKNOWLEDGE_ALARM as u32;
     /// Clear a latched fault.
-    pub const CLEAR_FAULT: u32 = 12;
+    pub const CLEAR_FAULT: u32 = abi::CLEAR_FAULT as u32;
     /// Suspend therapy.
-    pub const SUSPEND: u32 = 13;
+    pub const SUSPEND: u32 = abi::SUSPEND as u32;
     /// Resume therapy.
-    pub const RESUME: u32 = 14;
+    pub const RESUME: u32 = abi::RESUME as u32;
     /// Record a refill (read-only allow 0).
-    pub const REFILL: u32 = 15;
-    /// Set the wall clock.
-    pub const SET_CLOCK: u32 = 16;
+    pub const REFILL: u32 = abi::REFILL as u32;
+    /// Set the clock.
+    pub const SET_CLOCK: u32 = abi::SET_CLOCK as u32;
     /// Read the installed prescription (read-write allow 0).
-    pub const READ_PRESCRIPTION: u32 = 17;
+    pub const READ_PRESCRIPTION: u32 = abi::READ_PRESCRIPTION as u32;
     /// Patient bolus lockout and count.
-    pub const PATIENT_BOLUS_STATE: u32 = 18;
-    /// Number of queued events.
-    pub const PENDING_EVENTS: u32 = 19;
-    /// Full status snapshot (read-write allow 0).
-    pub const FULL_STATUS: u32 = 20;
-    /// Log a patient-bolus press the dosing app refused itself.
-    pub const REPORT_PATIENT_DENIAL: u32 = 21;
-    /// Post a programmer message to the relay (read-only allow 0; Telemetry).
-    pub const RELAY_POST: u32 = 22;
-    /// Take the oldest relayed message (read-write allow 0; Dosing).
-    pub const RELAY_TAKE: u32 = 23;
-    /// Answer a relayed request (Dosing).
-    pub const RELAY_ANSWER: u32 = 24;
-    /// Read the verdict on the posted request (Telemetry).
-    pub const RELAY_RESULT: u32 = 25;
-    /// Store the dosing app's record (read-only allow 0; Dosing).
-    pub const SAVE_APP_RECORD: u32 = 26;
-    /// Read the dosing app's record back (read-write allow 0; Dosing).
-    pub const LOAD_APP_RECORD: u32 = 27;
+    pub const PATIENT_BOLUS_STATE: u32 = abi::PATIENT_BOLUS_STATE as u32;
+    /// Number of events waiting.
+    pub const PENDING_EVENTS: u32 = abi::PENDING_EVENTS as u32;
+    /// Full status snapshot (postcard `StatusSnapshot`) into read-write allow 0.
+    pub const FULL_STATUS: u32 = abi::FULL_STATUS as u32;
+    /// The dosing app refused a patient bolus press itself (therapy rules).
+    pub const REPORT_PATIENT_DENIAL: u32 = abi::REPORT_PATIENT_DENIAL as u32;
+    /// Post a programmer message to the relay (read-only allow 0).
+    pub const RELAY_POST: u32 = abi::RELAY_POST as u32;
+    /// Take the oldest relayed message (read-write allow 0).
+    pub const RELAY_TAKE: u32 = abi::RELAY_TAKE as u32;
+    /// Answer a relayed request.
+    pub const RELAY_ANSWER: u32 = abi::RELAY_ANSWER as u32;
+    /// Read the verdict on the relayed request.
+    pub const RELAY_RESULT: u32 = abi::RELAY_RESULT as u32;
+    /// Store the dosing app's own record (read-only allow 0).
+    pub const SAVE_APP_RECORD: u32 = abi::SAVE_APP_RECORD as u32;
+    /// Read the dosing app's own record (read-write allow 0).
+    pub const LOAD_APP_RECORD: u32 = abi::LOAD_APP_RECORD as u32;
 }
 
-/// Subscribe numbers.
-pub mod subscribe {
-    /// A delivery ended.
-    pub const DELIVERY_DONE: u32 = 0;
-    /// Verdict on a bolus request.
-    pub const BOLUS_VERDICT: u32 = 1;
-    /// Events are waiting (Telemetry role only).
-    pub const EVENTS_AVAILABLE: u32 = 2;
-    /// The alarm output changed.
-    pub const ALARM_CHANGED: u32 = 3;
-    /// Something was posted to the relay (Dosing role only).
-    pub const RELAY_POSTED: u32 = 4;
-    /// A relayed request has its verdict (Telemetry role only).
-    pub const RELAY_ANSWERED: u32 = 5;
-}
 
-const ALLOW_RO_INPUT: u32 = 0;
-const ALLOW_RW_OUTPUT: u32 = 0;
+/// Subscribe numbers: [`pump_abi::upcall`].
+pub use pump_abi::upcall as subscribe;
+
+
+const ALLOW_RO_INPUT: u32 = pump_abi::allow::RO_INPUT;
+const ALLOW_RW_OUTPUT: u32 = pump_abi::allow::RW_OUTPUT;
 
 /// A command the capsule refused (or a syscall that failed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

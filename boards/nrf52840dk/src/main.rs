@@ -105,8 +105,8 @@ const STORAGE_SLOT_STRIDE: usize = 8192;
 
 const APP_RESTART_LIMIT: usize = 4;
 
-const DOSING_ID: u32 = 1;
-const TELEMETRY_ID: u32 = 2;
+const DOSING_ID: u32 = infusion::abi::app_id::DOSING;
+const TELEMETRY_ID: u32 = infusion::abi::app_id::TELEMETRY;
 static FIXED_SHORT_IDS: [Option<NonZeroU32>; 3] = [
     NonZeroU32::new(DOSING_ID),
     NonZeroU32::new(TELEMETRY_ID),

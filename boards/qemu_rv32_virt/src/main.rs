@@ -96,8 +96,8 @@ const APP_RESTART_LIMIT: usize = 4;
 // ---------------------------------------------------------------- identity --
 
 /// ShortIds of the privileged apps (also the keys of the role table).
-const DOSING_ID: u32 = 1;
-const TELEMETRY_ID: u32 = 2;
+const DOSING_ID: u32 = infusion::abi::app_id::DOSING;
+const TELEMETRY_ID: u32 = infusion::abi::app_id::TELEMETRY;
 
 /// Accepted app-signing key index → ShortId.
 static FIXED_SHORT_IDS: [Option<NonZeroU32>; 3] = [

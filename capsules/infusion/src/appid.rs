@@ -17,7 +17,7 @@ use kernel::process_checker::{AppUniqueness, Compress};
 
 /// Top nibble of ShortIds derived from names (apps signed by a key with no
 /// fixed id). Fixed ids must not use it.
-pub const NAMED_ID_TAG: u32 = 0xF000_0000;
+pub const NAMED_ID_TAG: u32 = infusion_core::abi::app_id::NAMED_ID_TAG;
 
 /// The ShortId policy. See the module documentation.
 pub struct RoleKeyShortIds {

@@ -152,41 +152,46 @@ pub use crate::driver::{
 pub use crate::platform::{
     AlarmAnnunciator, FaultClient, PumpMotor, RecordStore, StoreClient, TockPlatform,
 };
-pub use infusion_core::{AppId, BoardConfig, HardwareLimits, Role};
+pub use infusion_core::{abi, AppId, BoardConfig, HardwareLimits, Role};
 
 #[allow(unused_imports)] // for the links in the docs above
 use kernel::{hil, syscall::SyscallDriver};
 
-/// Syscall driver number: out of tree, so the top bit is set and it cannot
-/// collide with an upstream allocation (all below `0xA0000`).
-pub const DRIVER_NUM: usize = 0x8000_0100;
+/// Syscall driver number ([`infusion_core::abi::DRIVER_NUM`]): out of tree,
+/// so the top bit is set and it cannot collide with an upstream allocation.
+pub const DRIVER_NUM: usize = abi::DRIVER_NUM as usize;
 
-/// Upcall (subscribe) numbers.
+/// Upcall (subscribe) numbers: [`infusion_core::abi::upcall`], as `usize`.
 pub mod upcall {
+    use infusion_core::abi::upcall as abi;
+
     /// A delivery ended: `(kind, outcome, volume_nl)`.
-    pub const DELIVERY_DONE: usize = 0;
+    pub const DELIVERY_DONE: usize = abi::DELIVERY_DONE as usize;
     /// The verdict on a bolus request: `(kind, 0 or protocol error, volume_nl)`.
-    pub const BOLUS_VERDICT: usize = 1;
+    pub const BOLUS_VERDICT: usize = abi::BOLUS_VERDICT as usize;
     /// Events are queued: `(count, 0, 0)`; Telemetry role only.
-    pub const EVENTS_AVAILABLE: usize = 2;
+    pub const EVENTS_AVAILABLE: usize = abi::EVENTS_AVAILABLE as usize;
     /// The alarm output changed: `(priority + 1 or 0, audible, 0)`.
-    pub const ALARM_CHANGED: usize = 3;
+    pub const ALARM_CHANGED: usize = abi::ALARM_CHANGED as usize;
     /// Something was posted to the relay: `(0, 0, 0)`; Dosing role only.
-    pub const RELAY_POSTED: usize = 4;
+    pub const RELAY_POSTED: usize = abi::RELAY_POSTED as usize;
     /// A relayed request has its verdict: `(0, 0, 0)`; Telemetry role only.
-    pub const RELAY_ANSWERED: usize = 5;
+    pub const RELAY_ANSWERED: usize = abi::RELAY_ANSWERED as usize;
     /// Number of upcalls.
-    pub const COUNT: u8 = 6;
+    pub const COUNT: u8 = abi::COUNT;
 }
 
-/// Allow buffer numbers.
+/// Allow buffer numbers: [`infusion_core::abi::allow`], as `usize`.
 pub mod allow {
+    use infusion_core::abi::allow as abi;
+
     /// Read-only: signed prescription or refill record.
-    pub const RO_INPUT: usize = 0;
+    pub const RO_INPUT: usize = abi::RO_INPUT as usize;
     /// Read-write: drained events or the installed prescription.
-    pub const RW_OUTPUT: usize = 0;
+    pub const RW_OUTPUT: usize = abi::RW_OUTPUT as usize;
     /// Number of read-only allows.
-    pub const RO_COUNT: u8 = 1;
+    pub const RO_COUNT: u8 = abi::RO_COUNT;
     /// Number of read-write allows.
-    pub const RW_COUNT: u8 = 1;
+    pub const RW_COUNT: u8 = abi::RW_COUNT;
 }
+

@@ -15,7 +15,7 @@ use kernel::syscall::Syscall;
 use kernel::ErrorCode;
 
 /// Driver number of the telemetry link (out of tree: top bit set).
-pub const LINK_DRIVER_NUM: usize = 0x8000_0101;
+pub const LINK_DRIVER_NUM: usize = infusion_core::abi::LINK_DRIVER_NUM as usize;
 
 /// Tock's console driver and its read command.
 const CONSOLE_DRIVER_NUM: usize = 0x1;
