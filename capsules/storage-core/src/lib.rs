@@ -55,4 +55,4 @@ pub use format::{
 };
 pub use ring::{RingStore, StoreStats, MIN_PAGE_BYTES};
 #[cfg(feature = "std")]
-pub use sim::{SimFlash, SimStats, WearStats, DEFAULT_ENDURANCE_CYCLES};
+pub use sim::{SimFlash, SimStats, TornOp, WearStats, DEFAULT_ENDURANCE_CYCLES};

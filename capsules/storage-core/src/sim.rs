@@ -64,6 +64,28 @@ pub struct WearStats {
     pub mean_erases_per_page_x100: u64,
 }
 
+/// The operation a power cut tore, for tests to see what they covered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TornOp {
+    /// A program of `words` words at `addr`, of which `words_written` were
+    /// fully written (plus one partly written if `garbled`).
+    Program {
+        /// Address of the program.
+        addr: u32,
+        /// Words it was to write.
+        words: u32,
+        /// Words written in full.
+        words_written: u32,
+        /// Whether the next word was left partly programmed.
+        garbled: bool,
+    },
+    /// An erase of `page`.
+    Erase {
+        /// The page.
+        page: u32,
+    },
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Power {
     On,
@@ -83,6 +105,7 @@ pub struct SimFlash {
     power: Power,
     ops: u64,
     stats: SimStats,
+    last_torn: Option<TornOp>,
 }
 
 impl SimFlash {
@@ -145,6 +168,7 @@ impl SimFlash {
             power: Power::On,
             ops: 0,
             stats: SimStats::default(),
+            last_torn: None,
         })
     }
 
@@ -181,6 +205,11 @@ impl SimFlash {
     /// test runs a scenario once to count them, then cuts at each.
     pub fn ops(&self) -> u64 {
         self.ops
+    }
+
+    /// The operation the last power cut tore, if any.
+    pub fn last_torn(&self) -> Option<TornOp> {
+        self.last_torn
     }
 
     /// Operation counters.
@@ -336,6 +365,12 @@ impl Flash for SimFlash {
         self.stats.words_programmed += written;
         self.stats.bytes_programmed += written * 4;
         if torn {
+            self.last_torn = Some(TornOp::Program {
+                addr,
+                words: words as u32,
+                words_written: full as u32,
+                garbled,
+            });
             Err(FlashError::PowerLost)
         } else {
             Ok(())
@@ -372,6 +407,7 @@ impl Flash for SimFlash {
                 }
             }
         }
+        self.last_torn = Some(TornOp::Erase { page });
         Err(FlashError::PowerLost)
     }
 }
