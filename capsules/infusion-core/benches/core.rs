@@ -10,7 +10,7 @@ use std::time::Instant;
 use ed25519_dalek::{Signer, SigningKey};
 use infusion_core::{
     command, AlarmOutput, AlarmSignal, AppId, BoardConfig, HardwareLimits, InfusionCore, Motor,
-    Notification, Notifier, Role, Storage,
+    Notification, Notifier, RecordKind, Role, Storage,
 };
 use pump_protocol::prescription::{
     encode_body, signed_message, BasalStep, Envelope, Prescription, SilencePolicy, Therapy,
@@ -37,7 +37,7 @@ impl AlarmOutput for NullPlatform {
     fn show(&mut self, _: AlarmSignal) {}
 }
 impl Storage for NullPlatform {
-    fn save(&mut self, record: &[u8]) {
+    fn write_record(&mut self, _kind: RecordKind, record: &[u8]) {
         self.saved_bytes = black_box(record.len());
     }
 }

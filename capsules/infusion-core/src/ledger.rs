@@ -97,6 +97,30 @@ impl Run {
         }
     }
 
+    /// `steps` a reset could not confirm, counted as made at `at_ms`: a
+    /// finished run that stays in the 24 h window as long as any step made
+    /// before the reset could. Its kind is `Basal`, so it is never mistaken
+    /// for a patient bolus.
+    pub fn unconfirmed(at_ms: u64, steps: u32, nl_per_step: u32) -> Self {
+        // Step k of a run is due ceil(k·…) ms after its start, here 1 ms:
+        // starting 1 ms early makes every step count from `at_ms` itself.
+        let start_ms = at_ms.saturating_sub(1);
+        let volume = u64::from(steps) * u64::from(nl_per_step);
+        Self {
+            channel: Channel::Basal,
+            kind_code: DeliveryKind::Basal.code(),
+            start_ms,
+            ms_num: 1,
+            nl_den: volume.max(1),
+            carry_nl_ms_per_h: 0,
+            steps_planned: Some(steps),
+            steps_done: steps,
+            active: false,
+            steps_reported: steps,
+            reported_at_ms: start_ms,
+        }
+    }
+
     /// A bolus run of `volume_nl` over `duration_ms` (both must be > 0).
     pub fn bolus(
         kind: DeliveryKind,

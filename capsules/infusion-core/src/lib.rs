@@ -95,10 +95,12 @@ pub mod rx;
 
 pub use crate::alarms::AlarmSignal;
 pub use crate::config::{AppId, BoardConfig, HardwareLimits, Role};
-pub use crate::platform::{AlarmOutput, Motor, Notification, Notifier, Platform, Storage};
+pub use crate::platform::{
+    AlarmOutput, Motor, Notification, Notifier, Platform, RecordKind, Storage,
+};
 pub use crate::pump::{
-    mean_rate_nl_per_h, CommandResult, InfusionCore, APP_RECORD_MAX_LEN, MAX_STEPS_PER_WAKEUP,
-    SAVED_STATE_LEN,
+    mean_rate_nl_per_h, CommandResult, InfusionCore, RegionState, StoredRecords,
+    APP_RECORD_MAX_LEN, MAX_STEPS_PER_WAKEUP, RESERVATION_STEPS, SAVED_STATE_LEN,
 };
 /// The syscall ABI (driver, command, upcall and allow numbers): one source,
 /// shared with the libtock-rs API crate.

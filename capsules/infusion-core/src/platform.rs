@@ -20,11 +20,38 @@ pub trait AlarmOutput {
     fn show(&mut self, signal: AlarmSignal);
 }
 
-/// Persistent storage for one record. Writes must be atomic: after a reset
-/// the board hands back either the old record or the new one.
+/// What a stored record is (see `docs/persistence.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RecordKind {
+    /// The whole state in one record, on platforms that do not keep records
+    /// apart ([`Storage::KEEPS_RECORDS_APART`] `false`).
+    Image,
+    /// The installed signed prescription, as verified.
+    Prescription,
+    /// The therapy state: ledger, reservoir, alarms, suspension, clock
+    /// offset, event sequence, steps accounted.
+    Therapy,
+    /// The dosing app's own record (commands 26/27), opaque here.
+    AppRecord,
+    /// Steps reserved before the motor moves them, and the event sequence.
+    Reservation,
+    /// The serial floor. It must be kept in a region apart from every
+    /// other record, so that no single corruption loses it together with
+    /// the prescription that also carries it.
+    SerialFloor,
+}
+
+/// Persistent storage. Each write of a record must be atomic: after a reset
+/// the board hands back either the old record of that kind or the new one.
 pub trait Storage {
-    /// Replaces the stored record.
-    fn save(&mut self, record: &[u8]);
+    /// `false`: the board keeps one record, [`RecordKind::Image`], holding
+    /// the whole state, rewritten at every change and before every step
+    /// (the firmware's two-slot store). `true`: it keeps each kind apart,
+    /// and only the small [`RecordKind::Reservation`] is written while the
+    /// motor runs (the design of `docs/persistence.md`).
+    const KEEPS_RECORDS_APART: bool = false;
+    /// Replaces the stored record of `kind`.
+    fn write_record(&mut self, kind: RecordKind, record: &[u8]);
 }
 
 /// Something apps should hear about (the Tock glue turns these into upcalls).
@@ -66,13 +93,16 @@ pub trait Platform {
     fn step_motor(&mut self);
     /// See [`AlarmOutput::show`].
     fn show_alarm(&mut self, signal: AlarmSignal);
-    /// See [`Storage::save`].
-    fn save(&mut self, record: &[u8]);
+    /// See [`Storage::KEEPS_RECORDS_APART`].
+    const KEEPS_RECORDS_APART: bool;
+    /// See [`Storage::write_record`].
+    fn write_record(&mut self, kind: RecordKind, record: &[u8]);
     /// See [`Notifier::notify`].
     fn notify(&mut self, notification: Notification);
 }
 
 impl<T: Motor + AlarmOutput + Storage + Notifier> Platform for T {
+    const KEEPS_RECORDS_APART: bool = <T as Storage>::KEEPS_RECORDS_APART;
     fn set_motor_enabled(&mut self, enabled: bool) {
         Motor::set_enabled(self, enabled);
     }
@@ -82,8 +112,8 @@ impl<T: Motor + AlarmOutput + Storage + Notifier> Platform for T {
     fn show_alarm(&mut self, signal: AlarmSignal) {
         AlarmOutput::show(self, signal);
     }
-    fn save(&mut self, record: &[u8]) {
-        Storage::save(self, record);
+    fn write_record(&mut self, kind: RecordKind, record: &[u8]) {
+        Storage::write_record(self, kind, record);
     }
     fn notify(&mut self, notification: Notification) {
         Notifier::notify(self, notification);

@@ -1,6 +1,6 @@
 //! `infusion_core::Platform` over the HIL adapters.
 
-use infusion_core::{AlarmSignal, Notification, Platform};
+use infusion_core::{AlarmSignal, Notification, Platform, RecordKind};
 use pump_protocol::{AlarmCode, DeliveryKind};
 
 /// The pump motor as the capsule drives it (implemented by
@@ -158,6 +158,10 @@ impl<'a> TockPlatform<'a> {
 }
 
 impl Platform for TockPlatform<'_> {
+    // The two-slot store keeps one record: the whole state, written at every
+    // change and before every step (records apart come with the flash store).
+    const KEEPS_RECORDS_APART: bool = false;
+
     fn set_motor_enabled(&mut self, enabled: bool) {
         if !enabled {
             self.held_steps = 0;
@@ -179,7 +183,7 @@ impl Platform for TockPlatform<'_> {
         self.output.show(signal);
     }
 
-    fn save(&mut self, record: &[u8]) {
+    fn write_record(&mut self, _kind: RecordKind, record: &[u8]) {
         self.store.save(record, self.now_ms);
     }
 
@@ -228,16 +232,16 @@ mod tests {
         let fake = Fake::default();
         let mut p = TockPlatform::new(&fake, &fake, &fake);
         p.set_motor_enabled(true);
-        p.save(&[1]);
+        p.write_record(RecordKind::Image, &[1]);
         p.step_motor();
-        p.save(&[2]);
+        p.write_record(RecordKind::Image, &[2]);
         p.step_motor();
         assert_eq!(fake.steps.get(), 0);
         fake.committed.set(true);
         p.release_held_steps();
         assert_eq!(fake.steps.get(), 2);
         // Disabling the motor drops held steps.
-        p.save(&[3]);
+        p.write_record(RecordKind::Image, &[3]);
         p.step_motor();
         p.set_motor_enabled(false);
         fake.committed.set(true);

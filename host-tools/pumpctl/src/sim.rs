@@ -34,7 +34,7 @@ use std::rc::Rc;
 use dosing_core::{CatheterContents, DosingCapsule, DosingConfig, DosingCore, Now, SavedState};
 use infusion_core::command as cmd;
 use infusion_core::{
-    AlarmOutput, AlarmSignal, CommandResult, InfusionCore, Motor, Notification, Notifier, Storage,
+    AlarmOutput, AlarmSignal, CommandResult, InfusionCore, Motor, Notification, Notifier, RecordKind, Storage,
 };
 use pump_protocol::prescription::{Prescription, MAX_SIGNED_PRESCRIPTION_LEN};
 use pump_protocol::{
@@ -133,7 +133,7 @@ impl AlarmOutput for SimPlatform {
 }
 
 impl Storage for SimPlatform {
-    fn save(&mut self, record: &[u8]) {
+    fn write_record(&mut self, _kind: RecordKind, record: &[u8]) {
         let saved = self.saved.get_or_insert_with(Vec::new);
         saved.clear();
         saved.extend_from_slice(record);

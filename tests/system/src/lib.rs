@@ -21,7 +21,7 @@ use dosing_core::{
 };
 use infusion_core::{
     command, AlarmOutput, AlarmSignal, AppId, CommandResult, InfusionCore, Motor, Notification,
-    Notifier, Storage,
+    Notifier, RecordKind, Storage,
 };
 use pump_protocol::{
     AlarmCode, DeliveryKind, ErrorCode, Frame, Message, Refill, StatusSnapshot, StreamDecoder,
@@ -62,7 +62,7 @@ impl AlarmOutput for Rig {
 }
 
 impl Storage for Rig {
-    fn save(&mut self, record: &[u8]) {
+    fn write_record(&mut self, _kind: RecordKind, record: &[u8]) {
         self.saved = Some(record.to_vec());
     }
 }

@@ -318,14 +318,21 @@ impl<P: Platform> InfusionCore<P> {
             run.steps_done = run.steps_done.saturating_add(1);
         }
         self.p.reservoir_nl -= s;
-        self.save();
+        self.account_step();
         self.platform.step_motor();
+        let alarms_before = P::KEEPS_RECORDS_APART.then(|| self.p.alarms.clone());
         self.steps_since_encoder = self.steps_since_encoder.saturating_add(1);
         let limit = self.config.max_steps_without_encoder;
         if limit > 0 && self.steps_since_encoder > limit {
             self.raise(AlarmCode::MotorStall, now);
         }
         self.update_reservoir_alarms(now);
+        // Records kept apart are not rewritten per step, so an alarm a step
+        // raised or cleared is written now; a whole image is written at the
+        // next step anyway.
+        if alarms_before.is_some_and(|before| before != self.p.alarms) {
+            self.save();
+        }
     }
 
     pub(super) fn finish_completed_runs(&mut self, now: u64) {

@@ -11,7 +11,8 @@
 //! | [`reservoir`] | refills and reservoir alarms |
 //! | [`programming`] | prescriptions, suspend and resume, the clock |
 //! | [`relay_ops`] | the relay's commands |
-//! | [`persist`] | what is saved, when, and what a reset restores |
+//! | [`persist`] | what is saved, and when |
+//! | [`records`] | the records kept apart, and what a reset restores from them |
 //! | [`commands`] | the syscall command table |
 
 mod authz;
@@ -21,6 +22,7 @@ mod envelope;
 mod faults;
 mod persist;
 mod programming;
+mod records;
 mod relay_ops;
 mod reservoir;
 mod watchdog;
@@ -39,7 +41,8 @@ use crate::relay::Relay;
 pub use commands::CommandResult;
 pub use envelope::mean_rate_nl_per_h;
 use persist::{Persistent, SAVED_FORMAT};
-pub use persist::{APP_RECORD_MAX_LEN, SAVED_STATE_LEN};
+pub use persist::{APP_RECORD_MAX_LEN, RESERVATION_STEPS, SAVED_STATE_LEN};
+pub use records::{RegionState, StoredRecords};
 
 /// Most steps one timer callback makes; more due steps get an immediate
 /// wake-up, so a late timer can never turn into an unbounded burst of work.
@@ -58,6 +61,11 @@ pub struct InfusionCore<P: Platform> {
     fault_input_asserted: bool,
     signal: AlarmSignal,
     relay: Relay,
+    /// Steps the motor has been asked for since the device was provisioned
+    /// (in the therapy record; see [`persist`]).
+    steps_accounted: u64,
+    /// Steps covered by the last [`RecordKind::Reservation`](crate::RecordKind).
+    steps_reserved: u64,
     save_buf: [u8; SAVED_STATE_LEN],
 }
 
@@ -91,6 +99,8 @@ impl<P: Platform> InfusionCore<P> {
             fault_input_asserted: false,
             signal: AlarmSignal::OFF,
             relay: Relay::new(),
+            steps_accounted: 0,
+            steps_reserved: 0,
             save_buf: [0; SAVED_STATE_LEN],
         }
     }
@@ -297,7 +307,7 @@ impl<P: Platform> InfusionCore<P> {
         self.authorize(caller, &[Role::Telemetry], command::DRAIN_EVENTS, now)?;
         let drained = self.events.drain_into(buf);
         // The next sequence number must survive a reset, or numbers repeat.
-        self.save();
+        self.save_event_sequence();
         Ok(drained)
     }
 

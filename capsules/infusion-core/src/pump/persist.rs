@@ -16,6 +16,7 @@ use crate::config::{AppId, Role};
 use crate::events::EventQueue;
 use crate::ledger::{Channel, Ledger};
 use crate::platform::Platform;
+use crate::platform::RecordKind;
 use crate::rx;
 
 /// Bytes the persisted state can take (postcard body plus CRC-32C).
@@ -24,6 +25,12 @@ pub const SAVED_STATE_LEN: usize = 4096;
 /// Format 2 added the dosing app's record. Format 1 was never released; a
 /// format-1 record is not migrated and fails safe like a corrupt one.
 pub(super) const SAVED_FORMAT: u8 = 2;
+
+/// Steps one [`RecordKind::Reservation`] covers: the most a reset can leave
+/// unconfirmed, so the bound of the log's uncertainty is
+/// `RESERVATION_STEPS × nl_per_step` (8 000 nL at 250 nL a step). See
+/// `docs/persistence.md` for the wear it buys.
+pub const RESERVATION_STEPS: u64 = 32;
 
 /// Largest record the dosing app may keep in the capsule's saved state
 /// (commands 26 and 27).
@@ -106,8 +113,19 @@ impl<P: Platform> InfusionCore<P> {
         }
     }
 
+    /// Writes the therapy state: on a platform that keeps records apart, the
+    /// [`RecordKind::Therapy`] record; otherwise the whole image. Every rule
+    /// that changes safety state (other than a step) calls this.
     pub(super) fn save(&mut self) {
         self.p.next_event_sequence = self.events.next_sequence();
+        if P::KEEPS_RECORDS_APART {
+            self.write_therapy_record();
+        } else {
+            self.write_image();
+        }
+    }
+
+    fn write_image(&mut self) {
         let len = match postcard::to_slice(&self.p, &mut self.save_buf[..SAVED_STATE_LEN - 4]) {
             Ok(body) => body.len(),
             // The state is bounded below SAVED_STATE_LEN (tested); if it ever
@@ -116,7 +134,56 @@ impl<P: Platform> InfusionCore<P> {
         };
         let crc = CRC32C.checksum(&self.save_buf[..len]);
         self.save_buf[len..len + 4].copy_from_slice(&crc.to_le_bytes());
-        self.platform.save(&self.save_buf[..len + 4]);
+        self.platform
+            .write_record(RecordKind::Image, &self.save_buf[..len + 4]);
+    }
+
+    /// A new prescription: the prescription record, then the serial floor in
+    /// its own region, then the therapy state.
+    pub(super) fn save_prescription(&mut self) {
+        if P::KEEPS_RECORDS_APART {
+            if let Some(signed) = &self.p.signed_rx {
+                self.platform.write_record(RecordKind::Prescription, signed);
+            }
+            self.write_serial_floor();
+        }
+        self.save();
+    }
+
+    /// The dosing app's record changed.
+    pub(super) fn save_app_record_bytes(&mut self) {
+        if P::KEEPS_RECORDS_APART {
+            self.platform
+                .write_record(RecordKind::AppRecord, &self.p.app_record);
+        } else {
+            self.save();
+        }
+    }
+
+    /// Events were drained: their sequence numbers must never be reused.
+    pub(super) fn save_event_sequence(&mut self) {
+        self.p.next_event_sequence = self.events.next_sequence();
+        if P::KEEPS_RECORDS_APART {
+            self.write_reservation();
+        } else {
+            self.write_image();
+        }
+    }
+
+    /// Accounts one step before the motor moves it (SR-PER-002). With
+    /// records kept apart, steps are reserved in batches of
+    /// [`RESERVATION_STEPS`]: one small record covers the next batch, and a
+    /// reset counts every reserved step not yet in the therapy record as
+    /// delivered (SR-PER-006).
+    pub(super) fn account_step(&mut self) {
+        self.steps_accounted = self.steps_accounted.saturating_add(1);
+        if !P::KEEPS_RECORDS_APART {
+            self.save();
+        } else if self.steps_accounted > self.steps_reserved {
+            self.steps_reserved = self.steps_accounted.saturating_add(RESERVATION_STEPS - 1);
+            self.p.next_event_sequence = self.events.next_sequence();
+            self.write_reservation();
+        }
     }
 
     /// Command 26: the dosing app stores its own record (SR-PER-005). It
@@ -132,7 +199,7 @@ impl<P: Platform> InfusionCore<P> {
         let record = Vec::from_slice(record).map_err(|()| ErrorCode::InvalidArgument)?;
         if record != self.p.app_record {
             self.p.app_record = record;
-            self.save();
+            self.save_app_record_bytes();
         }
         Ok(())
     }

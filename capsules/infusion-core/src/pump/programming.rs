@@ -64,7 +64,7 @@ impl<P: Platform> InfusionCore<P> {
         self.clear(AlarmCode::EnvelopeIntegrity, now);
         self.update_reservoir_alarms(now);
         self.emit_state(now);
-        self.save();
+        self.save_prescription();
         self.sync_outputs(now);
         Ok(())
     }

@@ -5,7 +5,7 @@
 use ed25519_dalek::{Signer, SigningKey};
 use infusion_core::{
     AlarmOutput, AlarmSignal, AppId, BoardConfig, HardwareLimits, InfusionCore, Motor,
-    Notification, Notifier, Role, Storage,
+    Notification, Notifier, RecordKind, Role, Storage,
 };
 use pump_protocol::prescription::{
     encode_body, signed_message, BasalStep, Envelope, PatientBolusProgram, Prescription,
@@ -151,7 +151,7 @@ impl AlarmOutput for Rig {
 }
 
 impl Storage for Rig {
-    fn save(&mut self, record: &[u8]) {
+    fn write_record(&mut self, _kind: RecordKind, record: &[u8]) {
         self.saved = Some(record.to_vec());
         self.saves += 1;
     }
@@ -204,6 +204,14 @@ pub fn advance(core: &mut Core, until: u64, dosing_alive: bool) -> u64 {
 
 /// Drains and decodes every queued event.
 pub fn drain(core: &mut Core, now: u64) -> Vec<(u32, Message)> {
+    drain_with(core, now)
+}
+
+/// [`drain`] for a core on any platform.
+pub fn drain_with<P: infusion_core::Platform>(
+    core: &mut InfusionCore<P>,
+    now: u64,
+) -> Vec<(u32, Message)> {
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     let (len, _) = core.drain_events(TELEMETRY, &mut buf, now).unwrap();
