@@ -41,7 +41,7 @@ extern crate std;
 
 mod error;
 mod flash;
-mod format;
+pub mod format;
 mod ring;
 #[cfg(feature = "std")]
 mod sim;

@@ -115,13 +115,17 @@ fn scenario(
     torn
 }
 
-fn ops_strategy() -> impl Strategy<Value = (usize, Vec<(u8, usize)>, Vec<(u8, usize)>, u64, u64)> {
+/// A shape index, the writes, the writes after the first cut, a seed and
+/// the second cut.
+type Case = (usize, Vec<Op>, Vec<Op>, u64, u64);
+
+fn ops_strategy() -> impl Strategy<Value = Case> {
     (0..SHAPES.len()).prop_flat_map(|shape| {
         let (_, tags, max) = SHAPES[shape];
         let op = (0..tags, 0..=max);
         (
             Just(shape),
-            prop::collection::vec(op.clone(), 1..40),
+            prop::collection::vec(op.clone(), 1..80),
             prop::collection::vec(op, 1..20),
             any::<u64>(),
             0u64..80,
@@ -130,7 +134,7 @@ fn ops_strategy() -> impl Strategy<Value = (usize, Vec<(u8, usize)>, Vec<(u8, us
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     /// A cut at every operation index of a random sequence of writes of
     /// random tags and sizes, then a second cut during recovery.
