@@ -290,8 +290,14 @@ impl<F: Flash> RingStore<F> {
         (self.first_page + page) * self.page_size + offset
     }
 
+    /// The page after `page` in the ring (no division: nothing to panic).
     pub(crate) fn next_page(&self, page: u32) -> u32 {
-        (page + 1) % self.page_count
+        let next = page + 1;
+        if next >= self.page_count {
+            0
+        } else {
+            next
+        }
     }
 
     /// The page's header if it is valid and ours; `ForeignFormat` if it is
