@@ -236,7 +236,15 @@ impl<F: Flash> RingStore<F> {
             if head.sealed || size > self.page_size - off || !self.record_ok(e.page, e.offset)? {
                 return Err(StoreError::Inconsistent);
             }
-            self.copy_record(e, head.page, off)?;
+            if let Err(err) = self.copy_record(e, head.page, off) {
+                // A torn copy: nothing more goes after it in this page.
+                self.head = Some(Head {
+                    offset: off,
+                    sealed: true,
+                    ..head
+                });
+                return Err(err);
+            }
             self.index[slot] = Some(Entry {
                 page: head.page,
                 offset: off,

@@ -173,6 +173,36 @@ fn a_state_no_power_cut_produces_refuses_writes_but_still_reads() {
 }
 
 #[test]
+fn records_left_behind_the_head_are_moved_before_their_page_is_erased() {
+    // The stranded image without its garbage: the head has room.
+    let mut f = stranded_image();
+    f.image_mut()[PAGE as usize + 100] = 0xFF;
+    let mut s = mount(f.clone(), 2);
+    s.write(3, b"new").unwrap();
+    assert_eq!(s.stats().records_copied, 1);
+    assert_eq!(s.flash().erase_count(0), Some(1));
+    let mut s = mount(s.into_flash(), 2);
+    assert_eq!(latest(&mut s, 1).as_deref(), Some(&b"keep"[..]));
+    assert_eq!(latest(&mut s, 2).as_deref(), Some(&b"head"[..]));
+    assert_eq!(latest(&mut s, 3).as_deref(), Some(&b"new"[..]));
+    // A cut during that move: the head is sealed, writes are refused, and
+    // every record still reads.
+    let mut s = mount(f, 2);
+    s.flash_mut().cut_power_after(0);
+    assert_eq!(
+        s.write(3, b"new"),
+        Err(StoreError::Flash(FlashError::PowerLost))
+    );
+    s.flash_mut().power_on();
+    assert_eq!(s.write(3, b"new"), Err(StoreError::Inconsistent));
+    let mut s = mount(s.into_flash(), 2);
+    assert_eq!(s.write(3, b"new"), Err(StoreError::Inconsistent));
+    assert_eq!(latest(&mut s, 1).as_deref(), Some(&b"keep"[..]));
+    assert_eq!(latest(&mut s, 2).as_deref(), Some(&b"head"[..]));
+    assert_eq!(latest(&mut s, 3), None);
+}
+
+#[test]
 fn sequence_numbers_running_out_is_refused() {
     let mut f = flash(3, 1);
     f.image_mut()[..16].copy_from_slice(&encode_page_header(u32::MAX, 3));
