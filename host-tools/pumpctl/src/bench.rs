@@ -44,7 +44,18 @@ pub struct Figures {
     pub decoder_mb_s_x10: u64,
     /// pumpctl decode --json rendering, tenths of MB/s.
     pub json_mb_s_x10: u64,
+    /// Flash wear of the simulated year (demo script): years to wear-out × 100.
+    pub wear_demo_years_x100: Option<u64>,
+    /// Days simulated at the board's maximum continuous rate.
+    pub wear_max_rate_days: u32,
+    /// The rate of that run.
+    pub wear_max_rate_nl_per_h: u32,
+    /// Flash wear at that rate: years to wear-out × 100.
+    pub wear_max_rate_years_x100: Option<u64>,
 }
+
+/// Days of the maximum-rate wear run.
+pub const WEAR_MAX_RATE_DAYS: u32 = 30;
 
 fn mb_s_x10(bytes: u64, micros: u128) -> u64 {
     u64::try_from(u128::from(bytes) * 10 / micros.max(1)).unwrap_or(u64::MAX)
@@ -119,8 +130,16 @@ pub fn run(sim_days: u32, decode_mb: u64, scratch: &Path) -> Result<Figures> {
     }
     let json_us = started.elapsed().as_micros();
 
+    let max_rate = crate::flashstore::max_rate_storage(WEAR_MAX_RATE_DAYS)?;
     let bytes = big.len() as u64;
     Ok(Figures {
+        wear_demo_years_x100: result
+            .storage
+            .as_ref()
+            .and_then(|s| s.projected_years_to_wear_out_x100),
+        wear_max_rate_days: WEAR_MAX_RATE_DAYS,
+        wear_max_rate_nl_per_h: crate::flashstore::max_continuous_rate_nl_per_h(),
+        wear_max_rate_years_x100: max_rate.projected_years_to_wear_out_x100,
         sim_days,
         sim_wall_ms,
         sim_speedup: simulated_ms / sim_wall_ms,
@@ -141,6 +160,8 @@ pub fn table(f: &Figures) -> String {
          | simulate {} days (demo script, {} motor steps) | {} ms wall: {} simulated days/s, {}x real time | real time (1x) |\n\
          | decode, pumpctl decoder (frames + console text) | {} MB/s | StreamDecoder alone: {} MB/s |\n\
          | decode --json rendering | {} MB/s | StreamDecoder alone: {} MB/s |\n\
+         | flash wear, the simulated year's prescription (nRF52840, 128 KiB ring, 10 000 cycles) | wears out in {} | goal ≥ 100 years |\n\
+         | flash wear at the board's maximum continuous rate ({} nL/h, {} days simulated) | wears out in {} | goal ≥ 20 years |\n\
          \n({} MB log, {} frames; release build recommended: `cargo bench -p pumpctl` or `pumpctl bench` from a --release build)\n",
         f.sim_days,
         f.sim_steps,
@@ -151,6 +172,10 @@ pub fn table(f: &Figures) -> String {
         fmt_x10(f.baseline_mb_s_x10),
         fmt_x10(f.json_mb_s_x10),
         fmt_x10(f.baseline_mb_s_x10),
+        crate::flashstore::years(f.wear_demo_years_x100),
+        f.wear_max_rate_nl_per_h,
+        f.wear_max_rate_days,
+        crate::flashstore::years(f.wear_max_rate_years_x100),
         f.decode_bytes / 1_000_000,
         f.decode_frames,
     )

@@ -10,6 +10,7 @@ pub mod chart;
 pub mod decode;
 pub mod druglib;
 pub mod error;
+pub mod flashstore;
 pub mod keys;
 pub mod report;
 pub mod rx;

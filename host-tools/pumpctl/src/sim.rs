@@ -34,7 +34,8 @@ use std::rc::Rc;
 use dosing_core::{CatheterContents, DosingCapsule, DosingConfig, DosingCore, Now, SavedState};
 use infusion_core::command as cmd;
 use infusion_core::{
-    AlarmOutput, AlarmSignal, CommandResult, InfusionCore, Motor, Notification, Notifier, RecordKind, Storage,
+    AlarmOutput, AlarmSignal, CommandResult, InfusionCore, Motor, Notification, Notifier,
+    RecordKind, Storage, StoredRecords,
 };
 use pump_protocol::prescription::{Prescription, MAX_SIGNED_PRESCRIPTION_LEN};
 use pump_protocol::{
@@ -75,9 +76,10 @@ pub struct SimPlatform {
     pub step_log: Option<Vec<(u64, u64)>>,
     /// What the alarm output shows.
     pub signal: AlarmSignal,
-    /// The last saved record (atomic writes: this is what survives a reset).
-    pub saved: Option<Vec<u8>>,
-    /// Saves so far.
+    /// The capsule's records on the flash model (`None` only in the
+    /// placeholder a reset swaps out).
+    pub flash: Option<crate::flashstore::PumpFlash>,
+    /// Records written so far.
     pub saves: u64,
     /// Upcalls waiting for delivery.
     pending: Vec<Notification>,
@@ -96,10 +98,17 @@ impl Default for SimPlatform {
             pulse_owed: false,
             step_log: None,
             signal: AlarmSignal::OFF,
-            saved: None,
+            flash: None,
             saves: 0,
             pending: Vec::new(),
         }
+    }
+}
+
+impl SimPlatform {
+    /// Whether the mechanism's encoder has pulsed since the last call.
+    pub fn take_pulse(&mut self) -> bool {
+        std::mem::take(&mut self.pulse_owed)
     }
 }
 
@@ -133,10 +142,11 @@ impl AlarmOutput for SimPlatform {
 }
 
 impl Storage for SimPlatform {
-    fn write_record(&mut self, _kind: RecordKind, record: &[u8]) {
-        let saved = self.saved.get_or_insert_with(Vec::new);
-        saved.clear();
-        saved.extend_from_slice(record);
+    const KEEPS_RECORDS_APART: bool = true;
+    fn write_record(&mut self, kind: RecordKind, record: &[u8]) {
+        if let Some(flash) = self.flash.as_mut() {
+            flash.write(kind, record);
+        }
         self.saves += 1;
     }
 }
@@ -502,7 +512,7 @@ fn deliver_upcalls(
     let mut wake = None;
     let mut relay_answered = false;
     for _ in 0..10_000 {
-        if std::mem::take(&mut core.platform_mut().pulse_owed) {
+        if core.platform_mut().take_pulse() {
             core.on_encoder_pulse();
         }
         let pending = std::mem::take(&mut core.platform_mut().pending);
@@ -598,6 +608,8 @@ pub struct SimResult {
     pub truth: Truth,
     /// Commands the programmer sent and how the pump answered.
     pub commands: Vec<String>,
+    /// The capsule's records on the flash model: writes, erases, wear.
+    pub storage: Option<crate::flashstore::StorageSummary>,
 }
 
 /// Ground truth the simulator knows (for reconciliation).
@@ -916,9 +928,16 @@ impl Sim {
             &mut self.core,
             InfusionCore::restore(self.config.clone(), SimPlatform::default(), None, 0),
         );
+        let mut old = old;
+        let (flash, read_back) = old
+            .platform_mut()
+            .flash
+            .take()
+            .expect("the running core has the flash")
+            .reboot();
         let old_platform = old.platform();
-        let saved = old_platform.saved.clone();
         let mut platform = SimPlatform {
+            flash: Some(flash),
             now_ms: back,
             utc_offset_ms: old_platform.utc_offset_ms,
             jammed: old_platform.jammed,
@@ -932,7 +951,8 @@ impl Sim {
         drop(old);
         // Everything in RAM is gone: the capsule and the dosing app are
         // rebuilt from what each had saved.
-        self.core = InfusionCore::restore(self.config.clone(), platform, saved.as_deref(), back);
+        self.core = InfusionCore::new(self.config.clone(), platform);
+        self.core.restore_records(&read_back.stored(), back);
         self.truth.resets += 1;
         self.dosing = None;
         // The telemetry app starts again over its flash log.
@@ -1007,9 +1027,11 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
     let end_ms = u64::from(cfg.days) * MS_PER_DAY;
     let platform = SimPlatform {
         step_log: cfg.record_steps.then(Vec::new),
+        flash: Some(crate::flashstore::PumpFlash::new(cfg.seed)),
         ..SimPlatform::default()
     };
-    let core = InfusionCore::restore(board_config.clone(), platform, None, 0);
+    let mut core = InfusionCore::new(board_config.clone(), platform);
+    core.restore_records(&StoredRecords::BLANK, 0);
     let mut prescription = cfg.prescription.clone();
     prescription.device_id = board::SIM_DEVICE_ID;
     prescription.serial = 1;
@@ -1325,11 +1347,18 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
         .sum();
     sim.truth.simulated_ms = end_ms;
     let steps = sim.core.platform_mut().step_log.take().unwrap_or_default();
+    let storage = sim
+        .core
+        .platform()
+        .flash
+        .as_ref()
+        .map(|f| f.summary(end_ms));
     Ok(SimResult {
         log: sim.log,
         steps,
         truth: sim.truth,
         commands: sim.commands,
+        storage,
     })
 }
 

@@ -168,6 +168,7 @@ fn summary_json(
         "daily": h.days,
         "truth": t,
         "log": { "frames": h.counts.frames, "bad_frames": h.counts.bad, "console_lines": h.counts.text_lines, "lost_events": h.lost_events },
+        "storage": r.storage,
     })
 }
 
@@ -191,6 +192,17 @@ fn summary_text(
         wall_ms / 1000,
         wall_ms % 1000
     );
+    if let Some(st) = &r.storage {
+        s.push_str(&format!(
+            "flash: {} records ({} B) written, {} page erases, most-worn page {} of {} cycles: wears out in {} at this rate\n",
+            st.records_written.values().sum::<u64>(),
+            st.payload_bytes,
+            st.page_erases,
+            st.max_erases_per_page,
+            st.endurance_cycles,
+            crate::flashstore::years(st.projected_years_to_wear_out_x100)
+        ));
+    }
     let doses: Vec<u64> = h.days.iter().map(|d| d.dose_ug).collect();
     let full_days: Vec<u64> = if doses.len() > 2 {
         doses[1..doses.len() - 1].to_vec()
