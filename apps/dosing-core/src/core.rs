@@ -14,27 +14,23 @@
 //! loop that waits or retries.
 
 use heapless::{Deque, Vec};
-use pump_protocol::prescription::{BasalStep, MAX_BASAL_STEPS, MAX_SIGNED_PRESCRIPTION_LEN};
+use pump_protocol::prescription::MAX_SIGNED_PRESCRIPTION_LEN;
 use pump_protocol::{
     AlarmCode, ClearFault, ClinicianBolus, DeliveryKind, DeliveryOutcome, ErrorCode, Message,
     MessageKind, PatientBolusRequest, PumpState, Refill, Resume, SetClock, StatusSnapshot, Suspend,
 };
-use serde::{Deserialize, Serialize};
 
 use crate::capsule::{DosingCapsule, Now, PatientBolusState, RelayItem};
-use crate::model::{BolusPlan, Drug, ModelError, Therapy};
+use crate::model::{BolusPlan, ModelError, Therapy};
 use crate::record::{
     encode_record, load_record, RecordError, RECORD_REFRESH_MS, SAVED_RECORD_MAX_LEN,
 };
+use crate::saved::{CatheterContents, Flush, FlushKind, SavedState};
 use crate::schedule::BasalSchedule;
 use crate::units::{dose_volume_nl, duration_at_rate_ms, volume_at_rate_nl, MS_PER_DAY};
 
 /// Refusals kept for the programmer and the patient's display.
 pub const REFUSAL_LOG_LEN: usize = 8;
-
-/// Most patient-bolus grants remembered: the capsule allows at most 48 per
-/// rolling 24 h (`infusion_core::ledger::MAX_PATIENT_BOLUSES_PER_24H`).
-pub const MAX_PATIENT_GRANTS: usize = 48;
 
 /// A request the capsule refused is not repeated before this long has
 /// passed, unless a schedule edge or a programmer command comes first: at
@@ -80,78 +76,6 @@ pub struct DosingConfig {
     pub pump_dead_volume_nl: u32,
     /// How often to wake while no prescription gives a watchdog timeout.
     pub idle_wake_interval_ms: u32,
-}
-
-/// What the catheter path (pump dead volume and catheter) holds.
-// No allocator to box the large variant into; one value per app is cheap.
-#[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CatheterContents {
-    /// Not known (first start of the app on a running pump): taken to hold
-    /// the drug of the first prescription seen, so neither a priming nor a
-    /// bridge bolus is given on a guess.
-    Unknown,
-    /// A new implant's catheter, not primed yet: the first prescription
-    /// starts with a priming bolus.
-    Empty,
-    /// A drug, delivered until now under these basal steps.
-    Drug {
-        /// The drug and its concentration.
-        drug: Drug,
-        /// The schedule it ran under (its rate is the bridge's rate).
-        basal_steps: Vec<BasalStep, MAX_BASAL_STEPS>,
-    },
-}
-
-/// Which flush is running.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum FlushKind {
-    /// Filling an empty catheter with the prescribed drug.
-    Priming,
-    /// Pushing the previous drug out of the catheter path at its own rate.
-    Bridge,
-}
-
-impl FlushKind {
-    fn delivery_kind(self) -> DeliveryKind {
-        match self {
-            Self::Priming => DeliveryKind::Priming,
-            Self::Bridge => DeliveryKind::Bridge,
-        }
-    }
-}
-
-/// A priming or bridge flush in progress.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Flush {
-    /// Which.
-    pub kind: FlushKind,
-    /// Volume still to push.
-    pub remaining_nl: u32,
-}
-
-/// What the shell persists across resets of the app (postcard-serialisable,
-/// bounded). The capsule keeps its own state; this is only what the app
-/// alone knows.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SavedState {
-    /// What the catheter path holds.
-    pub catheter: CatheterContents,
-    /// A flush in progress.
-    pub flush: Option<Flush>,
-    /// Monotonic start times of the patient boluses granted in the last 24 h.
-    pub patient_grants_ms: Vec<u64, MAX_PATIENT_GRANTS>,
-}
-
-impl SavedState {
-    /// State for a pump whose catheter path is in `catheter`.
-    pub fn new(catheter: CatheterContents) -> Self {
-        Self {
-            catheter,
-            flush: None,
-            patient_grants_ms: Vec::new(),
-        }
-    }
 }
 
 /// What the dosing app is doing.

@@ -43,21 +43,22 @@ pub mod capsule;
 mod core;
 pub mod model;
 pub mod record;
+mod saved;
 pub mod schedule;
 pub mod units;
 
 pub use crate::capsule::{DosingCapsule, Now, PatientBolusState, RelayItem};
 pub use crate::core::{
-    CatheterContents, Decider, DosingConfig, DosingCore, Flush, FlushKind, PatientBolusStatus,
-    PatientBolusVerdict, Phase, RefillStatus, Refusal, Request, SavedState, WakeReason, Wakeup,
-    BOLUS_END_GRACE_MS, MAX_PATIENT_GRANTS, MIN_CHECKIN_PERIOD_MS, REFUSAL_LOG_LEN,
-    RELAY_MAX_ITEMS_PER_CALL, RELAY_PAYLOAD_BUF_LEN, RETRY_INTERVAL_MS,
+    Decider, DosingConfig, DosingCore, PatientBolusStatus, PatientBolusVerdict, Phase,
+    RefillStatus, Refusal, Request, WakeReason, Wakeup, BOLUS_END_GRACE_MS, MIN_CHECKIN_PERIOD_MS,
+    REFUSAL_LOG_LEN, RELAY_MAX_ITEMS_PER_CALL, RELAY_PAYLOAD_BUF_LEN, RETRY_INTERVAL_MS,
 };
 pub use crate::model::{BolusPlan, Drug, ModelError, PatientBolusPlan, Therapy};
 pub use crate::record::{
     decode_record, encode_record, load_record, RecordError, Restored, RECORD_FORMAT,
     RECORD_REFRESH_MS, SAVED_RECORD_MAX_LEN,
 };
+pub use crate::saved::{CatheterContents, Flush, FlushKind, SavedState, MAX_PATIENT_GRANTS};
 pub use crate::schedule::{BasalSchedule, ScheduleError, ScheduledStep};
 
 #[cfg(test)]

@@ -50,8 +50,8 @@ use pump_protocol::prescription::{BasalStep, MAX_BASAL_STEPS, MAX_DRUG_NAME_LEN}
 use pump_protocol::ErrorCode;
 
 use crate::capsule::DosingCapsule;
-use crate::core::{CatheterContents, Flush, FlushKind, SavedState, MAX_PATIENT_GRANTS};
 use crate::model::Drug;
+use crate::saved::{CatheterContents, Flush, FlushKind, SavedState, MAX_PATIENT_GRANTS};
 
 /// The record format this crate writes and reads.
 pub const RECORD_FORMAT: u8 = 1;

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::error::Result;
+use crate::error::{toml_error, Result};
 
 /// The library text compiled into pumpctl.
 pub const BUILTIN: &str = include_str!("../data/drug-library.toml");
@@ -44,7 +44,7 @@ impl DrugLibrary {
 
     /// Parses a library file.
     pub fn parse(path: &std::path::Path, text: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| crate::rx::toml_error(path, text, &e))
+        toml::from_str(text).map_err(|e| toml_error(path, text, &e))
     }
 
     /// The entry for a drug name (case-insensitive).

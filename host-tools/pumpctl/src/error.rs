@@ -72,3 +72,17 @@ pub fn io_error(path: &std::path::Path, what: &str, e: &std::io::Error) -> Error
     };
     Error(format!("{}: cannot {what}: {reason}", path.display()))
 }
+
+/// A TOML error as one line: `FILE:LINE:COL: message`.
+pub fn toml_error(path: &std::path::Path, text: &str, e: &toml::de::Error) -> Error {
+    let message = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            Error(format!("{}:{line}:{col}: {message}", path.display()))
+        }
+        None => Error(format!("{}: {message}", path.display())),
+    }
+}

@@ -17,7 +17,7 @@ use pump_protocol::prescription::{
 use serde::Deserialize;
 
 use crate::druglib::{DrugEntry, DrugLibrary};
-use crate::error::{Error, Result};
+use crate::error::{toml_error, Result};
 use crate::units::{self, ConversionError, MS_PER_MIN, NL_PER_UL};
 
 /// Minutes in a day.
@@ -170,20 +170,6 @@ pub fn parse(path: &Path, text: &str) -> Result<RxFile> {
 pub fn load(path: &Path) -> Result<RxFile> {
     let text = crate::error::read_text(path)?;
     parse(path, &text)
-}
-
-/// A TOML error as one line: `FILE:LINE:COL: message`.
-pub fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
-    let message = e.message().trim().replace('\n', " ");
-    match e.span() {
-        Some(span) => {
-            let before = text.get(..span.start).unwrap_or(text);
-            let line = before.matches('\n').count() + 1;
-            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            Error(format!("{}:{line}:{col}: {message}", path.display()))
-        }
-        None => Error(format!("{}: {message}", path.display())),
-    }
 }
 
 /// Parses `"HH:MM"` into a minute of the day.
