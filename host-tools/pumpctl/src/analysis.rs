@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use pump_protocol::{DeliveryKind, Message};
 
-use crate::decode::{Counts, Item};
+use crate::decode::{code_name, Counts, Item};
 use crate::units::{self, MS_PER_DAY};
 
 /// One UTC day.
@@ -47,9 +47,9 @@ pub struct Day {
 pub struct AlarmEntry {
     /// UTC ms.
     pub time_ms: u64,
-    /// Name.
+    /// Name (`Other(<value>)` for a code this version does not know).
     pub code: String,
-    /// Priority name.
+    /// Priority name (likewise).
     pub priority: String,
     /// When it cleared, if it did.
     pub cleared_ms: Option<u64>,
@@ -119,8 +119,11 @@ pub fn analyse(items: &[Item], counts: &Counts) -> History {
                     .push((m.time_ms, m.serial, m.concentration_ug_per_ml));
             }
             Message::PrescriptionRejected(m) => {
-                h.rejected
-                    .push((m.time_ms, m.serial, m.reason.name().to_string()));
+                h.rejected.push((
+                    m.time_ms,
+                    m.serial,
+                    code_name(m.reason.name(), m.reason.code()),
+                ));
             }
             Message::DeliveryRecord(m) => {
                 let volume = u64::from(m.volume_nl);
@@ -155,7 +158,7 @@ pub fn analyse(items: &[Item], counts: &Counts) -> History {
             Message::AlarmRaised(m) => {
                 let d = day_of(&mut days, m.time_ms);
                 d.alarms_raised += 1;
-                let name = m.priority.name().to_string();
+                let name = code_name(m.priority.name(), m.priority.code());
                 let rank = |p: &str| match p {
                     "High" => 3,
                     "Medium" => 2,
@@ -167,17 +170,18 @@ pub fn analyse(items: &[Item], counts: &Counts) -> History {
                 }
                 h.alarms.push(AlarmEntry {
                     time_ms: m.time_ms,
-                    code: m.code.name().to_string(),
+                    code: code_name(m.code.name(), m.code.code()),
                     priority: name,
                     cleared_ms: None,
                 });
             }
             Message::AlarmCleared(m) => {
+                let code = code_name(m.code.name(), m.code.code());
                 if let Some(a) = h
                     .alarms
                     .iter_mut()
                     .rev()
-                    .find(|a| a.code == m.code.name() && a.cleared_ms.is_none())
+                    .find(|a| a.code == code && a.cleared_ms.is_none())
                 {
                     a.cleared_ms = Some(m.time_ms);
                 }

@@ -271,9 +271,20 @@ pub enum Format {
     Csv,
 }
 
+/// A code's name (`name()` of a code enumeration), or `Other(<value>)` for
+/// a value this version of the catalogue does not know: the value is kept,
+/// never shown as a bare `Other` (`docs/protocol.md` §4.2).
+pub fn code_name(name: &'static str, code: u16) -> String {
+    if name == "Other" {
+        format!("Other({code})")
+    } else {
+        name.to_string()
+    }
+}
+
 /// The enum fields of messages, rendered by name.
-fn enum_name(field: &str, code: u16) -> Option<&'static str> {
-    Some(match field {
+fn enum_name(field: &str, code: u16) -> Option<String> {
+    let name = match field {
         "pump_state" => PumpState::from_code(code).name(),
         "delivery_kind" => DeliveryKind::from_code(code).name(),
         "outcome" => DeliveryOutcome::from_code(code).name(),
@@ -281,10 +292,12 @@ fn enum_name(field: &str, code: u16) -> Option<&'static str> {
         "priority" => AlarmPriority::from_code(code).name(),
         "reason" | "error" => ErrorCode::from_code(code).name(),
         _ => return None,
-    })
+    };
+    Some(code_name(name, code))
 }
 
-/// A message's name and fields as JSON (enums by name, bytes as hex).
+/// A message's name and fields as JSON (enums by name, an unknown code as
+/// `Other(<value>)`, bytes as hex).
 pub fn message_fields(message: &Message) -> (String, Map<String, Value>) {
     macro_rules! known {
         ($($variant:ident),* $(,)?) => {
