@@ -10,6 +10,9 @@
 //!   decoding plus console-text classification) and by `pumpctl decode
 //!   --json`'s renderer, against the plain protocol-crate loop
 //!   (`StreamDecoder::feed` alone, counting frames) as the baseline.
+//! * Flash wear: the years to wear-out the flash model projects for the
+//!   year's run and for the capsule alone at the board's maximum continuous
+//!   rate ([`max_rate_storage`]).
 //!
 //! Integer arithmetic only: MB/s = bytes / µs.
 
@@ -130,7 +133,7 @@ pub fn run(sim_days: u32, decode_mb: u64, scratch: &Path) -> Result<Figures> {
     }
     let json_us = started.elapsed().as_micros();
 
-    let max_rate = crate::flashstore::max_rate_storage(WEAR_MAX_RATE_DAYS)?;
+    let max_rate = max_rate_storage(WEAR_MAX_RATE_DAYS)?;
     let bytes = big.len() as u64;
     Ok(Figures {
         wear_demo_years_x100: result
@@ -138,7 +141,7 @@ pub fn run(sim_days: u32, decode_mb: u64, scratch: &Path) -> Result<Figures> {
             .as_ref()
             .and_then(|s| s.projected_years_to_wear_out_x100),
         wear_max_rate_days: WEAR_MAX_RATE_DAYS,
-        wear_max_rate_nl_per_h: crate::flashstore::max_continuous_rate_nl_per_h(),
+        wear_max_rate_nl_per_h: max_continuous_rate_nl_per_h(),
         wear_max_rate_years_x100: max_rate.projected_years_to_wear_out_x100,
         sim_days,
         sim_wall_ms,
@@ -179,4 +182,104 @@ pub fn table(f: &Figures) -> String {
         f.decode_bytes / 1_000_000,
         f.decode_frames,
     )
+}
+
+/// The board's maximum continuous rate: 96 % of the hardware's daily limit
+/// spread over the day (9.6 mL / 24 h = 400 000 nL/h, under the motor's
+/// 1 mL/h); the last 4 % keeps step rounding from ever meeting the cap.
+pub fn max_continuous_rate_nl_per_h() -> u32 {
+    let limits = crate::board::hardware_limits();
+    (limits.max_volume_per_24h_nl / 25).min(limits.max_rate_nl_per_h)
+}
+
+/// Runs the capsule core alone at the board's maximum continuous rate for
+/// `days`, refilling daily and draining events as the telemetry app would,
+/// and returns what that did to the flash.
+pub fn max_rate_storage(days: u32) -> Result<crate::flashstore::StorageSummary> {
+    use crate::board::{self, DOSING_APP, TELEMETRY_APP};
+    use crate::flashstore::PumpFlash;
+    use crate::sim::SimPlatform;
+    use infusion_core::{InfusionCore, StoredRecords};
+    use pump_protocol::prescription::{
+        BasalStep, Envelope, Prescription, SilencePolicy, Therapy, PRESCRIPTION_FORMAT,
+    };
+
+    let rate = max_continuous_rate_nl_per_h();
+    let limits = board::hardware_limits();
+    let mut basal_steps = heapless::Vec::new();
+    let _ = basal_steps.push(BasalStep {
+        start_minute_of_day: 0,
+        rate_ug_per_day: 1,
+    });
+    let rx = Prescription {
+        format: PRESCRIPTION_FORMAT,
+        device_id: board::SIM_DEVICE_ID,
+        serial: 1,
+        issued_time_ms: board::SIM_EPOCH_UTC_MS,
+        drug_name: heapless::String::from("wear test"),
+        concentration_ug_per_ml: 1,
+        envelope: Envelope {
+            max_basal_rate_nl_per_h: rate,
+            max_bolus_nl: 0,
+            min_patient_bolus_lockout_ms: 3_600_000,
+            max_patient_boluses_per_24h: 0,
+            max_volume_per_24h_nl: limits.max_volume_per_24h_nl,
+            reservoir_low_threshold_nl: 1_000_000,
+            dosing_checkin_timeout_ms: 3_600_000,
+            silence_policy: SilencePolicy::StopDelivery,
+        },
+        therapy: Therapy {
+            basal_steps,
+            clinician_bolus: None,
+            patient_bolus: None,
+            catheter_volume_nl: 0,
+        },
+    };
+    let signed = crate::sign::sign(&rx, &board::simulator_test_key())?;
+    let mut platform = SimPlatform::default();
+    platform.flash = Some(PumpFlash::new(1));
+    let mut core = InfusionCore::new(board::board_config(&[]), platform);
+    core.restore_records(&StoredRecords::BLANK, 0);
+    let fail = |what: &str, e: infusion_core::ErrorCode| {
+        crate::error::Error(format!("max-rate wear run: {what}: {e:?}"))
+    };
+    core.install_prescription(TELEMETRY_APP, &signed, 0)
+        .map_err(|e| fail("install", e))?;
+    let end_ms = u64::from(days) * crate::units::MS_PER_DAY;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut next_refill = 0;
+    let mut now = 0;
+    while now < end_ms {
+        if now >= next_refill {
+            let level = core.reservoir_nl();
+            core.refill(TELEMETRY_APP, level, limits.reservoir_capacity_nl, 1, now)
+                .map_err(|e| fail("refill", e))?;
+            if core.basal_rate_nl_per_h() != rate {
+                core.set_basal(DOSING_APP, rate, now).map_err(|e| {
+                    let alarms: Vec<_> = core.alarms().codes().collect();
+                    fail(&format!("basal at {now} ms, alarms {alarms:?}"), e)
+                })?;
+            }
+            next_refill += crate::units::MS_PER_DAY;
+        }
+        let _ = core.check_in(DOSING_APP, now);
+        while core.pending_events() > 0 {
+            let _ = core.drain_events(TELEMETRY_APP, &mut buf, now);
+        }
+        now = core
+            .next_wakeup()
+            .unwrap_or(now + 60_000)
+            .min(next_refill)
+            .max(now + 1);
+        core.platform_mut().now_ms = now;
+        core.on_timer(now);
+        if core.platform_mut().take_pulse() {
+            core.on_encoder_pulse();
+        }
+    }
+    core.platform()
+        .flash
+        .as_ref()
+        .map(|f| f.summary(end_ms))
+        .ok_or_else(|| crate::error::Error("the flash was lost".into()))
 }
