@@ -242,7 +242,7 @@ impl<P: Platform> InfusionCore<P> {
     /// silenced alarms, write basal checkpoints (SR-MOT-001, SR-WDG-002).
     pub fn on_timer(&mut self, now_ms: u64) {
         let now = self.clock(now_ms);
-        if !self.watchdog_expired && self.watchdog_deadline_ms.is_some_and(|d| d <= now) {
+        if self.watchdog.is_due(now) {
             self.expire_watchdog(now);
         }
         let mut steps = 0;
@@ -294,20 +294,12 @@ impl<P: Platform> InfusionCore<P> {
             .ledger
             .active(channel)
             .map_or(DeliveryKind::Basal, Run::kind);
-        let gate = if !self.delivery_possible() {
-            Err(ErrorCode::FaultActive)
-        } else if self.p.reservoir_nl < s {
-            Err(ErrorCode::ReservoirInsufficient)
-        } else if self.delivered_24h_nl(now) + u64::from(s)
-            > self
-                .rx
-                .as_ref()
-                .map_or(0, |rx| u64::from(rx.envelope.max_volume_per_24h_nl))
-        {
-            Err(ErrorCode::DailyLimitReached)
-        } else {
-            Ok(())
-        };
+        // A step is checked again at its own instant, whatever held when its
+        // run started; anything that forbids all delivery is a fault here.
+        let gate = self.check_step(now).map_err(|e| match e {
+            ErrorCode::NoPrescription | ErrorCode::Suspended => ErrorCode::FaultActive,
+            e => e,
+        });
         if let Err(reason) = gate {
             self.end_run(channel, DeliveryOutcome::Aborted, now);
             self.deny_delivery(kind, 0, 0, reason, now);

@@ -55,8 +55,7 @@ pub struct InfusionCore<P: Platform> {
     p: Persistent,
     rx: Option<Prescription>,
     events: EventQueue,
-    watchdog_deadline_ms: Option<u64>,
-    watchdog_expired: bool,
+    watchdog: watchdog::Watchdog,
     steps_since_encoder: u32,
     fault_input_asserted: bool,
     signal: AlarmSignal,
@@ -93,8 +92,7 @@ impl<P: Platform> InfusionCore<P> {
             },
             rx: None,
             events: EventQueue::starting_at(0),
-            watchdog_deadline_ms: None,
-            watchdog_expired: false,
+            watchdog: watchdog::Watchdog::default(),
             steps_since_encoder: 0,
             fault_input_asserted: false,
             signal: AlarmSignal::OFF,
@@ -247,9 +245,7 @@ impl<P: Platform> InfusionCore<P> {
             // Basal checkpoints ride on step wake-ups; they never cost one.
             consider(run.next_step_time(s));
         }
-        if !self.watchdog_expired {
-            consider(self.watchdog_deadline_ms);
-        }
+        consider(self.watchdog.next_deadline());
         consider(self.p.alarms.next_silence_end(self.p.last_time_ms));
         consider(self.relay.answer_deadline_ms());
         if !self.p.alarms.is_active(AlarmCode::RefillDue) {
@@ -325,8 +321,7 @@ impl<P: Platform> InfusionCore<P> {
             self.p.reservoir_nl,
             &self.p.alarms,
             self.p.utc_offset_ms,
-            self.watchdog_deadline_ms,
-            self.watchdog_expired,
+            self.watchdog,
         )
     }
 }

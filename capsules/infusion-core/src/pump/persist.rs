@@ -79,8 +79,8 @@ impl<P: Platform> InfusionCore<P> {
             self.reverify_prescription(now);
             self.close_interrupted_runs(now);
             if let Some(rx) = &self.rx {
-                self.watchdog_deadline_ms =
-                    Some(now.saturating_add(u64::from(rx.envelope.dosing_checkin_timeout_ms)));
+                self.watchdog
+                    .arm(now, rx.envelope.dosing_checkin_timeout_ms);
             }
         } else {
             self.p.last_time_ms = now_ms;

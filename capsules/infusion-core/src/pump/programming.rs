@@ -50,8 +50,8 @@ impl<P: Platform> InfusionCore<P> {
         let rx = verified.prescription;
         self.p.serial_floor = rx.serial;
         self.p.signed_rx = Some(verified.signed);
-        self.watchdog_deadline_ms =
-            Some(now.saturating_add(u64::from(rx.envelope.dosing_checkin_timeout_ms)));
+        self.watchdog
+            .arm(now, rx.envelope.dosing_checkin_timeout_ms);
         self.emit(
             Event::PrescriptionInstalled(PrescriptionInstalled {
                 time_ms: utc,

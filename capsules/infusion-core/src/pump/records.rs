@@ -188,8 +188,8 @@ impl<P: Platform> InfusionCore<P> {
             self.write_serial_floor();
         }
         if let Some(rx) = &self.rx {
-            self.watchdog_deadline_ms =
-                Some(now.saturating_add(u64::from(rx.envelope.dosing_checkin_timeout_ms)));
+            self.watchdog
+                .arm(now, rx.envelope.dosing_checkin_timeout_ms);
         }
     }
 
