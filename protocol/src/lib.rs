@@ -44,12 +44,15 @@ pub use stream::{StreamDecoder, StreamItem};
 /// Protocol major version this crate encodes. Decoders reject any other major.
 pub const VERSION_MAJOR: u8 = 1;
 /// Protocol minor version this crate encodes. Minor bumps only add kinds,
-/// code values and flag bits (rule C1 in `docs/protocol.md`).
-pub const VERSION_MINOR: u8 = 0;
+/// code values and flag bits (rule C1 in `docs/protocol.md`); what each
+/// added is listed in `docs/protocol.md` §6.4, and each kind and code value
+/// says which version added it (`since()`).
+pub const VERSION_MINOR: u8 = 1;
 
-/// Every `(major, minor)` version that has been released. Host decoders keep
-/// decoding all of them (see "Compatibility" in `docs/protocol.md`).
-pub const RELEASED_VERSIONS: &[(u8, u8)] = &[(1, 0)];
+/// Every `(major, minor)` version that has been released, that is, that a
+/// pump has encoded. Host decoders keep decoding all of them (see
+/// "Compatibility" in `docs/protocol.md`).
+pub const RELEASED_VERSIONS: &[(u8, u8)] = &[(1, 0), (1, 1)];
 
 /// Size of the CRC-32C trailer.
 pub const CRC_LEN: usize = 4;

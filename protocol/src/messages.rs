@@ -1,4 +1,4 @@
-//! Message catalogue, protocol version 1.0.
+//! Message catalogue, protocol version 1.1 (1.0 and what 1.1 adds).
 //!
 //! Every field is an integer whose name carries its unit. Times are
 //! milliseconds since the Unix epoch on the pump's real-time clock
@@ -14,14 +14,28 @@ use crate::PayloadError;
 /// Largest payload an [`Unknown`] message can carry: the largest any frame can.
 pub const MAX_UNKNOWN_PAYLOAD_LEN: usize = 512;
 
+/// The version that added a code value or a kind: `(1, 0)` unless its line
+/// in `code_enum!` or `catalogue!` says `@ (major, minor)`.
+macro_rules! since {
+    () => {
+        (1, 0)
+    };
+    ($since:expr) => {
+        $since
+    };
+}
+
 /// Defines a closed-set code that still decodes values added by later minor
 /// versions: they become `Other(code)` instead of failing the whole frame.
 /// On the wire a code is a postcard `u16` varint.
+///
+/// A value added after 1.0 names its version: `Name = 5 @ (1, 1),`
+/// (`docs/protocol.md` §6.3).
 macro_rules! code_enum {
     (
         $(#[$meta:meta])*
         pub enum $name:ident {
-            $( $(#[$vmeta:meta])* $variant:ident = $code:literal, )*
+            $( $(#[$vmeta:meta])* $variant:ident = $code:literal $(@ $since:expr)?, )*
         }
     ) => {
         $(#[$meta])*
@@ -57,6 +71,15 @@ macro_rules! code_enum {
                 match self {
                     $( $name::$variant => stringify!($variant), )*
                     $name::Other(_) => "Other",
+                }
+            }
+
+            /// The protocol version `(major, minor)` that added this code;
+            /// `None` for a code this version does not know.
+            pub const fn since(self) -> Option<(u8, u8)> {
+                match self {
+                    $( $name::$variant => Some(since!($($since)?)), )*
+                    $name::Other(_) => None,
                 }
             }
         }
@@ -126,6 +149,11 @@ code_enum! {
         Interrupted = 3,
         /// A basal segment closed so the log stays fine-grained; delivery goes on.
         Checkpoint = 4,
+        /// Steps reserved before a reset that the pump cannot confirm were
+        /// made: counted as delivered for the 24 h limit and the reservoir
+        /// (the safe side) and reported so that the log accounts for every
+        /// step the motor may have made; `volume_nl` is the upper bound.
+        Unconfirmed = 5 @ (1, 1),
     }
 }
 
@@ -269,7 +297,8 @@ payload! {
         pub delivery_kind: DeliveryKind,
         /// How it ended.
         pub outcome: DeliveryOutcome,
-        /// Volume actually delivered.
+        /// Volume actually delivered (for [`DeliveryOutcome::Unconfirmed`],
+        /// the most that may have been).
         pub volume_nl: u32,
         /// How long it ran.
         pub duration_ms: u32,
@@ -631,9 +660,12 @@ pub struct Unknown {
 
 /// Defines [`Message`], [`MessageKind`] and the kind ↔ payload dispatch from
 /// one table, so the three cannot disagree.
+///
+/// A kind added after 1.0 names its version after its class:
+/// `Name = 0x0115, Event @ (1, 1);` (`docs/protocol.md` §6.3).
 macro_rules! catalogue {
-    ($( $(#[$meta:meta])* $variant:ident = $code:literal, $class:ident; )*) => {
-        /// Every message of protocol version 1.0.
+    ($( $(#[$meta:meta])* $variant:ident = $code:literal, $class:ident $(@ $since:expr)?; )*) => {
+        /// Every message of the catalogue (protocol version 1.1).
         #[derive(Clone, Debug, PartialEq, Eq)]
         #[allow(clippy::large_enum_variant)]
         pub enum Message {
@@ -642,7 +674,8 @@ macro_rules! catalogue {
             Unknown(Unknown),
         }
 
-        /// Message kinds of protocol version 1.0, with their wire codes.
+        /// Message kinds of the catalogue (protocol version 1.1), with their
+        /// wire codes.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[repr(u16)]
         pub enum MessageKind {
@@ -677,6 +710,13 @@ macro_rules! catalogue {
             pub const fn name(self) -> &'static str {
                 match self {
                     $( MessageKind::$variant => stringify!($variant), )*
+                }
+            }
+
+            /// The protocol version `(major, minor)` that added this kind.
+            pub const fn since(self) -> (u8, u8) {
+                match self {
+                    $( MessageKind::$variant => since!($($since)?), )*
                 }
             }
         }

@@ -1,16 +1,20 @@
 //! Golden frames: the raw bytes of one frame per message kind, as released,
-//! under `tests/golden/v<major>.<minor>/<KindName>.bin`.
+//! under `tests/golden/v<major>.<minor>/<KindName>.bin`, and of one frame
+//! carrying each code value a version after 1.0 added, under
+//! `<KindName>.<Enum>.<Name>.bin` in that version's directory.
 //!
 //! Every released version's files must still decode to their kind and
 //! re-encode to the same bytes (compatibility rule C6 in `docs/protocol.md`),
-//! and every kind this crate knows must have a golden file in some released
-//! version.
+//! every kind this crate knows must have a golden file in some released
+//! version, and every code value added after 1.0 one in its own version.
 //!
 //! Files are only ever written by `PUMP_BLESS_GOLDEN=1 cargo test -p
 //! pump-protocol --test golden`, which creates the *missing* files of the
-//! current version from the examples in `tests/common/mod.rs`. It never
-//! rewrites an existing file: a released frame that no longer round-trips is
-//! a compatibility break to fix in the code, not in the golden file.
+//! current version from the examples in `tests/common/mod.rs` (every kind's,
+//! and the current version's added codes'). It never rewrites an existing
+//! file: a released frame that no longer round-trips is a compatibility
+//! break to fix in the code, not in the golden file. So a version still open
+//! for additions (§6.2) only ever gains files.
 
 mod common;
 
@@ -18,7 +22,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{encode, example, fix_crc};
+use common::{added_code_example, added_code_examples, code_values, encode, example, fix_crc};
 use pump_protocol::*;
 
 fn golden_root() -> PathBuf {
@@ -27,6 +31,12 @@ fn golden_root() -> PathBuf {
 
 fn version_dir(major: u8, minor: u8) -> PathBuf {
     golden_root().join(format!("v{major}.{minor}"))
+}
+
+/// The kind name a golden file's stem starts with (`DeliveryRecord` of
+/// `DeliveryRecord.DeliveryOutcome.Unconfirmed`).
+fn kind_of_stem(stem: &str) -> &str {
+    stem.split('.').next().unwrap_or(stem)
 }
 
 fn blessing() -> bool {
@@ -70,12 +80,15 @@ fn write_missing() {
     }
     let dir = version_dir(VERSION_MAJOR, VERSION_MINOR);
     fs::create_dir_all(&dir).expect("create golden directory");
-    for &kind in MessageKind::ALL {
-        let path = dir.join(format!("{}.bin", kind.name()));
+    let kinds = MessageKind::ALL.iter().map(|&kind| {
+        let frame = example(kind).unwrap_or_else(|| panic!("no example for {}", kind.name()));
+        (kind.name().to_owned(), frame)
+    });
+    for (stem, frame) in kinds.chain(added_code_examples((VERSION_MAJOR, VERSION_MINOR))) {
+        let path = dir.join(format!("{stem}.bin"));
         if path.exists() {
             continue;
         }
-        let frame = example(kind).unwrap_or_else(|| panic!("no example for {}", kind.name()));
         fs::write(&path, encode(&frame)).expect("write golden file");
         eprintln!("blessed {path:?}");
     }
@@ -115,7 +128,11 @@ fn sr_pro_009_every_released_golden_frame_decodes_and_reencodes_identically() {
             let kind = decoded
                 .kind()
                 .unwrap_or_else(|| panic!("v{major}.{minor}/{name}.bin has an unknown kind"));
-            assert_eq!(kind.name(), name, "v{major}.{minor}/{name}.bin");
+            assert_eq!(
+                kind.name(),
+                kind_of_stem(name),
+                "v{major}.{minor}/{name}.bin"
+            );
             assert_eq!(
                 (decoded.header.version_major, decoded.header.version_minor),
                 (major, minor),
@@ -148,6 +165,69 @@ fn every_kind_has_a_golden_frame() {
     );
 }
 
+/// Every code value a version after 1.0 added has an example carrying it
+/// (`added_code_example` in `tests/common/mod.rs`) and, in the directory of
+/// that version, its golden frame: a pump of that version may send it, so it
+/// must decode to that code forever (rule C6).
+#[test]
+fn every_code_added_after_1_0_has_a_golden_frame_in_its_version() {
+    bless_missing();
+    let mut missing = Vec::new();
+    for value in code_values() {
+        if value.since == (1, 0) {
+            continue;
+        }
+        let what = format!("{}::{}", value.enum_name, value.name);
+        assert!(
+            RELEASED_VERSIONS.contains(&value.since),
+            "{what} is since {:?}, which is not released",
+            value.since
+        );
+        let Some(frame) = added_code_example(value.enum_name, value.name) else {
+            missing.push(format!("{what}: no example in tests/common/mod.rs"));
+            continue;
+        };
+        let stem = common::added_code_stem(&value, &frame);
+        let (major, minor) = value.since;
+        let Some(bytes) = read_version(major, minor).remove(&stem) else {
+            missing.push(format!(
+                "{what}: no v{major}.{minor}/{stem}.bin (create with PUMP_BLESS_GOLDEN=1)"
+            ));
+            continue;
+        };
+        let decoded = decode_frame(&bytes).expect("checked by sr_pro_009");
+        assert_eq!(
+            decoded.message, frame.message,
+            "v{major}.{minor}/{stem}.bin"
+        );
+        // The example carries the code it stands for.
+        let debug = format!("{:?}", decoded.message);
+        assert!(
+            debug.contains(&format!(": {},", value.name))
+                || debug.contains(&format!(": {} ", value.name))
+                || debug.contains(&format!("({})", value.name)),
+            "v{major}.{minor}/{stem}.bin does not carry {what}: {debug}"
+        );
+    }
+    assert!(missing.is_empty(), "{missing:#?}");
+}
+
+/// Every kind and code value was added by a released version.
+#[test]
+fn every_kind_and_code_is_since_a_released_version() {
+    for kind in MessageKind::ALL {
+        assert!(
+            RELEASED_VERSIONS.contains(&kind.since()),
+            "{} is since {:?}",
+            kind.name(),
+            kind.since()
+        );
+    }
+    for value in code_values() {
+        assert!(RELEASED_VERSIONS.contains(&value.since), "{value:?}");
+    }
+}
+
 /// The golden frames of the current version are the current examples: a
 /// change to an example that no longer matches its golden frame is caught
 /// here and in the snapshots, not silently accepted.
@@ -155,15 +235,49 @@ fn every_kind_has_a_golden_frame() {
 fn current_golden_frames_match_the_examples() {
     bless_missing();
     let files = read_version(VERSION_MAJOR, VERSION_MINOR);
-    for &kind in MessageKind::ALL {
-        let (Some(bytes), Some(frame)) = (files.get(kind.name()), example(kind)) else {
-            continue; // reported by the two tests above
+    let kinds = MessageKind::ALL
+        .iter()
+        .filter_map(|&kind| Some((kind.name().to_owned(), example(kind)?)));
+    for (stem, frame) in kinds.chain(added_code_examples((VERSION_MAJOR, VERSION_MINOR))) {
+        let Some(bytes) = files.get(&stem) else {
+            continue; // reported by the tests above
         };
         assert_eq!(
             &encode(&frame),
             bytes,
-            "example {} differs from its golden frame",
-            kind.name()
+            "example {stem} differs from its golden frame"
         );
+    }
+}
+
+/// Each released version's golden frames were written by the examples
+/// encoded as that version: the examples of the kinds it had, and of the
+/// codes it added. (Together with the snapshots of the 1.0 frames, this
+/// pins the examples to every released version, not only the current one.)
+#[test]
+fn every_golden_frame_is_its_example_encoded_as_its_version() {
+    bless_missing();
+    for &version in RELEASED_VERSIONS {
+        let (major, minor) = version;
+        for (stem, bytes) in read_version(major, minor) {
+            let frame = if stem.contains('.') {
+                added_code_examples(version)
+                    .into_iter()
+                    .find(|(s, _)| *s == stem)
+                    .map(|(_, f)| f)
+            } else {
+                MessageKind::ALL
+                    .iter()
+                    .find(|k| k.name() == stem)
+                    .and_then(|&k| example(k))
+            };
+            let frame =
+                frame.unwrap_or_else(|| panic!("v{major}.{minor}/{stem}.bin matches no example"));
+            assert_eq!(
+                common::encode_as(&frame, version),
+                bytes,
+                "v{major}.{minor}/{stem}.bin"
+            );
+        }
     }
 }

@@ -65,6 +65,11 @@ fn tables(spec: &str) -> BTreeMap<String, Vec<Vec<String>>> {
     out
 }
 
+/// `major.minor`, as the spec writes a version.
+fn version((major, minor): (u8, u8)) -> String {
+    format!("{major}.{minor}")
+}
+
 fn class_name(class: MessageClass) -> &'static str {
     match class {
         MessageClass::Event => "event",
@@ -98,8 +103,8 @@ fn kind_table_matches_the_catalogue() {
         })
         .collect();
     assert_eq!(documented, actual);
-    for row in rows {
-        assert_eq!(row[3], "1.0", "since-version of {}", row[1]);
+    for (row, kind) in rows.iter().zip(MessageKind::ALL) {
+        assert_eq!(row[3], version(kind.since()), "since-version of {}", row[1]);
     }
     // Classes are grouped by the high byte, as §4.1 says.
     for k in MessageKind::ALL {
@@ -119,22 +124,31 @@ macro_rules! check_code_enum {
         let rows = $tables
             .get(heading)
             .unwrap_or_else(|| panic!("no table under `{heading}`"));
-        let documented: Vec<(u16, String)> = rows
+        let documented: Vec<(u16, String, String)> = rows
             .iter()
             .map(|r| {
                 (
                     r[0].parse().expect("numeric code"),
                     unquote(&r[1]).to_owned(),
+                    r[3].clone(),
                 )
             })
             .collect();
-        let actual: Vec<(u16, String)> = $ty::ALL
+        let actual: Vec<(u16, String, String)> = $ty::ALL
             .iter()
-            .map(|v| (v.code(), v.name().to_owned()))
+            .map(|v| {
+                let since = v.since().expect("a known code has a version");
+                (v.code(), v.name().to_owned(), version(since))
+            })
             .collect();
-        assert_eq!(documented, actual, "{}", stringify!($ty));
-        for &(code, _) in &actual {
-            assert_eq!($ty::from_code(code).code(), code);
+        assert_eq!(
+            documented,
+            actual,
+            "{} (code, name, since)",
+            stringify!($ty)
+        );
+        for (code, _, _) in &actual {
+            assert_eq!($ty::from_code(*code).code(), *code);
         }
     }};
 }
@@ -148,6 +162,44 @@ fn code_tables_match_the_code_enums() {
     check_code_enum!(tables, "4.2.4", AlarmPriority);
     check_code_enum!(tables, "4.2.5", AlarmCode);
     check_code_enum!(tables, "4.2.6", ErrorCode);
+}
+
+/// §6.4's "What X.Y adds" lists name exactly the kinds and code values
+/// whose `since()` is X.Y, for every released version after 1.0: each item
+/// opens with the kind's name or `Enum::Name`.
+#[test]
+fn what_each_version_adds_matches_the_since_versions() {
+    let spec = spec();
+    for &released in RELEASED_VERSIONS.iter().filter(|&&v| v != (1, 0)) {
+        let heading = format!("What {} adds", version(released));
+        let start = spec
+            .lines()
+            .position(|l| l.starts_with('#') && l.trim_end().ends_with(&heading))
+            .unwrap_or_else(|| panic!("no section `{heading}` in §6"));
+        let documented: Vec<String> = spec
+            .lines()
+            .skip(start + 1)
+            .take_while(|l| !l.starts_with('#'))
+            .filter_map(|l| l.strip_prefix("- `"))
+            .map(|item| item.split('`').next().unwrap_or_default().to_owned())
+            .collect();
+        let mut expected: Vec<String> = MessageKind::ALL
+            .iter()
+            .filter(|k| k.since() == released)
+            .map(|k| k.name().to_owned())
+            .collect();
+        expected.extend(
+            common::code_values()
+                .iter()
+                .filter(|v| v.since == released)
+                .map(|v| format!("{}::{}", v.enum_name, v.name)),
+        );
+        let mut sorted = documented.clone();
+        sorted.sort();
+        expected.sort();
+        assert_eq!(sorted, expected, "§6.4 `{heading}`");
+        assert!(!documented.is_empty(), "`{heading}` lists nothing");
+    }
 }
 
 // ------------------------------------------------- shapes via serde --
@@ -711,16 +763,23 @@ fn error_tables_name_every_error() {
     assert_eq!(payload_errors, names);
 }
 
+/// The worked examples of §3.4 and §8 are 1.0 frames (a 1.1 sender differs
+/// only in the minor byte and the CRC); §8's 1.1 example is the frame of the
+/// code value 1.1 added.
 #[test]
 fn worked_examples_match_the_encoder() {
     let spec = spec();
     let frame = common::example(MessageKind::DeliveryRecord).expect("example");
-    let bytes = common::encode(&frame);
+    let bytes = common::encode_as(&frame, (1, 0));
     assert!(spec.contains(&common::annotate(&bytes)), "§8 example");
+    let unconfirmed =
+        common::added_code_example("DeliveryOutcome", "Unconfirmed").expect("example");
+    let bytes = common::encode_as(&unconfirmed, (1, 1));
+    assert!(spec.contains(&common::annotate(&bytes)), "§8 1.1 example");
     let mut stream = Vec::new();
     for kind in [MessageKind::DeliveryRecord, MessageKind::AlarmRaised] {
         let frame = common::example(kind).expect("example");
-        stream.extend(encode_stream_frame_vec(&frame).expect("encodes"));
+        stream.extend(common::stream_item(&common::encode_as(&frame, (1, 0))));
     }
     assert!(
         spec.contains(&format!(

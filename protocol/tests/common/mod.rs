@@ -350,11 +350,128 @@ pub fn example(kind: MessageKind) -> Option<Frame> {
     matching.next().is_none().then_some(first)
 }
 
+/// One example frame carrying each code value added after 1.0, by the
+/// code's enum and name (`Unconfirmed` of `DeliveryOutcome`). Its golden
+/// file, in the directory of the version that added the code, is
+/// [`added_code_stem`]`.bin`. A code added to a later version needs an arm
+/// here; `tests/golden.rs` says which are missing.
+pub fn added_code_example(enum_name: &str, name: &str) -> Option<Frame> {
+    let t = T0_MS;
+    let message = match (enum_name, name) {
+        ("DeliveryOutcome", "Unconfirmed") => Message::DeliveryRecord(DeliveryRecord {
+            time_ms: t + 2_000_000,
+            delivery_kind: DeliveryKind::PatientBolus,
+            outcome: DeliveryOutcome::Unconfirmed,
+            // Steps reserved for the bolus running at a reset, 3 s before it.
+            volume_nl: 250,
+            duration_ms: 3_000,
+        }),
+        _ => return None,
+    };
+    Some(Frame {
+        sequence: 41_893,
+        flags: 0,
+        message,
+    })
+}
+
+/// A code value of one of the code enumerations, with the version that
+/// added it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CodeValue {
+    pub enum_name: &'static str,
+    pub name: &'static str,
+    pub code: u16,
+    pub since: (u8, u8),
+}
+
+/// Every code value of every code enumeration (§4.2), in table order.
+pub fn code_values() -> Vec<CodeValue> {
+    macro_rules! values {
+        ($($ty:ident),* $(,)?) => {{
+            let mut all = Vec::new();
+            $(
+                for v in $ty::ALL {
+                    all.push(CodeValue {
+                        enum_name: stringify!($ty),
+                        name: v.name(),
+                        code: v.code(),
+                        since: v.since().expect("a known code has a version"),
+                    });
+                }
+            )*
+            all
+        }};
+    }
+    values!(
+        PumpState,
+        DeliveryKind,
+        DeliveryOutcome,
+        AlarmPriority,
+        AlarmCode,
+        ErrorCode
+    )
+}
+
+/// The golden file stem of the example of an added code value:
+/// `<Kind>.<Enum>.<Name>`, such as `DeliveryRecord.DeliveryOutcome.Unconfirmed`.
+pub fn added_code_stem(value: &CodeValue, frame: &Frame) -> String {
+    let kind = frame.message.kind().expect("examples are of known kinds");
+    format!("{}.{}.{}", kind.name(), value.enum_name, value.name)
+}
+
+/// The examples of the code values `version` added, with their golden file
+/// stems.
+pub fn added_code_examples(version: (u8, u8)) -> Vec<(String, Frame)> {
+    code_values()
+        .into_iter()
+        .filter(|v| v.since == version && version != (1, 0))
+        .filter_map(|v| {
+            let frame = added_code_example(v.enum_name, v.name)?;
+            Some((added_code_stem(&v, &frame), frame))
+        })
+        .collect()
+}
+
 /// Encodes a frame; panics (fails the test) if it does not encode.
 pub fn encode(frame: &Frame) -> Vec<u8> {
     let mut buf = [0u8; MAX_FRAME_LEN];
     let len = encode_frame(frame, &mut buf).expect("example encodes");
     buf[..len].to_vec()
+}
+
+/// Encodes a frame as a sender of `major.minor` would (only the minor may
+/// differ from this crate's version): the header's minor byte and the CRC
+/// are the only differences.
+pub fn encode_as(frame: &Frame, (major, minor): (u8, u8)) -> Vec<u8> {
+    assert_eq!(major, VERSION_MAJOR, "another major has another layout");
+    let mut bytes = encode(frame);
+    if bytes[3] != minor {
+        bytes[3] = minor;
+        fix_crc(&mut bytes);
+    }
+    bytes
+}
+
+/// A frame's bytes as a stream item: `00 || COBS(frame) || 00`.
+pub fn stream_item(frame: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; cobs::max_encoding_length(frame.len()) + 2];
+    let n = cobs::encode(frame, &mut out[1..]);
+    out.truncate(n + 2);
+    out[n + 1] = 0;
+    out
+}
+
+/// The golden frames directory of `major.minor`.
+pub fn golden_dir((major, minor): (u8, u8)) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(format!("v{major}.{minor}"))
+}
+
+/// The golden frame `<stem>.bin` of `version`, if there is one.
+pub fn golden(version: (u8, u8), stem: &str) -> Option<Vec<u8>> {
+    std::fs::read(golden_dir(version).join(format!("{stem}.bin"))).ok()
 }
 
 /// Header fields of a hand-built frame.

@@ -289,3 +289,25 @@ fn sr_dos_008_no_priming_when_the_catheter_may_hold_drug() {
         assert_eq!(capsule.count(Call::CheckIn), 1);
     }
 }
+
+#[test]
+fn an_unconfirmed_bridge_chunk_counts_its_upper_bound() {
+    // Protocol 1.1's `Unconfirmed`: steps reserved before a reset that the
+    // capsule cannot confirm were made, reported with their upper bound.
+    // The app counts all of it as flushed, so a step that may have been
+    // made is never asked for twice (the safe side), as the capsule counts
+    // it against the 24 h limit and the reservoir.
+    let mut sim = Sim::start(&RxBuilder::new(1), 0);
+    install(&mut sim, &RxBuilder::new(2).drug("baclofen", 2_000));
+    refill(&mut sim, 2_000);
+    assert_eq!(bridge_calls(&sim.capsule), [(100_000, 4 * HOUR_MS as u32)]);
+    sim.monotonic_ms = HOUR_MS;
+    sim.delivery_done(DeliveryKind::Bridge, DeliveryOutcome::Unconfirmed, 40_000);
+    let rest = FLUSH_NL - 40_000;
+    assert_eq!(sim.core.refill_status().flush_remaining_nl, rest);
+    assert_eq!(sim.core.phase(), Phase::Bridging);
+    assert_eq!(
+        bridge_calls(&sim.capsule),
+        [(100_000, 4 * HOUR_MS as u32), (100_000, 4 * HOUR_MS as u32)]
+    );
+}
