@@ -89,6 +89,9 @@ pub struct History {
     pub lost_events: u64,
     /// Sum of every `DeliveryRecord` volume.
     pub delivered_nl: u64,
+    /// Of that, `Unconfirmed` volume: steps a reset could not confirm,
+    /// logged at their upper bound (the log's stated uncertainty).
+    pub unconfirmed_nl: u64,
     /// What the stream held.
     pub counts: Counts,
 }
@@ -128,6 +131,9 @@ pub fn analyse(items: &[Item], counts: &Counts) -> History {
             Message::DeliveryRecord(m) => {
                 let volume = u64::from(m.volume_nl);
                 h.delivered_nl += volume;
+                if m.outcome == pump_protocol::DeliveryOutcome::Unconfirmed {
+                    h.unconfirmed_nl += volume;
+                }
                 // Spread the volume over the days its interval covers, in
                 // proportion to time (integer; the remainder goes last).
                 let end = m.time_ms;

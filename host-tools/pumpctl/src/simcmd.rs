@@ -154,6 +154,7 @@ fn summary_json(
         "wall_ms": u64::try_from(wall_ms).unwrap_or(u64::MAX),
         "delivered": {
             "by_log_nl": h.delivered_nl,
+            "unconfirmed_in_log_nl": h.unconfirmed_nl,
             "in_flight_at_end_nl": t.unreported_volume_nl,
             "motor_commanded_nl": t.commanded_steps * u64::from(crate::board::NL_PER_STEP),
             "motor_moved_nl": t.moved_volume_nl,
@@ -267,8 +268,9 @@ fn summary_text(
         ));
     }
     s.push_str(&format!(
-        "reconciliation: log {} + in flight {} = motor {}; reservoir accounting {}\n",
+        "reconciliation: log {} (of which {} unconfirmed after resets, an upper bound) + in flight {} vs motor {}; reservoir accounting {}\n",
         units::fmt_ml(h.delivered_nl),
+        units::fmt_ml(h.unconfirmed_nl),
         units::fmt_ml(t.unreported_volume_nl),
         units::fmt_ml(t.commanded_steps * u64::from(crate::board::NL_PER_STEP)),
         units::fmt_ml(
