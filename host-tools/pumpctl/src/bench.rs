@@ -192,26 +192,21 @@ pub fn max_continuous_rate_nl_per_h() -> u32 {
     (limits.max_volume_per_24h_nl / 25).min(limits.max_rate_nl_per_h)
 }
 
-/// Runs the capsule core alone at the board's maximum continuous rate for
-/// `days`, refilling daily and draining events as the telemetry app would,
-/// and returns what that did to the flash.
-pub fn max_rate_storage(days: u32) -> Result<crate::flashstore::StorageSummary> {
-    use crate::board::{self, DOSING_APP, TELEMETRY_APP};
-    use crate::flashstore::PumpFlash;
-    use crate::sim::SimPlatform;
-    use infusion_core::{InfusionCore, StoredRecords};
+/// A prescription for the capsule core alone (no dosing app): basal up to
+/// `max_basal_rate_nl_per_h`, no boluses, the hardware's daily maximum.
+pub fn basal_only_prescription(
+    max_basal_rate_nl_per_h: u32,
+) -> pump_protocol::prescription::Prescription {
+    use crate::board;
     use pump_protocol::prescription::{
         BasalStep, Envelope, Prescription, SilencePolicy, Therapy, PRESCRIPTION_FORMAT,
     };
-
-    let rate = max_continuous_rate_nl_per_h();
-    let limits = board::hardware_limits();
     let mut basal_steps = heapless::Vec::new();
     let _ = basal_steps.push(BasalStep {
         start_minute_of_day: 0,
         rate_ug_per_day: 1,
     });
-    let rx = Prescription {
+    Prescription {
         format: PRESCRIPTION_FORMAT,
         device_id: board::SIM_DEVICE_ID,
         serial: 1,
@@ -219,11 +214,11 @@ pub fn max_rate_storage(days: u32) -> Result<crate::flashstore::StorageSummary> 
         drug_name: heapless::String::from("wear test"),
         concentration_ug_per_ml: 1,
         envelope: Envelope {
-            max_basal_rate_nl_per_h: rate,
+            max_basal_rate_nl_per_h,
             max_bolus_nl: 0,
             min_patient_bolus_lockout_ms: 3_600_000,
             max_patient_boluses_per_24h: 0,
-            max_volume_per_24h_nl: limits.max_volume_per_24h_nl,
+            max_volume_per_24h_nl: board::hardware_limits().max_volume_per_24h_nl,
             reservoir_low_threshold_nl: 1_000_000,
             dosing_checkin_timeout_ms: 3_600_000,
             silence_policy: SilencePolicy::StopDelivery,
@@ -234,7 +229,21 @@ pub fn max_rate_storage(days: u32) -> Result<crate::flashstore::StorageSummary> 
             patient_bolus: None,
             catheter_volume_nl: 0,
         },
-    };
+    }
+}
+
+/// Runs the capsule core alone at the board's maximum continuous rate for
+/// `days`, refilling daily and draining events as the telemetry app would,
+/// and returns what that did to the flash.
+pub fn max_rate_storage(days: u32) -> Result<crate::flashstore::StorageSummary> {
+    use crate::board::{self, DOSING_APP, TELEMETRY_APP};
+    use crate::flashstore::PumpFlash;
+    use crate::sim::SimPlatform;
+    use infusion_core::{InfusionCore, StoredRecords};
+
+    let rate = max_continuous_rate_nl_per_h();
+    let limits = board::hardware_limits();
+    let rx = basal_only_prescription(rate);
     let signed = crate::sign::sign(&rx, &board::simulator_test_key())?;
     let mut platform = SimPlatform::default();
     platform.flash = Some(PumpFlash::new(1));

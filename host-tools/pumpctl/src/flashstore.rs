@@ -192,6 +192,27 @@ impl PumpFlash {
         }
     }
 
+    /// Arms a power cut in the state region: `ops` more flash operations
+    /// complete, the next is torn, and the pump is dead until [`Self::reboot`].
+    pub fn cut_power_after(&mut self, ops: u64) {
+        if let Some(ring) = self.state.ring.as_mut() {
+            ring.flash_mut().cut_power_after(ops);
+        }
+    }
+
+    /// Flash operations the state region has seen.
+    pub fn state_ops(&self) -> u64 {
+        self.state.ring.as_ref().map_or(0, |r| r.flash().ops())
+    }
+
+    /// Power is lost: nothing runs until a reboot.
+    pub fn power_lost(&self) -> bool {
+        self.state
+            .ring
+            .as_ref()
+            .is_some_and(|r| r.flash().power_lost())
+    }
+
     /// A power cycle: both regions are mounted again from their flash, and
     /// every record is read back as the core will see it.
     pub fn reboot(self) -> (Self, ReadBack) {

@@ -117,6 +117,10 @@ impl Motor for SimPlatform {
         self.motor_enabled = enabled;
     }
     fn step(&mut self) {
+        // Power lost (a cut armed on the flash model): the CPU is dead.
+        if self.flash.as_ref().is_some_and(|f| f.power_lost()) {
+            return;
+        }
         self.commanded_steps += 1;
         if !self.motor_enabled {
             self.steps_while_disabled += 1;
