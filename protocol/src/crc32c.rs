@@ -11,10 +11,16 @@
 //! telemetry log) then carries one CRC table, not two. The result is the same
 //! either way, which the tests check.
 
+/// Size of the CRC-32C trailer.
+pub const CRC_LEN: usize = 4;
+
+/// CRC-32C (Castagnoli, `CRC_32_ISCSI`), computed over header and payload.
+pub const CRC32C: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
+
 /// CRC-32C of `bytes`: the same table and loop as [`crate::CRC32C`].
 #[cfg(not(feature = "fast-crc"))]
 pub(crate) fn checksum(bytes: &[u8]) -> u32 {
-    crate::CRC32C.checksum(bytes)
+    CRC32C.checksum(bytes)
 }
 
 /// Reflected CRC-32C polynomial.
@@ -117,4 +123,26 @@ fn step<const N: usize>(crc: u32, block: &[u8; N]) -> u32 {
         i += 1;
     }
     next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn crc32c_check_value() {
+        // The catalogue's check value for CRC-32C over "123456789".
+        assert_eq!(checksum(b"123456789"), 0xE306_9283);
+        assert_eq!(CRC32C.checksum(b"123456789"), 0xE306_9283);
+    }
+
+    proptest! {
+        #[test]
+        fn crc32c_impl_agrees_with_public_constant(
+            bytes in proptest::collection::vec(any::<u8>(), 0..600),
+        ) {
+            prop_assert_eq!(checksum(&bytes), CRC32C.checksum(&bytes));
+        }
+    }
 }

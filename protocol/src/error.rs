@@ -73,24 +73,6 @@ pub enum FrameError {
     },
 }
 
-impl FrameError {
-    /// The [`ErrorCode`](crate::ErrorCode) a pump puts in the `Nack` it
-    /// answers a rejected frame with (`docs/protocol.md` §7.3).
-    pub const fn error_code(&self) -> crate::ErrorCode {
-        match self {
-            Self::BadCrc { .. } => crate::ErrorCode::BadCrc,
-            Self::UnsupportedVersion { .. } => crate::ErrorCode::UnsupportedVersion,
-            Self::Payload { .. } => crate::ErrorCode::BadPayload,
-            Self::TooLong { .. }
-            | Self::Truncated { .. }
-            | Self::BadMagic { .. }
-            | Self::LengthMismatch { .. }
-            | Self::Cobs
-            | Self::BufferTooSmall { .. } => crate::ErrorCode::MalformedFrame,
-        }
-    }
-}
-
 impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

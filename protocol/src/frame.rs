@@ -1,8 +1,9 @@
 use zerocopy::little_endian::{U16, U32};
 use zerocopy::{FromBytes, IntoBytes};
 
+use crate::crc32c::checksum;
 use crate::{
-    crc32c, stuffing, FrameError, FrameHeader, Message, MessageKind, CRC_LEN, HEADER_LEN, MAGIC,
+    stuffing, FrameError, FrameHeader, Message, MessageKind, CRC_LEN, HEADER_LEN, MAGIC,
     MAX_KNOWN_PAYLOAD_LEN, MAX_UNKNOWN_PAYLOAD_LEN, VERSION_MAJOR, VERSION_MINOR,
 };
 
@@ -94,7 +95,7 @@ pub fn encode_frame(frame: &Frame, buf: &mut [u8]) -> Result<usize, FrameError> 
     };
     let (covered, trailer) = out.split_at_mut(HEADER_LEN + payload_len);
     covered[..HEADER_LEN].copy_from_slice(header.as_bytes());
-    trailer.copy_from_slice(&crc32c(covered).to_le_bytes());
+    trailer.copy_from_slice(&checksum(covered).to_le_bytes());
     Ok(total)
 }
 
@@ -197,7 +198,7 @@ pub(crate) fn check_frame(bytes: &[u8]) -> Result<(FrameHeader, &[u8]), FrameErr
     }
     let (covered, trailer) = bytes.split_at(HEADER_LEN + declared);
     let found = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
-    let expected = crc32c(covered);
+    let expected = checksum(covered);
     if expected != found {
         return Err(FrameError::BadCrc { expected, found });
     }

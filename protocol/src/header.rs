@@ -1,6 +1,19 @@
 use zerocopy::little_endian::{U16, U32};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
+/// Protocol major version this crate encodes. Decoders reject any other major.
+pub const VERSION_MAJOR: u8 = 1;
+/// Protocol minor version this crate encodes. Minor bumps only add kinds,
+/// code values and flag bits (rule C1 in `docs/protocol.md`); what each
+/// added is listed in `docs/protocol.md` §6.4, and each kind and code value
+/// says which version added it (`since()`).
+pub const VERSION_MINOR: u8 = 1;
+
+/// Every `(major, minor)` version that has been released, that is, that a
+/// pump has encoded. Host decoders keep decoding all of them (see
+/// "Compatibility" in `docs/protocol.md`).
+pub const RELEASED_VERSIONS: &[(u8, u8)] = &[(1, 0), (1, 1)];
+
 /// The two magic bytes that open every frame: ASCII `"IP"` (infusion pump).
 pub const MAGIC: [u8; 2] = *b"IP";
 
