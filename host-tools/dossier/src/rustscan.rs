@@ -64,7 +64,7 @@ impl fmt::Display for ScanError {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Ident,
     Punct(u8),
     Open(u8),
@@ -74,13 +74,13 @@ enum Kind {
 }
 
 #[derive(Clone, Copy, Debug)]
-struct Token {
-    kind: Kind,
-    start: usize,
-    end: usize,
+pub(crate) struct Token {
+    pub(crate) kind: Kind,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
 }
 
-fn line_of(src: &str, offset: usize) -> usize {
+pub(crate) fn line_of(src: &str, offset: usize) -> usize {
     src.as_bytes()[..offset.min(src.len())]
         .iter()
         .filter(|b| **b == b'\n')
@@ -311,8 +311,22 @@ impl<'a> Lexer<'a> {
     }
 }
 
+/// The tokens of `src`, without comments and whitespace (a string, char or
+/// number literal is one token).
+pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, ScanError> {
+    Lexer {
+        src,
+        b: src.as_bytes(),
+        pos: 0,
+    }
+    .tokens()
+}
+
 /// For every delimiter token, the index of its partner.
-fn match_delimiters(src: &str, tokens: &[Token]) -> Result<Vec<Option<usize>>, ScanError> {
+pub(crate) fn match_delimiters(
+    src: &str,
+    tokens: &[Token],
+) -> Result<Vec<Option<usize>>, ScanError> {
     let mut partner = vec![None; tokens.len()];
     let mut stack: Vec<usize> = Vec::new();
     for (i, tok) in tokens.iter().enumerate() {
@@ -353,12 +367,7 @@ fn match_delimiters(src: &str, tokens: &[Token]) -> Result<Vec<Option<usize>>, S
 
 /// Finds every function with a body in `src`.
 pub fn functions(src: &str, all_are_tests: bool) -> Result<Vec<FnItem>, ScanError> {
-    let tokens = Lexer {
-        src,
-        b: src.as_bytes(),
-        pos: 0,
-    }
-    .tokens()?;
+    let tokens = tokenize(src)?;
     let partner = match_delimiters(src, &tokens)?;
     let text = |t: &Token| &src[t.start..t.end];
     let is_kind = |i: usize, k: Kind| tokens.get(i).is_some_and(|t| t.kind == k);

@@ -4,7 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::hazards::Hazards;
 use crate::requirements::Requirements;
-use crate::{TestIndex, REGENERATE};
+use crate::test_index::TestIndex;
+
+/// The one command that rewrites the generated files.
+pub const REGENERATE: &str = "cargo run -p pump-dossier -- regenerate";
 
 fn code_list<'a>(items: impl IntoIterator<Item = &'a String>, sep: &str) -> String {
     items
