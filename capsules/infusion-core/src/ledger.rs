@@ -18,6 +18,19 @@
 //! instant and never drift, and the number of steps of a run at or before any
 //! time is computed exactly in integer arithmetic. That is how the rolling
 //! 24 h total is tracked exactly, never estimated (SR-ENV-005).
+//!
+//! **Late steps.** The anchor is `start_ms + late_ms`: `late_ms` is how much
+//! later than its curve the run's steps are made. The delivery machine
+//! (`pump/delivery.rs`, whose module doc says why) makes a late step at the
+//! instant it is called and adds the lateness to `late_ms`, so the step is
+//! on the run's curve again at the time it was actually made and the steps
+//! that follow keep the run's own rate from there. Every step the ledger
+//! holds is therefore counted at a time that is never before the time it
+//! was made and never after the latest time the core has seen: exactly at
+//! it while the timer is on time; a step made before a later lateness is
+//! counted as made that much later, which keeps it in the 24 h window
+//! longer (the safe side), by at most the lateness accrued since it was
+//! made. Two numbers per run, whatever the timer does (SR-ENV-010).
 
 use heapless::Vec;
 use pump_protocol::DeliveryKind;
@@ -72,6 +85,9 @@ pub struct Run {
     pub steps_reported: u32,
     /// When the last checkpoint was reported (the start if none).
     pub reported_at_ms: u64,
+    /// How much later than `start_ms`'s curve the run's steps are made: the
+    /// lateness of the timer, accrued (see module docs, SR-ENV-010).
+    pub late_ms: u64,
 }
 
 impl Run {
@@ -94,6 +110,7 @@ impl Run {
             active: true,
             steps_reported: 0,
             reported_at_ms: start_ms,
+            late_ms: 0,
         }
     }
 
@@ -118,6 +135,7 @@ impl Run {
             active: false,
             steps_reported: steps,
             reported_at_ms: start_ms,
+            late_ms: 0,
         }
     }
 
@@ -144,6 +162,7 @@ impl Run {
             active: true,
             steps_reported: 0,
             reported_at_ms: start_ms,
+            late_ms: 0,
         }
     }
 
@@ -152,16 +171,21 @@ impl Run {
         DeliveryKind::from_code(self.kind_code)
     }
 
+    /// Where the curve starts: the run's start, moved by its lateness.
+    pub fn anchor_ms(&self) -> u64 {
+        self.start_ms.saturating_add(self.late_ms)
+    }
+
     /// Ideal progress at `at_ms` in nL·ms/h (floored), including the carry.
     pub fn progress(&self, at_ms: u64) -> u128 {
-        let elapsed = u128::from(at_ms.saturating_sub(self.start_ms));
+        let elapsed = u128::from(at_ms.saturating_sub(self.anchor_ms()));
         elapsed * u128::from(self.nl_den) * u128::from(MS_PER_HOUR) / u128::from(self.ms_num.max(1))
             + u128::from(self.carry_nl_ms_per_h)
     }
 
     /// Steps the curve has reached by `at_ms`, capped at the plan.
     pub fn steps_due(&self, at_ms: u64, nl_per_step: u32) -> u32 {
-        if at_ms < self.start_ms {
+        if at_ms < self.anchor_ms() {
             return 0;
         }
         let due = u32::try_from(self.progress(at_ms) / step_size(nl_per_step)).unwrap_or(u32::MAX);
@@ -182,7 +206,16 @@ impl Run {
             .saturating_sub(u128::from(self.carry_nl_ms_per_h));
         let den = u128::from(self.nl_den.max(1)) * u128::from(MS_PER_HOUR);
         let offset = (needed * u128::from(self.ms_num)).div_ceil(den);
-        self.start_ms.checked_add(u64::try_from(offset).ok()?)
+        self.anchor_ms().checked_add(u64::try_from(offset).ok()?)
+    }
+
+    /// The next step is made at `now_ms`: if that is later than its curve
+    /// says, the curve moves by the difference, so the step is counted when
+    /// it is made and the run's rate holds from it (SR-ENV-010).
+    pub fn catch_up_to(&mut self, now_ms: u64, nl_per_step: u32) {
+        if let Some(due) = self.next_step_time(nl_per_step) {
+            self.late_ms = self.late_ms.saturating_add(now_ms.saturating_sub(due));
+        }
     }
 
     /// When the next step is due, if the run still has one.
@@ -196,7 +229,7 @@ impl Run {
     /// When the last step made happened (the start if none).
     pub fn last_step_time(&self, nl_per_step: u32) -> u64 {
         if self.steps_done == 0 {
-            return self.start_ms;
+            return self.anchor_ms();
         }
         self.step_time(self.steps_done, nl_per_step)
             .unwrap_or(u64::MAX)

@@ -1,5 +1,44 @@
 //! The delivery machine: basal and bolus runs, the timer that steps the
 //! motor, checkpoints, and the record of every run that ends.
+//!
+//! # A late timer: missed steps are neither made at once nor made up
+//!
+//! The glue arms its alarm for [`next_wakeup`](InfusionCore::next_wakeup),
+//! but the alarm may fire late: by a tick, after a long flash operation, or
+//! hours late after a stalled kernel. When [`on_timer`](InfusionCore::on_timer)
+//! finds a run's next step overdue, it makes **that one step now** and moves
+//! the run's curve by the lateness ([`Run::catch_up_to`]): the run goes on at
+//! its own rate from the late step, and the ledger counts the step at the
+//! instant it was made (SR-ENV-010). The steps the curve passed while the
+//! timer was late are not made in a burst, and not made up later:
+//!
+//! - **No burst.** Intrathecal drug goes straight into the CSF, a small
+//!   volume with no first-pass buffer: the missed steps made at once are an
+//!   unprescribed bolus (morphine, hydromorphone: respiratory depression;
+//!   a concentrated bolus at the catheter tip). Nothing is ever released
+//!   faster than the run's own rate, which the envelope (basal) or the
+//!   bolus check (mean rate, hardware limit) allowed.
+//! - **Skip, not spread, for basal.** Spreading the missed basal over the
+//!   hours that follow would raise the rate above the one prescribed for
+//!   those hours (the schedule's rates differ by time of day, and the
+//!   envelope's maximum basal rate is not a rate to aim for), for a volume
+//!   that is small for any lateness a working pump has and that, after a
+//!   long stall, should be a clinician's decision, not the pump's. A basal
+//!   interrupted by a late timer is like one interrupted by a reset or a
+//!   suspend, which are not made up either; the `DeliveryRecord`s show the
+//!   volume actually delivered over their duration, so the shortfall is
+//!   visible. Baclofen withdrawal is the risk of skipping: it needs hours
+//!   without drug, which is a failed pump, raised as such (watchdog, the
+//!   records' volume), not hidden by a catch-up.
+//! - **A bolus is delayed whole.** A bolus is a dose the clinician or the
+//!   patient asked for and the envelope admitted whole; its remaining steps
+//!   follow at its own rate from the late step, and each is still gated at
+//!   its own instant on the 24 h limit and the reservoir (SR-ENV-005).
+//!
+//! A run is late by less than a millisecond at most wake-ups on the boards
+//! (the alarm fires on a tick after the millisecond asked for), which costs
+//! it a few milliseconds a day: well inside one step (SR-MOT-001 holds on
+//! the moved curve).
 
 use pump_protocol::{
     AlarmCode, DeliveryDenied, DeliveryKind, DeliveryOutcome, DeliveryRecord, ErrorCode,
@@ -307,6 +346,9 @@ impl<P: Platform> InfusionCore<P> {
             return;
         }
         if let Some(run) = self.p.ledger.active_mut(channel) {
+            // A late step is made now and counted now; its run goes on at
+            // its own rate from here (module docs, SR-ENV-010).
+            run.catch_up_to(now, s);
             run.steps_done = run.steps_done.saturating_add(1);
         }
         self.p.reservoir_nl -= s;

@@ -22,9 +22,10 @@ use crate::rx;
 /// Bytes the persisted state can take (postcard body plus CRC-32C).
 pub const SAVED_STATE_LEN: usize = 4096;
 
-/// Format 2 added the dosing app's record. Format 1 was never released; a
-/// format-1 record is not migrated and fails safe like a corrupt one.
-pub(super) const SAVED_FORMAT: u8 = 2;
+/// Format 2 added the dosing app's record; format 3 each run's lateness
+/// (`Run::late_ms`). Earlier formats were never released; such a record is
+/// not migrated and fails safe like a corrupt one.
+pub(super) const SAVED_FORMAT: u8 = 3;
 
 /// Steps one [`RecordKind::Reservation`] covers: the most a reset can leave
 /// unconfirmed, so the bound of the log's uncertainty is

@@ -26,8 +26,10 @@ use crate::events::{Event, EventQueue};
 use crate::ledger::{Channel, Ledger, Run};
 use crate::platform::{Platform, RecordKind};
 
-/// The therapy record's format. Format 1 is the first with records apart.
-const THERAPY_FORMAT: u8 = 1;
+/// The therapy record's format. Format 1 is the first with records apart;
+/// format 2 adds each run's lateness (`Run::late_ms`) to the ledger. Format
+/// 1 was never released: it reads as a lost therapy record (SR-PER-007).
+const THERAPY_FORMAT: u8 = 2;
 
 /// How a storage region read at boot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

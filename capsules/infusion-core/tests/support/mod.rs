@@ -130,6 +130,12 @@ pub struct Rig {
     pub saved: Option<Vec<u8>>,
     pub saves: u64,
     pub notifications: Vec<Notification>,
+    /// The time the test says it is (set before calling the core).
+    pub now_ms: u64,
+    /// When set, `step` records `now_ms` in `step_times`.
+    pub record_step_times: bool,
+    /// The actual time of every step made while recording.
+    pub step_times: Vec<u64>,
 }
 
 impl Motor for Rig {
@@ -141,6 +147,9 @@ impl Motor for Rig {
             self.stepped_while_disabled = true;
         }
         self.steps += 1;
+        if self.record_step_times {
+            self.step_times.push(self.now_ms);
+        }
     }
 }
 
