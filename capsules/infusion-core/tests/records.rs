@@ -382,3 +382,56 @@ proptest! {
         prop_assert!(max <= cap, "{max} steps in 24 h > {cap}");
     }
 }
+
+#[test]
+fn sr_per_008_an_install_cut_between_its_two_writes_restores_both_copies() {
+    let mut core = running(0);
+    core.install_prescription(TELEMETRY, &signed(5), 0).unwrap();
+    let mut records = core.platform().store.clone();
+    // The floor write of serial 5 never happened: the region still says 1.
+    let old_floor = {
+        let first = running(0);
+        first.platform().store[&RecordKind::SerialFloor].clone()
+    };
+    records.insert(RecordKind::SerialFloor, old_floor.clone());
+    let core = boot(&records, MINUTE_MS);
+    assert_ne!(
+        core.platform().store[&RecordKind::SerialFloor],
+        old_floor,
+        "the floor of serial 5 is written back"
+    );
+    // Now losing the prescription record still refuses serial 4.
+    let mut records = core.platform().store.clone();
+    records.remove(&RecordKind::Prescription);
+    let mut core = boot(&records, 2 * MINUTE_MS);
+    assert_eq!(
+        core.install_prescription(TELEMETRY, &signed(4), 2 * MINUTE_MS),
+        Err(ErrorCode::ReplayedSerial)
+    );
+}
+
+#[test]
+fn sr_per_007_after_a_loss_event_numbers_go_on_and_a_second_reset_counts_nothing_twice() {
+    let mut core = running(0);
+    core.set_basal(DOSING, 40_000, 0).unwrap();
+    advance(&mut core, HOUR_MS);
+    let last = drain_with(&mut core, HOUR_MS).last().unwrap().0;
+    let mut records = core.platform().store.clone();
+    records.remove(&RecordKind::Therapy);
+    let mut core = boot(&records, HOUR_MS + MINUTE_MS);
+    let after = drain_with(&mut core, HOUR_MS + MINUTE_MS);
+    assert!(
+        after.iter().all(|(seq, _)| *seq > last),
+        "{last} then {after:?}"
+    );
+    let counted = core.delivered_24h_nl(HOUR_MS + MINUTE_MS);
+    // A second reset before anything else happens changes nothing.
+    let records = core.platform().store.clone();
+    let mut again = boot(&records, HOUR_MS + 2 * MINUTE_MS);
+    assert_eq!(again.delivered_24h_nl(HOUR_MS + 2 * MINUTE_MS), counted);
+    let unconfirmed = logged_volume_nl(
+        &drain_with(&mut again, HOUR_MS + 2 * MINUTE_MS),
+        Some(DeliveryOutcome::Unconfirmed),
+    );
+    assert_eq!(unconfirmed, 0);
+}

@@ -149,6 +149,10 @@ impl<P: Platform> InfusionCore<P> {
             None => self.restore_after_loss(stored, floor, now_ms),
         }
         self.save();
+        // The stored reservation now agrees with what was counted, so a
+        // second reset counts nothing twice.
+        self.steps_reserved = self.steps_accounted;
+        self.write_reservation();
         self.sync_outputs(self.p.last_time_ms);
     }
 
@@ -176,7 +180,8 @@ impl<P: Platform> InfusionCore<P> {
             .app_record
             .and_then(|r| Vec::from_slice(r).ok())
             .unwrap_or_default();
-        let now = self.clock(now_ms);
+        // Unconfirmed steps count from the latest time the records know of.
+        let now = self.clock(now_ms.max(reservation.reserved_at_ms));
         self.adopt_stored_prescription(stored.prescription, floor, now);
         let unconfirmed = reservation.steps_reserved.saturating_sub(t.steps_accounted);
         let kind = self.interrupted_kind();
@@ -184,9 +189,10 @@ impl<P: Platform> InfusionCore<P> {
         if unconfirmed > 0 {
             self.count_unconfirmed(unconfirmed, kind, reservation.reserved_at_ms, now);
         }
-        if floor == 0 || stored.floor_region != RegionState::Readable {
-            // The floor's own region was lost; the prescription still
-            // carried it. Write it back so two copies exist again.
+        if self.p.serial_floor != floor || stored.floor_region != RegionState::Readable {
+            // One copy of the floor was lost or is behind the other (an
+            // install cut off between its two writes): write it back so two
+            // copies hold the higher one again.
             self.write_serial_floor();
         }
         if let Some(rx) = &self.rx {
@@ -198,7 +204,14 @@ impl<P: Platform> InfusionCore<P> {
     /// A provisioned pump whose therapy state is gone: stopped, latched,
     /// and as if the hardware's daily maximum had just been delivered.
     fn restore_after_loss(&mut self, stored: &StoredRecords<'_>, floor: u32, now_ms: u64) {
-        self.p.last_time_ms = now_ms;
+        // A readable reservation still tells how far the motor may have
+        // gone and which event numbers were used: never count or number
+        // below it.
+        let reservation = decode::<Reservation>(stored.reservation).unwrap_or_default();
+        self.steps_accounted = reservation.steps_reserved;
+        self.p.next_event_sequence = reservation.next_event_sequence;
+        self.events = EventQueue::starting_at(reservation.next_event_sequence);
+        self.p.last_time_ms = now_ms.max(reservation.reserved_at_ms);
         let now = self.clock(now_ms);
         // The prescription record (if readable) still proves its serial.
         self.adopt_stored_prescription(stored.prescription, floor, now);
