@@ -2,7 +2,8 @@
 
 use pump_protocol::{AccessDenied, ErrorCode};
 
-use super::{CommandResult, InfusionCore};
+use super::commands::CommandResult;
+use super::infusion::InfusionCore;
 use crate::config::{AppId, Role};
 use crate::events::Event;
 use crate::platform::Platform;

@@ -3,7 +3,7 @@
 
 use pump_protocol::{AlarmCode, DeliveryKind, ErrorCode};
 
-use super::InfusionCore;
+use super::infusion::InfusionCore;
 use crate::config::{AppId, Role};
 use crate::platform::Platform;
 use crate::relay as relay_box;

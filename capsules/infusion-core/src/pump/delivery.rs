@@ -45,7 +45,12 @@ use pump_protocol::{
     PatientBolusDenied, PatientBolusGranted, PatientBolusRequested,
 };
 
-use super::{mean_rate_nl_per_h, InfusionCore, MAX_STEPS_PER_WAKEUP};
+use super::envelope::mean_rate_nl_per_h;
+use super::infusion::InfusionCore;
+
+/// Most steps one timer callback makes; more due steps get an immediate
+/// wake-up, so a late timer can never turn into an unbounded burst of work.
+pub const MAX_STEPS_PER_WAKEUP: u32 = 64;
 use crate::command;
 use crate::config::{AppId, Role};
 use crate::events::Event;

@@ -10,7 +10,7 @@
 use pump_protocol::prescription::Envelope;
 use pump_protocol::{DeliveryKind, ErrorCode};
 
-use super::InfusionCore;
+use super::infusion::InfusionCore;
 use crate::config::HardwareLimits;
 use crate::ledger::{Channel, Run, MS_PER_HOUR};
 use crate::platform::Platform;

@@ -6,7 +6,7 @@ use pump_protocol::{
     DeliveryOutcome, ErrorCode,
 };
 
-use super::InfusionCore;
+use super::infusion::InfusionCore;
 use crate::alarms::priority_of;
 use crate::command;
 use crate::config::{AppId, Role};

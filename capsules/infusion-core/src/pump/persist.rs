@@ -5,59 +5,17 @@
 //! layout.
 
 use heapless::Vec;
-use pump_protocol::prescription::MAX_SIGNED_PRESCRIPTION_LEN;
 use pump_protocol::{AlarmCode, DeliveryOutcome, ErrorCode, CRC32C};
-use serde::{Deserialize, Serialize};
 
-use super::InfusionCore;
-use crate::alarms::AlarmSet;
+use super::infusion::InfusionCore;
+use super::state::{Persistent, RESERVATION_STEPS, SAVED_FORMAT, SAVED_STATE_LEN};
 use crate::command;
 use crate::config::{AppId, Role};
 use crate::events::EventQueue;
-use crate::ledger::{Channel, Ledger};
+use crate::ledger::Channel;
 use crate::platform::Platform;
 use crate::platform::RecordKind;
 use crate::rx;
-
-/// Bytes the persisted state can take (postcard body plus CRC-32C).
-pub const SAVED_STATE_LEN: usize = 4096;
-
-/// Format 2 added the dosing app's record; format 3 each run's lateness
-/// (`Run::late_ms`). Earlier formats were never released; such a record is
-/// not migrated and fails safe like a corrupt one.
-pub(super) const SAVED_FORMAT: u8 = 3;
-
-/// Steps one [`RecordKind::Reservation`] covers: the most a reset can leave
-/// unconfirmed, so the bound of the log's uncertainty is
-/// `RESERVATION_STEPS × nl_per_step` (8 000 nL at 250 nL a step). See
-/// `docs/persistence.md` for the wear it buys.
-pub const RESERVATION_STEPS: u64 = 32;
-
-/// Largest record the dosing app may keep in the capsule's saved state
-/// (commands 26 and 27).
-pub const APP_RECORD_MAX_LEN: usize = 1024;
-
-/// Everything that survives a reset. Written after every change and before
-/// every motor step, so a step is accounted before it moves (SR-PER-002).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct Persistent {
-    pub(super) format: u8,
-    pub(super) signed_rx: Option<Vec<u8, MAX_SIGNED_PRESCRIPTION_LEN>>,
-    pub(super) serial_floor: u32,
-    pub(super) suspended: bool,
-    pub(super) ledger: Ledger,
-    pub(super) basal_carry_nl_ms_per_h: u64,
-    pub(super) bolus_carry_nl_ms_per_h: u64,
-    pub(super) reservoir_nl: u32,
-    pub(super) alarms: AlarmSet,
-    pub(super) utc_offset_ms: i64,
-    pub(super) last_time_ms: u64,
-    pub(super) next_event_sequence: u32,
-    /// What the dosing app alone knows (its own postcard record, opaque
-    /// here), kept so it survives resets with the same atomic, CRC-checked
-    /// writes as the capsule's state.
-    pub(super) app_record: Vec<u8, APP_RECORD_MAX_LEN>,
-}
 
 impl<P: Platform> InfusionCore<P> {
     /// Restores saved state in place.

@@ -6,7 +6,7 @@ use pump_protocol::{
     PumpStateChanged,
 };
 
-use super::InfusionCore;
+use super::infusion::InfusionCore;
 use crate::command;
 use crate::config::{AppId, Role};
 use crate::events::Event;

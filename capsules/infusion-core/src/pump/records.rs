@@ -20,7 +20,7 @@ use heapless::Vec;
 use pump_protocol::{AlarmCode, DeliveryKind, DeliveryOutcome, DeliveryRecord};
 use serde::{Deserialize, Serialize};
 
-use super::InfusionCore;
+use super::infusion::InfusionCore;
 use crate::alarms::AlarmSet;
 use crate::events::{Event, EventQueue};
 use crate::ledger::{Channel, Ledger, Run};

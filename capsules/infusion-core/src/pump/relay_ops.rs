@@ -3,7 +3,7 @@
 
 use pump_protocol::ErrorCode;
 
-use super::InfusionCore;
+use super::infusion::InfusionCore;
 use crate::command;
 use crate::config::{AppId, Role};
 use crate::platform::{Notification, Platform};
