@@ -18,14 +18,28 @@ pub struct DrugEntry {
     pub concentration_min_ug_per_ml: u32,
     /// Highest accepted concentration.
     pub concentration_max_ug_per_ml: u32,
-    /// Lowest dose in routine use (for mg/µg mix-up hints).
-    pub typical_min_daily_dose_ug: u32,
-    /// Above this: warning.
-    pub soft_max_daily_dose_ug: u32,
-    /// Above this: error.
+    /// Lowest daily dose in routine use: a 24 h dose below it is an error
+    /// (and one far below it that is plausible in mg gets the mix-up hint).
+    pub usual_min_daily_dose_ug: u32,
+    /// Highest daily dose in routine use: a 24 h dose above it is an error
+    /// (SR-HOST-012).
+    pub usual_max_daily_dose_ug: u32,
+    /// The source's absolute maximum: above this, error.
     pub hard_max_daily_dose_ug: u32,
+    /// For opioids, about how many times as potent as intrathecal morphine
+    /// (named when a dose is outside the usual range).
+    #[serde(default)]
+    pub potency_vs_morphine: Option<u32>,
+    /// Shortest patient bolus lockout the library accepts (SR-HOST-011).
+    pub min_patient_bolus_lockout_min: u32,
+    /// Stopping this drug abruptly is dangerous: a basal of 0 needs the
+    /// prescription to say so on purpose (SR-HOST-009).
+    pub abrupt_withdrawal_dangerous: bool,
     /// Where the figures come from.
     pub source: String,
+    /// Which figures are design values of this library (not from the
+    /// source), and why.
+    pub design_values: String,
 }
 
 /// The drug library.
@@ -69,9 +83,42 @@ mod tests {
         assert!(lib.find("morphine").is_some());
         for d in &lib.drug {
             assert!(d.concentration_min_ug_per_ml <= d.concentration_max_ug_per_ml);
-            assert!(d.typical_min_daily_dose_ug <= d.soft_max_daily_dose_ug);
-            assert!(d.soft_max_daily_dose_ug <= d.hard_max_daily_dose_ug);
+            assert!(0 < d.usual_min_daily_dose_ug);
+            assert!(d.usual_min_daily_dose_ug <= d.usual_max_daily_dose_ug);
+            assert!(d.usual_max_daily_dose_ug <= d.hard_max_daily_dose_ug);
+            assert!(d.min_patient_bolus_lockout_min > 0);
+            assert!(d.min_patient_bolus_lockout_min <= 1440);
             assert!(!d.source.is_empty());
+            assert!(!d.design_values.is_empty());
+        }
+    }
+
+    #[test]
+    fn sr_host_012_hydromorphone_usual_range_follows_its_potency() {
+        // Verifies: SR-HOST-012
+        let lib = DrugLibrary::builtin().unwrap();
+        let m = lib.find("morphine").unwrap();
+        let h = lib.find("hydromorphone").unwrap();
+        let ratio = h.potency_vs_morphine.unwrap();
+        assert_eq!(ratio, 5);
+        assert_eq!(m.potency_vs_morphine, Some(1));
+        // The usual range is morphine's divided by the potency, so a morphine
+        // dose in the upper part of its range is outside hydromorphone's.
+        assert_eq!(h.usual_min_daily_dose_ug * ratio, m.usual_min_daily_dose_ug);
+        assert_eq!(h.usual_max_daily_dose_ug * ratio, m.usual_max_daily_dose_ug);
+    }
+
+    #[test]
+    fn sr_host_009_only_baclofen_is_marked_dangerous_to_withdraw() {
+        // Verifies: SR-HOST-009
+        let lib = DrugLibrary::builtin().unwrap();
+        for d in &lib.drug {
+            assert_eq!(
+                d.abrupt_withdrawal_dangerous,
+                d.name == "baclofen",
+                "{}",
+                d.name
+            );
         }
     }
 }

@@ -162,7 +162,7 @@ enum RxCommand {
     Check(RxCheckArgs),
     /// Sign a prescription and write the InstallPrescription frame.
     #[command(
-        after_help = "Example:\n  pumpctl rx sign examples/baclofen-flex.toml --key clinic.key --device 0x00C0FFEE --serial 2 --out rx2.bin\n\nThe output is one stream-encoded frame (0x00 COBS 0x00) carrying\npostcard(Prescription) || Ed25519 signature over the signing domain and body."
+        after_help = "Example:\n  pumpctl rx sign examples/baclofen-flex.toml --key clinic.key --device 0x00C0FFEE --serial 2 --out rx2.bin\n\nThe output is one stream-encoded frame (0x00 COBS 0x00) carrying\npostcard(Prescription) || Ed25519 signature over the signing domain and body.\nA prescription with warnings is signed only with --accept-warnings; errors never.\nSerial 0 is refused; a serial within 1000 of 4294967295 is a warning."
     )]
     Sign(RxSignArgs),
 }
@@ -196,6 +196,10 @@ struct RxSignArgs {
     /// Output file (default: RX stem + `-<serial>.install.bin`).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Sign although `rx check` (or the serial) has warnings: the clinician
+    /// has read every one and has a reason. Errors are never signed.
+    #[arg(long)]
+    accept_warnings: bool,
 }
 
 #[derive(Args)]
@@ -413,8 +417,13 @@ fn rx_check(args: &RxCheckArgs) -> Result<ExitCode> {
         .count();
     let warnings = report.problems.len() - errors;
     text.push_str(&format!(
-        "{}: {errors} error(s), {warnings} warning(s)\n",
-        if errors == 0 { "OK" } else { "REFUSED" }
+        "{}: {errors} error(s), {warnings} warning(s){}\n",
+        if errors == 0 { "OK" } else { "REFUSED" },
+        if errors == 0 && warnings > 0 {
+            " (rx sign needs --accept-warnings)"
+        } else {
+            ""
+        }
     ));
     out_result(out.write_all(text.as_bytes()))?;
     Ok(if errors == 0 {
@@ -425,6 +434,7 @@ fn rx_check(args: &RxCheckArgs) -> Result<ExitCode> {
 }
 
 fn rx_sign(args: &RxSignArgs) -> Result<ExitCode> {
+    let serial_warning = sign::check_serial(args.serial).map_err(|e| Error(e.to_string()))?;
     let file = rx::load(&args.rx)?;
     let key = keys::load_private(&args.key)?;
     let library = druglib::DrugLibrary::builtin()?;
@@ -433,7 +443,7 @@ fn rx_sign(args: &RxSignArgs) -> Result<ExitCode> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0))
     });
-    let (report, prescription) = rx::check(
+    let (mut report, prescription) = rx::check(
         &file,
         &board::hardware_limits(),
         &library,
@@ -441,6 +451,13 @@ fn rx_sign(args: &RxSignArgs) -> Result<ExitCode> {
         args.serial,
         issued,
     );
+    if let Some(w) = serial_warning {
+        report.problems.push(rx::Problem {
+            severity: rx::Severity::Warning,
+            field: "--serial".into(),
+            message: w.to_string(),
+        });
+    }
     let Some(prescription) = prescription else {
         let first = report
             .problems
@@ -453,6 +470,21 @@ fn rx_sign(args: &RxSignArgs) -> Result<ExitCode> {
             args.rx.display()
         );
     };
+    let warnings: Vec<&rx::Problem> = report
+        .problems
+        .iter()
+        .filter(|p| p.severity == rx::Severity::Warning)
+        .collect();
+    if let Some(first) = warnings.first() {
+        if !args.accept_warnings {
+            bail!(
+                "{}: not signed: {} warning(s) need --accept-warnings after reading them, the first: {first} (run `pumpctl rx check {}` for every problem)",
+                args.rx.display(),
+                warnings.len(),
+                args.rx.display()
+            );
+        }
+    }
     let frame = sign::install_frame(&prescription, &key, args.serial)?;
     let out = args.out.clone().unwrap_or_else(|| {
         let stem = args.rx.file_stem().map_or_else(

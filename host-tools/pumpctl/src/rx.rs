@@ -60,6 +60,12 @@ pub struct DrugToml {
 pub struct BasalToml {
     /// Steps sorted by start; the first starts at `"00:00"`.
     pub steps: Vec<StepToml>,
+    /// The prescription delivers nothing on purpose (a basal of 0 all day,
+    /// or a silence basal of 0) although the drug's abrupt withdrawal is
+    /// dangerous: without it that is an error, with it a warning
+    /// (SR-HOST-009).
+    #[serde(default)]
+    pub zero_delivery_on_purpose: bool,
 }
 
 /// One `[[basal.steps]]` entry.
@@ -390,6 +396,17 @@ pub fn check(
             "envelope.max_daily_dose_ug",
             env.max_daily_dose_ug,
         );
+        if env.max_patient_boluses_per_24h > 0
+            && env.min_patient_bolus_lockout_min < d.min_patient_bolus_lockout_min
+        {
+            r.error(
+                "envelope.min_patient_bolus_lockout_min",
+                format!(
+                    "{} min is below the library's minimum lockout for {} ({} min)",
+                    env.min_patient_bolus_lockout_min, d.name, d.min_patient_bolus_lockout_min
+                ),
+            );
+        }
         if env.max_basal_rate_ug_per_day > d.hard_max_daily_dose_ug {
             r.error(
                 "envelope.max_basal_rate_ug_per_day",
@@ -545,6 +562,64 @@ pub fn check(
         }
     }
     let basal_daily_nl = basal_nl_minutes_per_h / 60;
+    // The highest scheduled basal: a bolus runs beside it (SR-HOST-010).
+    let highest_step = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let nl = units::rate_ug_per_day_to_nl_per_h(s.rate_ug_per_day, conc).unwrap_or(0);
+            (i, nl)
+        })
+        .max_by_key(|&(i, nl)| (nl, std::cmp::Reverse(i)));
+
+    // ---- zero delivery of a drug dangerous to withdraw (SR-HOST-009) ----
+    if let Some(d) = drug.filter(|d| d.abrupt_withdrawal_dangerous) {
+        let on_purpose = rx.basal.zero_delivery_on_purpose;
+        if !steps.is_empty() && steps.iter().all(|s| s.rate_ug_per_day == 0) {
+            zero_delivery(
+                &mut r,
+                on_purpose,
+                "basal.steps",
+                format!(
+                    "a basal of 0 all day stops {} abruptly, and its abrupt withdrawal is dangerous",
+                    d.name
+                ),
+            );
+        } else {
+            for (i, step) in steps.iter().enumerate() {
+                if step.rate_ug_per_day == 0 {
+                    r.warn(
+                        format!("basal.steps[{i}].rate_ug_per_day"),
+                        format!(
+                            "0 µg/day: {} stops while this step runs, and its abrupt withdrawal is dangerous",
+                            d.name
+                        ),
+                    );
+                }
+            }
+        }
+        match (env.silence_policy.as_str(), env.silence_basal_rate_ug_per_day) {
+            ("stop-delivery", None) => zero_delivery(
+                &mut r,
+                on_purpose,
+                "envelope.silence_policy",
+                format!(
+                    "\"stop-delivery\" stops {} abruptly whenever the dosing app falls silent, and its abrupt withdrawal is dangerous: use \"continue-basal\" with a safe rate above 0",
+                    d.name
+                ),
+            ),
+            ("continue-basal", Some(0)) => zero_delivery(
+                &mut r,
+                on_purpose,
+                "envelope.silence_basal_rate_ug_per_day",
+                format!(
+                    "0 µg/day stops {} abruptly whenever the dosing app falls silent, and its abrupt withdrawal is dangerous",
+                    d.name
+                ),
+            ),
+            _ => {}
+        }
+    }
 
     // ---- boluses ----
     let mut bolus_ug_per_day: u64 = 0;
@@ -570,6 +645,25 @@ pub fn check(
                 ),
             );
         }
+        if let Some(d) = drug {
+            if pb.max_per_24h > 0 && pb.lockout_min < d.min_patient_bolus_lockout_min {
+                r.error(
+                    "patient_bolus.lockout_min",
+                    format!(
+                        "{} min is below the library's minimum lockout for {} ({} min)",
+                        pb.lockout_min, d.name, d.min_patient_bolus_lockout_min
+                    ),
+                );
+            }
+        }
+        check_bolus_rate(
+            &mut r,
+            limits,
+            f,
+            (pb.dose_ug, nl, conc),
+            pb.duration_min,
+            highest_step,
+        );
         if pb.max_per_24h > env.max_patient_boluses_per_24h {
             r.error(
                 "patient_bolus.max_per_24h",
@@ -614,6 +708,14 @@ pub fn check(
         if let Some(d) = drug {
             mg_hint_bolus(&mut r, d, "clinician_bolus.dose_ug", cb.dose_ug);
         }
+        check_bolus_rate(
+            &mut r,
+            limits,
+            "clinician_bolus",
+            (cb.dose_ug, nl, conc),
+            cb.duration_min,
+            highest_step,
+        );
         // Counted once per 24 h: the preset is a clinic-visit bolus.
         bolus_ug_per_day += u64::from(cb.dose_ug);
         bolus_nl_per_day += u64::from(nl);
@@ -650,14 +752,29 @@ pub fn check(
         );
     }
     if let Some(d) = drug {
-        if total_daily_ug > u64::from(d.soft_max_daily_dose_ug)
-            && env.max_daily_dose_ug <= d.soft_max_daily_dose_ug
+        // The usual range (SR-HOST-012): the therapy's 24 h worst case, when
+        // the envelope's own maximum was not already refused for it; a
+        // therapy delivering nothing is the zero-delivery check's.
+        let usual = format_range(d.usual_min_daily_dose_ug, d.usual_max_daily_dose_ug);
+        if total_daily_ug > u64::from(d.usual_max_daily_dose_ug)
+            && env.max_daily_dose_ug <= d.usual_max_daily_dose_ug
         {
-            r.warn(
+            r.error(
                 "basal.steps",
                 format!(
-                    "the therapy can reach {total_daily_ug} µg per 24 h, above the library's usual maximum for {} ({} µg/day)",
-                    d.name, d.soft_max_daily_dose_ug
+                    "the therapy can reach {total_daily_ug} µg per 24 h, outside the library's usual range for {} ({usual} µg/day){}",
+                    d.name,
+                    potency_hint(d)
+                ),
+            );
+        } else if total_ug_minutes > 0
+            && total_ug_minutes < u64::from(d.usual_min_daily_dose_ug) * u64::from(MINUTES_PER_DAY)
+        {
+            r.error(
+                "basal.steps",
+                format!(
+                    "the therapy can reach at most {total_daily_ug} µg per 24 h, below the library's usual range for {} ({usual} µg/day)",
+                    d.name
                 ),
             );
         }
@@ -691,9 +808,9 @@ pub fn check(
         rx.drug.name,
         conc,
         drug.map_or(String::new(), |d| format!(
-            " (library: {} µg/mL, usual max {} µg/day, hard max {} µg/day)",
+            " (library: {} µg/mL, usual {} µg/day, hard max {} µg/day)",
             format_range(d.concentration_min_ug_per_ml, d.concentration_max_ug_per_ml),
-            d.soft_max_daily_dose_ug,
+            format_range(d.usual_min_daily_dose_ug, d.usual_max_daily_dose_ug),
             d.hard_max_daily_dose_ug
         ))
     ));
@@ -815,16 +932,30 @@ fn check_daily_dose_against_library(r: &mut CheckReport, d: &DrugEntry, field: &
                 d.name, d.hard_max_daily_dose_ug
             ),
         );
-    } else if dose > d.soft_max_daily_dose_ug {
-        r.warn(
+    } else if dose > d.usual_max_daily_dose_ug {
+        r.error(
             field,
             format!(
-                "{dose} µg per 24 h is above the library's usual maximum for {} ({} µg/day)",
-                d.name, d.soft_max_daily_dose_ug
+                "{dose} µg per 24 h is outside the library's usual range for {} ({} µg/day){}",
+                d.name,
+                format_range(d.usual_min_daily_dose_ug, d.usual_max_daily_dose_ug),
+                potency_hint(d)
             ),
         );
     }
     mg_hint(r, d, field, dose, "µg/day");
+}
+
+/// For a drug more potent than morphine: the reminder that a morphine dose
+/// is not a dose of it.
+fn potency_hint(d: &DrugEntry) -> String {
+    match d.potency_vs_morphine {
+        Some(x) if x > 1 => format!(
+            " — {} is about {x} times as potent as morphine: is this a morphine dose?",
+            d.name
+        ),
+        _ => String::new(),
+    }
 }
 
 /// A dose that only makes sense in mg when µg were expected.
@@ -833,15 +964,15 @@ fn mg_hint(r: &mut CheckReport, d: &DrugEntry, field: &str, dose: u32, unit: &st
         return;
     }
     let as_ug = u64::from(dose) * 1000;
-    if u64::from(dose) * 10 < u64::from(d.typical_min_daily_dose_ug)
-        && as_ug >= u64::from(d.typical_min_daily_dose_ug)
+    if u64::from(dose) * 10 < u64::from(d.usual_min_daily_dose_ug)
+        && as_ug >= u64::from(d.usual_min_daily_dose_ug)
         && as_ug <= u64::from(d.hard_max_daily_dose_ug)
     {
         r.error(
             field,
             format!(
                 "{dose} {unit} of {} is far below the lowest routine dose ({} µg/day) — was it entered in mg? {dose} mg = {as_ug} µg",
-                d.name, d.typical_min_daily_dose_ug
+                d.name, d.usual_min_daily_dose_ug
             ),
         );
     }
@@ -878,6 +1009,71 @@ fn check_bolus(r: &mut CheckReport, section: &str, dose: u32, duration_min: u32,
     }
     if duration_min == 0 {
         r.error(format!("{section}.duration_min"), "must be at least 1 min");
+    }
+}
+
+/// A zero delivery of a drug dangerous to withdraw: an error, or a warning
+/// when the prescription states it on purpose (SR-HOST-009).
+fn zero_delivery(r: &mut CheckReport, on_purpose: bool, field: &str, message: String) {
+    if on_purpose {
+        r.warn(
+            field,
+            format!("{message} (stated on purpose: basal.zero_delivery_on_purpose = true)"),
+        );
+    } else {
+        r.error(
+            field,
+            format!("{message} — if it is on purpose, say so with zero_delivery_on_purpose = true under [basal]"),
+        );
+    }
+}
+
+/// A bolus the board's motor can deliver: its mean rate (computed as the
+/// capsule computes it), alone and beside the highest scheduled basal, at
+/// most the board's maximum rate; otherwise the pump refuses it with
+/// `OutsideHardwareLimits` (SR-HOST-010).
+fn check_bolus_rate(
+    r: &mut CheckReport,
+    limits: &HardwareLimits,
+    section: &str,
+    (dose_ug, volume_nl, conc): (u32, u32, u32),
+    duration_min: u32,
+    highest_step: Option<(usize, u32)>,
+) {
+    if duration_min == 0 || volume_nl == 0 {
+        return; // refused above
+    }
+    let max = limits.max_rate_nl_per_h;
+    let rate = infusion_core::mean_rate_nl_per_h(volume_nl, minutes_to_ms(duration_min));
+    let field = format!("{section}.duration_min");
+    // The shortest duration, in whole minutes, at which the bolus fits
+    // `room` nL/h.
+    let shortest_min = |room: u32| {
+        (u64::from(volume_nl) * 60)
+            .div_ceil(u64::from(room.max(1)))
+            .max(1)
+    };
+    if rate > max {
+        r.error(
+            field,
+            format!(
+                "{dose_ug} µg over {duration_min} min is {rate} nL/h at {conc} µg/mL, above the board's maximum motor rate of {max} nL/h: the pump would refuse every such bolus — give it at least {} min",
+                shortest_min(max)
+            ),
+        );
+        return;
+    }
+    if let Some((i, basal)) = highest_step {
+        let total = u64::from(rate) + u64::from(basal);
+        if total > u64::from(max) {
+            r.error(
+                field,
+                format!(
+                    "{dose_ug} µg over {duration_min} min is {rate} nL/h at {conc} µg/mL; with basal.steps[{i}] ({basal} nL/h) beside it that is {total} nL/h, above the board's maximum motor rate of {max} nL/h: the pump would refuse it while that step runs — give it at least {} min",
+                    shortest_min(max.saturating_sub(basal))
+                ),
+            );
+        }
     }
 }
 

@@ -11,6 +11,65 @@ use pump_protocol::{encode_stream_frame_vec, Frame, InstallPrescription, Message
 
 use crate::error::{Error, Result};
 
+/// How close to `u32::MAX` a serial draws a warning: within this many
+/// serials of the end, the implant has that few prescriptions left for the
+/// rest of its life (the capsule accepts only a serial above the last).
+pub const SERIAL_NEAR_END: u32 = 1_000;
+
+/// A serial `rx sign` refuses (SR-HOST-013).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SerialError {
+    /// Serial 0: the pump accepts only a serial above its floor, which
+    /// starts at 0, so a prescription with serial 0 can never be installed.
+    Zero,
+}
+
+impl std::fmt::Display for SerialError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Zero => f.write_str(
+                "--serial 0: the pump installs only a serial above the last one (its floor starts at 0), so serial 0 can never be installed; use the installed serial + 1",
+            ),
+        }
+    }
+}
+
+/// A serial `rx sign` signs only with `--accept-warnings` (SR-HOST-013).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SerialNearEnd {
+    /// Serials still above this one.
+    pub left: u32,
+}
+
+impl std::fmt::Display for SerialNearEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.left == 0 {
+            write!(
+                f,
+                "{} is the last serial there is: the pump can never take another prescription after it",
+                u32::MAX
+            )
+        } else {
+            write!(
+                f,
+                "{} leaves only {} serial(s) above it for every later prescription of this implant (within {SERIAL_NEAR_END} of the end)",
+                u32::MAX - self.left,
+                self.left
+            )
+        }
+    }
+}
+
+/// Checks a prescription serial before signing: 0 is refused, a serial
+/// within [`SERIAL_NEAR_END`] of `u32::MAX` is a warning.
+pub fn check_serial(serial: u32) -> std::result::Result<Option<SerialNearEnd>, SerialError> {
+    if serial == 0 {
+        return Err(SerialError::Zero);
+    }
+    let left = u32::MAX - serial;
+    Ok((left <= SERIAL_NEAR_END).then_some(SerialNearEnd { left }))
+}
+
 /// The signed prescription bytes.
 pub fn sign(rx: &Prescription, key: &SigningKey) -> Result<Vec<u8>> {
     let mut body_buf = [0u8; MAX_PRESCRIPTION_BODY_LEN];
@@ -63,4 +122,27 @@ pub fn signed_from_install_stream(bytes: &[u8]) -> Option<Vec<u8>> {
         }
     });
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sr_host_013_serial_zero_is_refused_and_the_end_of_the_range_warned() {
+        // Verifies: SR-HOST-013
+        assert_eq!(check_serial(0), Err(SerialError::Zero));
+        assert_eq!(check_serial(1), Ok(None));
+        assert_eq!(check_serial(u32::MAX - SERIAL_NEAR_END - 1), Ok(None));
+        assert_eq!(
+            check_serial(u32::MAX - SERIAL_NEAR_END),
+            Ok(Some(SerialNearEnd {
+                left: SERIAL_NEAR_END
+            }))
+        );
+        assert_eq!(check_serial(u32::MAX), Ok(Some(SerialNearEnd { left: 0 })));
+        assert!(SerialNearEnd { left: 0 }
+            .to_string()
+            .contains("never take another prescription"));
+    }
 }

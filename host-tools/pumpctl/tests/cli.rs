@@ -1052,6 +1052,441 @@ fn sr_host_002_conversion_rounds_down_and_matches_the_dosing_app() {
     }
 }
 
+// ------------------------------------- rx check / rx sign: inputs (issue 17) --
+
+/// Writes `text` as `name` in `dir` and returns its path.
+fn write_rx(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `example` with every `(from, to)` replaced (each must be present).
+fn edited(example_name: &str, edits: &[(&str, &str)]) -> String {
+    let mut text = std::fs::read_to_string(example(example_name)).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "{example_name}: no {from:?}");
+        text = text.replace(from, to);
+    }
+    text
+}
+
+/// `rx sign` of `rx` with a fresh key in `dir`, serial `serial`, `extra` args.
+fn rx_sign(dir: &Path, rx: &Path, serial: u32, extra: &[&str]) -> Command {
+    let key = dir.join("clinic.key");
+    if !key.exists() {
+        keygen(dir, "clinic.key");
+    }
+    let mut cmd = pumpctl();
+    cmd.args(["rx", "sign"])
+        .arg(rx)
+        .arg("--key")
+        .arg(&key)
+        .args(["--device", "0x00C0FFEE", "--serial", &serial.to_string()])
+        .arg("--out")
+        .arg(dir.join(format!("rx-{serial}.bin")))
+        .args(extra);
+    cmd
+}
+
+#[test]
+fn sr_host_009_zero_basal_of_baclofen_is_an_error_unless_stated_on_purpose() {
+    // Verifies: SR-HOST-009
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The issue's prescription: baclofen, basal 0 all day, silence basal 0.
+    let zero = edited(
+        "baclofen.toml",
+        &[
+            ("rate_ug_per_day = 300", "rate_ug_per_day = 0"),
+            (
+                "silence_basal_rate_ug_per_day = 200",
+                "silence_basal_rate_ug_per_day = 0",
+            ),
+        ],
+    );
+    let rx = write_rx(d, "zero.toml", &zero);
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "error: basal.steps: a basal of 0 all day stops baclofen abruptly",
+        ))
+        .stdout(predicate::str::contains(
+            "error: envelope.silence_basal_rate_ug_per_day: 0 µg/day stops baclofen abruptly",
+        ))
+        .stdout(predicate::str::contains("zero_delivery_on_purpose = true"));
+    assert_user_error(
+        &mut rx_sign(d, &rx, 2, &["--accept-warnings"]),
+        "not signed",
+    );
+    assert!(!d.join("rx-2.bin").exists());
+
+    // "stop-delivery" for baclofen stops it just the same when the app is silent.
+    let stop = edited(
+        "baclofen.toml",
+        &[(
+            "silence_policy = \"continue-basal\"\nsilence_basal_rate_ug_per_day = 200",
+            "silence_policy = \"stop-delivery\"",
+        )],
+    );
+    let rx = write_rx(d, "stop.toml", &stop);
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "error: envelope.silence_policy: \"stop-delivery\" stops baclofen abruptly",
+        ));
+
+    // Stated on purpose: warnings, signed only with --accept-warnings.
+    let on_purpose = zero.replace(
+        "[[basal.steps]]",
+        "[basal]\nzero_delivery_on_purpose = true\n\n[[basal.steps]]",
+    );
+    let rx = write_rx(d, "on-purpose.toml", &on_purpose);
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "warning: basal.steps: a basal of 0 all day stops baclofen abruptly",
+        ))
+        .stdout(predicate::str::contains("OK: 0 error(s), 2 warning(s)"));
+    assert_user_error(&mut rx_sign(d, &rx, 3, &[]), "--accept-warnings");
+    rx_sign(d, &rx, 3, &["--accept-warnings"])
+        .assert()
+        .success();
+
+    // Morphine's withdrawal is not in the library as dangerous: a zero
+    // basal there is not this check's business.
+    let morphine = edited(
+        "morphine.toml",
+        &[("rate_ug_per_day = 1000", "rate_ug_per_day = 0")],
+    );
+    let rx = write_rx(d, "morphine-zero.toml", &morphine);
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("abruptly").not());
+}
+
+#[test]
+fn sr_host_010_a_bolus_faster_than_the_boards_motor_is_an_error() {
+    // Verifies: SR-HOST-010
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The issue's bolus: 200 µg of morphine at 10 mg/mL over 1 min is
+    // 20 µL in 1 min = 1 200 000 nL/h; the board moves at most 1 000 000.
+    let fast = edited(
+        "morphine.toml",
+        &[(
+            "dose_ug = 100\nduration_min = 5",
+            "dose_ug = 200\nduration_min = 1",
+        )],
+    );
+    let rx = write_rx(d, "fast.toml", &fast);
+    let limit = pumpctl::board::hardware_limits().max_rate_nl_per_h;
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(format!(
+            "error: patient_bolus.duration_min: 200 µg over 1 min is 1200000 nL/h at 10000 µg/mL, above the board's maximum motor rate of {limit} nL/h"
+        )))
+        .stdout(predicate::str::contains("give it at least 2 min"));
+    assert_user_error(
+        &mut rx_sign(d, &rx, 2, &["--accept-warnings"]),
+        "not signed",
+    );
+    // The clinician preset is held to the same limit.
+    let fast = edited(
+        "morphine.toml",
+        &[(
+            "dose_ug = 150\nduration_min = 10",
+            "dose_ug = 200\nduration_min = 1",
+        )],
+    );
+    let rx = write_rx(d, "fast-clinician.toml", &fast);
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "error: clinician_bolus.duration_min: 200 µg over 1 min",
+        ));
+    // Under the limit alone, over it beside the basal: refused while the
+    // step runs, as the capsule's check_bolus would. Baclofen at 50 µg/mL,
+    // basal 300 µg/day = 250 000 nL/h; 5 µg = 100 µL over 7 min ≈ 857 143 nL/h.
+    let beside = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../boards/qemu_rv32_virt/scripts/rx-e2e.toml"),
+    )
+    .unwrap()
+    .replace(
+        "dose_ug = 1\nduration_min = 2",
+        "dose_ug = 5\nduration_min = 7",
+    );
+    let rx = write_rx(d, "beside.toml", &beside);
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "error: patient_bolus.duration_min: 5 µg over 7 min is 857143 nL/h at 50 µg/mL; with basal.steps[0] (250000 nL/h) beside it",
+        ))
+        .stdout(predicate::str::contains("give it at least 8 min"));
+    // At the suggested duration it passes.
+    let rx = write_rx(
+        d,
+        "beside-ok.toml",
+        &beside.replace("duration_min = 7", "duration_min = 8"),
+    );
+    pumpctl().args(["rx", "check"]).arg(&rx).assert().success();
+}
+
+#[test]
+fn sr_host_011_a_lockout_below_the_librarys_minimum_is_an_error() {
+    // Verifies: SR-HOST-011
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let library = pumpctl::druglib::DrugLibrary::builtin().unwrap();
+    let min = library
+        .find("morphine")
+        .unwrap()
+        .min_patient_bolus_lockout_min;
+    // The issue's lockout of 0 min, in the therapy and in the envelope.
+    let zero = edited(
+        "morphine.toml",
+        &[
+            ("lockout_min = 180", "lockout_min = 0"),
+            (
+                "min_patient_bolus_lockout_min = 120",
+                "min_patient_bolus_lockout_min = 0",
+            ),
+        ],
+    );
+    let rx = write_rx(d, "lockout0.toml", &zero);
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(format!(
+            "error: patient_bolus.lockout_min: 0 min is below the library's minimum lockout for morphine ({min} min)"
+        )))
+        .stdout(predicate::str::contains(format!(
+            "error: envelope.min_patient_bolus_lockout_min: 0 min is below the library's minimum lockout for morphine ({min} min)"
+        )));
+    assert_user_error(
+        &mut rx_sign(d, &rx, 2, &["--accept-warnings"]),
+        "not signed",
+    );
+    // One minute under the minimum is refused, the minimum itself passes.
+    for (lockout, ok) in [(min - 1, false), (min, true)] {
+        let text = edited(
+            "morphine.toml",
+            &[
+                ("lockout_min = 180", &format!("lockout_min = {lockout}")),
+                (
+                    "min_patient_bolus_lockout_min = 120",
+                    &format!("min_patient_bolus_lockout_min = {lockout}"),
+                ),
+            ],
+        );
+        let rx = write_rx(d, "lockout.toml", &text);
+        let assert = pumpctl().args(["rx", "check"]).arg(&rx).assert();
+        if ok {
+            assert.success();
+        } else {
+            assert.code(1);
+        }
+    }
+}
+
+#[test]
+fn sr_host_012_hydromorphone_at_morphine_doses_is_an_error() {
+    // Verifies: SR-HOST-012
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 3 mg/day of morphine: inside morphine's usual range...
+    let morphine = edited(
+        "morphine.toml",
+        &[
+            ("rate_ug_per_day = 1000", "rate_ug_per_day = 3000"),
+            (
+                "max_basal_rate_ug_per_day = 1500",
+                "max_basal_rate_ug_per_day = 4000",
+            ),
+            ("max_daily_dose_ug = 2000", "max_daily_dose_ug = 5000"),
+        ],
+    );
+    let rx = write_rx(d, "morphine.toml", &morphine);
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("OK: 0 error(s), 0 warning(s)"));
+    // ...is about 15 mg/day of morphine as hydromorphone: refused.
+    let hydro = morphine.replace("name = \"morphine\"", "name = \"hydromorphone\"");
+    let rx = write_rx(d, "hydromorphone.toml", &hydro);
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "error: envelope.max_daily_dose_ug: 5000 µg per 24 h is outside the library's usual range for hydromorphone (20..2000 µg/day) — hydromorphone is about 5 times as potent as morphine",
+        ));
+    assert_user_error(
+        &mut rx_sign(d, &rx, 2, &["--accept-warnings"]),
+        "not signed",
+    );
+    // The therapy itself is held to the range too, even under an envelope
+    // inside it: basal 1 900 µg/day plus the allotted boluses.
+    let hydro_therapy = edited(
+        "morphine.toml",
+        &[
+            ("name = \"morphine\"", "name = \"hydromorphone\""),
+            ("rate_ug_per_day = 1000", "rate_ug_per_day = 1900"),
+            (
+                "max_basal_rate_ug_per_day = 1500",
+                "max_basal_rate_ug_per_day = 1900",
+            ),
+        ],
+    );
+    let rx = write_rx(d, "hydro-therapy.toml", &hydro_therapy);
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "error: basal.steps: the therapy can reach 2350 µg per 24 h, outside the library's usual range for hydromorphone",
+        ));
+    // Above the usual maximum of morphine itself: an error, no longer a
+    // warning that signs unasked.
+    let high = edited(
+        "morphine.toml",
+        &[("max_daily_dose_ug = 2000", "max_daily_dose_ug = 12000")],
+    );
+    let rx = write_rx(d, "high.toml", &high);
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "error: envelope.max_daily_dose_ug: 12000 µg per 24 h is outside the library's usual range for morphine (100..10000 µg/day)",
+        ));
+    // Below the usual minimum: baclofen at 10 µg/day, no boluses.
+    let low = edited(
+        "baclofen.toml",
+        &[("rate_ug_per_day = 300", "rate_ug_per_day = 10")],
+    );
+    let rx = write_rx(d, "low.toml", &low);
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "error: basal.steps: the therapy can reach at most 10 µg per 24 h, below the library's usual range for baclofen (20..1000 µg/day)",
+        ));
+}
+
+#[test]
+fn sr_host_013_rx_sign_refuses_serial_zero_and_warns_near_the_end() {
+    // Verifies: SR-HOST-013
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rx = example("baclofen-flex.toml");
+    assert_user_error(
+        &mut rx_sign(d, &rx, 0, &[]),
+        "--serial 0: the pump installs only a serial above the last one",
+    );
+    assert!(!d.join("rx-0.bin").exists());
+    // u32::MAX: nothing left after it; a warning, signed only when accepted.
+    assert_user_error(
+        &mut rx_sign(d, &rx, u32::MAX, &[]),
+        "the pump can never take another prescription after it",
+    );
+    assert!(!d.join(format!("rx-{}.bin", u32::MAX)).exists());
+    rx_sign(d, &rx, u32::MAX, &["--accept-warnings"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("warning: --serial"));
+    // Within 1 000 of the end: warned; just below: signed as usual.
+    assert_user_error(
+        &mut rx_sign(d, &rx, u32::MAX - 1_000, &[]),
+        "warning: --serial: 4294966295 leaves only 1000 serial(s) above it",
+    );
+    rx_sign(d, &rx, u32::MAX - 1_001, &[])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("warning").not());
+}
+
+#[test]
+fn sr_host_014_a_prescription_with_warnings_is_signed_only_when_accepted() {
+    // Verifies: SR-HOST-014
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A reservoir alarm of 50 µL: a warning (meant in mL?), not an error.
+    let text = edited(
+        "baclofen-flex.toml",
+        &[(
+            "reservoir_low_threshold_ul = 3000",
+            "reservoir_low_threshold_ul = 50",
+        )],
+    );
+    let rx = write_rx(d, "warned.toml", &text);
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "warning: envelope.reservoir_low_threshold_ul",
+        ))
+        .stdout(predicate::str::contains(
+            "OK: 0 error(s), 1 warning(s) (rx sign needs --accept-warnings)",
+        ));
+    assert_user_error(
+        &mut rx_sign(d, &rx, 2, &[]),
+        "not signed: 1 warning(s) need --accept-warnings after reading them, the first: warning: envelope.reservoir_low_threshold_ul",
+    );
+    assert!(!d.join("rx-2.bin").exists());
+    rx_sign(d, &rx, 2, &["--accept-warnings"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "warning: envelope.reservoir_low_threshold_ul",
+        ))
+        .stdout(predicate::str::contains("signed baclofen serial 2"));
+    // Every shipped example signs without it: none has a warning.
+    for (i, f) in ["baclofen-flex.toml", "baclofen.toml", "morphine.toml"]
+        .iter()
+        .enumerate()
+    {
+        let serial = u32::try_from(i).unwrap() + 10;
+        rx_sign(d, &example(f), serial, &[])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("warning").not());
+    }
+}
+
 // --------------------------------------------------------------- trumpet --
 
 #[test]
