@@ -21,6 +21,7 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod command_auth;
 mod crc32c;
 mod error;
 mod frame;

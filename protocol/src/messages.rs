@@ -8,6 +8,7 @@ use heapless::Vec;
 use postcard::experimental::max_size::MaxSize;
 use serde::{Deserialize, Serialize};
 
+use crate::command_auth::MAX_SIGNED_COMMAND_LEN;
 use crate::prescription::MAX_SIGNED_PRESCRIPTION_LEN;
 use crate::PayloadError;
 
@@ -190,6 +191,9 @@ code_enum! {
         AppFault = 8,
         /// A refill is due soon.
         RefillDue = 9,
+        /// A refill withdrew more drug than the pump's record held: the
+        /// reservoir record and the drug in it disagree.
+        RefillDiscrepancy = 10 @ (1, 1),
     }
 }
 
@@ -248,6 +252,19 @@ code_enum! {
         NoSupport = 25,
         /// A refill's drug concentration differs from the prescription's.
         ConcentrationMismatch = 26,
+        /// The command is not signed, or its signature does not verify with
+        /// a key allowed to sign it.
+        Unauthenticated = 27 @ (1, 1),
+        /// The signed command's counter is not above the last one accepted
+        /// from its signer.
+        Replayed = 28 @ (1, 1),
+        /// The patient programmer signed it, but the installed prescription
+        /// pairs no patient programmer.
+        NotPaired = 29 @ (1, 1),
+        /// The prescription's clinician-bolus count or interval is used up.
+        ClinicianBolusLimit = 30 @ (1, 1),
+        /// A refill withdrew more than the reservoir record holds.
+        RefillDiscrepancy = 31 @ (1, 1),
     }
 }
 
@@ -496,7 +513,8 @@ payload! {
     pub struct PrescriptionRejected {
         /// When.
         pub time_ms: u64,
-        /// The serial it claimed (0 if unreadable).
+        /// The serial of the signed body. Since 1.1 it is 0 unless the
+        /// signature verified: a claim in unverified bytes is never logged.
         pub serial: u32,
         /// Why.
         pub reason: ErrorCode,
@@ -598,6 +616,48 @@ payload! {
 }
 
 payload! {
+    /// The pump accepted a signed programmer command (protocol 1.1). Every
+    /// field was verified: it is the signer's own statement.
+    pub struct CommandAuthenticated {
+        /// When.
+        pub time_ms: u64,
+        /// Who signed it (`Signer` code: 1 clinic, 2 patient programmer).
+        pub signer: u8,
+        /// The signer's counter it carried.
+        pub counter: u64,
+        /// The command's kind.
+        pub command_kind: u16,
+    }
+}
+
+payload! {
+    /// The pump refused a programmer command that did not authenticate
+    /// (protocol 1.1). Nothing it claimed is logged: its bytes were not
+    /// verified.
+    pub struct CommandRefused {
+        /// When.
+        pub time_ms: u64,
+        /// Why (`Unauthenticated`, `Replayed`, `NotPaired`, `WrongDevice`,
+        /// `BadPayload`).
+        pub reason: ErrorCode,
+    }
+}
+
+payload! {
+    /// A refill withdrew more than the reservoir record held (protocol
+    /// 1.1). The record is not clamped silently: the refill is refused and
+    /// the `RefillDiscrepancy` alarm raised.
+    pub struct RefillDiscrepancy {
+        /// When.
+        pub time_ms: u64,
+        /// What the pump's record held.
+        pub recorded_nl: u32,
+        /// What the refill said was withdrawn.
+        pub withdrawn_volume_nl: u32,
+    }
+}
+
+payload! {
     /// Read stored log frames starting at a sequence number.
     pub struct ReadLog {
         /// First sequence number wanted.
@@ -612,6 +672,18 @@ payload! {
     pub struct SetClock {
         /// The new UTC time.
         pub utc_time_ms: u64,
+    }
+}
+
+payload! {
+    /// A programmer command wrapped with its signer, counter and device
+    /// (protocol 1.1, `docs/protocol.md` §5.5). Every command that changes
+    /// therapy or safety state must come this way; the plain 1.0 frame of
+    /// such a command is refused with `Unauthenticated`.
+    pub struct AuthenticatedCommand {
+        /// `postcard(CommandBody) || Ed25519 signature` (see
+        /// [`crate::command_auth`]).
+        pub signed_command: Vec<u8, MAX_SIGNED_COMMAND_LEN>,
     }
 }
 
@@ -855,6 +927,12 @@ catalogue! {
     ClockSet = 0x0113, Event;
     /// Event 0x0114.
     PumpStateChanged = 0x0114, Event;
+    /// Event 0x0115.
+    CommandAuthenticated = 0x0115, Event @ (1, 1);
+    /// Event 0x0116.
+    CommandRefused = 0x0116, Event @ (1, 1);
+    /// Event 0x0117.
+    RefillDiscrepancy = 0x0117, Event @ (1, 1);
     /// Command 0x0201.
     GetStatus = 0x0201, Command;
     /// Command 0x0202.
@@ -877,6 +955,8 @@ catalogue! {
     SetClock = 0x020A, Command;
     /// Command 0x020B.
     ClearFault = 0x020B, Command;
+    /// Command 0x020C.
+    AuthenticatedCommand = 0x020C, Command @ (1, 1);
     /// Response 0x0301.
     Ack = 0x0301, Response;
     /// Response 0x0302.

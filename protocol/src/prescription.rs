@@ -9,6 +9,11 @@
 //!
 //! The signature covers [`SIGNING_DOMAIN`] followed by the postcard body, so a
 //! signature made for any other purpose never verifies as a prescription.
+//!
+//! Format 2 (protocol 1.1) appends a [`Pairing`] to the same fields and is
+//! signed under [`SIGNING_DOMAIN_V2`]: the key of the patient's own PTM and
+//! the clinician-bolus limits. A format-1 prescription still installs, with
+//! no PTM paired and [`ClinicianBolusLimits::FORMAT_1`].
 //! This crate only defines the layout; the pump verifies (infusion-core) and
 //! the host signs (pumpctl).
 
@@ -24,8 +29,14 @@ pub const SIGNING_DOMAIN: &[u8] = b"infusion-pump/prescription/v1\0";
 /// Ed25519 signature length.
 pub const SIGNATURE_LEN: usize = 64;
 
-/// Prescription body format this crate writes.
+/// Domain-separation prefix of a format-2 body (protocol 1.1).
+pub const SIGNING_DOMAIN_V2: &[u8] = b"infusion-pump/prescription/v2\0";
+
+/// Prescription body format 1 (protocol 1.0).
 pub const PRESCRIPTION_FORMAT: u8 = 1;
+
+/// Prescription body format 2 (protocol 1.1): format 1 and a [`Pairing`].
+pub const PRESCRIPTION_FORMAT_V2: u8 = 2;
 
 /// Most basal steps a day can have.
 pub const MAX_BASAL_STEPS: usize = 24;
@@ -33,8 +44,9 @@ pub const MAX_BASAL_STEPS: usize = 24;
 /// Longest drug name, in UTF-8 bytes.
 pub const MAX_DRUG_NAME_LEN: usize = 16;
 
-/// Largest postcard body of a [`Prescription`].
-pub const MAX_PRESCRIPTION_BODY_LEN: usize = Prescription::POSTCARD_MAX_SIZE;
+/// Largest postcard body of a prescription of either format.
+pub const MAX_PRESCRIPTION_BODY_LEN: usize =
+    Prescription::POSTCARD_MAX_SIZE + Pairing::POSTCARD_MAX_SIZE;
 
 /// Largest signed prescription.
 pub const MAX_SIGNED_PRESCRIPTION_LEN: usize = MAX_PRESCRIPTION_BODY_LEN + SIGNATURE_LEN;
@@ -141,6 +153,47 @@ pub struct PatientBolusProgram {
     pub max_per_24h: u8,
 }
 
+/// What format 2 adds: who may ask for patient boluses over the link, and
+/// how often the clinic may give a clinician bolus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, MaxSize)]
+pub struct Pairing {
+    /// Ed25519 public key of the patient's own therapy manager (PTM). Patient
+    /// bolus requests over the link must be signed by it; `None` pairs none,
+    /// and such requests are refused (`NotPaired`).
+    pub ptm_public_key: Option<[u8; 32]>,
+    /// Limits on clinician boluses, on top of the envelope's bolus size and
+    /// 24 h volume.
+    pub clinician_bolus: ClinicianBolusLimits,
+}
+
+/// How often the clinic may give a clinician bolus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, MaxSize)]
+pub struct ClinicianBolusLimits {
+    /// Most clinician boluses started in any rolling 24 h.
+    pub max_per_24h: u8,
+    /// Shortest time between the starts of two clinician boluses.
+    pub min_interval_ms: u32,
+}
+
+impl ClinicianBolusLimits {
+    /// What a format-1 prescription, which predates these limits, allows:
+    /// four clinician boluses a day, an hour apart. A design value: a
+    /// clinic titrating a dose gives a few boluses a visit, and the
+    /// envelope's bolus size and 24 h volume still bound each one.
+    pub const FORMAT_1: Self = Self {
+        max_per_24h: 4,
+        min_interval_ms: 60 * 60 * 1000,
+    };
+}
+
+impl Pairing {
+    /// The pairing of a format-1 prescription: no PTM, format-1 limits.
+    pub const FORMAT_1: Self = Self {
+        ptm_public_key: None,
+        clinician_bolus: ClinicianBolusLimits::FORMAT_1,
+    };
+}
+
 /// A signed prescription split into its parts, borrowing the input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SignedParts<'a> {
@@ -162,19 +215,28 @@ pub fn split_signed(signed: &[u8]) -> Result<SignedParts<'_>, PayloadError> {
     Ok(SignedParts { body, signature })
 }
 
-/// Decodes a prescription body, refusing trailing bytes and unknown formats.
-pub fn decode_body(body: &[u8]) -> Result<Prescription, PayloadError> {
+/// Decodes a prescription body of either format, refusing trailing bytes
+/// and unknown formats. A format-1 body has [`Pairing::FORMAT_1`].
+pub fn decode_body_with_pairing(body: &[u8]) -> Result<(Prescription, Pairing), PayloadError> {
     let (prescription, rest): (Prescription, _) = postcard::take_from_bytes(body)?;
+    let (pairing, rest) = match prescription.format {
+        PRESCRIPTION_FORMAT => (Pairing::FORMAT_1, rest),
+        PRESCRIPTION_FORMAT_V2 => postcard::take_from_bytes::<Pairing>(rest)?,
+        _ => return Err(PayloadError::Malformed),
+    };
     if !rest.is_empty() {
         return Err(PayloadError::TrailingBytes);
     }
-    if prescription.format != PRESCRIPTION_FORMAT {
-        return Err(PayloadError::Malformed);
-    }
-    Ok(prescription)
+    Ok((prescription, pairing))
 }
 
-/// Encodes a prescription body into `buf`.
+/// Decodes a prescription body of either format (see
+/// [`decode_body_with_pairing`]), keeping the format-1 fields.
+pub fn decode_body(body: &[u8]) -> Result<Prescription, PayloadError> {
+    decode_body_with_pairing(body).map(|(prescription, _)| prescription)
+}
+
+/// Encodes a format-1 prescription body into `buf`.
 pub fn encode_body<'b>(
     prescription: &Prescription,
     buf: &'b mut [u8],
@@ -182,16 +244,45 @@ pub fn encode_body<'b>(
     Ok(postcard::to_slice(prescription, buf)?)
 }
 
+/// Encodes a format-2 body: `prescription` (whose `format` must be
+/// [`PRESCRIPTION_FORMAT_V2`]) followed by `pairing`.
+pub fn encode_body_v2<'b>(
+    prescription: &Prescription,
+    pairing: &Pairing,
+    buf: &'b mut [u8],
+) -> Result<&'b mut [u8], PayloadError> {
+    if prescription.format != PRESCRIPTION_FORMAT_V2 {
+        return Err(PayloadError::Malformed);
+    }
+    let head = postcard::to_slice(prescription, &mut *buf)?.len();
+    let tail =
+        postcard::to_slice(pairing, buf.get_mut(head..).ok_or(PayloadError::TooLarge)?)?.len();
+    let total = head + tail;
+    buf.get_mut(..total).ok_or(PayloadError::TooLarge)
+}
+
+/// The domain a body's signature covers, chosen by its first byte (the
+/// format, a one-byte postcard `u8`); `None` for an unknown format.
+pub fn signing_domain(body: &[u8]) -> Option<&'static [u8]> {
+    match body.first() {
+        Some(&PRESCRIPTION_FORMAT) => Some(SIGNING_DOMAIN),
+        Some(&PRESCRIPTION_FORMAT_V2) => Some(SIGNING_DOMAIN_V2),
+        _ => None,
+    }
+}
+
 /// Length of the largest message a prescription signature covers.
 pub const MAX_SIGNED_MESSAGE_LEN: usize = SIGNING_DOMAIN.len() + MAX_PRESCRIPTION_BODY_LEN;
 
-/// Writes the exact message a signature covers (domain prefix, then body) into
-/// `buf`, so signer and verifier cannot disagree on what was signed.
+/// Writes the exact message a signature covers (the domain prefix of the
+/// body's format, then the body) into `buf`, so signer and verifier cannot
+/// disagree on what was signed. An unknown format is `Malformed`.
 pub fn signed_message<'b>(body: &[u8], buf: &'b mut [u8]) -> Result<&'b [u8], PayloadError> {
-    let len = SIGNING_DOMAIN.len() + body.len();
+    let domain_bytes = signing_domain(body).ok_or(PayloadError::Malformed)?;
+    let len = domain_bytes.len() + body.len();
     let out = buf.get_mut(..len).ok_or(PayloadError::TooLarge)?;
-    let (domain, rest) = out.split_at_mut(SIGNING_DOMAIN.len());
-    domain.copy_from_slice(SIGNING_DOMAIN);
+    let (domain, rest) = out.split_at_mut(domain_bytes.len());
+    domain.copy_from_slice(domain_bytes);
     rest.copy_from_slice(body);
     Ok(out)
 }

@@ -243,8 +243,12 @@ fn sr_pro_002_prescription_parsers_reject_malformed_input() {
         assert!(decode_body(&body[..cut]).is_err(), "prefix of {cut} bytes");
     }
     let mut wrong_format = body.clone();
-    wrong_format[0] = 2;
+    wrong_format[0] = 3;
     assert_eq!(decode_body(&wrong_format), Err(PayloadError::Malformed));
+    // Format 2 without its pairing is cut short, never read as format 1.
+    let mut no_pairing = body.clone();
+    no_pairing[0] = 2;
+    assert!(decode_body(&no_pairing).is_err());
     // Bytes that are not a prescription at all, of every length.
     for len in 0..400 {
         let junk: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
@@ -292,7 +296,7 @@ fn sr_pro_004_unknown_kind_survives_a_stream_and_is_forwarded_unchanged() {
     let header = RawHeader {
         major: 1,
         minor: 3,
-        kind: 0x0115,
+        kind: 0x017F,
         flags: 0x80,
         reserved: 0,
         sequence: 77,
@@ -314,7 +318,7 @@ fn sr_pro_004_unknown_kind_survives_a_stream_and_is_forwarded_unchanged() {
     let Message::Unknown(unknown) = &decoded.message else {
         panic!("decoded as {:?}", decoded.message);
     };
-    assert_eq!(unknown.kind, 0x0115);
+    assert_eq!(unknown.kind, 0x017F);
     assert_eq!(&unknown.payload[..], &payload);
     let mut out = [0u8; MAX_PAYLOAD_LEN];
     let n = decoded.message.encode_payload(&mut out).expect("fits");
@@ -547,10 +551,25 @@ fn sr_pro_008_no_frame_or_body_can_be_mistaken_for_a_signed_message() {
         let mut changed = body.clone();
         changed[i] ^= 1;
         let mut b = [0u8; MAX_SIGNED_MESSAGE_LEN];
-        assert_ne!(
-            signed_message(&changed, &mut b).expect("fits"),
-            &reference[..]
-        );
+        // A changed format byte names an unknown format: no message at all.
+        if let Ok(message) = signed_message(&changed, &mut b) {
+            assert_ne!(message, &reference[..]);
+        }
+    }
+    // Each signed purpose has its own domain, none a prefix of another, so
+    // a signature for one never verifies as another.
+    let domains = [
+        SIGNING_DOMAIN,
+        pump_protocol::prescription::SIGNING_DOMAIN_V2,
+        pump_protocol::command_auth::COMMAND_SIGNING_DOMAIN,
+    ];
+    for (i, a) in domains.iter().enumerate() {
+        assert_eq!(a.iter().filter(|&&b| b == 0).count(), 1);
+        for (j, b) in domains.iter().enumerate() {
+            if i != j {
+                assert!(!a.starts_with(b), "domain {i} starts with domain {j}");
+            }
+        }
     }
 }
 

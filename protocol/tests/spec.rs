@@ -528,6 +528,9 @@ fn message_field_tables_match_the_payload_structs() {
                 PrescriptionRejected,
                 ClockSet,
                 PumpStateChanged,
+                CommandAuthenticated,
+                CommandRefused,
+                RefillDiscrepancy,
                 GetStatus,
                 InstallPrescription,
                 ClinicianBolus,
@@ -539,6 +542,7 @@ fn message_field_tables_match_the_payload_structs() {
                 ReadLog,
                 SetClock,
                 ClearFault,
+                AuthenticatedCommand,
                 Ack,
                 Nack,
                 LogChunkEnd,
@@ -637,6 +641,30 @@ fn constant_tables_match_the_constants() {
         ("MAX_PRESCRIPTION_BODY_LEN", MAX_PRESCRIPTION_BODY_LEN),
         ("MAX_SIGNED_PRESCRIPTION_LEN", MAX_SIGNED_PRESCRIPTION_LEN),
         ("MAX_SIGNED_MESSAGE_LEN", MAX_SIGNED_MESSAGE_LEN),
+        (
+            "PRESCRIPTION_FORMAT_V2",
+            usize::from(pump_protocol::prescription::PRESCRIPTION_FORMAT_V2),
+        ),
+        (
+            "COMMAND_FORMAT",
+            usize::from(pump_protocol::command_auth::COMMAND_FORMAT),
+        ),
+        (
+            "MAX_COMMAND_PAYLOAD_LEN",
+            pump_protocol::command_auth::MAX_COMMAND_PAYLOAD_LEN,
+        ),
+        (
+            "MAX_COMMAND_BODY_LEN",
+            pump_protocol::command_auth::MAX_COMMAND_BODY_LEN,
+        ),
+        (
+            "MAX_SIGNED_COMMAND_LEN",
+            pump_protocol::command_auth::MAX_SIGNED_COMMAND_LEN,
+        ),
+        (
+            "MAX_SIGNED_COMMAND_MESSAGE_LEN",
+            pump_protocol::command_auth::MAX_SIGNED_COMMAND_MESSAGE_LEN,
+        ),
     ];
     for (name, value) in actual {
         assert_eq!(documented.get(name), Some(&value), "constant {name}");

@@ -10,7 +10,8 @@ pub fn priority_of(code: AlarmCode) -> AlarmPriority {
         | AlarmCode::Occlusion
         | AlarmCode::ReservoirEmpty
         | AlarmCode::EnvelopeIntegrity
-        | AlarmCode::DosingWatchdog => AlarmPriority::High,
+        | AlarmCode::DosingWatchdog
+        | AlarmCode::RefillDiscrepancy => AlarmPriority::High,
         AlarmCode::ReservoirLow | AlarmCode::BatteryReplacement | AlarmCode::AppFault => {
             AlarmPriority::Medium
         }

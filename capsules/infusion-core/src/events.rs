@@ -51,6 +51,9 @@ events!(
     PrescriptionRejected,
     ClockSet,
     PumpStateChanged,
+    CommandAuthenticated,
+    CommandRefused,
+    RefillDiscrepancy,
 );
 
 /// A queued event and its sequence number.

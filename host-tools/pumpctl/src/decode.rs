@@ -311,6 +311,12 @@ pub fn message_fields(message: &Message) -> (String, Map<String, Value>) {
                     map.insert("signed_prescription".into(), json!(crate::keys::hex(&m.signed_prescription)));
                     ("InstallPrescription".to_string(), Some(Value::Object(map)))
                 }
+                Message::AuthenticatedCommand(m) => {
+                    let mut map = Map::new();
+                    map.insert("signed_command_len".into(), json!(m.signed_command.len()));
+                    map.insert("signed_command".into(), json!(crate::keys::hex(&m.signed_command)));
+                    ("AuthenticatedCommand".to_string(), Some(Value::Object(map)))
+                }
                 Message::Unknown(u) => {
                     let mut map = Map::new();
                     map.insert("kind_code".into(), json!(format!("{:#06x}", u.kind)));
@@ -341,6 +347,9 @@ pub fn message_fields(message: &Message) -> (String, Map<String, Value>) {
         PrescriptionRejected,
         ClockSet,
         PumpStateChanged,
+        CommandAuthenticated,
+        CommandRefused,
+        RefillDiscrepancy,
         GetStatus,
         ClinicianBolus,
         PatientBolusRequest,
@@ -365,7 +374,7 @@ pub fn message_fields(message: &Message) -> (String, Map<String, Value>) {
                 *value = json!(name);
             }
         }
-        if key == "request_kind" {
+        if key == "request_kind" || key == "command_kind" {
             if let Some(code) = value.as_u64().and_then(|c| u16::try_from(c).ok()) {
                 let name = pump_protocol::MessageKind::from_code(code)
                     .map_or_else(|| format!("{code:#06x}"), |k| k.name().to_string());

@@ -270,6 +270,43 @@ pub fn message_of(kind: MessageKind) -> BoxedStrategy<Message> {
                 })
             })
             .boxed(),
+        K::CommandAuthenticated => (t(), any::<u8>(), any::<u64>(), any::<u16>())
+            .prop_map(|(a, b, c, d)| {
+                Message::CommandAuthenticated(CommandAuthenticated {
+                    time_ms: a,
+                    signer: b,
+                    counter: c,
+                    command_kind: d,
+                })
+            })
+            .boxed(),
+        K::CommandRefused => (t(), error_code())
+            .prop_map(|(a, b)| {
+                Message::CommandRefused(CommandRefused {
+                    time_ms: a,
+                    reason: b,
+                })
+            })
+            .boxed(),
+        K::RefillDiscrepancy => (t(), any::<u32>(), any::<u32>())
+            .prop_map(|(a, b, c)| {
+                Message::RefillDiscrepancy(RefillDiscrepancy {
+                    time_ms: a,
+                    recorded_nl: b,
+                    withdrawn_volume_nl: c,
+                })
+            })
+            .boxed(),
+        K::AuthenticatedCommand => vec(
+            any::<u8>(),
+            0..=pump_protocol::command_auth::MAX_SIGNED_COMMAND_LEN,
+        )
+        .prop_map(|a| {
+            Message::AuthenticatedCommand(AuthenticatedCommand {
+                signed_command: heapless::Vec::from_slice(&a).expect("bounded"),
+            })
+        })
+        .boxed(),
         K::GetStatus => Just(Message::GetStatus(GetStatus {})).boxed(),
         K::InstallPrescription => (
             any::<u32>(),

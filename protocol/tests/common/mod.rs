@@ -82,6 +82,25 @@ pub fn example_signed_prescription() -> Vec<u8> {
     signed
 }
 
+/// A signed `Suspend` from the clinic, with a placeholder signature (the
+/// layout is what is pinned here; verification is the capsule's).
+pub fn example_signed_command() -> Vec<u8> {
+    let body = pump_protocol::command_auth::CommandBody {
+        format: pump_protocol::command_auth::COMMAND_FORMAT,
+        device_id: DEVICE_ID,
+        signer: pump_protocol::command_auth::Signer::Clinic.code(),
+        counter: T0_MS + 1_599_000,
+        kind: MessageKind::Suspend.code(),
+        payload: heapless::Vec::new(),
+    };
+    let mut buf = [0u8; pump_protocol::command_auth::MAX_COMMAND_BODY_LEN];
+    let body =
+        pump_protocol::command_auth::encode_command_body(&body, &mut buf).expect("body fits");
+    let mut signed = body.to_vec();
+    signed.extend((0..SIGNATURE_LEN).map(|i| 0xC0 + i as u8));
+    signed
+}
+
 /// One realistic frame per message kind (sequence numbers as a pump session
 /// would have them: events count up, a response echoes its request's).
 pub fn examples() -> Vec<Frame> {
@@ -264,6 +283,30 @@ pub fn examples() -> Vec<Frame> {
                 pump_state: PumpState::Suspended,
             }),
         ),
+        event(
+            41_894,
+            Message::CommandAuthenticated(CommandAuthenticated {
+                time_ms: t + 1_600_000,
+                signer: 1,
+                counter: t + 1_599_000,
+                command_kind: MessageKind::Suspend.code(),
+            }),
+        ),
+        event(
+            41_895,
+            Message::CommandRefused(CommandRefused {
+                time_ms: t + 1_610_000,
+                reason: ErrorCode::Replayed,
+            }),
+        ),
+        event(
+            41_896,
+            Message::RefillDiscrepancy(RefillDiscrepancy {
+                time_ms: t + 1_620_000,
+                recorded_nl: 10_000_000,
+                withdrawn_volume_nl: 15_000_000,
+            }),
+        ),
         event(301, Message::GetStatus(GetStatus {})),
         event(
             302,
@@ -318,6 +361,12 @@ pub fn examples() -> Vec<Frame> {
             }),
         ),
         event(
+            312,
+            Message::AuthenticatedCommand(AuthenticatedCommand {
+                signed_command: heapless::Vec::from_slice(&example_signed_command()).expect("fits"),
+            }),
+        ),
+        event(
             305,
             Message::Ack(Ack {
                 request_kind: MessageKind::Refill.code(),
@@ -366,6 +415,21 @@ pub fn added_code_example(enum_name: &str, name: &str) -> Option<Frame> {
             volume_nl: 250,
             duration_ms: 3_000,
         }),
+        ("AlarmCode", "RefillDiscrepancy") => Message::AlarmRaised(AlarmRaised {
+            time_ms: t + 1_620_000,
+            code: AlarmCode::RefillDiscrepancy,
+            priority: AlarmPriority::High,
+        }),
+        ("ErrorCode", name) => {
+            let error = ErrorCode::ALL.iter().copied().find(|e| e.name() == name)?;
+            if error.since() == Some((1, 0)) {
+                return None;
+            }
+            Message::Nack(Nack {
+                request_kind: MessageKind::AuthenticatedCommand.code(),
+                error,
+            })
+        }
         _ => return None,
     };
     Some(Frame {
