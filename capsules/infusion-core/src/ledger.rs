@@ -340,14 +340,16 @@ impl Ledger {
 
     /// Patient boluses started in the window, and the start of the latest.
     pub fn patient_boluses_in_window(&self, now_ms: u64) -> (u32, Option<u64>) {
+        self.boluses_in_window(DeliveryKind::PatientBolus, now_ms)
+    }
+
+    /// Runs of `kind` started in the 24 h window ending at `now_ms`, and the
+    /// start of the latest one the ledger holds.
+    pub fn boluses_in_window(&self, kind: DeliveryKind, now_ms: u64) -> (u32, Option<u64>) {
         let from = now_ms.checked_sub(WINDOW_MS);
         let mut count = 0;
         let mut latest = None;
-        for run in self
-            .runs
-            .iter()
-            .filter(|r| r.kind() == DeliveryKind::PatientBolus)
-        {
+        for run in self.runs.iter().filter(|r| r.kind() == kind) {
             if from.is_none_or(|from| run.start_ms > from) {
                 count += 1;
             }

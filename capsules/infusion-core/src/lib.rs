@@ -44,7 +44,7 @@
 //! | 0 | exists | any | – | `Success` | – |
 //! | 1 | status | any | – | `U32U32U32(state \| top_alarm << 16, reservoir_nl, delivered_24h_nl)` | – |
 //! | 2 | set basal rate | Dosing | `rate_nl_per_h` (0 stops basal) | `Success` | `NotPermitted`, `NoPrescription`, `RateAboveEnvelope`, `DailyLimitReached`, `ReservoirInsufficient`, `Suspended`, `FaultActive` |
-//! | 3 | clinician bolus | Dosing | `volume_nl`, `duration_ms` | `Success` | as 2, `BolusAboveEnvelope`, `Busy`, `InvalidArgument` |
+//! | 3 | clinician bolus | Dosing | `volume_nl`, `duration_ms` | `Success` | as 2, `Unauthenticated` (no signed request waiting, or more or faster than signed), `ClinicianBolusLimit`, `BolusAboveEnvelope`, `Busy`, `InvalidArgument` |
 //! | 4 | patient bolus | Dosing | `volume_nl`, `duration_ms` | `Success` | as 3, `LockoutActive`, `BolusCountReached` |
 //! | 5 | priming bolus | Dosing | `volume_nl`, `duration_ms` | `Success` | as 3 |
 //! | 6 | bridge bolus | Dosing | `volume_nl`, `duration_ms` | `Success` | as 3 |
@@ -52,23 +52,24 @@
 //! | 8 | watchdog check-in | Dosing | – | `U32(timeout_ms)` | `NotPermitted` |
 //! | 9 | install prescription | Telemetry | `len` of read-only allow 0 | `Success` | `NotPermitted`, `InvalidSignature`, `WrongDevice`, `ReplayedSerial`, `OutsideHardwareLimits`, `MalformedPrescription` |
 //! | 10 | drain events | Telemetry | – (read-write allow 0) | `U32U32(bytes, frames)` | `NotPermitted` |
-//! | 11 | acknowledge alarm | Telemetry | alarm code | `Success` | `NotPermitted`, `InvalidArgument` |
-//! | 12 | clear fault | Telemetry | alarm code | `Success` | `NotPermitted`, `InvalidArgument` |
-//! | 13 | suspend | Telemetry | – | `Success` | `NotPermitted` |
-//! | 14 | resume | Telemetry | – | `Success` | `NotPermitted` |
-//! | 15 | refill | Telemetry | `len` of read-only allow 0 (postcard `Refill`) | `Success` | `NotPermitted`, `NoPrescription`, `ConcentrationMismatch`, `InvalidArgument` |
-//! | 16 | set clock | Telemetry | UTC ms low 32 bits, high 32 bits | `Success` | `NotPermitted` |
+//! | 11 | acknowledge alarm | Telemetry | – | – | `Unauthenticated` always (protocol 1.1: signed, command 28), `NotPermitted` |
+//! | 12 | clear fault | Telemetry | – | – | `Unauthenticated` always (command 28), `NotPermitted` |
+//! | 13 | suspend | Telemetry | – | – | `Unauthenticated` always (command 28), `NotPermitted` |
+//! | 14 | resume | Telemetry | – | – | `Unauthenticated` always (command 28), `NotPermitted` |
+//! | 15 | refill | Telemetry | – | – | `Unauthenticated` always (command 28), `NotPermitted` |
+//! | 16 | set clock | Telemetry | – | – | `Unauthenticated` always (command 28), `NotPermitted` |
 //! | 17 | read prescription | Dosing, Telemetry | – (read-write allow 0) | `U32(len)` | `NotPermitted`, `NoPrescription`, `InvalidArgument` |
 //! | 18 | patient bolus state | any | – | `U32U32(lockout_remaining_ms, boluses_left_24h)` | – |
 //! | 19 | pending events | Telemetry | – | `U32(count)` | `NotPermitted` |
 //! | 20 | full status | any | – (read-write allow 0 gets a postcard `StatusSnapshot`) | `U32(len)` | `InvalidArgument` (buffer too small) |
 //! | 21 | report patient-bolus denial | Dosing | `ErrorCode` of the reason, `lockout_remaining_ms` | `Success` | `NotPermitted` |
-//! | 22 | relay post | Telemetry | message kind code, `len` of read-only allow 0 (the message's postcard payload) | `U32(ticket)` | `NotPermitted`, `UnknownKind` (not relayed), `BadPayload`, `Busy` (a request is outstanding) |
+//! | 22 | relay post | Telemetry | – | – | `Unauthenticated` always: the capsule posts what it authenticated (command 28), `NotPermitted` |
 //! | 23 | relay take | Dosing | – (read-write allow 0 gets the payload) | `U32U32(ticket, kind \| len << 16)` | `NotPermitted`, `NotReady` (nothing waiting), `InvalidArgument` (buffer too small) |
 //! | 24 | relay answer | Dosing | ticket, verdict (`0` accepted, else an `ErrorCode`) | `Success` | `NotPermitted`, `InvalidArgument` (no such taken request) |
 //! | 25 | relay result | Telemetry | – | `U32U32(ticket, verdict)` | `NotPermitted`, `NotReady` (no verdict yet) |
 //! | 26 | save app record | Dosing | `len` of read-only allow 0 (≤ [`APP_RECORD_MAX_LEN`]) | `Success` | `NotPermitted`, `InvalidArgument` |
 //! | 27 | load app record | Dosing | – (read-write allow 0 gets the record) | `U32(len)`, 0 if none | `NotPermitted`, `InvalidArgument` (buffer too small) |
+//! | 28 | authenticated command | Telemetry | `len` of read-only allow 0 (signed command, `docs/protocol.md` §5.5) | `U32U32(kind, ticket)`: ticket 0 when carried out, else the relay ticket of a posted bolus request | `NotPermitted`, `BadPayload`, `Unauthenticated`, `NotPaired`, `WrongDevice`, `Replayed`, then the wrapped command's own |
 //! | other | – | – | – | – | `NoSupport` |
 //!
 //! Drained events are protocol frames, each written as `0x00 COBS(frame) 0x00`
@@ -99,7 +100,7 @@ pub use crate::platform::{
     AlarmOutput, Motor, Notification, Notifier, Platform, RecordKind, Storage,
 };
 pub use crate::pump::{
-    mean_rate_nl_per_h, CommandResult, InfusionCore, RegionState, StoredRecords,
+    mean_rate_nl_per_h, Authenticated, CommandResult, InfusionCore, RegionState, StoredRecords,
     APP_RECORD_MAX_LEN, MAX_STEPS_PER_WAKEUP, RESERVATION_STEPS, SAVED_STATE_LEN,
 };
 /// The syscall ABI (driver, command, upcall and allow numbers): one source,

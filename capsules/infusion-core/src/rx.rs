@@ -3,8 +3,8 @@
 use ed25519_dalek::{Signature, VerifyingKey};
 use heapless::Vec;
 use pump_protocol::prescription::{
-    decode_body, signed_message, split_signed, Prescription, MAX_SIGNED_MESSAGE_LEN,
-    MAX_SIGNED_PRESCRIPTION_LEN,
+    decode_body_with_pairing, signed_message, split_signed, Pairing, Prescription,
+    MAX_SIGNED_MESSAGE_LEN, MAX_SIGNED_PRESCRIPTION_LEN,
 };
 use pump_protocol::ErrorCode;
 
@@ -16,6 +16,8 @@ use crate::config::BoardConfig;
 pub struct VerifiedPrescription {
     /// The decoded prescription.
     pub prescription: Prescription,
+    /// Its pairing (format 2), or [`Pairing::FORMAT_1`].
+    pub pairing: Pairing,
     /// The signed bytes.
     pub signed: Vec<u8, MAX_SIGNED_PRESCRIPTION_LEN>,
 }
@@ -43,7 +45,8 @@ pub fn verify(
         return Err(ErrorCode::InvalidSignature);
     }
     // Only signed bytes are parsed: an attacker cannot reach the decoder.
-    let prescription = decode_body(parts.body).map_err(|_| ErrorCode::MalformedPrescription)?;
+    let (prescription, pairing) =
+        decode_body_with_pairing(parts.body).map_err(|_| ErrorCode::MalformedPrescription)?;
     if prescription.device_id != config.device_id {
         return Err(ErrorCode::WrongDevice);
     }
@@ -54,6 +57,7 @@ pub fn verify(
     let signed = Vec::from_slice(signed).map_err(|()| ErrorCode::MalformedPrescription)?;
     Ok(VerifiedPrescription {
         prescription,
+        pairing,
         signed,
     })
 }

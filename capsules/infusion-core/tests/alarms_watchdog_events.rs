@@ -20,6 +20,7 @@ fn sr_alm_001_priorities_follow_iec_60601_1_8() {
         (BatteryReplacement, Medium),
         (AppFault, Medium),
         (RefillDue, Low),
+        (RefillDiscrepancy, High),
         (AlarmCode::Other(999), High),
     ];
     for (code, priority) in expected {
@@ -27,7 +28,7 @@ fn sr_alm_001_priorities_follow_iec_60601_1_8() {
     }
     assert_eq!(
         AlarmCode::ALL.len(),
-        9,
+        10,
         "a new alarm code needs a priority here"
     );
 }

@@ -244,10 +244,60 @@ fn sr_res_003_refill_sets_volume_within_capacity() {
         Err(ErrorCode::InvalidArgument)
     );
     assert_eq!(format!("{:?}", core.safety_state()), before);
-    // Withdrawing more than the count says leaves zero, not a wrapped value.
-    core.refill(TELEMETRY, u32::MAX, 3_000_000, CONCENTRATION_UG_PER_ML, 0)
+    // Withdrawing exactly what the record holds empties it first.
+    core.refill(TELEMETRY, 7_000_000, 3_000_000, CONCENTRATION_UG_PER_ML, 0)
         .unwrap();
     assert_eq!(core.reservoir_nl(), 3_000_000);
+}
+
+#[test]
+fn sr_res_006_withdrawing_more_than_recorded_is_a_discrepancy_not_a_clamp() {
+    let mut core = running(0);
+    drain(&mut core, 0);
+    // The case: 15 mL withdrawn from a 10 mL record.
+    assert_eq!(core.reservoir_nl(), 10_000_000);
+    assert_eq!(
+        core.refill(
+            TELEMETRY,
+            15_000_000,
+            12_000_000,
+            CONCENTRATION_UG_PER_ML,
+            1_000
+        ),
+        Err(ErrorCode::RefillDiscrepancy)
+    );
+    // The record is not clamped or changed: the clinician must reconcile.
+    assert_eq!(core.reservoir_nl(), 10_000_000);
+    assert!(core.alarms().is_active(AlarmCode::RefillDiscrepancy));
+    assert_eq!(
+        infusion_core::alarms::priority_of(AlarmCode::RefillDiscrepancy),
+        AlarmPriority::High
+    );
+    let events: Vec<Message> = drain(&mut core, 1_000)
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect();
+    assert!(events.iter().any(|m| matches!(
+        m,
+        Message::RefillDiscrepancy(d)
+            if d.recorded_nl == 10_000_000 && d.withdrawn_volume_nl == 15_000_000
+    )));
+    assert!(events.iter().any(|m| matches!(
+        m,
+        Message::AlarmRaised(a) if a.code == AlarmCode::RefillDiscrepancy
+    )));
+    // Delivery goes on: stopping an intrathecal drug is its own hazard.
+    assert_eq!(core.set_basal(DOSING, 20_000, 2_000), Ok(()));
+    // A refill that reconciles clears the alarm.
+    core.refill(
+        TELEMETRY,
+        10_000_000,
+        12_000_000,
+        CONCENTRATION_UG_PER_ML,
+        3_000,
+    )
+    .unwrap();
+    assert!(!core.alarms().is_active(AlarmCode::RefillDiscrepancy));
 }
 
 #[test]

@@ -304,7 +304,7 @@ impl Harness {
                 let result = self.core.command(a, cmd, x, y, &[0xAB; 8], &mut rw, now);
                 if (22..=25).contains(&cmd) {
                     // SR-REL-006: the relay changes no safety state, whoever calls.
-                    prop_assert_eq!(format!("{:?}", self.core.safety_state()), before);
+                    prop_assert_eq!(&format!("{:?}", self.core.safety_state()), &before);
                     let entitled = match cmd {
                         22 | 25 => a == TELEMETRY,
                         _ => a == DOSING,
@@ -316,7 +316,16 @@ impl Harness {
                         );
                     }
                 }
-                if cmd >= 28 {
+                if (11..=16).contains(&cmd) || cmd == 22 || cmd == 28 {
+                    // SR-AUTH-002: no plain syscall, and no unsigned bytes
+                    // through command 28, change safety state.
+                    prop_assert!(
+                        matches!(result, infusion_core::CommandResult::Failure(_)),
+                        "{result:?}"
+                    );
+                    prop_assert_eq!(&format!("{:?}", self.core.safety_state()), &before);
+                }
+                if cmd >= 29 {
                     prop_assert_eq!(
                         result,
                         infusion_core::CommandResult::Failure(ErrorCode::NoSupport)

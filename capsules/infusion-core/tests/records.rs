@@ -12,8 +12,8 @@ use infusion_core::{
 use proptest::prelude::*;
 use pump_protocol::{AlarmCode, DeliveryKind, DeliveryOutcome, ErrorCode, Message, PumpState};
 use support::{
-    board, drain_with, envelope, signed, CONCENTRATION_UG_PER_ML, DAY_MS, DOSING, HOUR_MS,
-    MINUTE_MS, NL_PER_STEP, TELEMETRY,
+    board, clinic_command, drain_with, envelope, send_signed, signed, CONCENTRATION_UG_PER_ML,
+    DAY_MS, DOSING, HOUR_MS, MINUTE_MS, NL_PER_STEP, TELEMETRY,
 };
 
 type Records = HashMap<RecordKind, Vec<u8>>;
@@ -434,4 +434,66 @@ fn sr_per_007_after_a_loss_event_numbers_go_on_and_a_second_reset_counts_nothing
         Some(DeliveryOutcome::Unconfirmed),
     );
     assert_eq!(unconfirmed, 0);
+}
+
+/// A reset at every write of an accepted signed command: the command never
+/// takes effect twice, because its counter is stored before it acts.
+#[test]
+fn sr_auth_003_a_reset_at_any_write_never_accepts_a_command_twice() {
+    let mut core = running(0);
+    let start = core.platform().history.len();
+    let before = core.platform().store.clone();
+    let suspend = clinic_command(&Message::Suspend(pump_protocol::Suspend {}), 500);
+    assert!(matches!(
+        send_signed(&mut core, &suspend, MINUTE_MS),
+        infusion_core::CommandResult::SuccessU32U32(..)
+    ));
+    let mut stores = vec![before];
+    stores.extend(
+        core.platform().history[start..]
+            .iter()
+            .map(|(store, _)| store.clone()),
+    );
+    assert!(
+        stores.len() >= 3,
+        "the counter and the state are two writes"
+    );
+    let mut replays_refused = 0;
+    for (k, store) in stores.iter().enumerate() {
+        let mut booted = boot(store, 2 * MINUTE_MS);
+        let took_effect = booted.pump_state() == PumpState::Suspended;
+        let replay = send_signed(&mut booted, &suspend, 2 * MINUTE_MS);
+        if took_effect {
+            assert_eq!(
+                replay,
+                infusion_core::CommandResult::Failure(ErrorCode::Replayed),
+                "cut after write {k}: suspended, yet the command was accepted again"
+            );
+        }
+        if replay == infusion_core::CommandResult::Failure(ErrorCode::Replayed) {
+            replays_refused += 1;
+        }
+    }
+    assert_eq!(
+        replays_refused,
+        stores.len() - 1,
+        "only the cut before any write may accept it"
+    );
+    // A lost floor region forgets the counters: every command signed before
+    // the pump's clock at that boot is refused.
+    let mut no_floor = core.platform().store.clone();
+    no_floor.remove(&RecordKind::SerialFloor);
+    let mut booted = boot(&no_floor, 3 * MINUTE_MS);
+    let utc = booted.utc_ms(3 * MINUTE_MS);
+    assert!(booted.command_counters().iter().all(|c| *c >= 500));
+    let older = clinic_command(&Message::Resume(pump_protocol::Resume {}), utc);
+    assert_eq!(
+        send_signed(&mut booted, &older, 3 * MINUTE_MS),
+        infusion_core::CommandResult::Failure(ErrorCode::Replayed)
+    );
+    let newer = clinic_command(&Message::Resume(pump_protocol::Resume {}), utc + 1);
+    assert!(matches!(
+        send_signed(&mut booted, &newer, 3 * MINUTE_MS),
+        infusion_core::CommandResult::SuccessU32U32(..)
+    ));
 }

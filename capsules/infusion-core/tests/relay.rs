@@ -41,6 +41,17 @@ fn post(core: &mut Core, (kind, bytes): &(u16, Vec<u8>), now: u64) -> Result<u32
     core.relay_post(TELEMETRY, u32::from(*kind), bytes, now)
 }
 
+/// A running core whose install notice the dosing app has taken.
+fn ready() -> Core {
+    let mut core = running(0);
+    let mut buf = [0u8; RELAY_PAYLOAD_MAX_LEN];
+    let install = core.relay_take(DOSING, &mut buf, 0).unwrap();
+    assert_eq!(install.kind, MessageKind::InstallPrescription);
+    assert_eq!(install.len, 0);
+    core.platform_mut().notifications.clear();
+    core
+}
+
 fn relay_notifications(core: &Core) -> (usize, usize) {
     let n = &core.platform().notifications;
     (
@@ -55,7 +66,7 @@ fn relay_notifications(core: &Core) -> (usize, usize) {
 
 #[test]
 fn sr_rel_001_request_reaches_the_dosing_app_and_its_verdict_comes_back() {
-    let mut core = running(0);
+    let mut core = ready();
     let sent = clinician_bolus();
     let ticket = post(&mut core, &sent, 10).unwrap();
     assert_eq!(relay_notifications(&core), (1, 0));
@@ -92,20 +103,19 @@ fn sr_rel_001_request_reaches_the_dosing_app_and_its_verdict_comes_back() {
 
 #[test]
 fn sr_rel_001_the_command_table_carries_the_relay() {
-    let mut core = running(0);
+    let mut core = ready();
     let (kind, bytes) = clinician_bolus();
     let mut rw = [0u8; 32];
-    let CommandResult::SuccessU32(ticket) = core.command(
-        TELEMETRY,
-        u32::from(RELAY_POST),
-        u32::from(kind),
-        bytes.len() as u32,
-        &bytes,
-        &mut rw,
-        1,
-    ) else {
+    let message = Message::ClinicianBolus(ClinicianBolus {
+        dose_ug: 25,
+        duration_ms: 60_000,
+    });
+    let CommandResult::SuccessU32U32(posted_kind, ticket) =
+        send_signed(&mut core, &clinic_command(&message, 1), 1)
+    else {
         panic!("post refused")
     };
+    assert_eq!(posted_kind, u32::from(kind));
     let taken = core.command(DOSING, u32::from(RELAY_TAKE), 0, 0, &[], &mut rw, 2);
     assert_eq!(
         taken,
@@ -120,24 +130,25 @@ fn sr_rel_001_the_command_table_carries_the_relay() {
         core.command(TELEMETRY, u32::from(RELAY_RESULT), 0, 0, &[], &mut rw, 4),
         CommandResult::SuccessU32U32(ticket, 0)
     );
-    // A length beyond the allow is refused, after the role check.
+    // The plain post is refused whatever it carries: only what the
+    // capsule authenticated reaches the dosing app (SR-AUTH-002).
     assert_eq!(
         core.command(
             TELEMETRY,
             u32::from(RELAY_POST),
             u32::from(kind),
-            99,
+            bytes.len() as u32,
             &bytes,
             &mut rw,
             5
         ),
-        CommandResult::Failure(ErrorCode::InvalidArgument)
+        CommandResult::Failure(ErrorCode::Unauthenticated)
     );
 }
 
 #[test]
 fn sr_rel_002_only_telemetry_posts_and_reads_only_dosing_takes_and_answers() {
-    let mut core = running(0);
+    let mut core = ready();
     let before = format!("{:?}", core.safety_state());
     let request = clinician_bolus();
     let mut buf = [0u8; RELAY_PAYLOAD_MAX_LEN];
@@ -187,7 +198,7 @@ fn sr_rel_002_only_telemetry_posts_and_reads_only_dosing_takes_and_answers() {
 
 #[test]
 fn sr_rel_003_bad_posts_get_typed_errors_and_leave_the_relay_unchanged() {
-    let mut core = running(0);
+    let mut core = ready();
     let mut buf = [0u8; RELAY_PAYLOAD_MAX_LEN];
     let (bolus_kind, bolus) = clinician_bolus();
     let cases: Vec<(u32, Vec<u8>, ErrorCode)> = vec![
@@ -283,7 +294,7 @@ fn sr_rel_003_bad_posts_get_typed_errors_and_leave_the_relay_unchanged() {
 
 #[test]
 fn sr_rel_004_one_request_at_a_time_until_its_result_is_read() {
-    let mut core = running(0);
+    let mut core = ready();
     let mut buf = [0u8; RELAY_PAYLOAD_MAX_LEN];
     let first = post(&mut core, &clinician_bolus(), 1).unwrap();
     let patient = Message::PatientBolusRequest(PatientBolusRequest {});
@@ -302,7 +313,7 @@ fn sr_rel_004_one_request_at_a_time_until_its_result_is_read() {
 
 #[test]
 fn sr_rel_004_notices_coalesce_by_kind_and_keep_their_order() {
-    let mut core = running(0);
+    let mut core = ready();
     let mut buf = [0u8; RELAY_PAYLOAD_MAX_LEN];
     post(&mut core, &refill(), 1).unwrap();
     post(&mut core, &suspend(), 2).unwrap();
@@ -336,7 +347,7 @@ fn sr_rel_004_notices_coalesce_by_kind_and_keep_their_order() {
 
 #[test]
 fn sr_rel_005_an_unanswered_request_times_out_with_not_ready() {
-    let mut core = running(0);
+    let mut core = ready();
     let mut buf = [0u8; RELAY_PAYLOAD_MAX_LEN];
     let ticket = post(&mut core, &clinician_bolus(), 1_000).unwrap();
     core.relay_take(DOSING, &mut buf, 1_001).unwrap();
@@ -365,7 +376,7 @@ fn sr_rel_005_an_unanswered_request_times_out_with_not_ready() {
 
 #[test]
 fn sr_rel_005_result_read_after_the_deadline_expires_even_without_the_timer() {
-    let mut core = running(0);
+    let mut core = ready();
     let ticket = post(&mut core, &clinician_bolus(), 0).unwrap();
     assert_eq!(
         core.relay_result(TELEMETRY, RELAY_ANSWER_TIMEOUT_MS),
@@ -375,7 +386,7 @@ fn sr_rel_005_result_read_after_the_deadline_expires_even_without_the_timer() {
 
 #[test]
 fn sr_rel_006_the_relay_moves_nothing_and_changes_no_safety_state() {
-    let mut core = running(0);
+    let mut core = ready();
     let before = format!("{:?}", core.safety_state());
     let steps = core.platform().steps;
     let mut buf = [0u8; RELAY_PAYLOAD_MAX_LEN];

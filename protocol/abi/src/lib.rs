@@ -116,6 +116,9 @@ pub mod command {
     pub const SAVE_APP_RECORD: u16 = 26;
     /// Read the dosing app's own record (read-write allow 0).
     pub const LOAD_APP_RECORD: u16 = 27;
+    /// A signed programmer command (read-only allow 0, length in argument
+    /// 1), verified by the capsule (protocol 1.1).
+    pub const AUTHENTICATED_COMMAND: u16 = 28;
 }
 
 const fn spec(num: u16, name: &'static str, callers: Callers) -> CommandSpec {
@@ -155,6 +158,7 @@ pub const COMMANDS: &[CommandSpec] = {
         spec(RELAY_RESULT, "relay result", Telemetry),
         spec(SAVE_APP_RECORD, "save app record", Dosing),
         spec(LOAD_APP_RECORD, "load app record", Dosing),
+        spec(AUTHENTICATED_COMMAND, "authenticated command", Telemetry),
     ]
 };
 

@@ -3,6 +3,7 @@
 
 use pump_protocol::{AlarmCode, DeliveryKind, ErrorCode};
 
+use super::auth::Authenticated;
 use super::infusion::InfusionCore;
 use crate::config::{AppId, Role};
 use crate::platform::Platform;
@@ -66,7 +67,7 @@ impl<P: Platform> InfusionCore<P> {
             }
             SET_BASAL => self.set_basal(caller, arg1, now_ms).into(),
             CLINICIAN_BOLUS => self
-                .start_bolus(caller, DeliveryKind::ClinicianBolus, arg1, arg2, now_ms)
+                .start_granted_clinician_bolus(caller, arg1, arg2, now_ms)
                 .into(),
             PATIENT_BOLUS => self
                 .start_bolus(caller, DeliveryKind::PatientBolus, arg1, arg2, now_ms)
@@ -93,35 +94,23 @@ impl<P: Platform> InfusionCore<P> {
                 ),
                 Err(e) => CommandResult::Failure(e),
             },
-            ACKNOWLEDGE_ALARM => self
-                .acknowledge_alarm(caller, alarm_code_arg(arg1), now_ms)
-                .into(),
-            CLEAR_FAULT => self
-                .clear_fault(caller, alarm_code_arg(arg1), now_ms)
-                .into(),
-            SUSPEND => self.suspend(caller, now_ms).into(),
-            RESUME => self.resume(caller, now_ms).into(),
-            REFILL => {
-                let refill = ro
-                    .get(..arg1 as usize)
-                    .and_then(|b| postcard::from_bytes::<pump_protocol::Refill>(b).ok());
-                match refill {
-                    Some(r) => self
-                        .refill(
-                            caller,
-                            r.withdrawn_volume_nl,
-                            r.added_volume_nl,
-                            r.concentration_ug_per_ml,
-                            now_ms,
-                        )
-                        .into(),
-                    None => self.refuse_after_authorize(caller, num, now_ms, &[Role::Telemetry]),
-                }
-            }
-            SET_CLOCK => {
-                let utc = u64::from(arg1) | (u64::from(arg2) << 32);
-                self.set_clock(caller, utc, now_ms).into()
-            }
+            // Since protocol 1.1 these change therapy or safety state only
+            // when signed (command 28): the plain syscalls are refused, so a
+            // compromised telemetry app cannot issue them (SR-AUTH-002).
+            ACKNOWLEDGE_ALARM | CLEAR_FAULT | SUSPEND | RESUME | REFILL | SET_CLOCK
+            | RELAY_POST => CommandResult::Failure(self.refuse_unsigned(caller, num, now_ms)),
+            AUTHENTICATED_COMMAND => match ro.get(..arg1 as usize) {
+                Some(signed) => match self.authenticated_command(caller, signed, now_ms) {
+                    Ok(Authenticated::Done { kind }) => {
+                        CommandResult::SuccessU32U32(u32::from(kind.code()), 0)
+                    }
+                    Ok(Authenticated::Posted { kind, ticket }) => {
+                        CommandResult::SuccessU32U32(u32::from(kind.code()), ticket)
+                    }
+                    Err(e) => CommandResult::Failure(e),
+                },
+                None => self.refuse_after_authorize(caller, num, now_ms, &[Role::Telemetry]),
+            },
             READ_PRESCRIPTION => match self.read_prescription(caller, rw, now_ms) {
                 Ok(len) => CommandResult::SuccessU32(u32::try_from(len).unwrap_or(u32::MAX)),
                 Err(e) => CommandResult::Failure(e),
@@ -155,13 +144,6 @@ impl<P: Platform> InfusionCore<P> {
                 self.report_patient_denial(caller, reason, arg2, now_ms)
                     .into()
             }
-            RELAY_POST => match ro.get(..arg2 as usize) {
-                Some(payload) => match self.relay_post(caller, arg1, payload, now_ms) {
-                    Ok(ticket) => CommandResult::SuccessU32(ticket),
-                    Err(e) => CommandResult::Failure(e),
-                },
-                None => self.refuse_after_authorize(caller, num, now_ms, &[Role::Telemetry]),
-            },
             RELAY_TAKE => match self.relay_take(caller, rw, now_ms) {
                 Ok(taken) => CommandResult::SuccessU32U32(
                     taken.ticket,
@@ -187,8 +169,4 @@ impl<P: Platform> InfusionCore<P> {
             _ => CommandResult::Failure(ErrorCode::NoSupport),
         }
     }
-}
-
-fn alarm_code_arg(arg: u32) -> AlarmCode {
-    AlarmCode::from_code(u16::try_from(arg).unwrap_or(u16::MAX))
 }

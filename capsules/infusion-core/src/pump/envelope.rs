@@ -7,7 +7,7 @@
 //! refusal is an [`ErrorCode`], and the first rule broken names it (the
 //! order below is the order a reviewer reads them in).
 
-use pump_protocol::prescription::Envelope;
+use pump_protocol::prescription::{ClinicianBolusLimits, Envelope};
 use pump_protocol::{DeliveryKind, ErrorCode};
 
 use super::infusion::InfusionCore;
@@ -32,6 +32,10 @@ pub(super) struct DeliveryView {
     pub patient_boluses_24h: u32,
     /// Start of the latest patient bolus, if any.
     pub last_patient_bolus_ms: Option<u64>,
+    /// Clinician boluses started in the 24 h window.
+    pub clinician_boluses_24h: u32,
+    /// Start of the latest clinician bolus, if any.
+    pub last_clinician_bolus_ms: Option<u64>,
     /// The ledger can take one more run.
     pub ledger_has_room: bool,
 }
@@ -40,6 +44,8 @@ pub(super) struct DeliveryView {
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Limits<'a> {
     pub envelope: &'a Envelope,
+    /// The prescription's clinician-bolus limits (format 2, or format 1's).
+    pub clinician: &'a ClinicianBolusLimits,
     pub hardware: &'a HardwareLimits,
     pub nl_per_step: u32,
 }
@@ -105,6 +111,17 @@ impl Limits<'_> {
                 return Err(ErrorCode::BolusCountReached);
             }
         }
+        if kind == DeliveryKind::ClinicianBolus {
+            // SR-AUTH-006: even a signed clinician bolus stays within the
+            // count and spacing the physician signed.
+            let interval = u64::from(self.clinician.min_interval_ms);
+            if v.last_clinician_bolus_ms
+                .is_some_and(|t| now < t.saturating_add(interval))
+                || v.clinician_boluses_24h >= u32::from(self.clinician.max_per_24h)
+            {
+                return Err(ErrorCode::ClinicianBolusLimit);
+            }
+        }
         let basal_during = v.basal_rate_nl_per_h * u64::from(duration_ms) / MS_PER_HOUR;
         let projected = v
             .delivered_24h_nl
@@ -148,6 +165,7 @@ impl<P: Platform> InfusionCore<P> {
         }
         Ok(Limits {
             envelope: &rx.envelope,
+            clinician: &self.pairing.clinician_bolus,
             hardware: &self.config.limits,
             nl_per_step: self.config.nl_per_step,
         })
@@ -157,6 +175,8 @@ impl<P: Platform> InfusionCore<P> {
     pub(super) fn delivery_view(&self, now: u64) -> DeliveryView {
         let ledger = &self.p.ledger;
         let (patient_boluses_24h, last_patient_bolus_ms) = ledger.patient_boluses_in_window(now);
+        let (clinician_boluses_24h, last_clinician_bolus_ms) =
+            ledger.boluses_in_window(DeliveryKind::ClinicianBolus, now);
         DeliveryView {
             delivered_24h_nl: self.delivered_24h_nl(now),
             reservoir_nl: self.p.reservoir_nl,
@@ -165,6 +185,8 @@ impl<P: Platform> InfusionCore<P> {
             bolus_active: ledger.active(Channel::Bolus).is_some(),
             patient_boluses_24h,
             last_patient_bolus_ms,
+            clinician_boluses_24h,
+            last_clinician_bolus_ms,
             ledger_has_room: ledger.has_room(now, self.config.nl_per_step),
         }
     }
@@ -247,14 +269,22 @@ mod tests {
             bolus_active: false,
             patient_boluses_24h: 0,
             last_patient_bolus_ms: None,
+            clinician_boluses_24h: 0,
+            last_clinician_bolus_ms: None,
             ledger_has_room: true,
         }
     }
+
+    const CLINICIAN: ClinicianBolusLimits = ClinicianBolusLimits {
+        max_per_24h: 2,
+        min_interval_ms: 2 * HOUR as u32,
+    };
 
     fn with<T>(f: impl FnOnce(Limits<'_>) -> T) -> T {
         let (env, hw) = (envelope(), hardware());
         f(Limits {
             envelope: &env,
+            clinician: &CLINICIAN,
             hardware: &hw,
             nl_per_step: 250,
         })
@@ -382,5 +412,37 @@ mod tests {
         assert_eq!(mean_rate_nl_per_h(100_000, 3_600_000), 100_000);
         assert_eq!(mean_rate_nl_per_h(u32::MAX, 1), u32::MAX);
         assert_eq!(mean_rate_nl_per_h(1, 0), u32::MAX);
+    }
+
+    #[test]
+    fn sr_auth_006_clinician_boluses_keep_the_signed_count_and_spacing() {
+        with(|l| {
+            let t = 10 * HOUR;
+            let bolus = |v: &DeliveryView| {
+                l.check_bolus(v, DeliveryKind::ClinicianBolus, 50_000, 600_000, t)
+            };
+            assert_eq!(bolus(&idle()), Ok(()));
+            let too_soon = DeliveryView {
+                clinician_boluses_24h: 1,
+                last_clinician_bolus_ms: Some(t - 2 * HOUR + 1),
+                ..idle()
+            };
+            assert_eq!(bolus(&too_soon), Err(ErrorCode::ClinicianBolusLimit));
+            let spaced = DeliveryView {
+                last_clinician_bolus_ms: Some(t - 2 * HOUR),
+                ..too_soon
+            };
+            assert_eq!(bolus(&spaced), Ok(()));
+            let used_up = DeliveryView {
+                clinician_boluses_24h: 2,
+                ..spaced
+            };
+            assert_eq!(bolus(&used_up), Err(ErrorCode::ClinicianBolusLimit));
+            // The patient's own boluses are not counted against the clinic's.
+            assert_eq!(
+                l.check_bolus(&used_up, DeliveryKind::PatientBolus, 50_000, 600_000, t),
+                Ok(())
+            );
+        });
     }
 }

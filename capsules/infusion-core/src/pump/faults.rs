@@ -87,7 +87,7 @@ impl<P: Platform> InfusionCore<P> {
         self.authorize(caller, &[Role::Telemetry], command::CLEAR_FAULT, now)?;
         let clearable = match code {
             AlarmCode::MotorStall | AlarmCode::Occlusion => !self.fault_input_asserted,
-            AlarmCode::AppFault => true,
+            AlarmCode::AppFault | AlarmCode::RefillDiscrepancy => true,
             _ => false,
         };
         if !clearable || !self.p.alarms.is_active(code) {

@@ -1,7 +1,7 @@
 //! The infusion core's state and its queries; every rule that changes the
 //! state is in a sibling module (see [`super`]).
 
-use pump_protocol::prescription::Prescription;
+use pump_protocol::prescription::{Pairing, Prescription};
 use pump_protocol::{AlarmCode, ErrorCode, PumpState, StatusSnapshot};
 
 use crate::alarms::{AlarmSet, AlarmSignal};
@@ -21,6 +21,12 @@ pub struct InfusionCore<P: Platform> {
     pub(super) platform: P,
     pub(super) p: Persistent,
     pub(super) rx: Option<Prescription>,
+    /// The installed prescription's pairing: who may sign patient bolus
+    /// requests, and the clinician-bolus limits. Set with `rx`.
+    pub(super) pairing: Pairing,
+    /// A clinician bolus the clinic signed, waiting for the dosing app to
+    /// start it (see [`super::auth`]).
+    pub(super) clinician_grant: Option<super::auth::ClinicianGrant>,
     pub(super) events: EventQueue,
     pub(super) watchdog: Watchdog,
     pub(super) steps_since_encoder: u32,
@@ -58,6 +64,8 @@ impl<P: Platform> InfusionCore<P> {
                 ..Persistent::default()
             },
             rx: None,
+            pairing: Pairing::FORMAT_1,
+            clinician_grant: None,
             events: EventQueue::starting_at(0),
             watchdog: Watchdog::default(),
             steps_since_encoder: 0,

@@ -3,6 +3,7 @@
 //!
 //! | module | concern |
 //! |---|---|
+//! | [`auth`] | signed programmer commands: verification, counters, grants |
 //! | [`authz`] | roles, the audit of refusals |
 //! | [`envelope`] | the physician's envelope and the hardware's limits |
 //! | [`delivery`] | basal and bolus runs, stepping, checkpoints |
@@ -17,6 +18,7 @@
 //! | [`records`] | the records kept apart, and what a reset restores from them |
 //! | [`commands`] | the syscall command table |
 
+mod auth;
 mod authz;
 mod commands;
 mod delivery;
@@ -32,6 +34,7 @@ mod state;
 mod watchdog;
 mod watchdog_state;
 
+pub use auth::Authenticated;
 pub use commands::CommandResult;
 pub use delivery::MAX_STEPS_PER_WAKEUP;
 pub use envelope::mean_rate_nl_per_h;

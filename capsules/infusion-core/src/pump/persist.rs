@@ -58,6 +58,7 @@ impl<P: Platform> InfusionCore<P> {
         match rx::verify(&self.config, &signed, floor) {
             Ok(v) if v.prescription.serial == self.p.serial_floor => {
                 self.rx = Some(v.prescription);
+                self.pairing = v.pairing;
             }
             _ => {
                 self.p.signed_rx = None;
@@ -107,6 +108,16 @@ impl<P: Platform> InfusionCore<P> {
             self.write_serial_floor();
         }
         self.save();
+    }
+
+    /// A signed command was accepted: its counter must survive any reset
+    /// before the command acts (SR-AUTH-003).
+    pub(super) fn save_command_counters(&mut self) {
+        if P::KEEPS_RECORDS_APART {
+            self.write_serial_floor();
+        } else {
+            self.save();
+        }
     }
 
     /// The dosing app's record changed.

@@ -38,7 +38,7 @@ impl<P: Platform> InfusionCore<P> {
                     self.emit(
                         Event::PrescriptionRejected(PrescriptionRejected {
                             time_ms: utc,
-                            serial: claimed_serial(signed),
+                            serial: verified_serial(signed, reason),
                             reason,
                         }),
                         now,
@@ -48,6 +48,9 @@ impl<P: Platform> InfusionCore<P> {
             };
         self.stop_all(DeliveryOutcome::Stopped, now);
         let rx = verified.prescription;
+        self.pairing = verified.pairing;
+        // A grant signed under the old prescription is not this one's.
+        self.clinician_grant = None;
         self.p.serial_floor = rx.serial;
         self.p.signed_rx = Some(verified.signed);
         self.watchdog
@@ -66,6 +69,8 @@ impl<P: Platform> InfusionCore<P> {
         self.emit_state(now);
         self.save_prescription();
         self.sync_outputs(now);
+        // The dosing app reads the new prescription from the capsule.
+        self.post_notice(pump_protocol::MessageKind::InstallPrescription, &[], now_ms);
         Ok(())
     }
 
@@ -152,9 +157,17 @@ impl<P: Platform> InfusionCore<P> {
     }
 }
 
-fn claimed_serial(signed: &[u8]) -> u32 {
-    pump_protocol::prescription::split_signed(signed)
-        .ok()
-        .and_then(|parts| pump_protocol::prescription::decode_body(parts.body).ok())
-        .map_or(0, |rx| rx.serial)
+/// The serial to log for a refused prescription: its own only when the
+/// clinic's signature verified (refused for its device, serial or limits),
+/// else 0. Unverified bytes are never decoded into the log (SR-RX-006).
+fn verified_serial(signed: &[u8], reason: ErrorCode) -> u32 {
+    match reason {
+        ErrorCode::WrongDevice | ErrorCode::ReplayedSerial | ErrorCode::OutsideHardwareLimits => {
+            pump_protocol::prescription::split_signed(signed)
+                .ok()
+                .and_then(|parts| pump_protocol::prescription::decode_body(parts.body).ok())
+                .map_or(0, |rx| rx.serial)
+        }
+        _ => 0,
+    }
 }

@@ -4,7 +4,7 @@
 //! | record | written when | holds |
 //! |---|---|---|
 //! | `Prescription` | a prescription is installed | the signed bytes (which carry the serial) |
-//! | `SerialFloor` | a prescription is installed; first boot | the serial floor, in a region of its own |
+//! | `SerialFloor` | a prescription is installed; a signed command is accepted; first boot | the serial floor and the signed-command counters, in a region of its own |
 //! | `Therapy` | any change of safety state but a step | ledger, carries, reservoir, alarms, suspension, clock offset, event sequence, steps accounted |
 //! | `AppRecord` | the dosing app's record changes | its bytes |
 //! | `Reservation` | before the first step of each batch of [`RESERVATION_STEPS`](super::RESERVATION_STEPS); after a drain | steps reserved, event sequence |
@@ -125,6 +125,24 @@ struct SerialFloor {
     serial_floor: u32,
 }
 
+/// What follows the floor in its record since the signed commands: a floor
+/// record from before them has nothing after the floor, and reads as
+/// counters never used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct CommandCounters {
+    last: [u64; 2],
+}
+
+/// The floor record: the floor, then the counters if present.
+fn decode_floor(bytes: &[u8]) -> Option<(SerialFloor, CommandCounters)> {
+    let (floor, rest) = postcard::take_from_bytes::<SerialFloor>(bytes).ok()?;
+    if rest.is_empty() {
+        return Some((floor, CommandCounters::default()));
+    }
+    let counters = postcard::from_bytes::<CommandCounters>(rest).ok()?;
+    Some((floor, counters))
+}
+
 impl<P: Platform> InfusionCore<P> {
     /// Restores from records kept apart ([`Storage::KEEPS_RECORDS_APART`]).
     ///
@@ -139,14 +157,29 @@ impl<P: Platform> InfusionCore<P> {
             self.write_serial_floor();
             return;
         }
-        let floor = decode::<SerialFloor>(stored.serial_floor)
-            .filter(|_| stored.floor_region == RegionState::Readable)
-            .map_or(0, |f| f.serial_floor);
+        let floor_record = stored
+            .serial_floor
+            .and_then(decode_floor)
+            .filter(|_| stored.floor_region == RegionState::Readable);
+        let floor = floor_record.map_or(0, |(f, _)| f.serial_floor);
+        self.p.command_counters = floor_record.map_or([0; 2], |(_, c)| c.last);
         let therapy = decode::<TherapyIn>(stored.therapy)
             .filter(|t| t.format == THERAPY_FORMAT && stored.state_region == RegionState::Readable);
         match therapy {
             Some(t) => self.restore_therapy(t, stored, floor, now_ms),
             None => self.restore_after_loss(stored, floor, now_ms),
+        }
+        if floor_record.is_none() {
+            // The counters are lost with their record. Hosts count in
+            // signing time (docs/protocol.md §5.5), so refusing every
+            // counter up to the pump's clock refuses every command signed
+            // before this boot: a recording cannot be replayed after a loss
+            // (SR-AUTH-003).
+            let utc = self.utc_ms(self.p.last_time_ms);
+            for counter in &mut self.p.command_counters {
+                *counter = (*counter).max(utc);
+            }
+            self.write_serial_floor();
         }
         self.save();
         // The stored reservation now agrees with what was counted, so a
@@ -240,6 +273,7 @@ impl<P: Platform> InfusionCore<P> {
                 self.p.serial_floor = v.prescription.serial;
                 self.p.signed_rx = Some(v.signed);
                 self.rx = Some(v.prescription);
+                self.pairing = v.pairing;
             }
             Err(_) => {
                 self.p.signed_rx = None;
@@ -324,8 +358,21 @@ impl<P: Platform> InfusionCore<P> {
         let record = SerialFloor {
             serial_floor: self.p.serial_floor,
         };
-        let mut buf = [0u8; 8];
-        if let Ok(bytes) = postcard::to_slice(&record, &mut buf) {
+        let counters = CommandCounters {
+            last: self.p.command_counters,
+        };
+        let mut buf = [0u8; 32];
+        let Ok(head) = postcard::to_slice(&record, &mut buf).map(|b| b.len()) else {
+            return;
+        };
+        let Some(tail) = buf
+            .get_mut(head..)
+            .and_then(|rest| postcard::to_slice(&counters, rest).ok())
+            .map(|b| b.len())
+        else {
+            return;
+        };
+        if let Some(bytes) = buf.get(..head + tail) {
             self.platform.write_record(RecordKind::SerialFloor, bytes);
         }
     }

@@ -1,7 +1,7 @@
 //! The reservoir: refills, the low/empty/refill-due alarms and the refill-by
 //! projection.
 
-use pump_protocol::{AlarmCode, ErrorCode, ReservoirLevel, ReservoirRefilled};
+use pump_protocol::{AlarmCode, ErrorCode, RefillDiscrepancy, ReservoirLevel, ReservoirRefilled};
 
 use super::infusion::InfusionCore;
 use crate::command;
@@ -30,6 +30,15 @@ impl<P: Platform> InfusionCore<P> {
     /// Records a refill (SR-RES-003). The drug's concentration must be the
     /// installed prescription's: the envelope is in volume at that
     /// concentration, so any other would scale every dose (SR-RES-005).
+    ///
+    /// Withdrawing more than the record holds is a reconciliation
+    /// discrepancy, never clamped: the record and the drug in the pump
+    /// disagree, which is what the clinician's reconciliation (HAZ-016)
+    /// exists to find. The refill is refused `RefillDiscrepancy`, logged
+    /// with both volumes, and the high `RefillDiscrepancy` alarm stays
+    /// until a refill reconciles or the clinic clears it (SR-RES-006).
+    /// Delivery goes on: stopping an intrathecal drug abruptly is its own
+    /// hazard, and the record still bounds the reservoir alarms.
     pub fn refill(
         &mut self,
         caller: AppId,
@@ -44,14 +53,28 @@ impl<P: Platform> InfusionCore<P> {
         if concentration_ug_per_ml != rx.concentration_ug_per_ml {
             return Err(ErrorCode::ConcentrationMismatch);
         }
-        let volume = self
-            .p
-            .reservoir_nl
-            .saturating_sub(withdrawn_volume_nl)
+        if withdrawn_volume_nl > self.p.reservoir_nl {
+            let utc = self.utc_ms(now);
+            let recorded_nl = self.p.reservoir_nl;
+            self.emit(
+                Event::RefillDiscrepancy(RefillDiscrepancy {
+                    time_ms: utc,
+                    recorded_nl,
+                    withdrawn_volume_nl,
+                }),
+                now,
+            );
+            self.raise(AlarmCode::RefillDiscrepancy, now);
+            self.save();
+            self.sync_outputs(now);
+            return Err(ErrorCode::RefillDiscrepancy);
+        }
+        let volume = (self.p.reservoir_nl - withdrawn_volume_nl)
             .checked_add(added_volume_nl)
             .filter(|v| *v <= self.config.limits.reservoir_capacity_nl)
             .ok_or(ErrorCode::InvalidArgument)?;
         self.p.reservoir_nl = volume;
+        self.clear(AlarmCode::RefillDiscrepancy, now);
         let utc = self.utc_ms(now);
         self.emit(
             Event::ReservoirRefilled(ReservoirRefilled {

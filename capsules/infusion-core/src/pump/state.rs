@@ -13,9 +13,9 @@ use crate::ledger::Ledger;
 pub const SAVED_STATE_LEN: usize = 4096;
 
 /// Format 2 added the dosing app's record; format 3 each run's lateness
-/// (`Run::late_ms`). Earlier formats were never released; such a record is
+/// (`Run::late_ms`); format 4 the signed-command counters. Earlier formats were never released; such a record is
 /// not migrated and fails safe like a corrupt one.
-pub(super) const SAVED_FORMAT: u8 = 3;
+pub(super) const SAVED_FORMAT: u8 = 4;
 
 /// Steps one [`RecordKind::Reservation`] covers: the most a reset can leave
 /// unconfirmed, so the bound of the log's uncertainty is
@@ -47,4 +47,7 @@ pub(super) struct Persistent {
     /// here), kept so it survives resets with the same atomic, CRC-checked
     /// writes as the capsule's state.
     pub(super) app_record: Vec<u8, APP_RECORD_MAX_LEN>,
+    /// The last counter accepted from each signer (`Signer::index`): a
+    /// signed command at or below it is a replay (SR-AUTH-003).
+    pub(super) command_counters: [u64; 2],
 }

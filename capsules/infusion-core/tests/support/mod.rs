@@ -3,13 +3,19 @@
 #![allow(dead_code)]
 
 use ed25519_dalek::{Signer, SigningKey};
+use infusion_core::CommandResult;
 use infusion_core::{
     AlarmOutput, AlarmSignal, AppId, BoardConfig, HardwareLimits, InfusionCore, Motor,
     Notification, Notifier, RecordKind, Role, Storage,
 };
+use pump_protocol::command_auth::{
+    encode_command_body, signed_command_message, CommandBody, Signer as CommandSigner,
+    COMMAND_FORMAT, MAX_COMMAND_BODY_LEN, MAX_COMMAND_PAYLOAD_LEN, MAX_SIGNED_COMMAND_MESSAGE_LEN,
+};
 use pump_protocol::prescription::{
-    encode_body, signed_message, BasalStep, Envelope, PatientBolusProgram, Prescription,
-    SilencePolicy, Therapy, MAX_PRESCRIPTION_BODY_LEN, MAX_SIGNED_MESSAGE_LEN, PRESCRIPTION_FORMAT,
+    encode_body, encode_body_v2, signed_message, BasalStep, ClinicianBolusLimits, Envelope,
+    Pairing, PatientBolusProgram, Prescription, SilencePolicy, Therapy, MAX_PRESCRIPTION_BODY_LEN,
+    MAX_SIGNED_MESSAGE_LEN, PRESCRIPTION_FORMAT, PRESCRIPTION_FORMAT_V2,
 };
 use pump_protocol::{Message, StreamDecoder, StreamItem};
 
@@ -118,6 +124,104 @@ pub fn sign_with(rx: &Prescription, key: &SigningKey) -> Vec<u8> {
 
 pub fn signed(serial: u32) -> Vec<u8> {
     sign_with(&prescription(serial), &clinic_key())
+}
+
+/// The patient's own programmer (PTM) in the tests.
+pub fn ptm_key() -> SigningKey {
+    SigningKey::from_bytes(&[5; 32])
+}
+
+/// Format 2 of [`prescription`], pairing `pairing`.
+pub fn signed_v2(serial: u32, pairing: &Pairing) -> Vec<u8> {
+    let mut rx = prescription(serial);
+    rx.format = PRESCRIPTION_FORMAT_V2;
+    let mut body = [0u8; MAX_PRESCRIPTION_BODY_LEN];
+    let body = encode_body_v2(&rx, pairing, &mut body).unwrap().to_vec();
+    let mut msg = [0u8; MAX_SIGNED_MESSAGE_LEN];
+    let msg = signed_message(&body, &mut msg).unwrap();
+    let mut signed = body;
+    signed.extend_from_slice(&clinic_key().sign(msg).to_bytes());
+    signed
+}
+
+/// A pairing with the test PTM and room for `per_day` clinician boluses
+/// `interval_ms` apart.
+pub fn paired(per_day: u8, interval_ms: u32) -> Pairing {
+    Pairing {
+        ptm_public_key: Some(ptm_key().verifying_key().to_bytes()),
+        clinician_bolus: ClinicianBolusLimits {
+            max_per_24h: per_day,
+            min_interval_ms: interval_ms,
+        },
+    }
+}
+
+/// `message` signed as a programmer command by `key` as `signer`, for
+/// `device_id`, with `counter`.
+pub fn command_signed_for(
+    message: &Message,
+    signer: CommandSigner,
+    key: &SigningKey,
+    device_id: u32,
+    counter: u64,
+) -> Vec<u8> {
+    let mut payload = [0u8; MAX_COMMAND_PAYLOAD_LEN];
+    let len = message.encode_payload(&mut payload).unwrap();
+    let body = CommandBody {
+        format: COMMAND_FORMAT,
+        device_id,
+        signer: signer.code(),
+        counter,
+        kind: message.kind_code(),
+        payload: heapless::Vec::from_slice(&payload[..len]).unwrap(),
+    };
+    let mut buf = [0u8; MAX_COMMAND_BODY_LEN];
+    let body = encode_command_body(&body, &mut buf).unwrap().to_vec();
+    let mut msg = [0u8; MAX_SIGNED_COMMAND_MESSAGE_LEN];
+    let msg = signed_command_message(&body, &mut msg).unwrap();
+    let mut signed = body;
+    signed.extend_from_slice(&key.sign(msg).to_bytes());
+    signed
+}
+
+/// `message` signed by the clinic for the test device.
+pub fn clinic_command(message: &Message, counter: u64) -> Vec<u8> {
+    command_signed_for(
+        message,
+        CommandSigner::Clinic,
+        &clinic_key(),
+        DEVICE_ID,
+        counter,
+    )
+}
+
+/// `message` signed by the test PTM for the test device.
+pub fn ptm_command(message: &Message, counter: u64) -> Vec<u8> {
+    command_signed_for(
+        message,
+        CommandSigner::PatientProgrammer,
+        &ptm_key(),
+        DEVICE_ID,
+        counter,
+    )
+}
+
+/// Sends signed command bytes through the syscall table (command 28), as
+/// the telemetry app does.
+pub fn send_signed<P: infusion_core::Platform>(
+    core: &mut InfusionCore<P>,
+    signed: &[u8],
+    now: u64,
+) -> CommandResult {
+    core.command(
+        TELEMETRY,
+        u32::from(infusion_core::command::AUTHENTICATED_COMMAND),
+        signed.len() as u32,
+        0,
+        signed,
+        &mut [],
+        now,
+    )
 }
 
 /// Records everything the core does to the hardware.
