@@ -476,6 +476,24 @@ impl<S: Syscalls> Infusion<S> {
         )
     }
 
+    /// Command 28 (Telemetry role): a signed programmer command, the bytes
+    /// of a `pump_protocol::AuthenticatedCommand`, which the capsule
+    /// verifies and carries out. Returns `(kind, ticket)`: ticket 0 when it
+    /// was carried out, else the relay ticket of the bolus request it
+    /// posted (its verdict comes as [`relay_result`](Self::relay_result)).
+    pub fn authenticated_command(signed: &[u8]) -> Result<(u16, u32), Refused> {
+        Self::with_input_args(
+            command::AUTHENTICATED_COMMAND,
+            signed.len() as u32,
+            0,
+            signed,
+            |ret| {
+                ret.get_success_2_u32()
+                    .map(|(kind, ticket)| ((kind & 0xFFFF) as u16, ticket))
+            },
+        )
+    }
+
     /// Command 22 (Telemetry role): post a programmer message to the relay
     /// for the dosing app: `kind` a `pump_protocol::MessageKind` code,
     /// `payload` its postcard payload (empty for `InstallPrescription`).

@@ -501,6 +501,21 @@ impl fake::SyscallDriver for FakeRelay {
     }
     fn command(&self, num: u32, a: u32, b: u32) -> libtock_platform::CommandReturn {
         match num {
+            command::AUTHENTICATED_COMMAND => {
+                let input = self.input.borrow();
+                match input.get(..a as usize) {
+                    // A signed bolus request (0x0203) posts; anything else
+                    // is carried out (Suspend, 0x0206).
+                    Some([0x03, ..]) => {
+                        let ticket = self.next_ticket.get();
+                        self.next_ticket.set(ticket + 1);
+                        command_return::success_2_u32(0x0203, ticket)
+                    }
+                    Some([_, ..]) => command_return::success_2_u32(0x0206, 0),
+                    // Unauthenticated (27) is INVAL.
+                    _ => command_return::failure_u32(ErrorCode::Invalid, 27),
+                }
+            }
             command::RELAY_POST => {
                 let input = self.input.borrow();
                 let Some(payload) = input.get(..b as usize) else {
@@ -559,6 +574,16 @@ fn relay_round_trip_through_the_allows_and_upcalls_4_and_5() {
     let listener = InfusionListener(|event| seen.borrow_mut().push(event));
     share::scope(|handle| {
         Api::subscribe_all(&listener, handle).unwrap();
+        // Signed commands: bytes in the read-only allow, (kind, ticket) out,
+        // the capsule's typed reason on refusal.
+        assert_eq!(Api::authenticated_command(&[0x06, 1, 2]), Ok((0x0206, 0)));
+        assert_eq!(Api::authenticated_command(&[0x03, 1, 2]), Ok((0x0203, 1)));
+        assert_eq!(
+            Api::authenticated_command(&[]).map_err(|e| e.reason),
+            Err(27)
+        );
+        assert_eq!(driver.input.borrow().len(), 0);
+        driver.next_ticket.set(1);
         assert_eq!(Api::relay_result().map_err(|e| e.reason), Err(4));
         let mut buf = [0u8; 16];
         assert_eq!(Api::relay_take(&mut buf).map_err(|e| e.reason), Err(4));

@@ -1,6 +1,12 @@
 //! What the telemetry app asks of the infusion capsule (the `Telemetry`
 //! role's rows of the capsule's command table), including the relay that
 //! carries programmer requests and notices to the dosing app.
+//!
+//! Since protocol 1.1 the capsule refuses the plain commands 11–16 and 22
+//! (`Unauthenticated`, audited): the app still passes a plain frame on, so
+//! that the kernel, not this app, refuses and logs it. What changes therapy
+//! comes as signed bytes through
+//! [`authenticated_command`](TelemetryCapsule::authenticated_command).
 
 use pump_protocol::{AlarmCode, ErrorCode, Refill, StatusSnapshot};
 
@@ -49,6 +55,13 @@ pub trait TelemetryCapsule {
     /// the ticket. `UnknownKind`, `BadPayload`, `Busy` (a request is still
     /// outstanding).
     fn relay_post(&mut self, kind: u16, payload: &[u8]) -> Result<u32, ErrorCode>;
+
+    /// Command 28: a signed programmer command (the bytes of an
+    /// `AuthenticatedCommand`), verified and carried out by the capsule.
+    /// Returns `(kind, ticket)`: ticket 0 when the command was carried out,
+    /// else the relay ticket of the bolus request it posted to the dosing
+    /// app, whose verdict comes as [`relay_result`](Self::relay_result).
+    fn authenticated_command(&mut self, signed: &[u8]) -> Result<(u16, u32), ErrorCode>;
 
     /// Command 25: the answer to the outstanding request, as `(ticket,
     /// verdict)`: `Ok(())` if the dosing app accepted it, else its error

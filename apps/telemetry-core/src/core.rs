@@ -242,6 +242,17 @@ impl<S: LogStorage> TelemetryCore<S> {
                     Err(e) => Err(e),
                 }
             }
+            Message::AuthenticatedCommand(command) => {
+                match capsule.authenticated_command(&command.signed_command) {
+                    Ok((_, 0)) => Ok(()),
+                    // A bolus request: the answer waits for the dosing app.
+                    Ok((_, ticket)) => {
+                        self.await_verdict(ticket, sequence, kind, out);
+                        return;
+                    }
+                    Err(e) => Err(e),
+                }
+            }
             Message::Refill(refill) => capsule.refill(refill),
             Message::Suspend(_) => capsule.suspend(),
             Message::Resume(_) => capsule.resume(),
@@ -253,9 +264,6 @@ impl<S: LogStorage> TelemetryCore<S> {
         };
         match verdict {
             Ok(()) => {
-                if tells_dosing(&frame.message) {
-                    post_notice(&frame.message, capsule);
-                }
                 send(out, sequence, 0, Message::Ack(Ack { request_kind: kind }));
             }
             Err(error) => self.refuse(sequence, kind, error, out),
@@ -277,6 +285,13 @@ impl<S: LogStorage> TelemetryCore<S> {
             .encode_payload(&mut payload)
             .map_err(|_| ErrorCode::BadPayload)?;
         let ticket = capsule.relay_post(kind, payload.get(..len).unwrap_or_default())?;
+        self.await_verdict(ticket, sequence, kind, out);
+        Ok(())
+    }
+
+    /// Remembers the host's request whose answer waits for the dosing
+    /// app's verdict under `ticket`.
+    fn await_verdict(&mut self, ticket: u32, sequence: u32, kind: u16, out: &mut impl LinkOutput) {
         if let Some(lost) = self.pending.take() {
             // The capsule took a new request, so the earlier one is no
             // longer outstanding there and its verdict cannot come.
@@ -287,7 +302,6 @@ impl<S: LogStorage> TelemetryCore<S> {
             sequence,
             kind,
         });
-        Ok(())
     }
 
     /// Answers the host's relayed bolus request once the dosing app's
@@ -508,37 +522,6 @@ fn append_frame<S: LogStorage>(
     let mut raw = [0u8; MAX_FRAME_LEN];
     let len = encode_frame(frame, &mut raw).map_err(|_| StorageError::OutOfRange)?;
     log.append(frame.sequence, raw.get(..len).unwrap_or_default())
-}
-
-/// Commands after which the dosing app must look again at what it does.
-fn tells_dosing(message: &Message) -> bool {
-    matches!(
-        message,
-        Message::InstallPrescription(_)
-            | Message::Refill(_)
-            | Message::Suspend(_)
-            | Message::Resume(_)
-            | Message::ClearFault(_)
-            | Message::SetClock(_)
-    )
-}
-
-/// Tells the dosing app, through the relay, of a command the capsule
-/// accepted. A new prescription goes without its (long) payload: the dosing
-/// app reads the installed one from the capsule. A notice the relay refuses
-/// changes nothing here; the dosing app still learns the new state from
-/// the capsule's status at its next wake-up.
-fn post_notice(message: &Message, capsule: &mut impl TelemetryCapsule) {
-    let kind = message.kind_code();
-    let mut payload = [0u8; RELAY_PAYLOAD_MAX_LEN];
-    let len = match message {
-        Message::InstallPrescription(_) => 0,
-        _ => match message.encode_payload(&mut payload) {
-            Ok(len) => len,
-            Err(_) => return,
-        },
-    };
-    let _ = capsule.relay_post(kind, payload.get(..len).unwrap_or_default());
 }
 
 /// The `Nack` for a stream item that is not a valid frame.

@@ -156,6 +156,10 @@ impl TelemetryCapsule for Capsule<'_> {
         Ok(())
     }
 
+    fn authenticated_command(&mut self, signed: &[u8]) -> Result<(u16, u32), ErrorCode> {
+        Infusion::authenticated_command(signed).map_err(refusal)
+    }
+
     fn relay_post(&mut self, kind: u16, payload: &[u8]) -> Result<u32, ErrorCode> {
         Infusion::relay_post(kind, payload).map_err(refusal)
     }

@@ -6,11 +6,16 @@
 
 use ed25519_dalek::{Signer, SigningKey};
 use infusion_core::{AppId, BoardConfig, HardwareLimits, Role};
-use pump_protocol::prescription::{
-    encode_body, signed_message, BasalStep, BolusProgram, Envelope, PatientBolusProgram,
-    Prescription, SilencePolicy, Therapy, MAX_PRESCRIPTION_BODY_LEN, MAX_SIGNED_MESSAGE_LEN,
-    PRESCRIPTION_FORMAT,
+use pump_protocol::command_auth::{
+    encode_command_body, signed_command_message, CommandBody, Signer as CommandSigner,
+    COMMAND_FORMAT, MAX_COMMAND_BODY_LEN, MAX_COMMAND_PAYLOAD_LEN, MAX_SIGNED_COMMAND_MESSAGE_LEN,
 };
+use pump_protocol::prescription::{
+    encode_body, encode_body_v2, signed_message, BasalStep, BolusProgram, ClinicianBolusLimits,
+    Envelope, Pairing, PatientBolusProgram, Prescription, SilencePolicy, Therapy,
+    MAX_PRESCRIPTION_BODY_LEN, MAX_SIGNED_MESSAGE_LEN, PRESCRIPTION_FORMAT_V2,
+};
+use pump_protocol::{AuthenticatedCommand, Message};
 
 /// Volume one motor step moves on the test board.
 pub const NL_PER_STEP: u32 = 250;
@@ -98,6 +103,79 @@ pub fn envelope() -> Envelope {
 #[derive(Clone, Debug)]
 pub struct RxBuilder {
     rx: Prescription,
+    pairing: Pairing,
+}
+
+/// The patient's own programmer (PTM) in the tests. Test material only.
+pub fn ptm_key() -> SigningKey {
+    SigningKey::from_bytes(&[5; 32])
+}
+
+/// What [`RxBuilder`] pairs by default: the test PTM, and clinician boluses
+/// limited only by the envelope's size and 24 h volume (twelve a day, any
+/// spacing), so that tests about other rules are not stopped by these.
+pub fn test_pairing() -> Pairing {
+    Pairing {
+        ptm_public_key: Some(ptm_key().verifying_key().to_bytes()),
+        clinician_bolus: ClinicianBolusLimits {
+            max_per_24h: 12,
+            min_interval_ms: 0,
+        },
+    }
+}
+
+/// `message`'s bytes signed as a programmer command by `key` as `signer`.
+pub fn sign_command(
+    message: &Message,
+    signer: CommandSigner,
+    key: &SigningKey,
+    device_id: u32,
+    counter: u64,
+) -> Vec<u8> {
+    let mut payload = [0u8; MAX_COMMAND_PAYLOAD_LEN];
+    let len = message
+        .encode_payload(&mut payload)
+        .expect("a command payload fits");
+    let body = CommandBody {
+        format: COMMAND_FORMAT,
+        device_id,
+        signer: signer.code(),
+        counter,
+        kind: message.kind_code(),
+        payload: heapless::Vec::from_slice(&payload[..len]).expect("fits"),
+    };
+    let mut buf = [0u8; MAX_COMMAND_BODY_LEN];
+    let body = encode_command_body(&body, &mut buf)
+        .expect("a command body fits")
+        .to_vec();
+    let mut signed_message_buf = [0u8; MAX_SIGNED_COMMAND_MESSAGE_LEN];
+    let to_sign = signed_command_message(&body, &mut signed_message_buf).expect("fits its buffer");
+    let mut signed = body;
+    signed.extend_from_slice(&key.sign(to_sign).to_bytes());
+    signed
+}
+
+/// `message` wrapped as the host sends it since protocol 1.1: signed by the
+/// test PTM if it is a patient bolus request, else by the clinic, for the
+/// test device, with `counter`.
+pub fn authenticated(message: &Message, counter: u64) -> Message {
+    let (signer, key) = match message {
+        Message::PatientBolusRequest(_) => (CommandSigner::PatientProgrammer, ptm_key()),
+        _ => (CommandSigner::Clinic, clinic_key()),
+    };
+    let signed = sign_command(message, signer, &key, DEVICE_ID, counter);
+    Message::AuthenticatedCommand(AuthenticatedCommand {
+        signed_command: heapless::Vec::from_slice(&signed).expect("fits"),
+    })
+}
+
+/// Whether the host must sign `message` (protocol 1.1).
+pub fn needs_signature(message: &Message) -> bool {
+    message.kind().is_some_and(|kind| {
+        CommandSigner::ALL
+            .iter()
+            .any(|signer| signer.may_sign(kind))
+    })
 }
 
 impl RxBuilder {
@@ -113,8 +191,9 @@ impl RxBuilder {
             })
             .expect("one step fits");
         Self {
+            pairing: test_pairing(),
             rx: Prescription {
-                format: PRESCRIPTION_FORMAT,
+                format: PRESCRIPTION_FORMAT_V2,
                 device_id: DEVICE_ID,
                 serial,
                 issued_time_ms: UTC_2025_01_01_MS,
@@ -185,9 +264,23 @@ impl RxBuilder {
         self.rx.clone()
     }
 
-    /// The prescription signed by the clinic test key.
+    /// Sets the pairing (format 2).
+    pub fn pairing(mut self, pairing: Pairing) -> Self {
+        self.pairing = pairing;
+        self
+    }
+
+    /// The prescription (format 2) signed by the clinic test key.
     pub fn signed(&self) -> Vec<u8> {
-        sign_with(&self.rx, &clinic_key())
+        let mut body = [0u8; MAX_PRESCRIPTION_BODY_LEN];
+        let body = encode_body_v2(&self.rx, &self.pairing, &mut body)
+            .expect("a prescription fits its maximum body")
+            .to_vec();
+        let mut message = [0u8; MAX_SIGNED_MESSAGE_LEN];
+        let message = signed_message(&body, &mut message).expect("body fits the message buffer");
+        let mut signed = body;
+        signed.extend_from_slice(&clinic_key().sign(message).to_bytes());
+        signed
     }
 }
 
@@ -200,13 +293,18 @@ pub fn drug_name(
     s
 }
 
-/// Signs `rx` with `key`: postcard body followed by the Ed25519 signature
-/// over `SIGNING_DOMAIN || body`.
+/// Signs `rx` with `key`: postcard body (format 2 with [`test_pairing`]
+/// when `rx.format` says so) followed by the Ed25519 signature over the
+/// format's domain and the body.
 pub fn sign_with(rx: &Prescription, key: &SigningKey) -> Vec<u8> {
     let mut body = [0u8; MAX_PRESCRIPTION_BODY_LEN];
-    let body = encode_body(rx, &mut body)
-        .expect("a prescription fits its maximum body")
-        .to_vec();
+    let body = if rx.format == PRESCRIPTION_FORMAT_V2 {
+        encode_body_v2(rx, &test_pairing(), &mut body)
+    } else {
+        encode_body(rx, &mut body)
+    }
+    .expect("a prescription fits its maximum body")
+    .to_vec();
     let mut message = [0u8; MAX_SIGNED_MESSAGE_LEN];
     let message = signed_message(&body, &mut message).expect("body fits the message buffer");
     let signature = key.sign(message);

@@ -303,6 +303,15 @@ impl TelemetryCapsule for CapsuleAdapter {
         self.full_status()
     }
 
+    fn authenticated_command(&mut self, signed: &[u8]) -> Result<(u16, u32), ErrorCode> {
+        let len = u32::try_from(signed.len()).map_err(|_| ErrorCode::InvalidArgument)?;
+        match self.command(command::AUTHENTICATED_COMMAND, len, 0, signed, &mut []) {
+            CommandResult::SuccessU32U32(kind, ticket) => Ok((kind as u16, ticket)),
+            CommandResult::Failure(e) => Err(e),
+            _ => Err(ErrorCode::InvalidArgument),
+        }
+    }
+
     fn relay_post(&mut self, kind: u16, payload: &[u8]) -> Result<u32, ErrorCode> {
         let len = u32::try_from(payload.len()).map_err(|_| ErrorCode::InvalidArgument)?;
         match self.command(command::RELAY_POST, u32::from(kind), len, payload, &mut []) {
@@ -404,6 +413,8 @@ pub struct Pump {
     /// requests, upcall 5) and the host has not read yet.
     relay_out: HostRx,
     next_host_sequence: u32,
+    /// The host's signed-command counter (protocol 1.1).
+    next_command_counter: u64,
 }
 
 impl Pump {
@@ -424,6 +435,7 @@ impl Pump {
             dosing_hung: false,
             relay_out: HostRx(Vec::new()),
             next_host_sequence: 1,
+            next_command_counter: 1,
         };
         let now = pump.now();
         pump.dosing.wake(&mut pump.dosing_capsule, now);
@@ -593,8 +605,21 @@ impl Pump {
         decode_host_rx(&bytes)
     }
 
-    /// Sends one command from the host; returns the responses.
+    /// Sends one command from the host as a 1.1 programmer does: a command
+    /// that changes therapy or safety state is signed (the clinic's test
+    /// key, or the test PTM's for a patient bolus request). Returns the
+    /// responses.
     pub fn host(&mut self, message: Message) -> Vec<Message> {
+        if pump_test_support::needs_signature(&message) {
+            let counter = self.next_command_counter;
+            self.next_command_counter += 1;
+            return self.host_plain(pump_test_support::authenticated(&message, counter));
+        }
+        self.host_plain(message)
+    }
+
+    /// Sends one frame as it is (unsigned); returns the responses.
+    pub fn host_plain(&mut self, message: Message) -> Vec<Message> {
         let sequence = self.next_host_sequence;
         self.next_host_sequence += 1;
         let bytes = pump_protocol::encode_stream_frame_vec(&Frame {
@@ -614,7 +639,11 @@ impl Pump {
 
     /// Sends one command that must be acknowledged.
     pub fn host_ok(&mut self, message: Message) {
-        let kind = message.kind_code();
+        let kind = if pump_test_support::needs_signature(&message) {
+            pump_protocol::MessageKind::AuthenticatedCommand.code()
+        } else {
+            message.kind_code()
+        };
         let responses = self.host(message);
         assert_eq!(
             responses,

@@ -53,7 +53,9 @@ fn sr_dos_007_bridge_bolus_through_the_capsule_after_a_concentration_change() {
     assert_eq!(basal_rate(&pump), 25_000);
     pump.run_until(2 * HOUR_MS);
     // The refill empties the reservoir and fills the new concentration.
-    pump.host_ok(refill(40_000_000, 10_000_000, 1_000));
+    // The whole record is withdrawn (more would be a discrepancy, SR-RES-006).
+    let residual = pump.kernel.borrow().core.reservoir_nl();
+    pump.host_ok(refill(residual, 10_000_000, 1_000));
     let refill_at = pump.now_ms();
     assert_eq!(pump.dosing.phase(), Phase::Bridging);
     assert_eq!(basal_rate(&pump), 0);
@@ -62,7 +64,7 @@ fn sr_dos_007_bridge_bolus_through_the_capsule_after_a_concentration_change() {
     assert_eq!(
         pump.host(Message::PatientBolusRequest(PatientBolusRequest {})),
         [Message::Nack(Nack {
-            request_kind: MessageKind::PatientBolusRequest.code(),
+            request_kind: MessageKind::AuthenticatedCommand.code(),
             error: ErrorCode::NotReady,
         })]
     );
@@ -118,7 +120,9 @@ fn sr_dos_007_a_tighter_new_envelope_caps_the_old_drug_until_the_refill_instead_
         moved_nl.abs_diff(16_666) <= u64::from(NL_PER_STEP),
         "{moved_nl}"
     );
-    pump.host_ok(refill(40_000_000, 10_000_000, 1_000));
+    // The whole record is withdrawn (more would be a discrepancy, SR-RES-006).
+    let residual = pump.kernel.borrow().core.reservoir_nl();
+    pump.host_ok(refill(residual, 10_000_000, 1_000));
     assert_eq!(pump.dosing.phase(), Phase::Bridging);
     let log = pump.read_log(0);
     let denied: Vec<_> = log

@@ -73,10 +73,16 @@ fn sr_tel_008_a_second_request_while_the_first_is_outstanding_is_busy() {
     let mut pump = started();
     // Both frames arrive in one read of the link: the telemetry app posts
     // the first and, before the dosing app has run, the second.
-    let mut bytes = frame(100, clinician_bolus());
-    bytes.extend(frame(101, clinician_bolus()));
+    let mut bytes = frame(
+        100,
+        pump_test_support::authenticated(&clinician_bolus(), 1_000),
+    );
+    bytes.extend(frame(
+        101,
+        pump_test_support::authenticated(&clinician_bolus(), 1_001),
+    ));
     let responses = pump.host_bytes(&bytes);
-    let kind = MessageKind::ClinicianBolus.code();
+    let kind = MessageKind::AuthenticatedCommand.code();
     assert_eq!(
         responses,
         [
@@ -120,7 +126,7 @@ fn sr_tel_008_a_hung_dosing_app_gets_the_relays_timeout_as_the_answer() {
     assert_eq!(
         late[0].2,
         Message::Nack(Nack {
-            request_kind: MessageKind::ClinicianBolus.code(),
+            request_kind: MessageKind::AuthenticatedCommand.code(),
             error: ErrorCode::NotReady
         })
     );
@@ -130,4 +136,77 @@ fn sr_tel_008_a_hung_dosing_app_gets_the_relays_timeout_as_the_answer() {
     // Once the dosing app is back, requests are answered again.
     pump.restart_dosing();
     assert_eq!(pump.host(clinician_bolus()).len(), 1);
+}
+
+/// Over the real telemetry and dosing cores: whoever speaks on the link
+/// without the clinic's key changes nothing, and a recorded command cannot
+/// be sent twice.
+#[test]
+fn sr_auth_002_unsigned_forged_and_replayed_link_commands_change_nothing() {
+    let mut pump = started();
+    let steps_before = pump.steps();
+    let plain = [
+        clinician_bolus(),
+        Message::Suspend(pump_protocol::Suspend {}),
+        Message::Refill(Refill {
+            withdrawn_volume_nl: 0,
+            added_volume_nl: 1_000_000,
+            concentration_ug_per_ml: 500,
+        }),
+    ];
+    for message in plain {
+        let kind = message.kind_code();
+        assert_eq!(
+            pump.host_plain(message),
+            [Message::Nack(Nack {
+                request_kind: kind,
+                error: ErrorCode::Unauthenticated
+            })]
+        );
+    }
+    let suspend = Message::Suspend(pump_protocol::Suspend {});
+    let forged = pump_test_support::sign_command(
+        &suspend,
+        pump_protocol::command_auth::Signer::Clinic,
+        &pump_test_support::untrusted_key(),
+        pump_test_support::DEVICE_ID,
+        9_000,
+    );
+    let forged = Message::AuthenticatedCommand(pump_protocol::AuthenticatedCommand {
+        signed_command: heapless::Vec::from_slice(&forged).unwrap(),
+    });
+    let refused = |error| {
+        vec![Message::Nack(Nack {
+            request_kind: MessageKind::AuthenticatedCommand.code(),
+            error,
+        })]
+    };
+    assert_eq!(pump.host_plain(forged), refused(ErrorCode::Unauthenticated));
+    let genuine = pump_test_support::authenticated(&clinician_bolus(), 9_001);
+    assert_eq!(
+        pump.host_plain(genuine.clone()),
+        [Message::Ack(Ack {
+            request_kind: MessageKind::AuthenticatedCommand.code()
+        })]
+    );
+    pump.run_until(pump.now_ms() + 11 * MINUTE_MS);
+    assert_eq!(pump.host_plain(genuine), refused(ErrorCode::Replayed));
+    pump.run_until(pump.now_ms() + 11 * MINUTE_MS);
+    // Exactly one clinician bolus: the genuine one, once.
+    let log = pump.read_log(0);
+    let boluses = log
+        .iter()
+        .filter(|(_, m)| {
+            matches!(m, Message::DeliveryRecord(r)
+                if r.delivery_kind == DeliveryKind::ClinicianBolus
+                    && r.outcome == DeliveryOutcome::Completed)
+        })
+        .count();
+    assert_eq!(boluses, 1);
+    let refusals = log
+        .iter()
+        .filter(|(_, m)| matches!(m, Message::CommandRefused(_)))
+        .count();
+    assert_eq!(refusals, 5, "three plain, one forged, one replayed");
+    assert!(pump.steps() > steps_before, "basal ran throughout");
 }

@@ -63,6 +63,7 @@ pub enum CapsuleCall {
     Pending,
     Status,
     RelayResult,
+    Authenticated(Vec<u8>),
 }
 
 /// A recording fake capsule: queued events are drained as stream items,
@@ -81,6 +82,9 @@ pub struct FakeCapsule {
     /// Results waiting to be read: `(ticket, verdict)`.
     pub results: VecDeque<(u32, Result<(), ErrorCode>)>,
     pub last_ticket: u32,
+    /// Scripted answers to signed commands: the inner kind and whether it
+    /// posts a request (`Ok((kind, true))` takes a relay ticket).
+    pub auth_answers: VecDeque<Result<(u16, bool), ErrorCode>>,
 }
 
 impl FakeCapsule {
@@ -106,6 +110,7 @@ impl FakeCapsule {
             outstanding: None,
             results: VecDeque::new(),
             last_ticket: 0,
+            auth_answers: VecDeque::new(),
         }
     }
 
@@ -220,6 +225,22 @@ impl TelemetryCapsule for FakeCapsule {
             self.outstanding = Some(self.last_ticket);
         }
         Ok(self.last_ticket)
+    }
+    fn authenticated_command(&mut self, signed: &[u8]) -> Result<(u16, u32), ErrorCode> {
+        self.calls.push(CapsuleCall::Authenticated(signed.to_vec()));
+        let (kind, posts) = self
+            .auth_answers
+            .pop_front()
+            .unwrap_or(Ok((MessageKind::Suspend.code(), false)))?;
+        if !posts {
+            return Ok((kind, 0));
+        }
+        if self.outstanding.is_some() {
+            return Err(ErrorCode::Busy);
+        }
+        self.last_ticket += 1;
+        self.outstanding = Some(self.last_ticket);
+        Ok((kind, self.last_ticket))
     }
     fn relay_result(&mut self) -> Result<(u32, Result<(), ErrorCode>), ErrorCode> {
         self.calls.push(CapsuleCall::RelayResult);

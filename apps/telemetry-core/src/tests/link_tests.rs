@@ -3,9 +3,9 @@ use std::vec::Vec;
 
 use proptest::prelude::*;
 use pump_protocol::{
-    encode_frame_vec, AcknowledgeAlarm, AlarmCode, ClearFault, ClinicianBolus, ErrorCode, Frame,
-    GetStatus, InstallPrescription, Message, MessageKind, Nack, PatientBolusRequest, Refill,
-    Resume, SetClock, Suspend, Unknown, HEADER_LEN,
+    encode_frame_vec, AcknowledgeAlarm, AlarmCode, AuthenticatedCommand, ClearFault,
+    ClinicianBolus, ErrorCode, Frame, GetStatus, InstallPrescription, Message, MessageKind, Nack,
+    PatientBolusRequest, Refill, Resume, SetClock, Suspend, Unknown, HEADER_LEN,
 };
 
 use super::fake::{host_frame, posted, CapsuleCall, VecOutput};
@@ -255,7 +255,9 @@ fn sr_tel_006_install_prescription_relays_the_capsules_verdict() {
             CapsuleCall::Install(vec![0xAB; 100])
         ]
     );
-    assert_eq!(rig.capsule.posted, [posted(&install(3))]);
+    // The capsule tells the dosing app of what it accepted; this app posts
+    // nothing of its own.
+    assert!(rig.capsule.posted.is_empty());
 }
 
 #[test]
@@ -296,7 +298,9 @@ fn sr_tel_006_programmer_commands_reach_the_capsule_and_the_dosing_app() {
             true,
         ),
     ];
-    for (i, (message, call, tells_dosing)) in cases.into_iter().enumerate() {
+    // The plain frames still reach the capsule, which refuses them since
+    // protocol 1.1 (and logs it); whatever it answers goes back to the host.
+    for (i, (message, call, _)) in cases.into_iter().enumerate() {
         rig.capsule.calls.clear();
         rig.capsule.posted.clear();
         let kind = message.kind().unwrap();
@@ -305,12 +309,7 @@ fn sr_tel_006_programmer_commands_reach_the_capsule_and_the_dosing_app() {
             (i as u32, ack(kind))
         );
         assert_eq!(rig.capsule.commands(), core::slice::from_ref(&call));
-        let expected: Vec<(u16, Vec<u8>)> = if tells_dosing {
-            vec![posted(&message)]
-        } else {
-            vec![]
-        };
-        assert_eq!(rig.capsule.posted, expected);
+        assert!(rig.capsule.posted.is_empty());
         // Refused by the capsule: the reason comes back, the dosing app hears nothing.
         rig.capsule.answers.push_back(Err(ErrorCode::NotPermitted));
         rig.capsule.posted.clear();
@@ -505,24 +504,48 @@ fn sr_tel_008_a_result_for_another_ticket_is_dropped() {
 }
 
 #[test]
-fn sr_tel_008_programmer_commands_reach_the_dosing_app_only_when_accepted() {
+fn sr_tel_009_signed_commands_go_to_the_capsule_as_bytes_and_come_back_as_its_verdict() {
     let mut rig = Rig::new(16);
-    // The relay refusing a notice does not change the capsule's verdict.
-    rig.capsule.post_answers.push_back(Err(ErrorCode::Busy));
+    let signed = |byte: u8| {
+        Message::AuthenticatedCommand(AuthenticatedCommand {
+            signed_command: heapless::Vec::from_slice(&[byte; 90]).unwrap(),
+        })
+    };
+    // Carried out by the capsule: acknowledged at once.
     assert_eq!(
-        one_response(&mut rig, &host_frame(1, Message::Suspend(Suspend {}))),
-        (1, ack(MessageKind::Suspend))
+        one_response(&mut rig, &host_frame(1, signed(1))),
+        (1, ack(MessageKind::AuthenticatedCommand))
+    );
+    assert_eq!(
+        rig.capsule.commands(),
+        [CapsuleCall::Authenticated(vec![1; 90])]
+    );
+    // Refused by the capsule: its reason goes back.
+    rig.capsule.auth_answers.push_back(Err(ErrorCode::Replayed));
+    assert_eq!(
+        one_response(&mut rig, &host_frame(2, signed(2))),
+        (
+            2,
+            nack(
+                MessageKind::AuthenticatedCommand.code(),
+                ErrorCode::Replayed
+            )
+        )
+    );
+    // A signed bolus request: the answer waits for the dosing app.
+    rig.capsule
+        .auth_answers
+        .push_back(Ok((MessageKind::ClinicianBolus.code(), true)));
+    assert!(rig
+        .exchange(&host_frame(3, signed(3)), 4096)
+        .frames()
+        .is_empty());
+    rig.capsule.answer_relay(Ok(()));
+    assert_eq!(
+        one_response_or_none(&mut rig),
+        Some((3, ack(MessageKind::AuthenticatedCommand)))
     );
     assert!(rig.capsule.posted.is_empty());
-    // A prescription is posted without its payload.
-    assert_eq!(
-        one_response(&mut rig, &host_frame(2, install(4))),
-        (2, ack(MessageKind::InstallPrescription))
-    );
-    assert_eq!(
-        rig.capsule.posted,
-        [(MessageKind::InstallPrescription.code(), vec![])]
-    );
 }
 
 proptest! {
