@@ -18,5 +18,6 @@ pub mod script;
 pub mod sign;
 pub mod sim;
 pub mod simcmd;
+pub mod simlink;
 pub mod trumpet;
 pub mod units;

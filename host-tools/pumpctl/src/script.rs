@@ -26,6 +26,10 @@
 //! | `dosing-hang` | – | the dosing app stops running (no check-ins, no requests) |
 //! | `dosing-restart` | – | the kernel restarts the dosing app from its saved state |
 //! | `install` | `file=PATH` | the programmer sends an install frame written by `pumpctl rx sign` (PATH relative to the script) |
+//! | `attack` | `mode=unsigned\|forged\|replay` [`command=clinician-bolus\|suspend\|resume`] [`dose_ug=D` `duration_min=M`] | someone without the clinic's key sends a command over the link: its plain 1.0 frame, one signed with another key, or the programmer's last signed command again (default command: a clinician bolus of 200 µg over 2 min) |
+//!
+//! The simulated programmer signs every command that changes therapy with
+//! the simulator's TEST-ONLY clinic key (`docs/protocol.md` §5.5).
 //!
 //! `ALARM` is one of `motor-stall`, `occlusion`, `reservoir-empty`,
 //! `envelope-integrity`, `dosing-watchdog`, `reservoir-low`,
@@ -93,6 +97,24 @@ pub enum Event {
     DosingRestart,
     /// Install a signed prescription frame.
     Install(PathBuf),
+    /// An attacker on the link sends a command.
+    Attack {
+        /// Unsigned, forged or replayed.
+        mode: crate::simlink::AttackMode,
+        /// What it asks for (a replay sends the programmer's last command).
+        command: AttackCommand,
+    },
+}
+
+/// What an attacker asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttackCommand {
+    /// A clinician bolus: dose (µg) and duration (min).
+    ClinicianBolus(u32, u32),
+    /// Suspend therapy.
+    Suspend,
+    /// Resume therapy.
+    Resume,
 }
 
 /// An event and its time (simulated monotonic ms since the start).
@@ -137,7 +159,7 @@ pub fn kebab(name: &str) -> String {
     out
 }
 
-const EVENTS: &str = "bolus, patient-presses, clinician-bolus, refill, suspend, resume, set-clock, stall, stall-cleared, occlusion, occlusion-cleared, ack, clear-fault, power-loss, dosing-hang, dosing-restart, install";
+const EVENTS: &str = "bolus, patient-presses, clinician-bolus, refill, suspend, resume, set-clock, stall, stall-cleared, occlusion, occlusion-cleared, ack, clear-fault, power-loss, dosing-hang, dosing-restart, install, attack";
 
 /// Parses script text; `name` is used in messages, `base` resolves files.
 pub fn parse(name: &str, text: &str, base: &Path) -> Result<Vec<Timed>> {
@@ -250,6 +272,30 @@ pub fn parse(name: &str, text: &str, base: &Path) -> Result<Vec<Timed>> {
                     at("`install` needs file=PATH (from `pumpctl rx sign`)".into())
                 })?;
                 Event::Install(base.join(file))
+            }
+            "attack" => {
+                let mode = args
+                    .take("mode")
+                    .ok_or_else(|| at("`attack` needs mode=unsigned|forged|replay".into()))?;
+                let mode = crate::simlink::AttackMode::from_name(&mode).ok_or_else(|| {
+                    at(format!(
+                        "mode=`{mode}`: expected unsigned, forged or replay"
+                    ))
+                })?;
+                let command = match args.take("command").as_deref() {
+                    None | Some("clinician-bolus") => AttackCommand::ClinicianBolus(
+                        args.number("dose_ug", "µg")?.unwrap_or(200),
+                        args.number("duration_min", "minutes")?.unwrap_or(2),
+                    ),
+                    Some("suspend") => AttackCommand::Suspend,
+                    Some("resume") => AttackCommand::Resume,
+                    Some(other) => {
+                        return Err(at(format!(
+                            "command=`{other}`: expected clinician-bolus, suspend or resume"
+                        )))
+                    }
+                };
+                Event::Attack { mode, command }
             }
             other => {
                 return Err(at(format!(

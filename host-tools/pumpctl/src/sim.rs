@@ -469,6 +469,18 @@ impl TelemetryCapsule for TelemetryPort<'_, '_> {
         }
     }
 
+    fn authenticated_command(
+        &mut self,
+        signed: &[u8],
+    ) -> std::result::Result<(u16, u32), ErrorCode> {
+        let len = Self::len_of(signed)?;
+        match self.call(cmd::AUTHENTICATED_COMMAND, len, 0, signed, &mut []) {
+            CommandResult::SuccessU32U32(kind, ticket) => Ok((kind as u16, ticket)),
+            CommandResult::Failure(e) => Err(e),
+            _ => Err(ErrorCode::InvalidArgument),
+        }
+    }
+
     fn relay_post(&mut self, kind: u16, payload: &[u8]) -> std::result::Result<u32, ErrorCode> {
         let len = Self::len_of(payload)?;
         match self.call(cmd::RELAY_POST, u32::from(kind), len, payload, &mut []) {
@@ -654,6 +666,10 @@ pub struct Truth {
     pub events_read: u64,
     /// Programmer commands the telemetry app acknowledged.
     pub commands_acknowledged: u64,
+    /// Commands an attacker on the link sent (`attack` events).
+    pub attacks_sent: u64,
+    /// Attacker commands the pump acknowledged (must be 0).
+    pub attacks_accepted: u64,
 }
 
 struct Sim {
@@ -683,6 +699,8 @@ struct Sim {
     read_from: u32,
     truth: Truth,
     prescription: Prescription,
+    /// The programmer's signing state and what an attacker recorded.
+    link: crate::simlink::LinkSigner,
 }
 
 impl Sim {
@@ -840,7 +858,8 @@ impl Sim {
             _ => name.to_string(),
         };
         let sent_utc = self.core.utc_ms(t);
-        let answers = self.host_request(t, message.clone());
+        let sent = self.link.programmer(message.clone(), sent_utc);
+        let answers = self.host_request(t, sent);
         let relayed = matches!(
             message,
             Message::ClinicianBolus(_) | Message::PatientBolusRequest(_)
@@ -857,6 +876,28 @@ impl Sim {
             self.truth.withdrawn_nl += u64::from(m.withdrawn_volume_nl);
         }
         accepted
+    }
+
+    /// An attacker on the link sends `message` in `mode`; the pump's answer
+    /// is recorded beside the programmer's commands.
+    fn attack(&mut self, t: u64, mode: crate::simlink::AttackMode, message: Message) {
+        let (name, _) = crate::decode::message_fields(&message);
+        let sent_utc = self.core.utc_ms(t);
+        let sent = self.link.attack(mode, message, sent_utc);
+        let answers = self.host_request(t, sent);
+        self.truth.attacks_sent += 1;
+        let accepted = matches!(answers[..], [Message::Ack(_)]);
+        self.truth.attacks_accepted += u64::from(accepted);
+        let verdict = match &answers[..] {
+            [Message::Ack(_)] => "ACCEPTED".to_string(),
+            [Message::Nack(n)] => format!("refused: {}", n.error.name()),
+            _ => "no answer".to_string(),
+        };
+        self.commands.push(format!(
+            "{} attack ({}) {name}: {verdict}",
+            crate::units::fmt_utc(sent_utc),
+            mode.name()
+        ));
     }
 
     /// Records how the pump answered a programmer command; returns whether
@@ -1061,6 +1102,7 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
         read_from: 0,
         truth: Truth::default(),
         prescription: prescription.clone(),
+        link: crate::simlink::LinkSigner::new(board::simulator_test_key(), board::SIM_DEVICE_ID),
     };
 
     // Boot: the apps start; over the link the clinic sets the clock,
@@ -1242,6 +1284,19 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
                 }
                 Event::ClearFault(code) => {
                     sim.programmer(t, Message::ClearFault(ClearFault { code: *code }));
+                }
+                Event::Attack { mode, command } => {
+                    let message = match command {
+                        crate::script::AttackCommand::ClinicianBolus(dose_ug, duration_min) => {
+                            Message::ClinicianBolus(ClinicianBolus {
+                                dose_ug: *dose_ug,
+                                duration_ms: (u64::from(*duration_min) * MS_PER_MIN) as u32,
+                            })
+                        }
+                        crate::script::AttackCommand::Suspend => Message::Suspend(Suspend {}),
+                        crate::script::AttackCommand::Resume => Message::Resume(Resume {}),
+                    };
+                    sim.attack(t, *mode, message);
                 }
                 Event::PowerLoss { down_ms } => {
                     sim.power_loss(t, *down_ms);

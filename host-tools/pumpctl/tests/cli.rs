@@ -830,10 +830,23 @@ fn sr_host_008_telemetry_log_is_what_the_host_read_over_the_link() {
         .filter(|v| kind(v) == "Ack")
         .map(|v| v["fields"]["request_kind"].as_str().unwrap())
         .collect();
+    // Since protocol 1.1 the programmer signs what changes therapy: the
+    // answers name the wrapper, and the pump's log names what it carried.
     assert_eq!(
         acks,
-        ["SetClock", "InstallPrescription", "Refill", "Refill"]
+        [
+            "AuthenticatedCommand",
+            "InstallPrescription",
+            "AuthenticatedCommand",
+            "AuthenticatedCommand"
+        ]
     );
+    let authenticated: Vec<&str> = events
+        .iter()
+        .filter(|v| kind(v) == "CommandAuthenticated")
+        .map(|v| v["fields"]["command_kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(authenticated, ["SetClock", "Refill", "Refill"]);
     assert_eq!(summary["log"]["lost_events"], 0);
     let t = &summary["truth"];
     assert_eq!(t["events_read"].as_u64().unwrap(), sequences.len() as u64);
@@ -890,9 +903,9 @@ fn sr_host_008_refused_programmer_commands_get_the_capsules_nack() {
     assert_eq!(
         nacks,
         [
-            ("ClearFault", "InvalidArgument"),
-            ("ClinicianBolus", "NotReady"),
-            ("Refill", "InvalidArgument")
+            ("AuthenticatedCommand", "InvalidArgument"),
+            ("AuthenticatedCommand", "NotReady"),
+            ("AuthenticatedCommand", "InvalidArgument")
         ]
     );
 }
