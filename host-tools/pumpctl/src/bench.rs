@@ -55,6 +55,8 @@ pub struct Figures {
     pub wear_max_rate_nl_per_h: u32,
     /// Flash wear at that rate: years to wear-out × 100.
     pub wear_max_rate_years_x100: Option<u64>,
+    /// What verifying one signed command costs, and the MAC alternative.
+    pub command_verify: crate::bench_auth::VerifyCost,
 }
 
 /// Days of the maximum-rate wear run.
@@ -134,6 +136,7 @@ pub fn run(sim_days: u32, decode_mb: u64, scratch: &Path) -> Result<Figures> {
     let json_us = started.elapsed().as_micros();
 
     let max_rate = max_rate_storage(WEAR_MAX_RATE_DAYS)?;
+    let command_verify = crate::bench_auth::measure();
     let bytes = big.len() as u64;
     Ok(Figures {
         wear_demo_years_x100: result
@@ -153,6 +156,7 @@ pub fn run(sim_days: u32, decode_mb: u64, scratch: &Path) -> Result<Figures> {
         baseline_mb_s_x10: mb_s_x10(bytes, baseline_us),
         decoder_mb_s_x10: mb_s_x10(bytes, decoder_us),
         json_mb_s_x10: mb_s_x10(bytes, json_us),
+        command_verify,
     })
 }
 
@@ -165,6 +169,7 @@ pub fn table(f: &Figures) -> String {
          | decode --json rendering | {} MB/s | StreamDecoder alone: {} MB/s |\n\
          | flash wear, the simulated year's prescription (nRF52840, 128 KiB ring, 10 000 cycles) | wears out in {} | goal ≥ 100 years |\n\
          | flash wear at the board's maximum continuous rate ({} nL/h, {} days simulated) | wears out in {} | goal ≥ 20 years |\n\
+         | verify one signed command (Ed25519 verify_strict, host CPU) | {} µs | keyed MAC (HMAC-SHA-256) of the same bytes: {} µs |\n\
          \n({} MB log, {} frames; release build recommended: `cargo bench -p pumpctl` or `pumpctl bench` from a --release build)\n",
         f.sim_days,
         f.sim_steps,
@@ -179,6 +184,8 @@ pub fn table(f: &Figures) -> String {
         f.wear_max_rate_nl_per_h,
         f.wear_max_rate_days,
         crate::flashstore::years(f.wear_max_rate_years_x100),
+        fmt_x10(f.command_verify.ed25519_ns / 100),
+        fmt_x10(f.command_verify.hmac_sha256_ns / 100),
         f.decode_bytes / 1_000_000,
         f.decode_frames,
     )

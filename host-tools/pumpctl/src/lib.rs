@@ -5,6 +5,7 @@
 
 pub mod analysis;
 pub mod bench;
+pub mod bench_auth;
 pub mod board;
 pub mod chart;
 pub mod decode;
