@@ -528,7 +528,7 @@ fn sr_auth_007_the_twelve_bolus_attack_delivers_nothing() {
 }
 
 #[test]
-fn sr_rx_006_a_refused_prescription_logs_no_unverified_claim() {
+fn sr_rx_007_a_refused_prescription_logs_no_unverified_claim() {
     let mut core = running(0);
     drain(&mut core, 0);
     // A forged prescription claiming serial 0xDEADBEEF.
