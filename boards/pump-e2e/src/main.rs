@@ -14,12 +14,15 @@
 //!    the dosing app (F9: the kernel faults it and restarts it) and waits
 //!    until the new life of the app has restored its record from the
 //!    capsule and adopted the prescription again;
-//! 4. orders a clinician bolus as the programmer: the telemetry app relays
-//!    it through the capsule to the dosing app, and the `Ack` must come only
-//!    after the dosing app has granted it (its console line precedes the
-//!    `Ack` on the UART); waits for the bolus to complete; then suspends and
-//!    resumes therapy, and checks that both notices reached the dosing app
-//!    and that basal runs again;
+//! 4. orders a clinician bolus as the programmer: the telemetry app hands
+//!    the signed command to the capsule, which verifies it and relays it to
+//!    the dosing app, and the `Ack` must come only after the dosing app has
+//!    granted it (its console line precedes the `Ack` on the UART); waits
+//!    for the bolus to complete; then plays the attacker on the link: a
+//!    clinician bolus signed with another key, the genuine one replayed and
+//!    a plain (unsigned) suspend, each refused with its reason, and no
+//!    second clinician bolus; then suspends and resumes therapy, and checks
+//!    that both notices reached the dosing app and that basal runs again;
 //! 5. changes the drug's concentration: installs a second prescription
 //!    (serial 2, the same drug at twice the concentration), then records the
 //!    refill with the new drug; both reach the dosing app as relay notices,
@@ -33,8 +36,13 @@
 //! the calling script uses for the final assertions. It fails (exit 1) as
 //! soon as an expected answer does not come.
 //!
+//! Every command that changes therapy is signed as protocol 1.1 asks
+//! (`docs/protocol.md` §5.5) with the clinic key the board trusts
+//! (`--clinic-key`, pumpctl's TEST-ONLY simulator key), for device
+//! `0x00C0FFEE`, with the wall-clock time in ms as its counter.
+//!
 //! Usage: `pump-e2e --out DIR --kernel ELF --apps BIN --install FRAME
-//!         --install-change FRAME [--qemu qemu-system-riscv32]`
+//!         --install-change FRAME --clinic-key FILE [--qemu qemu-system-riscv32]`
 
 use std::fs;
 use std::io::{Read, Write};
@@ -45,10 +53,18 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use pump_protocol::{
-    encode_stream_frame_vec, ClinicianBolus, DecodedFrame, Frame, Message, MessageKind, ReadLog,
-    Refill, SetClock, StreamDecoder, StreamItem,
+use ed25519_dalek::{Signer as _, SigningKey};
+use pump_protocol::command_auth::{
+    encode_command_body, signed_command_message, CommandBody, Signer, COMMAND_FORMAT,
+    MAX_COMMAND_BODY_LEN, MAX_COMMAND_PAYLOAD_LEN, MAX_SIGNED_COMMAND_MESSAGE_LEN,
 };
+use pump_protocol::{
+    encode_stream_frame_vec, AuthenticatedCommand, ClinicianBolus, DecodedFrame, ErrorCode, Frame,
+    Message, MessageKind, ReadLog, Refill, SetClock, StreamDecoder, StreamItem,
+};
+
+/// The QEMU board's device id (`boards/qemu_rv32_virt`).
+const DEVICE_ID: u32 = 0x00C0_FFEE;
 
 /// What the UART has said so far.
 #[derive(Default)]
@@ -63,6 +79,7 @@ struct Args {
     apps: PathBuf,
     install: PathBuf,
     install_change: PathBuf,
+    clinic_key: PathBuf,
     qemu: String,
 }
 
@@ -70,6 +87,7 @@ fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let (mut out, mut kernel, mut apps, mut install) = (None, None, None, None);
     let mut install_change = None;
+    let mut clinic_key = None;
     let mut qemu = "qemu-system-riscv32".to_string();
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
@@ -79,6 +97,7 @@ fn parse_args() -> Result<Args, String> {
             "--apps" => apps = Some(PathBuf::from(value()?)),
             "--install" => install = Some(PathBuf::from(value()?)),
             "--install-change" => install_change = Some(PathBuf::from(value()?)),
+            "--clinic-key" => clinic_key = Some(PathBuf::from(value()?)),
             "--qemu" => qemu = value()?,
             _ => return Err(format!("unknown argument {flag}")),
         }
@@ -89,6 +108,7 @@ fn parse_args() -> Result<Args, String> {
         apps: apps.ok_or("--apps missing")?,
         install: install.ok_or("--install missing")?,
         install_change: install_change.ok_or("--install-change missing")?,
+        clinic_key: clinic_key.ok_or("--clinic-key missing")?,
         qemu,
     })
 }
@@ -101,6 +121,55 @@ struct Pump {
     kernel_log: PathBuf,
     started: Instant,
     next_sequence: u32,
+    clinic_key: SigningKey,
+    last_counter: u64,
+}
+
+/// A pumpctl private key file: `#` comment lines, then the seed as 64 hex
+/// digits.
+fn read_key(path: &Path) -> Result<SigningKey, String> {
+    let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let hex: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect::<String>()
+        .split_whitespace()
+        .collect();
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .filter_map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect();
+    let seed: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| format!("{}: not a 32-byte hex seed", path.display()))?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// `message` as a signed programmer command (`docs/protocol.md` §5.5).
+fn signed(message: &Message, key: &SigningKey, counter: u64) -> Result<Message, String> {
+    let mut payload = [0u8; MAX_COMMAND_PAYLOAD_LEN];
+    let len = message
+        .encode_payload(&mut payload)
+        .map_err(|e| format!("payload: {e:?}"))?;
+    let body = CommandBody {
+        format: COMMAND_FORMAT,
+        device_id: DEVICE_ID,
+        signer: Signer::Clinic.code(),
+        counter,
+        kind: message.kind_code(),
+        payload: heapless::Vec::from_slice(&payload[..len]).map_err(|()| "payload too long")?,
+    };
+    let mut body_buf = [0u8; MAX_COMMAND_BODY_LEN];
+    let body = encode_command_body(&body, &mut body_buf).map_err(|e| format!("body: {e:?}"))?;
+    let mut to_sign = [0u8; MAX_SIGNED_COMMAND_MESSAGE_LEN];
+    let to_sign = signed_command_message(body, &mut to_sign).map_err(|e| format!("{e:?}"))?;
+    let mut bytes = heapless::Vec::from_slice(body).map_err(|()| "body too long")?;
+    bytes
+        .extend_from_slice(&key.sign(to_sign).to_bytes())
+        .map_err(|()| "signed command too long")?;
+    Ok(Message::AuthenticatedCommand(AuthenticatedCommand {
+        signed_command: bytes,
+    }))
 }
 
 fn connect(path: &Path, deadline: Instant) -> Result<UnixStream, String> {
@@ -171,6 +240,8 @@ impl Pump {
             kernel_log,
             started: Instant::now(),
             next_sequence: 1,
+            clinic_key: read_key(&args.clinic_key)?,
+            last_counter: 0,
         })
     }
 
@@ -254,6 +325,64 @@ impl Pump {
         self.uart
             .write_all(bytes)
             .map_err(|e| format!("UART write: {e}"))
+    }
+
+    /// Sends `message` signed with the clinic key (the counter is the wall
+    /// clock in ms, raised past the last one); returns its sequence number
+    /// and the frame sent, for a replay.
+    fn send_signed(&mut self, message: Message) -> Result<(u32, Message), String> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
+        self.last_counter = now_ms.max(self.last_counter + 1);
+        let wrapped = signed(&message, &self.clinic_key, self.last_counter)?;
+        let sequence = self.send(wrapped.clone())?;
+        Ok((sequence, wrapped))
+    }
+
+    /// The answer (`Ack` or `Nack`) to the request sent as `sequence`.
+    fn answer(&self, sequence: u32, what: &str, secs: u64) -> Result<Result<(), ErrorCode>, String> {
+        self.wait(&format!("the answer to {what}"), secs, |link| {
+            link.frames.iter().find_map(|f| {
+                if f.sequence() != sequence {
+                    return None;
+                }
+                match &f.message {
+                    Message::Ack(_) => Some(Ok(())),
+                    Message::Nack(n) => Some(Err(n.error)),
+                    _ => None,
+                }
+            })
+        })
+    }
+
+    /// Waits for the `Ack` of the request sent as `sequence`.
+    fn expect_acked(&self, sequence: u32, what: &str, secs: u64) -> Result<(), String> {
+        match self.answer(sequence, what, secs)? {
+            Ok(()) => {
+                self.log(&format!("Ack {what}"));
+                Ok(())
+            }
+            Err(e) => Err(format!("{what} refused by the pump: {e:?}")),
+        }
+    }
+
+    /// Waits for the `Nack` with `error` of the request sent as `sequence`.
+    fn expect_refused(
+        &self,
+        sequence: u32,
+        what: &str,
+        error: ErrorCode,
+        secs: u64,
+    ) -> Result<(), String> {
+        match self.answer(sequence, what, secs)? {
+            Err(e) if e == error => {
+                self.log(&format!("Nack {what}: {e:?}, as it must be"));
+                Ok(())
+            }
+            Err(e) => Err(format!("{what} refused with {e:?}, not {error:?}")),
+            Ok(()) => Err(format!("{what} was ACCEPTED by the pump")),
+        }
     }
 
     /// Waits for the `Ack` (or fails on the `Nack`) of request `kind`.
@@ -436,19 +565,19 @@ fn scenario(pump: &mut Pump, install: &[u8], install_change: &[u8]) -> Result<()
     pump.wait_text("rogue: done:", 60)?;
 
     // 2. The programmer: clock, prescription, refill.
-    pump.send(Message::SetClock(SetClock {
+    let (sequence, _) = pump.send_signed(Message::SetClock(SetClock {
         utc_time_ms: 1_767_225_600_000, // 2026-01-01T00:00:00Z
     }))?;
-    pump.expect_ack(MessageKind::SetClock, 10)?;
+    pump.expect_acked(sequence, "SetClock (signed)", 10)?;
     pump.log("installing the prescription signed by pumpctl rx sign");
     pump.send_raw(install)?;
     pump.expect_ack(MessageKind::InstallPrescription, 20)?;
-    pump.send(Message::Refill(Refill {
+    let (sequence, _) = pump.send_signed(Message::Refill(Refill {
         withdrawn_volume_nl: 0,
         added_volume_nl: 20_000_000,
         concentration_ug_per_ml: 50,
     }))?;
-    pump.expect_ack(MessageKind::Refill, 10)?;
+    pump.expect_acked(sequence, "Refill (signed)", 10)?;
     pump.wait_text("dosing: prescription adopted", 15)?;
     let status = fresh_status(pump)?;
     pump.log(&format!(
@@ -489,21 +618,20 @@ fn scenario(pump: &mut Pump, install: &[u8], install_change: &[u8]) -> Result<()
 
     // 4. The clinician orders a bolus through the programmer: 1 µg = 20 µL
     // over 100 s (720 µL/h, with the basal within the board's 1 mL/h).
-    pump.send(Message::ClinicianBolus(ClinicianBolus {
+    let bolus = Message::ClinicianBolus(ClinicianBolus {
         dose_ug: 1,
         duration_ms: 100_000,
-    }))?;
-    pump.expect_ack(MessageKind::ClinicianBolus, 15)?;
+    });
+    let (bolus_sequence, genuine) = pump.send_signed(bolus.clone())?;
+    pump.expect_acked(bolus_sequence, "ClinicianBolus (signed)", 15)?;
     let raw = pump.link.lock().unwrap().raw.clone();
     let ticket = relay_ticket(&raw, "ClinicianBolus")
         .ok_or("the dosing app never took the relayed ClinicianBolus")?;
     let granted = format!("dosing: relay: answer #{ticket}: accepted");
     let granted_at = find(&raw, granted.as_bytes())
         .ok_or(format!("the dosing app did not say \"{granted}\""))?;
-    let code = MessageKind::ClinicianBolus.code();
     let early = frames_in(&raw[..granted_at]).iter().any(|f| {
-        matches!(&f.message, Message::Ack(a) if a.request_kind == code)
-            || matches!(&f.message, Message::Nack(n) if n.request_kind == code)
+        f.sequence() == bolus_sequence && matches!(&f.message, Message::Ack(_) | Message::Nack(_))
     });
     if early {
         return Err("the ClinicianBolus was answered before the dosing app granted it".into());
@@ -526,13 +654,33 @@ fn scenario(pump: &mut Pump, install: &[u8], install_change: &[u8]) -> Result<()
         },
     )?;
     pump.log("clinician bolus completed");
+    // The attacker on the link: a bolus signed with a key of its own, the
+    // genuine bolus recorded and sent again, and a plain (1.0) suspend.
+    let attacker = SigningKey::from_bytes(&[0xA5; 32]);
+    let forged = signed(&bolus, &attacker, pump.last_counter + 1_000)?;
+    let sequence = pump.send(forged)?;
+    pump.expect_refused(sequence, "forged ClinicianBolus", ErrorCode::Unauthenticated, 10)?;
+    let sequence = pump.send(genuine)?;
+    pump.expect_refused(sequence, "replayed ClinicianBolus", ErrorCode::Replayed, 10)?;
+    let sequence = pump.send(Message::Suspend(pump_protocol::Suspend {}))?;
+    pump.expect_refused(sequence, "unsigned Suspend", ErrorCode::Unauthenticated, 10)?;
+    thread::sleep(Duration::from_secs(3));
+    let boluses = pump.count(|m| {
+        matches!(m, Message::DeliveryRecord(r)
+            if r.delivery_kind == pump_protocol::DeliveryKind::ClinicianBolus
+            && r.outcome != pump_protocol::DeliveryOutcome::Checkpoint)
+    });
+    if boluses != 1 {
+        return Err(format!("{boluses} clinician boluses: the attacker's acted"));
+    }
+    pump.log("the attacker's three commands were refused; still one clinician bolus");
     // Suspend and resume: the capsule accepts them, and the notices reach
     // the dosing app, which runs the basal again.
-    pump.send(Message::Suspend(pump_protocol::Suspend {}))?;
-    pump.expect_ack(MessageKind::Suspend, 10)?;
+    let (sequence, _) = pump.send_signed(Message::Suspend(pump_protocol::Suspend {}))?;
+    pump.expect_acked(sequence, "Suspend (signed)", 10)?;
     pump.wait_text("dosing: relay: Suspend #", 10)?;
-    pump.send(Message::Resume(pump_protocol::Resume {}))?;
-    pump.expect_ack(MessageKind::Resume, 10)?;
+    let (sequence, _) = pump.send_signed(Message::Resume(pump_protocol::Resume {}))?;
+    pump.expect_acked(sequence, "Resume (signed)", 10)?;
     pump.wait_text("dosing: relay: Resume #", 10)?;
     let resumed_at = step_count(pump)?;
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -580,12 +728,12 @@ fn scenario(pump: &mut Pump, install: &[u8], install_change: &[u8]) -> Result<()
         }
         thread::sleep(Duration::from_secs(1));
     };
-    pump.send(Message::Refill(Refill {
+    let (sequence, _) = pump.send_signed(Message::Refill(Refill {
         withdrawn_volume_nl: before_refill.reservoir_nl,
         added_volume_nl: 20_000_000,
         concentration_ug_per_ml: 100,
     }))?;
-    pump.expect_ack(MessageKind::Refill, 10)?;
+    pump.expect_acked(sequence, "Refill of the new drug (signed)", 10)?;
     pump.wait_text_nth("dosing: relay: Refill #", 2, 10)?;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

@@ -8,9 +8,10 @@
 # then boots QEMU and drives it like a clinic and a patient would (see
 # boards/pump-e2e/src/main.rs): clock, prescription, refill, basal, a patient
 # bolus (Button 1), a second one inside the lockout, a clinician bolus the
-# programmer orders (relayed by the capsule to the dosing app, which grants
-# it), suspend and resume (notices to the dosing app), a motor stall, a full
-# log read. Finally it decodes the UART capture with `pumpctl decode` and
+# programmer orders (signed, verified and relayed by the capsule to the
+# dosing app, which grants it), an attacker's forged, replayed and unsigned
+# commands (each refused), suspend and resume (notices to the dosing app), a
+# motor stall, a full log read. Finally it decodes the UART capture with `pumpctl decode` and
 # checks the outcome. Everything lands in boards/qemu_rv32_virt/target/pump/e2e.
 set -eu
 . "$(dirname "$0")/common.sh"
@@ -45,7 +46,7 @@ grep -q '^concentration_ug_per_ml = 100$' "$run/rx-change.toml" || die "rx-e2e.t
 echo "== QEMU scenario"
 timeout 900 "$driver" --out "$run" --kernel "$out_dir/kernel.elf" --apps "$out_dir/apps.bin" \
     --install "$run/rx.install.bin" --install-change "$run/rx-change.install.bin" \
-    --qemu qemu-system-riscv32
+    --clinic-key "$run/clinic-TEST-ONLY.key" --qemu qemu-system-riscv32
 
 echo "== decoded outcome (pumpctl decode)"
 "$pumpctl" decode "$run/uart.bin" >"$run/decoded.txt"
@@ -103,18 +104,24 @@ check "the restarted dosing app restored its record from the capsule (command 27
 # only then does the host get its Ack.
 cb_ticket=$(grep -a -o 'dosing: relay: ClinicianBolus #[0-9]*' "$run/uart.bin" | head -n 1 | sed 's/.*#//')
 cb_granted_at=$(grep -a -b -o "dosing: relay: answer #${cb_ticket:-none}: accepted" "$run/uart.bin" | head -n 1 | cut -d: -f1)
-cb_ack_at=$(live Ack | grep '"request_kind":"ClinicianBolus"' | head -n 1 | sed 's/.*"offset":\([0-9]*\).*/\1/')
 check "clinician bolus relayed to the dosing app and granted (dosing: relay: answer #${cb_ticket:-?}: accepted)" \
     test -n "$cb_ticket" -a -n "$cb_granted_at"
-cb_acks=$(live Ack | grep -c '"request_kind":"ClinicianBolus"' || true)
-check "clinician bolus Acked once, after the dosing app granted it (UART offsets ${cb_granted_at:-?} < ${cb_ack_at:-?})" \
-    sh -c "[ $cb_acks -eq 1 ] && [ ${cb_granted_at:-1} -lt ${cb_ack_at:-0} ]"
-check "no Nack for the clinician bolus" eq "$(live Nack | grep -c '"request_kind":"ClinicianBolus"')" 0
-check "clinician bolus delivered in full (DeliveryRecord ClinicianBolus Completed 20000 nL)" \
-    eq "$(live DeliveryRecord | grep '"delivery_kind":"ClinicianBolus"' | grep '"outcome":"Completed"' | grep -c '"volume_nl":20000')" 1
-sr_acks=$(live Ack | grep -c '"request_kind":"\(Suspend\|Resume\)"' || true)
-check "Suspend and Resume acked and relayed to the dosing app as notices" \
-    sh -c "[ $sr_acks -eq 2 ] && [ $(text 'dosing: relay: Suspend #') -eq 1 ] && [ $(text 'dosing: relay: Resume #') -eq 1 ]"
+# Every programmer command is signed (protocol 1.1): the capsule logs each
+# one it verified with its signer (1, the clinic) and counter; pump-e2e
+# matched each Ack to its request's sequence and saw the bolus's Ack only
+# after the dosing app's grant.
+authenticated() { live CommandAuthenticated | grep '"signer":1,' | grep -c "\"command_kind\":\"$1\"" || true; }
+check "every programmer command verified by the capsule (CommandAuthenticated: SetClock 1, Refill 2, ClinicianBolus 1, Suspend 1, Resume 1)" \
+    sh -c "[ $(authenticated SetClock) -eq 1 ] && [ $(authenticated Refill) -eq 2 ] && [ $(authenticated ClinicianBolus) -eq 1 ] && [ $(authenticated Suspend) -eq 1 ] && [ $(authenticated Resume) -eq 1 ]"
+check "the forged bolus and the unsigned suspend refused Unauthenticated, the replayed bolus Replayed (Nack)" \
+    sh -c "[ $(live Nack | grep -c '"error":"Unauthenticated"') -eq 2 ] && [ $(live Nack | grep -c '"error":"Replayed"') -eq 1 ]"
+check "each refusal audited by the capsule with its reason only (CommandRefused: 2 Unauthenticated, 1 Replayed)" \
+    sh -c "[ $(count CommandRefused) -eq 3 ] && [ $(live CommandRefused | grep -c '"reason":"Unauthenticated"') -eq 2 ]"
+check "no other Nack on the link" eq "$(count Nack)" 3
+check "clinician bolus delivered in full, once (DeliveryRecord ClinicianBolus Completed 20000 nL; none from the attacker)" \
+    sh -c "[ $(live DeliveryRecord | grep '"delivery_kind":"ClinicianBolus"' | grep '"outcome":"Completed"' | grep -c '"volume_nl":20000') -eq 1 ] && [ $(live DeliveryRecord | grep '"delivery_kind":"ClinicianBolus"' | grep -vc '"outcome":"Checkpoint"') -eq 1 ]"
+check "Suspend and Resume relayed to the dosing app as notices by the capsule" \
+    sh -c "[ $(text 'dosing: relay: Suspend #') -eq 1 ] && [ $(text 'dosing: relay: Resume #') -eq 1 ]"
 check "between the new prescription and the refill the old drug ran on, capped by the new envelope (no DeliveryDenied)" \
     eq "$(count DeliveryDenied)" 0
 check "both refills' notices reached the dosing app, the second one the drug change (dosing: relay: Refill #)" \
