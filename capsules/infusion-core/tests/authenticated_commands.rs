@@ -557,3 +557,34 @@ fn sr_rx_007_a_refused_prescription_logs_no_unverified_claim() {
         ]
     );
 }
+
+/// A prescription signed before protocol 1.1 (format 1) still installs; it
+/// pairs no PTM and allows clinician boluses under the format-1 limits.
+#[test]
+fn sr_auth_006_a_format_1_prescription_installs_with_the_format_1_limits() {
+    let mut core = running(0);
+    assert!(core.prescription().is_some());
+    let mut buf = [0u8; RELAY_PAYLOAD_MAX_LEN];
+    core.relay_take(DOSING, &mut buf, 0).unwrap();
+    let mut verdicts = Vec::new();
+    let mut counter = 10;
+    for t in [MINUTE_MS, 30 * MINUTE_MS, 62 * MINUTE_MS] {
+        advance(&mut core, t, true);
+        counter += 1;
+        send_signed(
+            &mut core,
+            &clinic_command(&clinician_bolus(5, 60_000), counter),
+            t,
+        );
+        verdicts.push(dosing_starts_clinician_bolus(&mut core, t));
+        advance(&mut core, t + 2 * MINUTE_MS, true);
+    }
+    assert_eq!(
+        verdicts,
+        vec![
+            CommandResult::Success,
+            CommandResult::Failure(ErrorCode::ClinicianBolusLimit), // 29 min after
+            CommandResult::Success,                                 // 61 min after
+        ]
+    );
+}
