@@ -94,6 +94,8 @@ pub mod command {
     pub const SAVE_APP_RECORD: u32 = abi::SAVE_APP_RECORD as u32;
     /// Read the dosing app's own record (read-write allow 0).
     pub const LOAD_APP_RECORD: u32 = abi::LOAD_APP_RECORD as u32;
+    /// A signed programmer command (read-only allow 0), verified by the capsule.
+    pub const AUTHENTICATED_COMMAND: u32 = abi::AUTHENTICATED_COMMAND as u32;
 }
 
 
