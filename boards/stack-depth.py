@@ -50,6 +50,9 @@ CALLS = ("jal", "c.jal", "bl")
 NOT_BRANCH = ("bic", "bics", "bfc", "bfi", "bkpt", "blx", "bx")
 # RISC-V calls and tail calls through `auipc rX` + `jalr/jr off(rX)`.
 VIA_AUIPC = re.compile(r"^(?:[a-z0-9]+,\s*)?(-?0x[0-9a-f]+|-?\d+)\(([a-z0-9]+)\)")
+# `jalr t0, t0`: the same with offset 0, which objdump prints without it
+# (the machine outliner's `auipc t0` + `jalr t0, t0` call).
+VIA_AUIPC_NO_OFFSET = re.compile(r"^[a-z0-9]+,\s*([a-z0-9]+)(?:\s|$)")
 # A call or jump through a register holding a computed address: not bounded
 # here (but `jr` through a loaded table entry is a jump table, `jr t0` the
 # return of an outlined function, and Thumb returns with `bx lr`).
@@ -236,6 +239,10 @@ def parse_disassembly(out, read):
             v = VIA_AUIPC.match(args)
             if v and v.group(2) in auipc:
                 targets[current].add((auipc[v.group(2)] + int(v.group(1), 0)) & 0xFFFFFFFF)
+                continue
+            v = VIA_AUIPC_NO_OFFSET.match(args)
+            if v and v.group(1) in auipc:
+                targets[current].add(auipc[v.group(1)])
                 continue
             if op == "jr" and (("jt", args.strip()) in table or args.strip() == "t0"
                                and current.startswith("OUTLINED_FUNCTION")):

@@ -88,6 +88,17 @@ class EdgeTests(unittest.TestCase):
         self.assertEqual(r["worst"], 44)
         self.assertEqual(r["indirect"], {})
 
+    def test_the_outliners_auipc_t0_jalr_t0_t0_reaches_the_callee(self):
+        # objdump prints `jalr t0, t0` (offset 0) without the offset.
+        r = run({
+            (0x1000, "start"): [
+                (0x1000, "auipc", "t0, 0x1"),
+                (0x1004, "jalr", "t0, t0 <OUTLINED_FUNCTION_4>"),
+            ],
+            (0x2000, "OUTLINED_FUNCTION_4"): [(0x2000, "jr", "t0")],
+        }, {"start": 4})
+        self.assertEqual(r["indirect"], {})
+
     def test_an_auipc_register_written_since_is_a_call_through_a_pointer(self):
         r = run({
             (0x1000, "start"): [

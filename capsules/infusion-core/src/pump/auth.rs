@@ -21,7 +21,6 @@
 //! appended to the floor region, no erase until the region's page fills),
 //! and two events.
 
-use ed25519_dalek::{Signature, VerifyingKey};
 use pump_protocol::command_auth::{
     decode_command_body, signed_command_message, split_signed_command, CommandBody, Signer,
     MAX_SIGNED_COMMAND_MESSAGE_LEN,
@@ -130,12 +129,8 @@ impl<P: Platform> InfusionCore<P> {
         let mut message_buf = [0u8; MAX_SIGNED_COMMAND_MESSAGE_LEN];
         let message = signed_command_message(parts.body, &mut message_buf)
             .map_err(|_| ErrorCode::BadPayload)?;
-        let signature = Signature::from_bytes(parts.signature);
-        let verifies = |key: &[u8; 32]| {
-            VerifyingKey::from_bytes(key)
-                .map(|key| key.verify_strict(message, &signature).is_ok())
-                .unwrap_or(false)
-        };
+        let verifies =
+            |key: &[u8; 32]| crate::rx::signature_verifies(key, message, parts.signature);
         let authentic = match signer {
             Signer::Clinic => self.config.clinic_keys.iter().any(verifies),
             Signer::PatientProgrammer => {
