@@ -644,6 +644,24 @@ payload! {
 }
 
 payload! {
+    /// Audit record (protocol 1.1): further refusals of one app's commands
+    /// after the `AccessDenied` that opened them, folded into one record so
+    /// that a flood cannot push other events out of the log.
+    pub struct AccessDeniedRepeated {
+        /// When the last of them happened.
+        pub time_ms: u64,
+        /// When the first of them happened.
+        pub first_time_ms: u64,
+        /// The app's short id.
+        pub app_id: u32,
+        /// How many refusals this record stands for.
+        pub count: u32,
+        /// The capsule command number of the last of them.
+        pub last_command: u16,
+    }
+}
+
+payload! {
     /// A refill withdrew more than the reservoir record held (protocol
     /// 1.1). The record is not clamped silently: the refill is refused and
     /// the `RefillDiscrepancy` alarm raised.
@@ -933,6 +951,8 @@ catalogue! {
     CommandRefused = 0x0116, Event @ (1, 1);
     /// Event 0x0117.
     RefillDiscrepancy = 0x0117, Event @ (1, 1);
+    /// Event 0x0118.
+    AccessDeniedRepeated = 0x0118, Event @ (1, 1);
     /// Command 0x0201.
     GetStatus = 0x0201, Command;
     /// Command 0x0202.

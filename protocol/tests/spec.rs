@@ -531,6 +531,7 @@ fn message_field_tables_match_the_payload_structs() {
                 CommandAuthenticated,
                 CommandRefused,
                 RefillDiscrepancy,
+                AccessDeniedRepeated,
                 GetStatus,
                 InstallPrescription,
                 ClinicianBolus,

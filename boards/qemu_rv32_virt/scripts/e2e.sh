@@ -139,7 +139,13 @@ check "stall stopped the motor (driver disabled, no step after)" sh -c "
     grep -q 'motor driver disabled' '$run/kernel.log' &&
     [ \"\$(grep '^\[sim\] motor: ' '$run/kernel.log' | tail -n 2 | sed 's/^\[sim\] motor: \([0-9]*\) .*/\1/' | sort -u | wc -l)\" -eq 1 ]"
 check "rogue refused every time (its own tally)" eq "$(text 'rogue: done: 460 attempts, 460 refused, 0 accepted')" 1
-check "rogue audited every time, relay 22-25 and app record 26/27 included (461 AccessDenied)" eq "$(count AccessDenied)" 461
+# Refusals after an app's first are folded into AccessDeniedRepeated with a
+# count (SR-ROLE-005): the records and their counts add up to every attempt.
+folded=$(live AccessDeniedRepeated | sed 's/.*"count":\([0-9]*\).*/\1/' | awk '{ s += $1 } END { print s + 0 }')
+check "rogue audited every time, relay 22-25 and app record 26/27 included (AccessDenied + folded counts = 461)" \
+    eq "$(($(count AccessDenied) + folded))" 461
+check "the flood is folded: fewer than 100 audit records for 461 refusals" \
+    sh -c "[ $(($(count AccessDenied) + $(count AccessDeniedRepeated))) -lt 100 ]"
 check "every AccessDenied is rogue's (one app id, not a role id)" sh -c "
     ids=\$(grep '\"kind\":\"AccessDenied\"' '$run/decoded.jsonl' | sed 's/.*\"app_id\":\([0-9]*\).*/\1/' | sort -u)
     [ \"\$(echo \"\$ids\" | wc -l)\" -eq 1 ] && [ \"\$ids\" -ge 4026531840 ]"

@@ -54,6 +54,7 @@ events!(
     CommandAuthenticated,
     CommandRefused,
     RefillDiscrepancy,
+    AccessDeniedRepeated,
 );
 
 /// A queued event and its sequence number.

@@ -194,11 +194,13 @@ fn sr_evt_002_overflow_drops_oldest_and_reports_the_exact_gap() {
     assert_eq!(next.sequence, 105);
     assert_eq!(next.event, event(5));
 
-    // Through the core: a flood of refusals never blocks delivery.
+    // Through the core: a flood of refusals never blocks delivery. Two
+    // apps take turns, so no refusal folds into the one before it.
     let mut core = running(0);
     core.set_basal(DOSING, 40_000, 0).unwrap();
-    for _ in 0..1_000 {
+    for _ in 0..500 {
         let _ = core.command(ROGUE, 2, 1, 0, &[], &mut [], 0);
+        let _ = core.command(DOSING, 13, 0, 0, &[], &mut [], 0);
     }
     advance(&mut core, HOUR_MS, true);
     assert_eq!(core.platform().steps, 160);
@@ -250,9 +252,59 @@ fn full_status_command_writes_a_status_snapshot() {
 fn sr_evt_002_gap_reports_carry_wall_clock_time() {
     let mut core = running(0);
     core.set_clock(TELEMETRY, 1_750_000_000_000, 0).unwrap();
-    for _ in 0..100 {
+    for _ in 0..50 {
         let _ = core.command(ROGUE, 2, 1, 0, &[], &mut [], 1_000);
+        let _ = core.command(DOSING, 13, 0, 0, &[], &mut [], 1_000);
     }
     let events = drain(&mut core, 1_000);
     assert!(matches!(&events[0].1, Message::LogGap(g) if g.time_ms == 1_750_000_001_000));
+}
+
+/// A rogue app calling in a loop cannot push therapy events out: its
+/// refusals after the first are one `AccessDeniedRepeated` with a count.
+#[test]
+fn sr_role_005_an_audit_flood_is_folded_and_keeps_therapy_events() {
+    let mut core = running(0);
+    drain(&mut core, 0);
+    core.set_basal(DOSING, 40_000, 0).unwrap();
+    for i in 0..1_000u64 {
+        let _ = core.command(ROGUE, 2 + (i % 3) as u32, 1, 0, &[], &mut [], 10 + i);
+    }
+    // A therapy event in the middle of the flood.
+    core.suspend(TELEMETRY, 2_000).unwrap();
+    for i in 0..1_000u64 {
+        let _ = core.command(ROGUE, 2, 1, 0, &[], &mut [], 3_000 + i);
+    }
+    assert!(core.pending_events() < 32, "{}", core.pending_events());
+    let events: Vec<Message> = drain(&mut core, 5_000)
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect();
+    assert!(!events.iter().any(|m| matches!(m, Message::LogGap(_))));
+    assert!(events
+        .iter()
+        .any(|m| matches!(m, Message::PumpStateChanged(_))));
+    let denied = events
+        .iter()
+        .filter(|m| matches!(m, Message::AccessDenied(a) if a.app_id == ROGUE.0))
+        .count();
+    let repeated: Vec<_> = events
+        .iter()
+        .filter_map(|m| match m {
+            Message::AccessDeniedRepeated(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    // Every refusal is accounted for, in one record and its count.
+    assert_eq!(denied, 1);
+    assert_eq!(repeated.len(), 1);
+    assert_eq!(repeated[0].count, 1_999);
+    assert_eq!(repeated[0].app_id, ROGUE.0);
+    assert_eq!(repeated[0].last_command, 2);
+    assert_eq!(repeated[0].first_time_ms, 11);
+    assert_eq!(repeated[0].time_ms, 3_999);
+    // After a drain the next refusal opens a new record of its own.
+    let _ = core.command(ROGUE, 7, 0, 0, &[], &mut [], 6_000);
+    let events = drain(&mut core, 6_000);
+    assert!(matches!(&events[..], [(_, Message::AccessDenied(a))] if a.command == 7));
 }

@@ -173,25 +173,27 @@ fn sr_rel_002_only_telemetry_posts_and_reads_only_dosing_takes_and_answers() {
     // The refused calls took nothing: the dosing app still gets the request.
     assert_eq!(core.relay_take(DOSING, &mut buf, 4).unwrap().ticket, ticket);
     assert_eq!(format!("{:?}", core.safety_state()), before);
-    // Every violation was audited.
+    // Every violation was audited: each app's first as AccessDenied, the
+    // one right after it from the same app folded with a count (SR-ROLE-005).
     let denied: Vec<_> = drain(&mut core, 5)
         .into_iter()
         .filter_map(|(_, m)| match m {
-            Message::AccessDenied(a) => Some((a.app_id, a.command)),
+            Message::AccessDenied(a) => Some((a.app_id, a.command, 1)),
+            Message::AccessDeniedRepeated(r) => Some((r.app_id, r.last_command, r.count)),
             _ => None,
         })
         .collect();
     assert_eq!(
         denied,
         vec![
-            (DOSING.0, RELAY_POST),
-            (DOSING.0, RELAY_RESULT),
-            (ROGUE.0, RELAY_POST),
-            (ROGUE.0, RELAY_RESULT),
-            (TELEMETRY.0, RELAY_TAKE),
-            (TELEMETRY.0, RELAY_ANSWER),
-            (ROGUE.0, RELAY_TAKE),
-            (ROGUE.0, RELAY_ANSWER),
+            (DOSING.0, RELAY_POST, 1),
+            (DOSING.0, RELAY_RESULT, 1),
+            (ROGUE.0, RELAY_POST, 1),
+            (ROGUE.0, RELAY_RESULT, 1),
+            (TELEMETRY.0, RELAY_TAKE, 1),
+            (TELEMETRY.0, RELAY_ANSWER, 1),
+            (ROGUE.0, RELAY_TAKE, 1),
+            (ROGUE.0, RELAY_ANSWER, 1),
         ]
     );
 }

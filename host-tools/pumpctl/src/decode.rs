@@ -350,6 +350,7 @@ pub fn message_fields(message: &Message) -> (String, Map<String, Value>) {
         CommandAuthenticated,
         CommandRefused,
         RefillDiscrepancy,
+        AccessDeniedRepeated,
         GetStatus,
         ClinicianBolus,
         PatientBolusRequest,

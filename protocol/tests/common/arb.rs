@@ -297,6 +297,17 @@ pub fn message_of(kind: MessageKind) -> BoxedStrategy<Message> {
                 })
             })
             .boxed(),
+        K::AccessDeniedRepeated => (t(), t(), any::<u32>(), any::<u32>(), any::<u16>())
+            .prop_map(|(a, b, c, d, e)| {
+                Message::AccessDeniedRepeated(AccessDeniedRepeated {
+                    time_ms: a,
+                    first_time_ms: b,
+                    app_id: c,
+                    count: d,
+                    last_command: e,
+                })
+            })
+            .boxed(),
         K::AuthenticatedCommand => vec(
             any::<u8>(),
             0..=pump_protocol::command_auth::MAX_SIGNED_COMMAND_LEN,

@@ -307,6 +307,16 @@ pub fn examples() -> Vec<Frame> {
                 withdrawn_volume_nl: 15_000_000,
             }),
         ),
+        event(
+            41_897,
+            Message::AccessDeniedRepeated(AccessDeniedRepeated {
+                time_ms: t + 1_630_000,
+                first_time_ms: t + 1_629_000,
+                app_id: 0xF000_0003,
+                count: 22,
+                last_command: 27,
+            }),
+        ),
         event(301, Message::GetStatus(GetStatus {})),
         event(
             302,

@@ -1,6 +1,13 @@
 //! Authorization: which role may call what, and the audit of refusals.
+//!
+//! An app that keeps calling what it may not (a rogue app in a loop) must
+//! not push therapy events out of the queue and the log. Its first refusal
+//! is an `AccessDenied`; the ones after it are counted, not queued, and go
+//! out as one `AccessDeniedRepeated` when another app is refused or the
+//! telemetry app drains the events (SR-ROLE-005). Cost: one RAM record; a
+//! reset loses at most the count since the last drain.
 
-use pump_protocol::{AccessDenied, ErrorCode};
+use pump_protocol::{AccessDenied, AccessDeniedRepeated, ErrorCode};
 
 use super::commands::CommandResult;
 use super::infusion::InfusionCore;
@@ -22,6 +29,23 @@ impl<P: Platform> InfusionCore<P> {
             return Ok(());
         }
         let utc = self.utc_ms(now);
+        if let Some(fold) = self.denied_fold.as_mut().filter(|f| f.app_id == caller.0) {
+            if fold.count == 0 {
+                fold.first_time_ms = utc;
+            }
+            fold.count = fold.count.saturating_add(1);
+            fold.last_time_ms = utc;
+            fold.last_command = command;
+            return Err(ErrorCode::NotPermitted);
+        }
+        self.flush_denied_fold(now);
+        self.denied_fold = Some(DeniedFold {
+            app_id: caller.0,
+            count: 0,
+            first_time_ms: utc,
+            last_time_ms: utc,
+            last_command: command,
+        });
         self.emit(
             Event::AccessDenied(AccessDenied {
                 time_ms: utc,
@@ -31,6 +55,23 @@ impl<P: Platform> InfusionCore<P> {
             now,
         );
         Err(ErrorCode::NotPermitted)
+    }
+
+    /// Emits the folded refusals, if any, and ends the fold: the next
+    /// refusal opens a new one with its own `AccessDenied`.
+    pub(super) fn flush_denied_fold(&mut self, now: u64) {
+        if let Some(fold) = self.denied_fold.take().filter(|f| f.count > 0) {
+            self.emit(
+                Event::AccessDeniedRepeated(AccessDeniedRepeated {
+                    time_ms: fold.last_time_ms,
+                    first_time_ms: fold.first_time_ms,
+                    app_id: fold.app_id,
+                    count: fold.count,
+                    last_command: fold.last_command,
+                }),
+                now,
+            );
+        }
     }
 
     /// A malformed buffer still gets the role check first, so an unentitled
@@ -48,4 +89,15 @@ impl<P: Platform> InfusionCore<P> {
             Err(e) => CommandResult::Failure(e),
         }
     }
+}
+
+/// Refusals of one app counted since its `AccessDenied`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DeniedFold {
+    pub app_id: u32,
+    /// Refusals after the `AccessDenied` (0: none yet).
+    pub count: u32,
+    pub first_time_ms: u64,
+    pub last_time_ms: u64,
+    pub last_command: u16,
 }

@@ -124,7 +124,7 @@ impl<P: Platform> InfusionCore<P> {
                 let now = self.clock(now_ms);
                 match self.authorize(caller, &[Role::Telemetry], num, now) {
                     Ok(()) => CommandResult::SuccessU32(
-                        u32::try_from(self.events.len()).unwrap_or(u32::MAX),
+                        u32::try_from(self.pending_events()).unwrap_or(u32::MAX),
                     ),
                     Err(e) => CommandResult::Failure(e),
                 }

@@ -27,6 +27,8 @@ pub struct InfusionCore<P: Platform> {
     /// A clinician bolus the clinic signed, waiting for the dosing app to
     /// start it (see [`super::auth`]).
     pub(super) clinician_grant: Option<super::auth::ClinicianGrant>,
+    /// One app's refusals counted since its `AccessDenied` (see [`super::authz`]).
+    pub(super) denied_fold: Option<super::authz::DeniedFold>,
     pub(super) events: EventQueue,
     pub(super) watchdog: Watchdog,
     pub(super) steps_since_encoder: u32,
@@ -66,6 +68,7 @@ impl<P: Platform> InfusionCore<P> {
             rx: None,
             pairing: Pairing::FORMAT_1,
             clinician_grant: None,
+            denied_fold: None,
             events: EventQueue::starting_at(0),
             watchdog: Watchdog::default(),
             steps_since_encoder: 0,
@@ -120,7 +123,7 @@ impl<P: Platform> InfusionCore<P> {
 
     /// Events waiting to be drained.
     pub fn pending_events(&self) -> usize {
-        self.events.len()
+        self.events.len() + usize::from(self.denied_fold.is_some_and(|f| f.count > 0))
     }
 
     /// UTC time for a core time.
@@ -276,6 +279,7 @@ impl<P: Platform> InfusionCore<P> {
     ) -> Result<(usize, usize), ErrorCode> {
         let now = self.clock(now_ms);
         self.authorize(caller, &[Role::Telemetry], command::DRAIN_EVENTS, now)?;
+        self.flush_denied_fold(now);
         let drained = self.events.drain_into(buf);
         // The next sequence number must survive a reset, or numbers repeat.
         self.save_event_sequence();
