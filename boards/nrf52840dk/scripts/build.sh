@@ -50,4 +50,8 @@ echo "$APPS" | while read -r name crate flash ram key; do
 done
 # shellcheck disable=SC2046
 "$repo_dir/boards/qemu_rv32_virt/scripts/tbf-image.sh" "$out_dir/apps.bin" 0x40000 $(cat "$out_dir/layout.tmp")
+echo "== tockloader: the TABs read, and the image is its layout"
+# shellcheck disable=SC2046
+"$repo_dir/boards/tockloader-check.sh" nrf52dk cortex-m4 0x40000 "$out_dir/apps.bin" \
+    $(sed 's/\.tbf@.*/.tab/' "$out_dir/layout.tmp")
 rm -f "$out_dir/layout.tmp"

@@ -66,4 +66,8 @@ done
 
 # shellcheck disable=SC2046
 "$board_dir/scripts/tbf-image.sh" "$out_dir/apps.bin" 0x80100000 $(cat "$out_dir/layout.tmp")
+echo "== tockloader: the TABs read, and the image is its layout"
+# shellcheck disable=SC2046
+"$repo_dir/boards/tockloader-check.sh" qemu_rv32_virt rv32imac 0x80100000 "$out_dir/apps.bin" \
+    $(sed 's/\.tbf@.*/.tab/' "$out_dir/layout.tmp")
 rm -f "$out_dir/layout.tmp"

@@ -4,8 +4,10 @@
 #   tbf-image.sh <out.bin> <base> <app.tbf>@<addr> ...
 #
 # Each TBF is padded to its header's total_size; gaps are filled with TBF
-# "padding apps" (a 16-byte version-2 header with no TLVs), so the kernel can
-# walk from one app to the next by total_size.
+# "padding apps" (a 16-byte version-2 header with no TLVs, the rest erased
+# flash, 0xFF), so the kernel can walk from one app to the next by
+# total_size. The result is byte for byte what `tockloader install
+# --flash-file` lays out (boards/tockloader-check.sh checks it).
 set -eu
 [ $# -ge 3 ] || { echo "usage: $0 <out.bin> <base> <tbf>@<addr>..." >&2; exit 2; }
 out=$1
@@ -29,7 +31,7 @@ padding() { # bytes
     le32 $w1
     le32 0
     le32 $((w0 ^ w1))
-    head -c $(($1 - 16)) /dev/zero
+    head -c $(($1 - 16)) /dev/zero | tr '\000' '\377'
 }
 
 : >"$out"
