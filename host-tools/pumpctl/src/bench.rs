@@ -70,8 +70,9 @@ fn fmt_x10(v: u64) -> String {
     format!("{}.{}", v / 10, v % 10)
 }
 
-/// Runs the benchmark; `decode_mb` sizes the decode input.
-pub fn run(sim_days: u32, decode_mb: u64, scratch: &Path) -> Result<Figures> {
+/// The demo's script for `sim_days`, with a clinic refill every 45 days as
+/// in practice, so the pump delivers all along.
+pub fn demo_year_config(sim_days: u32, scratch: &Path) -> Result<crate::sim::SimConfig> {
     let mut run = crate::simcmd::demo_run(scratch)?;
     run.days = sim_days;
     // The demo refills on day 45; refill every 45 days after it too.
@@ -85,7 +86,12 @@ pub fn run(sim_days: u32, decode_mb: u64, scratch: &Path) -> Result<Figures> {
     )?);
     run.events.sort_by_key(|e| e.at_ms);
     run.progress = false;
-    let cfg = crate::simcmd::config(&run)?;
+    crate::simcmd::config(&run)
+}
+
+/// Runs the benchmark; `decode_mb` sizes the decode input.
+pub fn run(sim_days: u32, decode_mb: u64, scratch: &Path) -> Result<Figures> {
+    let cfg = demo_year_config(sim_days, scratch)?;
     let started = Instant::now();
     let result = crate::sim::run(&cfg)?;
     let sim_wall_ms = u64::try_from(started.elapsed().as_millis())
@@ -243,6 +249,13 @@ pub fn basal_only_prescription(
 /// `days`, refilling daily and draining events as the telemetry app would,
 /// and returns what that did to the flash.
 pub fn max_rate_storage(days: u32) -> Result<crate::flashstore::StorageSummary> {
+    max_rate_run(days).map(|(storage, _)| storage)
+}
+
+/// [`max_rate_storage`], with what the capsule did for the energy model
+/// (its timer wake-ups and one per daily drain stand for the apps', whose
+/// cores do not run here).
+pub fn max_rate_run(days: u32) -> Result<(crate::flashstore::StorageSummary, energy_core::Usage)> {
     use crate::board::{self, DOSING_APP, TELEMETRY_APP};
     use crate::flashstore::PumpFlash;
     use crate::sim::SimPlatform;
@@ -265,6 +278,7 @@ pub fn max_rate_storage(days: u32) -> Result<crate::flashstore::StorageSummary> 
     let mut buf = vec![0u8; 16 * 1024];
     let mut next_refill = 0;
     let mut now = 0;
+    let mut wakeups = 0u64;
     while now < end_ms {
         if now >= next_refill {
             let level = core.reservoir_nl();
@@ -289,13 +303,24 @@ pub fn max_rate_storage(days: u32) -> Result<crate::flashstore::StorageSummary> 
             .max(now + 1);
         core.platform_mut().now_ms = now;
         core.on_timer(now);
+        wakeups += 1;
         if core.platform_mut().take_pulse() {
             core.on_encoder_pulse();
         }
     }
-    core.platform()
+    let storage = core
+        .platform()
         .flash
         .as_ref()
         .map(|f| f.summary(end_ms))
-        .ok_or_else(|| crate::error::Error("the flash was lost".into()))
+        .ok_or_else(|| crate::error::Error("the flash was lost".into()))?;
+    let usage = energy_core::Usage {
+        elapsed_ms: end_ms,
+        wakeups,
+        motor_steps: core.platform().commanded_steps,
+        flash_erases: storage.page_erases,
+        flash_bytes: storage.flash_bytes_programmed,
+        ..energy_core::Usage::default()
+    };
+    Ok((storage, usage))
 }

@@ -10,6 +10,7 @@ pub mod board;
 pub mod chart;
 pub mod decode;
 pub mod druglib;
+pub mod energy;
 pub mod error;
 pub mod flashstore;
 pub mod keys;

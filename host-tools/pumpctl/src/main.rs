@@ -55,6 +55,10 @@ enum Command {
         after_help = "Example:\n  cargo run --release -p pumpctl -- bench\n  pumpctl bench --days 365 --mb 64"
     )]
     Bench(BenchArgs),
+    /// The battery's projected life at the demo prescription and at the
+    /// board's maximum rate, with its largest consumers (docs/energy.md).
+    #[command(after_help = "Example:\n  pumpctl energy\n  pumpctl energy --days 90")]
+    Energy(EnergyArgs),
     /// Decode a telemetry frame stream (file, stdin or serial port).
     #[command(
         after_help = "Examples:\n  pumpctl decode pumpctl-demo/telemetry.log\n  pumpctl decode pumpctl-demo/telemetry.log --json | head\n  cat telemetry.log | pumpctl decode - --csv > events.csv\n  pumpctl decode serial:/dev/ttyACM0@115200 --follow"
@@ -141,6 +145,13 @@ struct TrumpetArgs {
     /// Output SVG.
     #[arg(long, default_value = "trumpet.svg")]
     out: PathBuf,
+}
+
+#[derive(Args)]
+struct EnergyArgs {
+    /// Days of the demo prescription to simulate.
+    #[arg(long, default_value_t = 365)]
+    days: u32,
 }
 
 #[derive(Args)]
@@ -266,6 +277,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Report(args) => report_cmd(&args),
         Command::Trumpet(args) => trumpet_cmd(&args),
         Command::Bench(args) => bench_cmd(&args),
+        Command::Energy(args) => energy_cmd(&args),
     }
 }
 
@@ -379,6 +391,14 @@ fn trumpet_cmd(args: &TrumpetArgs) -> Result<ExitCode> {
         trumpet::table(&t),
         args.out.display()
     ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn energy_cmd(args: &EnergyArgs) -> Result<ExitCode> {
+    let scratch = std::env::temp_dir().join(format!("pumpctl-energy-{}", std::process::id()));
+    let table = pumpctl::energy::table(args.days, &scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+    print(&table?)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -81,6 +81,10 @@ pub struct SimPlatform {
     pub flash: Option<crate::flashstore::PumpFlash>,
     /// Records written so far.
     pub saves: u64,
+    /// Time the alarm tone has sounded, up to `audible_since`.
+    pub alarm_tone_ms: u64,
+    /// When the tone last started, while it sounds.
+    pub audible_since: Option<u64>,
     /// Upcalls waiting for delivery.
     pending: Vec<Notification>,
 }
@@ -96,6 +100,8 @@ impl Default for SimPlatform {
             moved_steps: 0,
             steps_while_disabled: 0,
             pulse_owed: false,
+            alarm_tone_ms: 0,
+            audible_since: None,
             step_log: None,
             signal: AlarmSignal::OFF,
             flash: None,
@@ -142,6 +148,21 @@ impl Motor for SimPlatform {
 impl AlarmOutput for SimPlatform {
     fn show(&mut self, signal: AlarmSignal) {
         self.signal = signal;
+        match (signal.audible, self.audible_since) {
+            (true, None) => self.audible_since = Some(self.now_ms),
+            (false, Some(since)) => {
+                self.alarm_tone_ms += self.now_ms.saturating_sub(since);
+                self.audible_since = None;
+            }
+            _ => {}
+        }
+    }
+}
+
+impl SimPlatform {
+    /// The time the tone has sounded up to `now_ms`.
+    pub fn alarm_tone_ms_at(&self, now_ms: u64) -> u64 {
+        self.alarm_tone_ms + self.audible_since.map_or(0, |s| now_ms.saturating_sub(s))
     }
 }
 
@@ -670,6 +691,34 @@ pub struct Truth {
     pub attacks_sent: u64,
     /// Attacker commands the pump acknowledged (must be 0).
     pub attacks_accepted: u64,
+    /// Telemetry sessions (host requests at distinct instants).
+    pub link_sessions: u64,
+    /// Bytes over the telemetry link, both ways.
+    pub link_bytes: u64,
+    /// Time the alarm tone sounded.
+    pub alarm_tone_ms: u64,
+    /// Signatures the pump verified (prescriptions, signed commands).
+    pub signature_verifies: u64,
+}
+
+impl Truth {
+    /// What the pump did, for the energy model.
+    pub fn usage(&self, storage: Option<&crate::flashstore::StorageSummary>) -> energy_core::Usage {
+        energy_core::Usage {
+            elapsed_ms: self.simulated_ms,
+            wakeups: self
+                .wakeups
+                .saturating_add(self.dosing_wakeups)
+                .saturating_add(self.link_sessions),
+            motor_steps: self.commanded_steps,
+            flash_erases: storage.map_or(0, |s| s.page_erases),
+            flash_bytes: storage.map_or(0, |s| s.flash_bytes_programmed),
+            link_sessions: self.link_sessions,
+            link_bytes: self.link_bytes,
+            alarm_tone_ms: self.alarm_tone_ms,
+            signature_verifies: self.signature_verifies,
+        }
+    }
 }
 
 struct Sim {
@@ -701,6 +750,8 @@ struct Sim {
     prescription: Prescription,
     /// The programmer's signing state and what an attacker recorded.
     link: crate::simlink::LinkSigner,
+    /// When the last telemetry session was (requests at one instant are one).
+    last_session_ms: Option<u64>,
 }
 
 impl Sim {
@@ -806,6 +857,16 @@ impl Sim {
     /// Everything the host receives goes into `telemetry.log`; the decoded
     /// answers are returned.
     fn host_request(&mut self, t: u64, message: Message) -> Vec<Message> {
+        if matches!(
+            message,
+            Message::InstallPrescription(_) | Message::AuthenticatedCommand(_)
+        ) {
+            self.truth.signature_verifies += 1;
+        }
+        if self.last_session_ms != Some(t) {
+            self.last_session_ms = Some(t);
+            self.truth.link_sessions += 1;
+        }
         let sequence = self.host_sequence;
         self.host_sequence = self.host_sequence.wrapping_add(1);
         let Ok(bytes) = encode_stream_frame_vec(&Frame {
@@ -843,6 +904,7 @@ impl Sim {
         out.0.append(&mut self.relay_answers);
         self.log.extend_from_slice(&out.0);
         self.truth.host_requests += 1;
+        self.truth.link_bytes += (bytes.len() + out.0.len()) as u64;
         let (answers, events_read) = decode_answers(&out.0);
         self.truth.events_read += events_read;
         answers
@@ -990,6 +1052,8 @@ impl Sim {
             moved_steps: old_platform.moved_steps,
             steps_while_disabled: old_platform.steps_while_disabled,
             saves: old_platform.saves,
+            // The tone stops with the power.
+            alarm_tone_ms: old_platform.alarm_tone_ms_at(t),
             ..SimPlatform::default()
         };
         platform.step_log = old.platform().step_log.clone();
@@ -1103,6 +1167,7 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
         truth: Truth::default(),
         prescription: prescription.clone(),
         link: crate::simlink::LinkSigner::new(board::simulator_test_key(), board::SIM_DEVICE_ID),
+        last_session_ms: None,
     };
 
     // Boot: the apps start; over the link the clinic sets the clock,
@@ -1405,6 +1470,7 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
         .map(|r| u64::from(r.steps_done.saturating_sub(r.steps_reported)) * nl_per_step)
         .sum();
     sim.truth.simulated_ms = end_ms;
+    sim.truth.alarm_tone_ms = sim.core.platform().alarm_tone_ms_at(end_ms);
     let steps = sim.core.platform_mut().step_log.take().unwrap_or_default();
     let storage = sim
         .core

@@ -170,6 +170,7 @@ fn summary_json(
         "truth": t,
         "log": { "frames": h.counts.frames, "bad_frames": h.counts.bad, "console_lines": h.counts.text_lines, "lost_events": h.lost_events },
         "storage": r.storage,
+        "energy": crate::energy::of_run(r),
     })
 }
 
@@ -295,6 +296,7 @@ fn summary_text(
             t.dosing_wakeups
         ));
     }
+    s.push_str(&crate::energy::summary_line(&crate::energy::of_run(r)));
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     s.push_str(&format!("wrote {}\n", names.join(", ")));
     s

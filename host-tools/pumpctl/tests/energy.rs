@@ -1,0 +1,80 @@
+//! The energy section of a simulation and `pumpctl energy` (docs/energy.md).
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn pumpctl() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pumpctl"))
+}
+
+#[test]
+fn a_simulation_prices_what_the_pump_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let status = pumpctl()
+        .arg("simulate")
+        .arg(examples.join("morphine.toml"))
+        .args(["--days", "10", "--no-charts", "--out"])
+        .arg(&out)
+        .arg("--events")
+        .arg(examples.join("faults.txt"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let e = &summary["energy"];
+    let usage = &e["usage"];
+    // Every count comes from what the run did.
+    assert_eq!(usage["motor_steps"], summary["truth"]["commanded_steps"]);
+    assert_eq!(usage["flash_erases"], summary["storage"]["page_erases"]);
+    assert_eq!(usage["elapsed_ms"].as_u64(), Some(10 * 86_400_000));
+    for count in [
+        "wakeups",
+        "link_sessions",
+        "link_bytes",
+        "signature_verifies",
+    ] {
+        assert!(usage[count].as_u64().unwrap() > 0, "{count}: {usage}");
+    }
+    // The faults script stalls the motor: the alarm sounded for a while.
+    assert!(usage["alarm_tone_ms"].as_u64().unwrap() > 0);
+    // The consumers add up to the total, within rounding to µAh.
+    let sum: u64 = e["by_consumer_uah"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert!(sum.abs_diff(e["total_uah"].as_u64().unwrap()) <= 8);
+    assert_eq!(e["largest"].as_array().unwrap().len(), 3);
+    // The ERI comes 90 days before the end, or at once if the battery, at
+    // this use, lasts less (a tone sounding for days drains it: 3 mA).
+    let life_days_x100 = e["projected_life_years_x100"].as_u64().unwrap() * 36_525 / 100;
+    let lead = e["eri_to_eos_days_x100"].as_u64().unwrap();
+    assert!(lead == 9_000 || lead.abs_diff(life_days_x100) < 400, "{lead} {life_days_x100}");
+    assert!(e["projected_eri_utc"].as_str().unwrap() < e["projected_eos_utc"].as_str().unwrap());
+}
+
+#[test]
+fn energy_prints_the_life_at_the_demo_and_the_maximum_rate() {
+    let out = pumpctl().args(["energy", "--days", "30"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("| the ")).collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    // The motor dominates at the maximum rate, and the life is shorter.
+    let years = |row: &str| -> f64 {
+        row.split("**")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches(" years")
+            .parse()
+            .unwrap()
+    };
+    assert!(years(rows[1]) < years(rows[0]), "{text}");
+    assert!(rows[1].contains("motor 9"), "{}", rows[1]);
+}
