@@ -194,6 +194,8 @@ code_enum! {
         /// A refill withdrew more drug than the pump's record held: the
         /// reservoir record and the drug in it disagree.
         RefillDiscrepancy = 10 @ (1, 1),
+        /// The battery reached end of service: delivery has stopped.
+        EndOfService = 11 @ (1, 1),
     }
 }
 

@@ -59,6 +59,10 @@ pub struct EnergyProfile {
     /// The ERI comes when this many days of therapy are left at the
     /// current use (a board setting).
     pub eri_lead_days: u32,
+    /// End of service comes when the charge left lasts this many days at
+    /// the current use: the reserve that keeps the high alarm sounding and
+    /// the log readable after delivery stops (a board setting).
+    pub eos_reserve_days: u32,
 }
 
 /// pAh of `current_na` flowing for `duration_ms`: nA × ms / 3 600 000 ms/h
@@ -98,6 +102,9 @@ pub const NRF52840_DK: EnergyProfile = EnergyProfile {
     // Estimate (not measured on the board): 100 ms of CPU at 4 mA.
     signature_verify_charge_pah: charge_pah(4_000_000, 100),
     eri_lead_days: 90,
+    // Design value: ten days of the pump's own use keep the stopped pump's
+    // high alarm and its telemetry alive for the explant to be arranged.
+    eos_reserve_days: 10,
 };
 
 /// What the pump did over a span of time.
@@ -213,21 +220,43 @@ impl EnergyProfile {
         u64::try_from(life_ms * 100 / u128::from(MS_PER_DAY)).ok()
     }
 
+    /// Days × 100 of therapy a new battery gives at the rate of `usage`:
+    /// until end of service, which keeps `eos_reserve_days` in the cell.
+    pub fn service_life_days_x100(&self, usage: &Usage) -> Option<u64> {
+        self.life_days_x100(usage)
+            .map(|life| life.saturating_sub(u64::from(self.eos_reserve_days) * 100))
+    }
+
     /// Days × 100 from the ERI to end of service at the rate of `usage`:
-    /// the ERI is raised when the charge left lasts `eri_lead_days` at the
-    /// current rate, so this is the lead itself unless the battery is
-    /// shorter than it.
+    /// the ERI is raised when the charge left lasts `eri_lead_days` beyond
+    /// the end-of-service reserve, so this is the lead itself unless the
+    /// whole service life is shorter.
     pub fn eri_to_eos_days_x100(&self, usage: &Usage) -> Option<u64> {
-        let life = self.life_days_x100(usage)?;
-        Some(life.min(u64::from(self.eri_lead_days) * 100))
+        let service = self.service_life_days_x100(usage)?;
+        Some(service.min(u64::from(self.eri_lead_days) * 100))
     }
 
     /// The charge that must be left when the ERI is raised, at `average_current_na`.
     pub fn eri_threshold_pah(&self, average_current_na: u64) -> u64 {
+        let days = u64::from(self.eri_lead_days) + u64::from(self.eos_reserve_days);
+        charge_pah(average_current_na, days.saturating_mul(MS_PER_DAY))
+    }
+
+    /// The charge at which service ends, at `average_current_na`.
+    pub fn eos_threshold_pah(&self, average_current_na: u64) -> u64 {
         charge_pah(
             average_current_na,
-            u64::from(self.eri_lead_days).saturating_mul(MS_PER_DAY),
+            u64::from(self.eos_reserve_days).saturating_mul(MS_PER_DAY),
         )
+    }
+
+    /// The cell's own loss over `elapsed_ms`.
+    pub fn self_discharge_pah(&self, elapsed_ms: u64) -> u64 {
+        self.charge(&Usage {
+            elapsed_ms,
+            ..Usage::default()
+        })
+        .self_discharge_pah
     }
 }
 
@@ -302,8 +331,11 @@ mod tests {
             life / 100
         );
         assert_eq!(p.eri_to_eos_days_x100(&usage), Some(9_000));
-        // The ERI threshold is 90 days of the average current.
-        assert_eq!(p.eri_threshold_pah(avg), charge_pah(avg, 90 * MS_PER_DAY));
+        // The ERI threshold is 90 days of the average current beyond the
+        // end-of-service reserve of 10.
+        assert_eq!(p.eri_threshold_pah(avg), charge_pah(avg, 100 * MS_PER_DAY));
+        assert_eq!(p.eos_threshold_pah(avg), charge_pah(avg, 10 * MS_PER_DAY));
+        assert_eq!(p.service_life_days_x100(&usage), Some(life - 1_000));
         // Nothing drawn, nothing to project.
         let empty = EnergyProfile {
             sleep_current_na: 0,

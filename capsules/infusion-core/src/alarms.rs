@@ -11,7 +11,8 @@ pub fn priority_of(code: AlarmCode) -> AlarmPriority {
         | AlarmCode::ReservoirEmpty
         | AlarmCode::EnvelopeIntegrity
         | AlarmCode::DosingWatchdog
-        | AlarmCode::RefillDiscrepancy => AlarmPriority::High,
+        | AlarmCode::RefillDiscrepancy
+        | AlarmCode::EndOfService => AlarmPriority::High,
         AlarmCode::ReservoirLow | AlarmCode::BatteryReplacement | AlarmCode::AppFault => {
             AlarmPriority::Medium
         }
@@ -29,6 +30,7 @@ pub fn stops_delivery(code: AlarmCode) -> bool {
             | AlarmCode::Occlusion
             | AlarmCode::ReservoirEmpty
             | AlarmCode::EnvelopeIntegrity
+            | AlarmCode::EndOfService
     )
 }
 

@@ -100,8 +100,9 @@ pub use crate::platform::{
     AlarmOutput, Motor, Notification, Notifier, Platform, RecordKind, Storage,
 };
 pub use crate::pump::{
-    mean_rate_nl_per_h, Authenticated, CommandResult, InfusionCore, RegionState, StoredRecords,
-    APP_RECORD_MAX_LEN, MAX_STEPS_PER_WAKEUP, RESERVATION_STEPS, SAVED_STATE_LEN,
+    mean_rate_nl_per_h, Authenticated, BatteryEstimate, CommandResult, InfusionCore, RegionState,
+    StoredRecords, APP_RECORD_MAX_LEN, BATTERY_CHECK_INTERVAL_MS, MAX_STEPS_PER_WAKEUP,
+    RESERVATION_STEPS, SAVED_STATE_LEN,
 };
 /// The syscall ABI (driver, command, upcall and allow numbers): one source,
 /// shared with the libtock-rs API crate.

@@ -21,6 +21,7 @@ fn sr_alm_001_priorities_follow_iec_60601_1_8() {
         (AppFault, Medium),
         (RefillDue, Low),
         (RefillDiscrepancy, High),
+        (EndOfService, High),
         (AlarmCode::Other(999), High),
     ];
     for (code, priority) in expected {
@@ -28,7 +29,7 @@ fn sr_alm_001_priorities_follow_iec_60601_1_8() {
     }
     assert_eq!(
         AlarmCode::ALL.len(),
-        10,
+        11,
         "a new alarm code needs a priority here"
     );
 }

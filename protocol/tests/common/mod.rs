@@ -430,6 +430,11 @@ pub fn added_code_example(enum_name: &str, name: &str) -> Option<Frame> {
             code: AlarmCode::RefillDiscrepancy,
             priority: AlarmPriority::High,
         }),
+        ("AlarmCode", "EndOfService") => Message::AlarmRaised(AlarmRaised {
+            time_ms: t + 1_640_000,
+            code: AlarmCode::EndOfService,
+            priority: AlarmPriority::High,
+        }),
         ("ErrorCode", name) => {
             let error = ErrorCode::ALL.iter().copied().find(|e| e.name() == name)?;
             if error.since() == Some((1, 0)) {

@@ -95,6 +95,7 @@ impl<P: Platform> InfusionCore<P> {
             command::AUTHENTICATED_COMMAND,
             now,
         )?;
+        self.draw_signature();
         let (body, signer, kind) = match self.verify_command(signed) {
             Ok(verified) => verified,
             Err(reason) => return Err(self.refuse_command(reason, now)),

@@ -286,6 +286,8 @@ impl<P: Platform> InfusionCore<P> {
     /// silenced alarms, write basal checkpoints (SR-MOT-001, SR-WDG-002).
     pub fn on_timer(&mut self, now_ms: u64) {
         let now = self.clock(now_ms);
+        self.draw_wakeup();
+        self.check_battery(now);
         if self.watchdog.is_due(now) {
             self.expire_watchdog(now);
         }

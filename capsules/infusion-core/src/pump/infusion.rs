@@ -29,6 +29,8 @@ pub struct InfusionCore<P: Platform> {
     pub(super) clinician_grant: Option<super::auth::ClinicianGrant>,
     /// One app's refusals counted since its `AccessDenied` (see [`super::authz`]).
     pub(super) denied_fold: Option<super::authz::DeniedFold>,
+    /// What the pump's work costs its battery, if the board counts it.
+    pub(super) energy: Option<energy_core::EnergyProfile>,
     pub(super) events: EventQueue,
     pub(super) watchdog: Watchdog,
     pub(super) steps_since_encoder: u32,
@@ -69,6 +71,7 @@ impl<P: Platform> InfusionCore<P> {
             pairing: Pairing::FORMAT_1,
             clinician_grant: None,
             denied_fold: None,
+            energy: None,
             events: EventQueue::starting_at(0),
             watchdog: Watchdog::default(),
             steps_since_encoder: 0,
@@ -226,6 +229,7 @@ impl<P: Platform> InfusionCore<P> {
         consider(self.watchdog.next_deadline());
         consider(self.p.alarms.next_silence_end(self.p.last_time_ms));
         consider(self.relay.answer_deadline_ms());
+        consider(self.battery_check_due_ms());
         if !self.p.alarms.is_active(AlarmCode::RefillDue) {
             consider(
                 self.refill_by_ms(self.p.last_time_ms)
@@ -279,6 +283,8 @@ impl<P: Platform> InfusionCore<P> {
     ) -> Result<(usize, usize), ErrorCode> {
         let now = self.clock(now_ms);
         self.authorize(caller, &[Role::Telemetry], command::DRAIN_EVENTS, now)?;
+        // The telemetry app woke to drain.
+        self.draw_wakeup();
         self.flush_denied_fold(now);
         let drained = self.events.drain_into(buf);
         // The next sequence number must survive a reset, or numbers repeat.

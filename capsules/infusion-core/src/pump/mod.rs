@@ -5,6 +5,7 @@
 //! |---|---|
 //! | [`auth`] | signed programmer commands: verification, counters, grants |
 //! | [`authz`] | roles, the audit of refusals |
+//! | [`battery`] | the battery's coulomb count, ERI and end of service |
 //! | [`envelope`] | the physician's envelope and the hardware's limits |
 //! | [`delivery`] | basal and bolus runs, stepping, checkpoints |
 //! | [`watchdog`] | the dosing app's check-ins |
@@ -20,6 +21,7 @@
 
 mod auth;
 mod authz;
+mod battery;
 mod commands;
 mod delivery;
 mod envelope;
@@ -35,6 +37,7 @@ mod watchdog;
 mod watchdog_state;
 
 pub use auth::Authenticated;
+pub use battery::{BatteryEstimate, BATTERY_CHECK_INTERVAL_MS};
 pub use commands::CommandResult;
 pub use delivery::MAX_STEPS_PER_WAKEUP;
 pub use envelope::mean_rate_nl_per_h;

@@ -29,6 +29,7 @@ impl<P: Platform> InfusionCore<P> {
         self.platform.set_motor_enabled(false);
         let Some(saved) = saved else {
             self.p.last_time_ms = now_ms;
+            self.start_battery_count(now_ms);
             self.save();
             return;
         };
@@ -93,6 +94,7 @@ impl<P: Platform> InfusionCore<P> {
             Err(_) => return,
         };
         let crc = CRC32C.checksum(&self.save_buf[..len]);
+        self.draw_flash(len + 4);
         self.save_buf[len..len + 4].copy_from_slice(&crc.to_le_bytes());
         self.platform
             .write_record(RecordKind::Image, &self.save_buf[..len + 4]);
@@ -102,6 +104,7 @@ impl<P: Platform> InfusionCore<P> {
     /// its own region, then the therapy state.
     pub(super) fn save_prescription(&mut self) {
         if P::KEEPS_RECORDS_APART {
+            self.draw_flash(self.p.signed_rx.as_ref().map_or(0, |s| s.len()));
             if let Some(signed) = &self.p.signed_rx {
                 self.platform.write_record(RecordKind::Prescription, signed);
             }
@@ -123,6 +126,7 @@ impl<P: Platform> InfusionCore<P> {
     /// The dosing app's record changed.
     pub(super) fn save_app_record_bytes(&mut self) {
         if P::KEEPS_RECORDS_APART {
+            self.draw_flash(self.p.app_record.len());
             self.platform
                 .write_record(RecordKind::AppRecord, &self.p.app_record);
         } else {
@@ -147,6 +151,7 @@ impl<P: Platform> InfusionCore<P> {
     /// delivered (SR-PER-006).
     pub(super) fn account_step(&mut self) {
         self.steps_accounted = self.steps_accounted.saturating_add(1);
+        self.draw_step();
         if !P::KEEPS_RECORDS_APART {
             self.save();
         } else if self.steps_accounted > self.steps_reserved {

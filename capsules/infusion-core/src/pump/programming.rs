@@ -31,6 +31,7 @@ impl<P: Platform> InfusionCore<P> {
             now,
         )?;
         let utc = self.utc_ms(now);
+        self.draw_signature();
         let verified: VerifiedPrescription =
             match rx::verify(&self.config, signed, self.p.serial_floor) {
                 Ok(v) => v,

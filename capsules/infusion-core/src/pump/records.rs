@@ -27,9 +27,10 @@ use crate::ledger::{Channel, Ledger, Run};
 use crate::platform::{Platform, RecordKind};
 
 /// The therapy record's format. Format 1 is the first with records apart;
-/// format 2 adds each run's lateness (`Run::late_ms`) to the ledger. Format
-/// 1 was never released: it reads as a lost therapy record (SR-PER-007).
-const THERAPY_FORMAT: u8 = 2;
+/// format 2 adds each run's lateness (`Run::late_ms`) to the ledger, format
+/// 3 the battery's charge count. Earlier formats were never released: they
+/// read as a lost therapy record (SR-PER-007).
+const THERAPY_FORMAT: u8 = 3;
 
 /// How a storage region read at boot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +96,7 @@ struct TherapyOut<'a> {
     last_time_ms: u64,
     next_event_sequence: u32,
     steps_accounted: u64,
+    battery: super::state::ChargeCount,
 }
 
 /// The therapy record as read: the same fields in the same order.
@@ -111,6 +113,7 @@ struct TherapyIn {
     last_time_ms: u64,
     next_event_sequence: u32,
     steps_accounted: u64,
+    battery: super::state::ChargeCount,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,6 +154,7 @@ impl<P: Platform> InfusionCore<P> {
         self.platform.set_motor_enabled(false);
         if stored.factory_new() {
             self.p.last_time_ms = now_ms;
+            self.start_battery_count(now_ms);
             // Therapy first: a cut between the two leaves a readable pump
             // (floor 0 written back), never a floor without state.
             self.save();
@@ -205,6 +209,7 @@ impl<P: Platform> InfusionCore<P> {
         self.p.utc_offset_ms = t.utc_offset_ms;
         self.p.last_time_ms = t.last_time_ms;
         self.steps_accounted = t.steps_accounted;
+        self.p.battery = t.battery;
         let reservation = decode::<Reservation>(stored.reservation).unwrap_or_default();
         let sequence = t.next_event_sequence.max(reservation.next_event_sequence);
         self.p.next_event_sequence = sequence;
@@ -254,6 +259,13 @@ impl<P: Platform> InfusionCore<P> {
         let s = self.config.nl_per_step;
         let worst_steps = u64::from(self.config.limits.max_volume_per_24h_nl / s.max(1));
         self.raise(AlarmCode::EnvelopeIntegrity, now);
+        if self.energy.is_some() {
+            // The battery's count went with the therapy record: nothing
+            // says how much is left, so plan the replacement now
+            // (SR-BAT-002).
+            self.start_battery_count(now);
+            self.raise(AlarmCode::BatteryReplacement, now);
+        }
         self.count_unconfirmed(worst_steps, DeliveryKind::Basal, now, now);
         self.write_serial_floor();
     }
@@ -336,10 +348,15 @@ impl<P: Platform> InfusionCore<P> {
             last_time_ms: self.p.last_time_ms,
             next_event_sequence: self.p.next_event_sequence,
             steps_accounted: self.steps_accounted,
+            battery: self.p.battery,
         };
+        let mut written = 0;
         if let Ok(bytes) = postcard::to_slice(&record, &mut self.save_buf) {
+            written = bytes.len();
             self.platform.write_record(RecordKind::Therapy, bytes);
         }
+        // Counted in the next save: this record already holds the count.
+        self.draw_flash(written);
     }
 
     pub(super) fn write_reservation(&mut self) {
@@ -350,6 +367,7 @@ impl<P: Platform> InfusionCore<P> {
         };
         let mut buf = [0u8; 32];
         if let Ok(bytes) = postcard::to_slice(&record, &mut buf) {
+            self.draw_flash(bytes.len());
             self.platform.write_record(RecordKind::Reservation, bytes);
         }
     }
@@ -373,6 +391,7 @@ impl<P: Platform> InfusionCore<P> {
             return;
         };
         if let Some(bytes) = buf.get(..head + tail) {
+            self.draw_flash(bytes.len());
             self.platform.write_record(RecordKind::SerialFloor, bytes);
         }
     }
@@ -408,6 +427,11 @@ mod tests {
             last_time_ms: 11,
             next_event_sequence: 12,
             steps_accounted: 13,
+            battery: super::super::state::ChargeCount {
+                used_pah: 14,
+                since_ms: 15,
+                counted_until_ms: 16,
+            },
         };
         let mut buf = [0u8; 256];
         let bytes = postcard::to_slice(&out, &mut buf).unwrap();
@@ -427,6 +451,14 @@ mod tests {
             (THERAPY_FORMAT, true, 7, 8, 9, -10, 11, 12, 13)
         );
         assert_eq!(back.ledger, ledger);
+        assert_eq!(
+            (
+                back.battery.used_pah,
+                back.battery.since_ms,
+                back.battery.counted_until_ms
+            ),
+            (14, 15, 16)
+        );
     }
 
     #[test]

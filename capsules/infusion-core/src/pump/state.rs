@@ -13,9 +13,10 @@ use crate::ledger::Ledger;
 pub const SAVED_STATE_LEN: usize = 4096;
 
 /// Format 2 added the dosing app's record; format 3 each run's lateness
-/// (`Run::late_ms`); format 4 the signed-command counters. Earlier formats were never released; such a record is
+/// (`Run::late_ms`); format 4 the signed-command counters; format 5 the
+/// battery's charge count. Earlier formats were never released; such a record is
 /// not migrated and fails safe like a corrupt one.
-pub(super) const SAVED_FORMAT: u8 = 4;
+pub(super) const SAVED_FORMAT: u8 = 5;
 
 /// Steps one [`RecordKind::Reservation`] covers: the most a reset can leave
 /// unconfirmed, so the bound of the log's uncertainty is
@@ -50,4 +51,17 @@ pub(super) struct Persistent {
     /// The last counter accepted from each signer (`Signer::index`): a
     /// signed command at or below it is a replay (SR-AUTH-003).
     pub(super) command_counters: [u64; 2],
+    /// The battery's coulomb count (see [`super::battery`]).
+    pub(super) battery: ChargeCount,
+}
+
+/// Charge the pump has drawn from its battery, counted from its own work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ChargeCount {
+    /// Drawn since the count started, self-discharge excluded.
+    pub used_pah: u64,
+    /// Core time the count started (the battery was new).
+    pub since_ms: u64,
+    /// Core time up to which sleep and tone are counted.
+    pub counted_until_ms: u64,
 }

@@ -14,6 +14,8 @@ impl<P: Platform> InfusionCore<P> {
     pub fn check_in(&mut self, caller: AppId, now_ms: u64) -> Result<u32, ErrorCode> {
         let now = self.clock(now_ms);
         self.authorize(caller, &[Role::Dosing], command::CHECK_IN, now)?;
+        // The dosing app woke to check in.
+        self.draw_wakeup();
         let timeout = self
             .rx
             .as_ref()
