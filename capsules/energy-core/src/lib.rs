@@ -52,7 +52,9 @@ pub struct EnergyProfile {
     pub link_session_charge_pah: u64,
     /// One byte over the telemetry link, either way.
     pub link_byte_charge_pah: u64,
-    /// The alarm tone sounding.
+    /// The alarm tone while an alarm is audible, averaged over its pattern
+    /// (an implant beeps for seconds every few minutes, it does not sound
+    /// without pause).
     pub alarm_tone_current_na: u32,
     /// One Ed25519 verification (a prescription or a signed command).
     pub signature_verify_charge_pah: u64,
@@ -97,8 +99,9 @@ pub const NRF52840_DK: EnergyProfile = EnergyProfile {
     link_session_charge_pah: charge_pah(8_000_000, 20),
     // PS: radio TX/RX at 1 Mb/s ≈ 6.4 mA plus CPU: 8 µs a byte at 10 mA.
     link_byte_charge_pah: 10_000_000 * 8 / 3_600_000,
-    // Guess: a piezo transducer and its driver at 3 mA while it sounds.
-    alarm_tone_current_na: 3_000_000,
+    // Guess: a piezo transducer and its driver at 3 mA, sounding 2 s in
+    // every 10 minutes while an alarm is audible: 10 µA on average.
+    alarm_tone_current_na: 10_000,
     // Estimate (not measured on the board): 100 ms of CPU at 4 mA.
     signature_verify_charge_pah: charge_pah(4_000_000, 100),
     eri_lead_days: 90,
@@ -236,9 +239,11 @@ impl EnergyProfile {
         Some(service.min(u64::from(self.eri_lead_days) * 100))
     }
 
-    /// The charge that must be left when the ERI is raised, at `average_current_na`.
+    /// The charge that must be left when the ERI is raised, at
+    /// `average_current_na`: the lead and the reserve, plus one day for a
+    /// pump that looks at its battery daily.
     pub fn eri_threshold_pah(&self, average_current_na: u64) -> u64 {
-        let days = u64::from(self.eri_lead_days) + u64::from(self.eos_reserve_days);
+        let days = u64::from(self.eri_lead_days) + u64::from(self.eos_reserve_days) + 1;
         charge_pah(average_current_na, days.saturating_mul(MS_PER_DAY))
     }
 
@@ -301,8 +306,8 @@ mod tests {
         assert_eq!(b.motor_pah, 3 * 111_111);
         assert_eq!(b.flash_pah, 2 * 177_083 + 400 * p.flash_byte_charge_pah);
         assert_eq!(b.link_pah, 44_444 + 1_000 * 22);
-        // 3 mA for 2 s = 1 666 nAh.
-        assert_eq!(b.alarm_pah, 1_666_666);
+        // 10 µA on average for 2 s = 5.5 nAh.
+        assert_eq!(b.alarm_pah, 5_555);
         assert_eq!(b.signatures_pah, 111_111);
     }
 
@@ -332,8 +337,8 @@ mod tests {
         );
         assert_eq!(p.eri_to_eos_days_x100(&usage), Some(9_000));
         // The ERI threshold is 90 days of the average current beyond the
-        // end-of-service reserve of 10.
-        assert_eq!(p.eri_threshold_pah(avg), charge_pah(avg, 100 * MS_PER_DAY));
+        // end-of-service reserve of 10, and a day for the daily check.
+        assert_eq!(p.eri_threshold_pah(avg), charge_pah(avg, 101 * MS_PER_DAY));
         assert_eq!(p.eos_threshold_pah(avg), charge_pah(avg, 10 * MS_PER_DAY));
         assert_eq!(p.service_life_days_x100(&usage), Some(life - 1_000));
         // Nothing drawn, nothing to project.

@@ -94,9 +94,9 @@ fn sr_bat_002_and_003_eri_comes_90_days_before_end_of_service_which_stops_delive
         drain(&mut core, day * MS_PER_DAY);
     }
     let (eri, eos) = (eri_day.unwrap(), eos_day.unwrap());
-    assert!((99..=101).contains(&eri), "ERI on day {eri}");
+    assert!((98..=100).contains(&eri), "ERI on day {eri}");
     assert!((189..=191).contains(&eos), "EOS on day {eos}");
-    assert!(eos - eri >= 89, "ERI {eri}, EOS {eos}");
+    assert!(eos - eri >= 90, "ERI {eri}, EOS {eos}");
     let now = eos * MS_PER_DAY;
     // End of service: delivery stopped under a high alarm that stays.
     assert_eq!(core.pump_state(), PumpState::FaultStopped);

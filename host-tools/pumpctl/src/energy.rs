@@ -20,7 +20,7 @@ pub struct EnergyReport {
     pub total_uah: u64,
     /// Average current, nA.
     pub average_current_na: u64,
-    /// A new battery's life at this use, years × 100.
+    /// A new battery's service life at this use (to end of service), years × 100.
     pub projected_life_years_x100: Option<u64>,
     /// Days from the ERI to end of service × 100.
     pub eri_to_eos_days_x100: Option<u64>,
@@ -34,7 +34,7 @@ pub struct EnergyReport {
 pub fn report(profile: &EnergyProfile, usage: Usage, start_utc_ms: u64) -> EnergyReport {
     let breakdown = profile.charge(&usage);
     let ranked = breakdown.ranked();
-    let life = profile.life_days_x100(&usage);
+    let life = profile.service_life_days_x100(&usage);
     let lead = profile.eri_to_eos_days_x100(&usage);
     let at = |days_x100: u64| {
         let ms = u128::from(days_x100) * u128::from(MS_PER_DAY) / 100;
@@ -61,10 +61,10 @@ pub fn report(profile: &EnergyProfile, usage: Usage, start_utc_ms: u64) -> Energ
     }
 }
 
-/// The energy section of a simulation.
-pub fn of_run(result: &crate::sim::SimResult) -> EnergyReport {
+/// The energy section of a simulation priced with `profile`.
+pub fn of_run(result: &crate::sim::SimResult, profile: &EnergyProfile) -> EnergyReport {
     report(
-        &NRF52840_DK,
+        profile,
         result.truth.usage(result.storage.as_ref()),
         crate::board::SIM_EPOCH_UTC_MS,
     )
@@ -92,7 +92,7 @@ pub fn summary_line(e: &EnergyReport) -> String {
 /// continuous rate (the capsule alone, as the wear figure), as a table.
 pub fn table(days: u32, scratch: &std::path::Path) -> crate::error::Result<String> {
     let cfg = crate::bench::demo_year_config(days, scratch)?;
-    let demo = of_run(&crate::sim::run(&cfg)?);
+    let demo = of_run(&crate::sim::run(&cfg)?, &cfg.energy);
     let (_, usage) = crate::bench::max_rate_run(crate::bench::WEAR_MAX_RATE_DAYS)?;
     let max = report(&NRF52840_DK, usage, crate::board::SIM_EPOCH_UTC_MS);
     let row = |what: String, e: &EnergyReport| {

@@ -118,6 +118,10 @@ struct SimulateArgs {
     /// Skip report.svg, daily.csv and report.md.
     #[arg(long)]
     no_charts: bool,
+    /// Usable battery capacity in mAh, to see ERI and end of service in a
+    /// shorter run (default: the board profile's, docs/energy.md).
+    #[arg(long)]
+    battery_mah: Option<u32>,
 }
 
 #[derive(Args)]
@@ -331,6 +335,7 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
         out: args.out.clone(),
         charts: !args.no_charts,
         progress: true,
+        battery_mah: args.battery_mah,
     };
     let outcome = simcmd::execute(&run)?;
     print(&outcome.summary)?;

@@ -621,6 +621,8 @@ pub struct SimConfig {
     pub extra_keys: Vec<[u8; 32]>,
     /// Show a progress bar on a terminal.
     pub progress: bool,
+    /// The board's energy profile, given to the capsule (docs/energy.md).
+    pub energy: energy_core::EnergyProfile,
 }
 
 /// A line of the simulation's own narrative (written as console text into
@@ -752,6 +754,8 @@ struct Sim {
     link: crate::simlink::LinkSigner,
     /// When the last telemetry session was (requests at one instant are one).
     last_session_ms: Option<u64>,
+    /// The board's energy profile (kept for the resets).
+    energy: energy_core::EnergyProfile,
 }
 
 impl Sim {
@@ -1061,6 +1065,7 @@ impl Sim {
         // Everything in RAM is gone: the capsule and the dosing app are
         // rebuilt from what each had saved.
         self.core = InfusionCore::new(self.config.clone(), platform);
+        self.core.set_energy_profile(self.energy);
         self.core.restore_records(&read_back.stored(), back);
         self.truth.resets += 1;
         self.dosing = None;
@@ -1140,6 +1145,7 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
         ..SimPlatform::default()
     };
     let mut core = InfusionCore::new(board_config.clone(), platform);
+    core.set_energy_profile(cfg.energy);
     core.restore_records(&StoredRecords::BLANK, 0);
     let mut prescription = cfg.prescription.clone();
     prescription.device_id = board::SIM_DEVICE_ID;
@@ -1168,6 +1174,7 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
         prescription: prescription.clone(),
         link: crate::simlink::LinkSigner::new(board::simulator_test_key(), board::SIM_DEVICE_ID),
         last_session_ms: None,
+        energy: cfg.energy,
     };
 
     // Boot: the apps start; over the link the clinic sets the clock,

@@ -41,6 +41,8 @@ pub struct Run {
     pub charts: bool,
     /// Progress bar.
     pub progress: bool,
+    /// Usable battery capacity, mAh (`None`: the board profile's).
+    pub battery_mah: Option<u32>,
 }
 
 /// What a run produced.
@@ -90,6 +92,14 @@ pub fn config(run: &Run) -> Result<SimConfig> {
         record_steps: true,
         extra_keys: run.extra_keys.clone(),
         progress: run.progress,
+        energy: energy_core::EnergyProfile {
+            battery_capacity_pah: run
+                .battery_mah
+                .map_or(energy_core::NRF52840_DK.battery_capacity_pah, |mah| {
+                    u64::from(mah) * 1_000_000_000
+                }),
+            ..energy_core::NRF52840_DK
+        },
     })
 }
 
@@ -170,7 +180,7 @@ fn summary_json(
         "truth": t,
         "log": { "frames": h.counts.frames, "bad_frames": h.counts.bad, "console_lines": h.counts.text_lines, "lost_events": h.lost_events },
         "storage": r.storage,
-        "energy": crate::energy::of_run(r),
+        "energy": crate::energy::of_run(r, &cfg.energy),
     })
 }
 
@@ -296,7 +306,10 @@ fn summary_text(
             t.dosing_wakeups
         ));
     }
-    s.push_str(&crate::energy::summary_line(&crate::energy::of_run(r)));
+    s.push_str(&crate::energy::summary_line(&crate::energy::of_run(
+        r,
+        &cfg.energy,
+    )));
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     s.push_str(&format!("wrote {}\n", names.join(", ")));
     s
@@ -316,5 +329,6 @@ pub fn demo_run(out: &Path) -> Result<Run> {
         out: out.to_path_buf(),
         charts: true,
         progress: true,
+        battery_mah: None,
     })
 }

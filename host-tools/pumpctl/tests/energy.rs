@@ -55,7 +55,10 @@ fn a_simulation_prices_what_the_pump_did() {
     // this use, lasts less (a tone sounding for days drains it: 3 mA).
     let life_days_x100 = e["projected_life_years_x100"].as_u64().unwrap() * 36_525 / 100;
     let lead = e["eri_to_eos_days_x100"].as_u64().unwrap();
-    assert!(lead == 9_000 || lead.abs_diff(life_days_x100) < 400, "{lead} {life_days_x100}");
+    assert!(
+        lead == 9_000 || lead.abs_diff(life_days_x100) < 400,
+        "{lead} {life_days_x100}"
+    );
     assert!(e["projected_eri_utc"].as_str().unwrap() < e["projected_eos_utc"].as_str().unwrap());
 }
 
@@ -77,4 +80,75 @@ fn energy_prints_the_life_at_the_demo_and_the_maximum_rate() {
     };
     assert!(years(rows[1]) < years(rows[0]), "{text}");
     assert!(rows[1].contains("motor 9"), "{}", rows[1]);
+}
+
+/// Seven years in one run (a refill every 45 days), with a battery small
+/// enough to end inside them: the replacement indicator comes at least 90
+/// days before end of service, and the motor never moves after it.
+#[test]
+fn sr_bat_002_seven_years_run_through_eri_and_end_of_service() {
+    // Verifies: SR-BAT-003
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let events = dir.path().join("refills.txt");
+    let script: String = (1..=2555 / 45)
+        .map(|n| format!("d{} 10:00 refill volume_ul=20000\n", n * 45))
+        .collect();
+    std::fs::write(&events, script).unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let status = pumpctl()
+        .arg("simulate")
+        .arg(examples.join("baclofen-flex.toml"))
+        .args([
+            "--days",
+            "2555",
+            "--battery-mah",
+            "500",
+            "--no-charts",
+            "--out",
+        ])
+        .arg(&out)
+        .arg("--events")
+        .arg(&events)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let decoded = pumpctl()
+        .arg("decode")
+        .arg(out.join("telemetry.log"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    let raised = |code: &str| -> Vec<u64> {
+        String::from_utf8_lossy(&decoded.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["kind"] == "AlarmRaised" && v["fields"]["code"] == code)
+            .map(|v| v["fields"]["time_ms"].as_u64().unwrap())
+            .collect()
+    };
+    let eri = raised("BatteryReplacement");
+    let eos = raised("EndOfService");
+    assert!(
+        !eri.is_empty() && !eos.is_empty(),
+        "ERI {eri:?}, EOS {eos:?}"
+    );
+    let day_ms = 86_400_000;
+    assert!(
+        eos[0] - eri[0] >= 90 * day_ms,
+        "{} days",
+        (eos[0] - eri[0]) / day_ms
+    );
+    // No step after end of service (steps.csv: monotonic ms, UTC ms).
+    let steps = std::fs::read_to_string(out.join("steps.csv")).unwrap();
+    let last_utc: u64 = steps
+        .lines()
+        .filter_map(|l| l.split(',').nth(1)?.parse().ok())
+        .max()
+        .unwrap();
+    assert!(
+        last_utc <= eos[0],
+        "a step {} ms after EOS",
+        last_utc - eos[0]
+    );
 }

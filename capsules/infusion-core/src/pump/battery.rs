@@ -147,8 +147,14 @@ impl<P: Platform> InfusionCore<P> {
         let Some(estimate) = self.battery_estimate(now) else {
             return;
         };
-        let eos = estimate.remaining_pah <= e.eos_threshold_pah(estimate.average_current_na);
-        let eri = estimate.remaining_pah <= e.eri_threshold_pah(estimate.average_current_na);
+        // The ERI's own tone, and then the end of service's, sound until
+        // the explant: the thresholds count them at the full tone current so
+        // the 90 days and the reserve hold even if no one silences them.
+        let with_tone = estimate
+            .average_current_na
+            .saturating_add(u64::from(e.alarm_tone_current_na));
+        let eos = estimate.remaining_pah <= e.eos_threshold_pah(with_tone);
+        let eri = estimate.remaining_pah <= e.eri_threshold_pah(with_tone);
         if eos && !self.p.alarms.is_active(AlarmCode::EndOfService) {
             self.stop_all(DeliveryOutcome::Aborted, now);
             self.raise(AlarmCode::EndOfService, now);
