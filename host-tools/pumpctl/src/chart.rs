@@ -213,6 +213,50 @@ pub fn history_svg(path: &Path, h: &History, title: &str) -> Result<()> {
 }
 
 /// Unix ms of a `YYYY-MM-DD` date at 00:00 UTC.
+/// Battery charge left over time, from the capsule's own estimate at each
+/// daily read-out, against the capacity when new.
+pub fn battery_svg(
+    path: &Path,
+    samples: &[(u64, u64)],
+    capacity_pah: u64,
+    title: &str,
+) -> Result<()> {
+    let err = |e: &dyn std::fmt::Display| plot_error(path, e);
+    let root = SVGBackend::new(path, (1100, 420)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let root = root
+        .titled(title, ("sans-serif", 20))
+        .map_err(|e| err(&e))?;
+    let mah = |pah: u64| pah as f64 / 1e9;
+    let days = samples
+        .last()
+        .map_or(1.0, |(t, _)| day_coord(*t, 0))
+        .max(1.0);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Charge left (mAh), the capsule's coulomb count",
+            ("sans-serif", 16),
+        )
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..days, 0f64..mah(capacity_pah) * 1.05)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("day")
+        .y_desc("mAh")
+        .draw()
+        .map_err(|e| err(&e))?;
+    chart
+        .draw_series(LineSeries::new(
+            samples.iter().map(|(t, pah)| (day_coord(*t, 0), mah(*pah))),
+            BLUE,
+        ))
+        .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))
+}
+
 fn parse_date_ms(date: &str) -> Option<u64> {
     let mut parts = date.split('-');
     let y: i64 = parts.next()?.parse().ok()?;

@@ -649,6 +649,9 @@ pub struct SimResult {
     pub commands: Vec<String>,
     /// The capsule's records on the flash model: writes, erases, wear.
     pub storage: Option<crate::flashstore::StorageSummary>,
+    /// The capsule's battery estimate at each daily read-out:
+    /// `(monotonic_ms, remaining_pah)`.
+    pub battery: Vec<(u64, u64)>,
 }
 
 /// Ground truth the simulator knows (for reconciliation).
@@ -756,6 +759,8 @@ struct Sim {
     last_session_ms: Option<u64>,
     /// The board's energy profile (kept for the resets).
     energy: energy_core::EnergyProfile,
+    /// See [`SimResult::battery`].
+    battery: Vec<(u64, u64)>,
 }
 
 impl Sim {
@@ -987,6 +992,9 @@ impl Sim {
     /// clinic's at the end): a status, then the telemetry app's log from
     /// where the last read-out stopped, in bounded chunks.
     fn host_readout(&mut self, t: u64) {
+        if let Some(estimate) = self.core.battery_estimate(t) {
+            self.battery.push((t, estimate.remaining_pah));
+        }
         self.host_request(t, Message::GetStatus(GetStatus {}));
         for _ in 0..100_000 {
             let answers = self.host_request(
@@ -1175,6 +1183,7 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
         link: crate::simlink::LinkSigner::new(board::simulator_test_key(), board::SIM_DEVICE_ID),
         last_session_ms: None,
         energy: cfg.energy,
+        battery: Vec::new(),
     };
 
     // Boot: the apps start; over the link the clinic sets the clock,
@@ -1491,6 +1500,7 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
         truth: sim.truth,
         commands: sim.commands,
         storage,
+        battery: sim.battery,
     })
 }
 

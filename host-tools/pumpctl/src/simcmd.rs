@@ -123,6 +123,18 @@ pub fn execute(run: &Run) -> Result<Outcome> {
             &run.out,
         )?;
         files.extend(written.files);
+        let battery_svg = run.out.join("battery.svg");
+        crate::chart::battery_svg(
+            &battery_svg,
+            &result.battery,
+            cfg.energy.battery_capacity_pah,
+            &format!(
+                "Battery — {} (simulated, {})",
+                run.rx_name.display(),
+                cfg.energy.name
+            ),
+        )?;
+        files.push(battery_svg);
     }
     let summary_json = summary_json(run, &cfg, &result, &history, wall_ms);
     let json_path = run.out.join("summary.json");

@@ -94,11 +94,18 @@ fn sr_host_005_demo_runs_end_to_end_and_writes_a_valid_svg_chart() {
         "steps.csv",
         "summary.json",
         "report.svg",
+        "battery.svg",
         "daily.csv",
         "report.md",
     ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
+    // The battery chart draws the capsule's daily estimate.
+    let battery = std::fs::read_to_string(out.join("battery.svg")).unwrap();
+    let battery = roxmltree::Document::parse(&battery).unwrap();
+    assert!(battery
+        .descendants()
+        .any(|n| n.tag_name().name() == "polyline"));
     // The chart parses as XML, its root is <svg>, and it has plotted lines.
     let svg = std::fs::read_to_string(out.join("report.svg")).unwrap();
     let doc = roxmltree::Document::parse(&svg).unwrap();
