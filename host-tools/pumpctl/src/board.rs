@@ -1,6 +1,6 @@
 //! The board pumpctl checks prescriptions against and the simulator builds:
 //! hardware limits, motor calibration, app roles and the simulator's
-//! test-only clinic key.
+//! test-only clinic and patient-programmer keys.
 
 use ed25519_dalek::SigningKey;
 use infusion_core::{AppId, BoardConfig, HardwareLimits, Role};
@@ -26,6 +26,21 @@ pub const SIMULATOR_TEST_KEY_SEED: [u8; 32] = *b"pumpctl simulator TEST-ONLY key
 /// The simulator's test-only clinic signing key.
 pub fn simulator_test_key() -> SigningKey {
     SigningKey::from_bytes(&SIMULATOR_TEST_KEY_SEED)
+}
+
+/// Seed of the simulator's patient-programmer (PTM) key. **TEST-ONLY**, for
+/// the same reason as [`SIMULATOR_TEST_KEY_SEED`]: it is public, so a pump
+/// paired with its public key takes patient bolus requests from anyone. The
+/// examples and the QEMU end-to-end prescription pair it so that signed
+/// patient bolus requests can be exercised without setup; a real
+/// prescription pairs the key of the patient's own PTM. A different seed
+/// from the clinic key, so that a PTM signature never passes as the
+/// clinic's.
+pub const SIMULATOR_PTM_KEY_SEED: [u8; 32] = *b"pumpctl simulator TEST-ONLY PTM!";
+
+/// The simulator's test-only patient-programmer signing key.
+pub fn simulator_ptm_key() -> SigningKey {
+    SigningKey::from_bytes(&SIMULATOR_PTM_KEY_SEED)
 }
 
 /// Hardware limits of the simulated board (an implantable pump with a
