@@ -8,6 +8,7 @@ pub mod bench;
 pub mod bench_auth;
 pub mod board;
 pub mod chart;
+pub mod cmdcli;
 pub mod cmdsign;
 pub mod decode;
 pub mod druglib;

@@ -9,7 +9,8 @@ use clap::{Args, Parser, Subcommand};
 
 use pumpctl::error::{Error, Result};
 use pumpctl::{
-    bail, bench, board, chart, decode, druglib, keys, report, rx, script, sign, simcmd, trumpet,
+    bail, bench, board, chart, cmdcli, decode, druglib, keys, report, rx, script, sign, simcmd,
+    trumpet,
 };
 
 #[derive(Parser)]
@@ -32,6 +33,9 @@ enum Command {
     /// Prescription tools: check against the board and the drug library, sign.
     #[command(subcommand)]
     Rx(RxCommand),
+    /// Programmer commands: sign one for the link.
+    #[command(subcommand)]
+    Cmd(cmdcli::CmdCommand),
     /// Generate a clinic signing key pair.
     #[command(
         after_help = "Example:\n  pumpctl keygen --out clinic.key     # writes clinic.key (0600) and clinic.key.pub"
@@ -203,7 +207,7 @@ struct RxSignArgs {
     #[arg(long)]
     key: PathBuf,
     /// Device id of the implant (decimal or 0x hex), as read from the implant.
-    #[arg(long, value_parser = parse_u32)]
+    #[arg(long, value_parser = cmdcli::parse_u32)]
     device: u32,
     /// Prescription serial: must be above the installed one.
     #[arg(long)]
@@ -240,14 +244,6 @@ struct DecodeArgs {
     follow: bool,
 }
 
-fn parse_u32(s: &str) -> std::result::Result<u32, String> {
-    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        Some(hex) => u32::from_str_radix(&hex.replace('_', ""), 16),
-        None => s.replace('_', "").parse(),
-    };
-    parsed.map_err(|_| format!("`{s}`: expected a 32-bit number (decimal or 0x hex)"))
-}
-
 fn main() -> ExitCode {
     // Contract: no panics or backtraces reach the user. Should a bug panic
     // anyway, say so in one line.
@@ -275,6 +271,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo(args) => demo(&args),
         Command::Rx(RxCommand::Check(args)) => rx_check(&args),
         Command::Rx(RxCommand::Sign(args)) => rx_sign(&args),
+        Command::Cmd(cmdcli::CmdCommand::Sign(args)) => {
+            print(&cmdcli::run_sign(&args)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Keygen(args) => keygen(&args),
         Command::Decode(args) => decode_cmd(&args),
         Command::Simulate(args) => simulate(&args),

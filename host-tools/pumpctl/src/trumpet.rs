@@ -58,25 +58,7 @@ pub fn parse_rate(s: &str) -> Result<u64> {
             "--rate `{s}`: expected a rate like 25000 (nL/h), 25000nl/h, 25ul/h or 0.6ml/day"
         ))
     };
-    // Exact decimal: integer part and up to 6 fraction digits, in millionths.
-    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
-    if int.is_empty() && frac.is_empty() || frac.len() > 6 {
-        return Err(bad());
-    }
-    let int: u64 = if int.is_empty() {
-        0
-    } else {
-        int.parse().map_err(|_| bad())?
-    };
-    let frac_micro: u64 = if frac.is_empty() {
-        0
-    } else {
-        frac.parse::<u64>().map_err(|_| bad())? * 10u64.pow(6 - frac.len() as u32)
-    };
-    let micro = int
-        .checked_mul(1_000_000)
-        .and_then(|v| v.checked_add(frac_micro))
-        .ok_or_else(bad)?;
+    let micro = crate::units::parse_millionths(num).ok_or_else(bad)?;
     let (mul, div) = match unit.trim() {
         "" | "nl/h" => (1, 1),
         "ul/h" => (NL_PER_UL, 1),

@@ -59,6 +59,34 @@ pub fn rate_ug_per_day_to_nl_per_h(
     u32::try_from(num / den).map_err(|_| ConversionError::Overflow)
 }
 
+/// An exact decimal (`12`, `0.6`, `.25`; up to 6 fraction digits, no sign
+/// or exponent) in millionths, without going through a float.
+pub fn parse_millionths(s: &str) -> Option<u64> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if int.is_empty() && frac.is_empty() || frac.len() > 6 {
+        return None;
+    }
+    let all_digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(int) || !all_digits(frac) {
+        return None;
+    }
+    let int: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let frac_micro: u64 = if frac.is_empty() {
+        0
+    } else {
+        // At most 6 digits: the power is 10^0..10^5.
+        frac.parse::<u64>().ok()? * 10u64.pow(6 - u32::try_from(frac.len()).ok()?)
+    };
+    int.checked_mul(1_000_000)?.checked_add(frac_micro)
+}
+
+/// A volume in mL (`12.5`, up to 6 decimals: 1 nL) as nL, exactly;
+/// `None` if it is not such a number or does not fit 32 bits of nL.
+pub fn parse_ml_to_nl(s: &str) -> Option<u32> {
+    // One millionth of a mL is one nL.
+    u32::try_from(parse_millionths(s.trim())?).ok()
+}
+
 /// Volume → dose, for display only: `floor(volume_nl * concentration / 10^6)` µg.
 pub fn nl_to_dose_ug(volume_nl: u64, concentration_ug_per_ml: u32) -> u64 {
     volume_nl.saturating_mul(u64::from(concentration_ug_per_ml)) / NL_PER_ML
@@ -129,6 +157,21 @@ mod tests {
         assert_eq!(dose_ug_to_nl(1, 3), Ok(333_333));
         assert_eq!(dose_ug_to_nl(1, 0), Err(ConversionError::ZeroConcentration));
         assert_eq!(dose_ug_to_nl(u32::MAX, 1), Err(ConversionError::Overflow));
+    }
+
+    #[test]
+    fn decimals_parse_exactly() {
+        assert_eq!(parse_millionths("0.6"), Some(600_000));
+        assert_eq!(parse_millionths(".25"), Some(250_000));
+        assert_eq!(parse_millionths("12"), Some(12_000_000));
+        assert_eq!(parse_millionths("1.0000001"), None);
+        for bad in ["", ".", "-1", "+1", "1e3", "1.-5", "a"] {
+            assert_eq!(parse_millionths(bad), None, "{bad}");
+        }
+        assert_eq!(parse_ml_to_nl("12.5"), Some(12_500_000));
+        assert_eq!(parse_ml_to_nl("0.000001"), Some(1));
+        assert_eq!(parse_ml_to_nl("4294.967295"), Some(u32::MAX));
+        assert_eq!(parse_ml_to_nl("4294.967296"), None);
     }
 
     #[test]

@@ -1507,6 +1507,228 @@ fn sr_host_014_a_prescription_with_warnings_is_signed_only_when_accepted() {
     }
 }
 
+// ------------------------------------------- signed commands (issue 17) --
+
+/// `cmd sign` with `args` (before the command) and `command`.
+fn cmd_sign(args: &[&str], command: &[&str]) -> Command {
+    let mut cmd = pumpctl();
+    cmd.args(["cmd", "sign"]).args(args).args(command);
+    cmd
+}
+
+/// The single AuthenticatedCommand frame of a stream.
+fn signed_command_of(bytes: &[u8]) -> (u32, Vec<u8>) {
+    let mut found = Vec::new();
+    pump_protocol::StreamDecoder::new().feed(bytes, |item| {
+        if let pump_protocol::StreamItem::Frame { frame, .. } = item {
+            if let Message::AuthenticatedCommand(m) = frame.message {
+                found.push((frame.header.sequence.get(), m.signed_command.to_vec()));
+            }
+        }
+    });
+    assert_eq!(found.len(), 1, "{bytes:?}");
+    found.remove(0)
+}
+
+/// Verifies `signed` as the capsule does; returns the body.
+fn verify_command(signed: &[u8], public: &[u8; 32]) -> pump_protocol::command_auth::CommandBody {
+    use pump_protocol::command_auth::*;
+    let parts = split_signed_command(signed).unwrap();
+    let mut buf = [0u8; MAX_SIGNED_COMMAND_MESSAGE_LEN];
+    let message = signed_command_message(parts.body, &mut buf).unwrap();
+    let signature = ed25519_dalek::Signature::from_bytes(parts.signature);
+    ed25519_dalek::VerifyingKey::from_bytes(public)
+        .unwrap()
+        .verify_strict(message, &signature)
+        .unwrap();
+    decode_command_body(parts.body).unwrap()
+}
+
+#[test]
+fn sr_host_015_cmd_sign_writes_an_authenticated_command_that_verifies() {
+    // Verifies: SR-HOST-015
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (key, key_pub) = keygen(d, "clinic.key");
+    let public = pumpctl::keys::load_public(&key_pub).unwrap();
+    let out = d.join("suspend.bin");
+    let key_arg = key.to_str().unwrap();
+    let out_arg = out.to_str().unwrap();
+    let common = [
+        "--key",
+        key_arg,
+        "--signer",
+        "clinic",
+        "--device-id",
+        "0x00C0FFEE",
+    ];
+    cmd_sign(
+        &[
+            &common[..],
+            &["--counter", "7", "--sequence", "3", "--out", out_arg],
+        ]
+        .concat(),
+        &["suspend"],
+    )
+    .assert()
+    .success()
+    .stdout(predicate::str::contains(
+        "signed Suspend as clinic for device 0x00c0ffee, counter 7",
+    ));
+    let bytes = std::fs::read(&out).unwrap();
+    let (sequence, signed) = signed_command_of(&bytes);
+    assert_eq!(sequence, 3);
+    let body = verify_command(&signed, &public);
+    assert_eq!(body.device_id, 0x00C0_FFEE);
+    assert_eq!(body.signer, 1);
+    assert_eq!(body.counter, 7);
+    assert_eq!(body.kind, pump_protocol::MessageKind::Suspend.code());
+    // Without --out: the same bytes as hex (Ed25519 is deterministic).
+    let hex = cmd_sign(
+        &[&common[..], &["--counter", "7", "--sequence", "3"]].concat(),
+        &["suspend"],
+    )
+    .assert()
+    .success()
+    .get_output()
+    .stdout
+    .clone();
+    assert_eq!(
+        String::from_utf8(hex).unwrap().trim(),
+        pumpctl::keys::hex(&bytes)
+    );
+    // The default counter is the signing time in ms.
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    cmd_sign(
+        &[&common[..], &["--out", out_arg]].concat(),
+        &[
+            "refill",
+            "--withdrawn-ml",
+            "2.5",
+            "--added-ml",
+            "20",
+            "--concentration-ug-per-ml",
+            "2000",
+        ],
+    )
+    .assert()
+    .success();
+    let body = verify_command(&signed_command_of(&std::fs::read(&out).unwrap()).1, &public);
+    assert!(body.counter >= before, "{} < {before}", body.counter);
+    assert_eq!(
+        Message::decode_payload(body.kind, &body.payload).unwrap(),
+        Message::Refill(pump_protocol::Refill {
+            withdrawn_volume_nl: 2_500_000,
+            added_volume_nl: 20_000_000,
+            concentration_ug_per_ml: 2000,
+        })
+    );
+    // The simulator's TEST-ONLY PTM key signs a patient bolus request.
+    cmd_sign(
+        &[
+            "--simulator-key",
+            "--signer",
+            "ptm",
+            "--device-id",
+            "0x00C0FFEE",
+            "--counter",
+            "9",
+            "--out",
+            out_arg,
+        ],
+        &["patient-bolus"],
+    )
+    .assert()
+    .success();
+    let ptm = pumpctl::board::simulator_ptm_key()
+        .verifying_key()
+        .to_bytes();
+    let body = verify_command(&signed_command_of(&std::fs::read(&out).unwrap()).1, &ptm);
+    assert_eq!(body.signer, 2);
+    assert_eq!(
+        body.kind,
+        pump_protocol::MessageKind::PatientBolusRequest.code()
+    );
+}
+
+#[test]
+fn sr_host_015_cmd_sign_refuses_what_the_pump_would_refuse() {
+    // Verifies: SR-HOST-015
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = d.join("cmd.bin");
+    let out_arg = out.to_str().unwrap();
+    let ptm = [
+        "--simulator-key",
+        "--signer",
+        "ptm",
+        "--device-id",
+        "1",
+        "--out",
+        out_arg,
+    ];
+    let clinic = [
+        "--simulator-key",
+        "--signer",
+        "clinic",
+        "--device-id",
+        "1",
+        "--out",
+        out_arg,
+    ];
+    // The patient's programmer may not suspend therapy.
+    assert_user_error(
+        &mut cmd_sign(&ptm, &["suspend"]),
+        "Suspend not signed: the ptm signer may not sign Suspend: the pump would refuse it Unauthenticated (it signs only PatientBolusRequest, AcknowledgeAlarm); sign it as clinic",
+    );
+    // ...nor the clinic ask for a patient bolus.
+    assert_user_error(
+        &mut cmd_sign(&clinic, &["patient-bolus"]),
+        "the clinic signer may not sign PatientBolusRequest",
+    );
+    assert!(!out.exists());
+    assert_user_error(
+        &mut cmd_sign(&[&clinic[..], &["--counter", "0"]].concat(), &["resume"]),
+        "counter 0",
+    );
+    assert_user_error(
+        &mut cmd_sign(
+            &clinic,
+            &["clinician-bolus", "--dose-ug", "0", "--duration-min", "10"],
+        ),
+        "--dose-ug 0",
+    );
+    assert_user_error(
+        &mut cmd_sign(&clinic, &["ack", "--code", "fire"]),
+        "--code `fire`: expected one of motor-stall",
+    );
+    assert_user_error(
+        &mut cmd_sign(
+            &clinic,
+            &[
+                "refill",
+                "--withdrawn-ml",
+                "lots",
+                "--added-ml",
+                "20",
+                "--concentration-ug-per-ml",
+                "2000",
+            ],
+        ),
+        "--withdrawn-ml `lots`: expected a volume in mL",
+    );
+    assert!(!out.exists());
+    // Both may acknowledge an alarm.
+    for signer in [&ptm, &clinic] {
+        cmd_sign(signer, &["ack", "--code", "reservoir-low"])
+            .assert()
+            .success();
+    }
+}
+
 // --------------------------------------------------------------- trumpet --
 
 #[test]
@@ -1653,6 +1875,7 @@ fn every_command_help_shows_an_example() {
         vec!["decode"],
         vec!["rx", "check"],
         vec!["rx", "sign"],
+        vec!["cmd", "sign"],
         vec!["keygen"],
         vec!["report"],
         vec!["trumpet"],
