@@ -16,6 +16,7 @@ pub mod energy;
 pub mod error;
 pub mod flashstore;
 pub mod keys;
+pub mod pairing;
 pub mod report;
 pub mod rx;
 pub mod script;

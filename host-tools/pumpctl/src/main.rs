@@ -9,8 +9,8 @@ use clap::{Args, Parser, Subcommand};
 
 use pumpctl::error::{Error, Result};
 use pumpctl::{
-    bail, bench, board, chart, cmdcli, decode, druglib, keys, report, rx, script, sign, simcmd,
-    trumpet,
+    bail, bench, board, chart, cmdcli, decode, druglib, keys, pairing, report, rx, script, sign,
+    simcmd, trumpet,
 };
 
 #[derive(Parser)]
@@ -181,7 +181,7 @@ enum RxCommand {
     Check(RxCheckArgs),
     /// Sign a prescription and write the InstallPrescription frame.
     #[command(
-        after_help = "Example:\n  pumpctl rx sign examples/baclofen-flex.toml --key clinic.key --device 0x00C0FFEE --serial 2 --out rx2.bin\n\nThe output is one stream-encoded frame (0x00 COBS 0x00) carrying\npostcard(Prescription) || Ed25519 signature over the signing domain and body.\nA prescription with warnings is signed only with --accept-warnings; errors never.\nSerial 0 is refused; a serial within 1000 of 4294967295 is a warning."
+        after_help = "Example:\n  pumpctl rx sign examples/baclofen-flex.toml --key clinic.key --device 0x00C0FFEE --serial 2 --out rx2.bin\n\nThe output is one stream-encoded frame (0x00 COBS 0x00) carrying\na format-2 body, postcard(Prescription) || postcard(Pairing) (the PTM key of\n[pairing] and [clinician_bolus_limits]), and the Ed25519 signature over the\nformat-2 signing domain and the body.\nA prescription with warnings is signed only with --accept-warnings; errors never.\nSerial 0 is refused; a serial within 1000 of 4294967295 is a warning."
     )]
     Sign(RxSignArgs),
 }
@@ -418,7 +418,7 @@ fn bench_cmd(args: &BenchArgs) -> Result<ExitCode> {
 fn rx_check(args: &RxCheckArgs) -> Result<ExitCode> {
     let file = rx::load(&args.rx)?;
     let library = druglib::DrugLibrary::builtin()?;
-    let (report, _) = rx::check(
+    let (report, _) = pairing::check_v2(
         &file,
         &board::hardware_limits(),
         &library,
@@ -468,7 +468,7 @@ fn rx_sign(args: &RxSignArgs) -> Result<ExitCode> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0))
     });
-    let (mut report, prescription) = rx::check(
+    let (mut report, signable) = pairing::check_v2(
         &file,
         &board::hardware_limits(),
         &library,
@@ -483,7 +483,11 @@ fn rx_sign(args: &RxSignArgs) -> Result<ExitCode> {
             message: w.to_string(),
         });
     }
-    let Some(prescription) = prescription else {
+    let Some(pairing::Signable {
+        prescription,
+        pairing,
+    }) = signable
+    else {
         let first = report
             .problems
             .iter()
@@ -510,7 +514,7 @@ fn rx_sign(args: &RxSignArgs) -> Result<ExitCode> {
             );
         }
     }
-    let frame = sign::install_frame(&prescription, &key, args.serial)?;
+    let frame = sign::install_frame_v2(&prescription, &pairing, &key, args.serial)?;
     let out = args.out.clone().unwrap_or_else(|| {
         let stem = args.rx.file_stem().map_or_else(
             || "prescription".into(),

@@ -5,6 +5,8 @@
 //! `volume_ul`, `duration_min`); doses become volumes in exactly one place,
 //! [`crate::units`]. Every problem names the TOML field it belongs to, e.g.
 //! `basal.steps[3].rate_ug_per_day`. See `examples/*.toml` and the README.
+//! The format-2 tables (`[pairing]`, `[clinician_bolus_limits]`) and their
+//! rules are [`crate::pairing`]'s.
 
 use std::fmt;
 use std::path::Path;
@@ -42,6 +44,11 @@ pub struct RxFile {
     pub catheter: CatheterToml,
     /// The physician's hard limits.
     pub envelope: EnvelopeToml,
+    /// The patient programmer (PTM) the prescription pairs (format 2).
+    pub pairing: Option<crate::pairing::PairingToml>,
+    /// How often the clinic may give a clinician bolus (format 2); the
+    /// format-1 defaults when absent.
+    pub clinician_bolus_limits: Option<crate::pairing::ClinicianBolusLimitsToml>,
 }
 
 /// `[drug]`.
@@ -167,9 +174,12 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Parses prescription TOML; errors name the file, line and column.
+/// Parses prescription TOML; errors name the file, line and column. A
+/// `pairing.ptm_public_key_file` is read here, relative to `path`.
 pub fn parse(path: &Path, text: &str) -> Result<RxFile> {
-    toml::from_str(text).map_err(|e| toml_error(path, text, &e))
+    let mut rx = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
+    crate::pairing::read_key_file(&mut rx, path)?;
+    Ok(rx)
 }
 
 /// Reads and parses a prescription file.
@@ -204,7 +214,7 @@ impl CheckReport {
         self.problems.iter().any(|p| p.severity == Severity::Error)
     }
 
-    fn error(&mut self, field: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn error(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem {
             severity: Severity::Error,
             field: field.into(),
@@ -212,7 +222,7 @@ impl CheckReport {
         });
     }
 
-    fn warn(&mut self, field: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn warn(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem {
             severity: Severity::Warning,
             field: field.into(),
@@ -239,7 +249,10 @@ fn convert(
 
 /// Checks a prescription against the board's hardware limits and the drug
 /// library, and builds the protocol prescription for `device_id`/`serial`
-/// when nothing is an error (SR-HOST-001, SR-HOST-002).
+/// when nothing is an error (SR-HOST-001, SR-HOST-002). These are the
+/// format-1 fields and rules, and the prescription is format 1; `rx check`
+/// and `rx sign` use [`crate::pairing::check_v2`], which adds the format-2
+/// rules and pairing.
 pub fn check(
     rx: &RxFile,
     limits: &HardwareLimits,

@@ -1,11 +1,14 @@
-//! Signing: `postcard(Prescription) || Ed25519(SIGNING_DOMAIN || body)`,
-//! exactly as `pump_protocol::prescription` lays it out and
-//! `infusion-core`'s `rx::verify` checks it, wrapped in an
-//! `InstallPrescription` frame for the link.
+//! Signing: `body || Ed25519(domain || body)`, exactly as
+//! `pump_protocol::prescription` lays it out and `infusion-core`'s
+//! `rx::verify` checks it, wrapped in an `InstallPrescription` frame for the
+//! link. `rx sign` signs format 2 ([`sign_v2`]: `postcard(Prescription) ||
+//! postcard(Pairing)` under `SIGNING_DOMAIN_V2`); [`sign`] signs format 1,
+//! which the simulator still installs (no PTM, format-1 clinician limits).
 
 use ed25519_dalek::{Signer, SigningKey};
 use pump_protocol::prescription::{
-    encode_body, signed_message, Prescription, MAX_PRESCRIPTION_BODY_LEN, MAX_SIGNED_MESSAGE_LEN,
+    encode_body, encode_body_v2, signed_message, Pairing, Prescription, MAX_PRESCRIPTION_BODY_LEN,
+    MAX_SIGNED_MESSAGE_LEN,
 };
 use pump_protocol::{encode_stream_frame_vec, Frame, InstallPrescription, Message};
 
@@ -70,12 +73,27 @@ pub fn check_serial(serial: u32) -> std::result::Result<Option<SerialNearEnd>, S
     Ok((left <= SERIAL_NEAR_END).then_some(SerialNearEnd { left }))
 }
 
-/// The signed prescription bytes.
+/// The signed format-1 prescription bytes (`rx.format` must be 1).
 pub fn sign(rx: &Prescription, key: &SigningKey) -> Result<Vec<u8>> {
     let mut body_buf = [0u8; MAX_PRESCRIPTION_BODY_LEN];
     let body = encode_body(rx, &mut body_buf)
         .map_err(|e| Error(format!("cannot encode the prescription: {e:?}")))?
         .to_vec();
+    sign_body(body, key)
+}
+
+/// The signed format-2 prescription bytes (`rx.format` must be 2): the
+/// prescription, then its pairing.
+pub fn sign_v2(rx: &Prescription, pairing: &Pairing, key: &SigningKey) -> Result<Vec<u8>> {
+    let mut body_buf = [0u8; MAX_PRESCRIPTION_BODY_LEN];
+    let body = encode_body_v2(rx, pairing, &mut body_buf)
+        .map_err(|e| Error(format!("cannot encode the prescription: {e:?}")))?
+        .to_vec();
+    sign_body(body, key)
+}
+
+/// Appends the signature over the domain of the body's format.
+fn sign_body(body: Vec<u8>, key: &SigningKey) -> Result<Vec<u8>> {
     let mut msg_buf = [0u8; MAX_SIGNED_MESSAGE_LEN];
     let message = signed_message(&body, &mut msg_buf)
         .map_err(|e| Error(format!("cannot build the signed message: {e:?}")))?;
@@ -99,6 +117,22 @@ pub fn install_message(rx: &Prescription, signed: &[u8]) -> Result<Message> {
 /// The stream-encoded install frame (`0x00 COBS(frame) 0x00`).
 pub fn install_frame(rx: &Prescription, key: &SigningKey, sequence: u32) -> Result<Vec<u8>> {
     let signed = sign(rx, key)?;
+    let frame = Frame {
+        sequence,
+        flags: 0,
+        message: install_message(rx, &signed)?,
+    };
+    encode_stream_frame_vec(&frame).map_err(|e| Error(format!("cannot encode the frame: {e}")))
+}
+
+/// The stream-encoded install frame of a format-2 prescription.
+pub fn install_frame_v2(
+    rx: &Prescription,
+    pairing: &Pairing,
+    key: &SigningKey,
+    sequence: u32,
+) -> Result<Vec<u8>> {
+    let signed = sign_v2(rx, pairing, key)?;
     let frame = Frame {
         sequence,
         flags: 0,

@@ -418,6 +418,23 @@ fn sr_host_003_signed_bytes_verify_with_the_capsules_own_check() {
     let verified = infusion_core::rx::verify(&board, &signed, 1).unwrap();
     assert_eq!(verified.prescription.serial, 2);
     assert_eq!(verified.prescription.concentration_ug_per_ml, 2000);
+    // Format 2, carrying the example's pairing: the simulator's PTM key and
+    // (no [clinician_bolus_limits]) the format-1 clinician limits.
+    assert_eq!(
+        verified.prescription.format,
+        pump_protocol::prescription::PRESCRIPTION_FORMAT_V2
+    );
+    assert_eq!(
+        verified.pairing,
+        pump_protocol::prescription::Pairing {
+            ptm_public_key: Some(
+                pumpctl::board::simulator_ptm_key()
+                    .verifying_key()
+                    .to_bytes()
+            ),
+            clinician_bolus: pump_protocol::prescription::ClinicianBolusLimits::FORMAT_1,
+        }
+    );
 }
 
 // ---------------------------------------------------------- decode garbage --
@@ -1505,6 +1522,187 @@ fn sr_host_014_a_prescription_with_warnings_is_signed_only_when_accepted() {
             .success()
             .stdout(predicate::str::contains("warning").not());
     }
+}
+
+// ------------------------------------------------ format 2 (issue 17 §4) --
+
+/// The simulator's TEST-ONLY PTM public key, as the examples pair it.
+fn simulator_ptm_hex() -> String {
+    pumpctl::keys::hex(
+        pumpctl::board::simulator_ptm_key()
+            .verifying_key()
+            .as_bytes(),
+    )
+}
+
+#[test]
+fn sr_host_016_a_patient_bolus_without_a_paired_ptm_is_an_error() {
+    // Verifies: SR-HOST-016
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ptm_line = format!("ptm_public_key = \"{}\"\n", simulator_ptm_hex());
+    // The example without its [pairing]: every press would be NotPaired.
+    let unpaired = edited(
+        "baclofen-flex.toml",
+        &[("[pairing]\n", ""), (ptm_line.as_str(), "")],
+    );
+    let rx = write_rx(d, "unpaired.toml", &unpaired);
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "error: pairing.ptm_public_key: the therapy prescribes patient boluses but pairs no patient programmer (PTM): the pump would refuse every request over the link NotPaired",
+        ))
+        .stdout(predicate::str::contains("pairing: no PTM"));
+    assert_user_error(
+        &mut rx_sign(d, &rx, 2, &["--accept-warnings"]),
+        "not signed: error: pairing.ptm_public_key",
+    );
+    assert!(!d.join("rx-2.bin").exists());
+    // Without a patient bolus, pairing no PTM is fine (baclofen.toml).
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(example("baclofen.toml"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("OK: 0 error(s), 0 warning(s)"));
+    // A key that is not 64 hex digits, or both ways of giving it.
+    let bad = edited(
+        "baclofen-flex.toml",
+        &[(ptm_line.as_str(), "ptm_public_key = \"abc\"\n")],
+    );
+    let rx = write_rx(d, "bad-key.toml", &bad);
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "error: pairing.ptm_public_key: `abc`: expected an Ed25519 public key, 64 hex digits",
+        ));
+    // The key from a file next to the prescription (KEY.pub of keygen).
+    let (_, ptm_pub) = keygen(d, "ptm.key");
+    let from_file = edited(
+        "baclofen-flex.toml",
+        &[(ptm_line.as_str(), "ptm_public_key_file = \"ptm.key.pub\"\n")],
+    );
+    let rx = write_rx(d, "from-file.toml", &from_file);
+    let ptm_hex = std::fs::read_to_string(&ptm_pub).unwrap();
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "pairing: PTM {} may ask for patient boluses",
+            ptm_hex.trim()
+        )));
+    let both = from_file.replace("[pairing]\n", &format!("[pairing]\n{ptm_line}"));
+    let rx = write_rx(d, "both.toml", &both);
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "error: pairing: give exactly one of ptm_public_key",
+        ));
+    let missing = from_file.replace("ptm.key.pub", "nope.pub");
+    let rx = write_rx(d, "missing.toml", &missing);
+    assert_user_error(
+        pumpctl().args(["rx", "check"]).arg(&rx),
+        "missing.toml: pairing.ptm_public_key_file: ",
+    );
+}
+
+#[test]
+fn sr_host_017_clinician_bolus_limits_are_written_down_and_fit_the_day() {
+    // Verifies: SR-HOST-017
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let limits = "[clinician_bolus_limits]\nmax_per_24h = 2\nmin_interval_min = 120\n";
+    // A clinician preset with no limits: the format-1 defaults, named.
+    let defaulted = edited("morphine.toml", &[(limits, "")]);
+    let rx = write_rx(d, "defaulted.toml", &defaulted);
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "warning: clinician_bolus_limits: missing: the pump allows clinician boluses under the format-1 defaults, at most 4 per 24 h, starts at least 60 min apart",
+        ))
+        .stdout(predicate::str::contains("OK: 0 error(s), 1 warning(s)"));
+    assert_user_error(&mut rx_sign(d, &rx, 2, &[]), "--accept-warnings");
+    // No preset, no limits: nothing to warn about (baclofen-flex.toml).
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(example("baclofen-flex.toml"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("OK: 0 error(s), 0 warning(s)"));
+    // A count of 0 beside a preset: the preset could never be given.
+    let zero = edited(
+        "morphine.toml",
+        &[("max_per_24h = 2\n", "max_per_24h = 0\n")],
+    );
+    let rx = write_rx(d, "zero.toml", &zero);
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "error: clinician_bolus_limits.max_per_24h: 0 clinician boluses per 24 h: the pump would refuse the [clinician_bolus] preset every time",
+        ));
+    assert_user_error(
+        &mut rx_sign(d, &rx, 2, &["--accept-warnings"]),
+        "not signed",
+    );
+    // ...and without the preset a count of 0 just forbids clinician boluses.
+    let no_preset = edited(
+        "morphine.toml",
+        &[
+            ("max_per_24h = 2\n", "max_per_24h = 0\n"),
+            ("[clinician_bolus]\ndose_ug = 150\nduration_min = 10\n", ""),
+        ],
+    );
+    let rx = write_rx(d, "no-preset.toml", &no_preset);
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("OK: 0 error(s), 0 warning(s)"));
+    // 11 boluses of up to 200 µg are 2 200 µg: above the 2 000 µg a day.
+    let many = edited(
+        "morphine.toml",
+        &[("max_per_24h = 2\n", "max_per_24h = 11\n")],
+    );
+    let rx = write_rx(d, "many.toml", &many);
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "warning: clinician_bolus_limits.max_per_24h: 11 clinician boluses of up to envelope.max_bolus_ug (200 µg) are 2200 µg, above envelope.max_daily_dose_ug (2000 µg)",
+        ))
+        .stdout(predicate::str::contains("OK: 0 error(s), 1 warning(s)"));
+    // 10 fit exactly.
+    let ten = edited(
+        "morphine.toml",
+        &[("max_per_24h = 2\n", "max_per_24h = 10\n")],
+    );
+    let rx = write_rx(d, "ten.toml", &ten);
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("OK: 0 error(s), 0 warning(s)"));
 }
 
 // ------------------------------------------- signed commands (issue 17) --
