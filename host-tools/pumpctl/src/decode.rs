@@ -309,12 +309,14 @@ pub fn message_fields(message: &Message) -> (String, Map<String, Value>) {
                     map.insert("prescription_serial".into(), json!(m.prescription_serial));
                     map.insert("signed_prescription_len".into(), json!(m.signed_prescription.len()));
                     map.insert("signed_prescription".into(), json!(crate::keys::hex(&m.signed_prescription)));
+                    crate::decode_signed::install_fields(m, &mut map);
                     ("InstallPrescription".to_string(), Some(Value::Object(map)))
                 }
                 Message::AuthenticatedCommand(m) => {
                     let mut map = Map::new();
                     map.insert("signed_command_len".into(), json!(m.signed_command.len()));
                     map.insert("signed_command".into(), json!(crate::keys::hex(&m.signed_command)));
+                    crate::decode_signed::command_fields(m, &mut map);
                     ("AuthenticatedCommand".to_string(), Some(Value::Object(map)))
                 }
                 Message::Unknown(u) => {
@@ -428,7 +430,12 @@ pub fn item_json(item: &Item) -> Value {
 fn details(fields: &Map<String, Value>) -> String {
     fields
         .iter()
-        .filter(|(k, _)| k.as_str() != "time_ms" && k.as_str() != "signed_prescription")
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "time_ms" | "signed_prescription" | "signed_command"
+            )
+        })
         .map(|(k, v)| match v {
             Value::String(s) => format!("{k}={s}"),
             Value::Null => format!("{k}=-"),

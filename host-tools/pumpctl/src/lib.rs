@@ -11,6 +11,7 @@ pub mod chart;
 pub mod cmdcli;
 pub mod cmdsign;
 pub mod decode;
+pub mod decode_signed;
 pub mod druglib;
 pub mod energy;
 pub mod error;

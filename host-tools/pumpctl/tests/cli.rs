@@ -1705,6 +1705,42 @@ fn sr_host_017_clinician_bolus_limits_are_written_down_and_fit_the_day() {
         .stdout(predicate::str::contains("OK: 0 error(s), 0 warning(s)"));
 }
 
+#[test]
+fn sr_host_018_the_pairing_is_shown_before_and_after_signing() {
+    // Verifies: SR-HOST-018
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ptm = simulator_ptm_hex();
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(example("morphine.toml"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "pairing: PTM {ptm} may ask for patient boluses and silence alarms"
+        )))
+        .stdout(predicate::str::contains(
+            "clinician boluses: at most 2 per 24 h, starts at least 120 min apart",
+        ));
+    rx_sign(d, &example("morphine.toml"), 2, &[])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!("pairing: PTM {ptm}")));
+    // decode shows the format and pairing inside the install frame.
+    let items = decode_json(&d.join("rx-2.bin"));
+    let install = items
+        .iter()
+        .find(|v| kind(v) == "InstallPrescription")
+        .unwrap();
+    assert_eq!(install["fields"]["format"], 2);
+    assert_eq!(install["fields"]["ptm_public_key"], ptm.as_str());
+    assert_eq!(install["fields"]["clinician_bolus_max_per_24h"], 2);
+    assert_eq!(
+        install["fields"]["clinician_bolus_min_interval_ms"],
+        120 * 60_000
+    );
+}
+
 // ------------------------------------------- signed commands (issue 17) --
 
 /// `cmd sign` with `args` (before the command) and `command`.
@@ -1850,6 +1886,11 @@ fn sr_host_015_cmd_sign_writes_an_authenticated_command_that_verifies() {
         body.kind,
         pump_protocol::MessageKind::PatientBolusRequest.code()
     );
+    // decode shows who signed what.
+    let items = decode_json(&out);
+    assert_eq!(items[0]["fields"]["signer"], "ptm");
+    assert_eq!(items[0]["fields"]["counter"], 9);
+    assert_eq!(items[0]["fields"]["command_kind"], "PatientBolusRequest");
 }
 
 #[test]
