@@ -10,7 +10,8 @@
 //!
 //! | event | keys | what happens |
 //! |---|---|---|
-//! | `bolus` | – | the patient presses the bolus button (PTM) |
+//! | `bolus` | – | the patient presses the bolus button on the pump |
+//! | `ptm-bolus` | – | the patient's own programmer (PTM) asks for a patient bolus over the link, signed with the key the prescription pairs |
 //! | `patient-presses` | `per_day=N` [`from=HH:MM` `to=HH:MM`] | from this day on, N presses a day at random times between `from` and `to` (default 07:00–22:00), drawn from the seeded PRNG |
 //! | `clinician-bolus` | [`dose_ug=D` `duration_min=M`] | the programmer asks for a clinician bolus (default: the prescription's preset) |
 //! | `refill` | `volume_ul=V` [`concentration_ug_per_ml=C`] | the residual is withdrawn and V µL filled (default: the prescription's concentration) |
@@ -45,8 +46,10 @@ use crate::units::{MS_PER_DAY, MS_PER_MIN};
 /// One scripted event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// A PTM press.
+    /// A press of the pump's own button.
     Bolus,
+    /// A patient bolus request from the paired PTM, over the link.
+    PtmBolus,
     /// Random presses from this day on.
     PatientPresses {
         /// Presses per day.
@@ -159,7 +162,7 @@ pub fn kebab(name: &str) -> String {
     out
 }
 
-const EVENTS: &str = "bolus, patient-presses, clinician-bolus, refill, suspend, resume, set-clock, stall, stall-cleared, occlusion, occlusion-cleared, ack, clear-fault, power-loss, dosing-hang, dosing-restart, install, attack";
+const EVENTS: &str = "bolus, ptm-bolus, patient-presses, clinician-bolus, refill, suspend, resume, set-clock, stall, stall-cleared, occlusion, occlusion-cleared, ack, clear-fault, power-loss, dosing-hang, dosing-restart, install, attack";
 
 /// Parses script text; `name` is used in messages, `base` resolves files.
 pub fn parse(name: &str, text: &str, base: &Path) -> Result<Vec<Timed>> {
@@ -194,6 +197,7 @@ pub fn parse(name: &str, text: &str, base: &Path) -> Result<Vec<Timed>> {
         let mut args = Args { keys, at: &at };
         let event = match event_name {
             "bolus" => Event::Bolus,
+            "ptm-bolus" => Event::PtmBolus,
             "patient-presses" => Event::PatientPresses {
                 per_day: args
                     .number("per_day", "presses per day")?

@@ -607,6 +607,8 @@ impl LinkOutput for HostRx {
 pub struct SimConfig {
     /// The prescription (device id and serial are set by the simulator).
     pub prescription: Prescription,
+    /// Its pairing: the simulator signs format 2 (protocol 1.1).
+    pub pairing: pump_protocol::prescription::Pairing,
     /// Simulated days.
     pub days: u32,
     /// PRNG seed (random patient presses).
@@ -929,7 +931,11 @@ impl Sim {
             _ => name.to_string(),
         };
         let sent_utc = self.core.utc_ms(t);
-        let sent = self.link.programmer(message.clone(), sent_utc);
+        let sent = match message {
+            // The patient's own programmer, not the clinic's.
+            Message::PatientBolusRequest(_) => self.link.ptm(message.clone(), sent_utc),
+            _ => self.link.programmer(message.clone(), sent_utc),
+        };
         let answers = self.host_request(t, sent);
         let relayed = matches!(
             message,
@@ -1198,7 +1204,7 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
         }),
     );
     sim.core.platform_mut().utc_offset_ms = SIM_EPOCH_UTC_MS as i64;
-    let signed = crate::sign::sign(&prescription, &board::simulator_test_key())?;
+    let signed = crate::sign::sign_v2(&prescription, &cfg.pairing, &board::simulator_test_key())?;
     sim.programmer(0, crate::sign::install_message(&prescription, &signed)?);
     sim.programmer(
         0,
@@ -1273,6 +1279,12 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
                     }
                 }
                 Event::PatientPresses { .. } => {}
+                Event::PtmBolus => {
+                    sim.programmer(
+                        t,
+                        Message::PatientBolusRequest(pump_protocol::PatientBolusRequest {}),
+                    );
+                }
                 Event::ClinicianBolus(given) => {
                     let preset = sim
                         .prescription

@@ -63,7 +63,7 @@ pub struct Outcome {
 pub fn config(run: &Run) -> Result<SimConfig> {
     let file = crate::rx::parse(&run.rx_name, &run.rx_text)?;
     let library = crate::druglib::DrugLibrary::builtin()?;
-    let (report, prescription) = crate::rx::check(
+    let (report, signable) = crate::pairing::check_v2(
         &file,
         &crate::board::hardware_limits(),
         &library,
@@ -71,7 +71,11 @@ pub fn config(run: &Run) -> Result<SimConfig> {
         1,
         crate::board::SIM_EPOCH_UTC_MS,
     );
-    let Some(prescription) = prescription else {
+    let Some(crate::pairing::Signable {
+        prescription,
+        pairing,
+    }) = signable
+    else {
         let first = report
             .problems
             .iter()
@@ -85,6 +89,7 @@ pub fn config(run: &Run) -> Result<SimConfig> {
     };
     Ok(SimConfig {
         prescription,
+        pairing,
         days: run.days,
         seed: run.seed,
         events: run.events.clone(),

@@ -3,15 +3,14 @@
 //! can reach the link sends what it can without the clinic's key.
 //!
 //! The simulated programmer signs with the simulator's TEST-ONLY clinic key
-//! (`board::simulator_test_key`), the key the simulated board trusts. Its
+//! (`board::simulator_test_key`), the key the simulated board trusts, and
+//! the patient's PTM with `board::simulator_ptm_key`, which the examples'
+//! prescriptions pair; both through [`crate::cmdsign`]. Its
 //! counter is the pump's UTC at sending, raised past the last one it used,
 //! so a clock set backwards never makes the programmer repeat a counter.
 
-use ed25519_dalek::{Signer as _, SigningKey};
-use pump_protocol::command_auth::{
-    encode_command_body, signed_command_message, CommandBody, Signer, COMMAND_FORMAT,
-    MAX_COMMAND_BODY_LEN, MAX_COMMAND_PAYLOAD_LEN, MAX_SIGNED_COMMAND_MESSAGE_LEN,
-};
+use ed25519_dalek::SigningKey;
+use pump_protocol::command_auth::Signer;
 use pump_protocol::{AuthenticatedCommand, Message};
 
 /// What an attacker on the link sends.
@@ -46,8 +45,10 @@ impl AttackMode {
 /// The programmer's signing state and what an attacker has recorded.
 pub struct LinkSigner {
     clinic_key: SigningKey,
+    ptm_key: SigningKey,
     device_id: u32,
     last_counter: u64,
+    last_ptm_counter: u64,
     last_signed: Option<Message>,
 }
 
@@ -70,26 +71,9 @@ fn signed_frame(
     device_id: u32,
     counter: u64,
 ) -> Option<Message> {
-    let mut payload = [0u8; MAX_COMMAND_PAYLOAD_LEN];
-    let len = message.encode_payload(&mut payload).ok()?;
-    let body = CommandBody {
-        format: COMMAND_FORMAT,
-        device_id,
-        signer: signer.code(),
-        counter,
-        kind: message.kind_code(),
-        payload: heapless::Vec::from_slice(payload.get(..len)?).ok()?,
-    };
-    let mut body_buf = [0u8; MAX_COMMAND_BODY_LEN];
-    let body = encode_command_body(&body, &mut body_buf).ok()?;
-    let mut to_sign = [0u8; MAX_SIGNED_COMMAND_MESSAGE_LEN];
-    let to_sign = signed_command_message(body, &mut to_sign).ok()?;
-    let mut signed = heapless::Vec::from_slice(body).ok()?;
-    signed
-        .extend_from_slice(&key.sign(to_sign).to_bytes())
-        .ok()?;
+    let signed = crate::cmdsign::sign_command(message, signer, device_id, counter, key).ok()?;
     Some(Message::AuthenticatedCommand(AuthenticatedCommand {
-        signed_command: signed,
+        signed_command: heapless::Vec::from_slice(&signed).ok()?,
     }))
 }
 
@@ -98,10 +82,27 @@ impl LinkSigner {
     pub fn new(clinic_key: SigningKey, device_id: u32) -> Self {
         Self {
             clinic_key,
+            ptm_key: crate::board::simulator_ptm_key(),
             device_id,
             last_counter: 0,
+            last_ptm_counter: 0,
             last_signed: None,
         }
+    }
+
+    /// What the patient's own programmer (PTM) sends for a patient bolus
+    /// request at pump UTC `utc_ms`: signed with the simulator's TEST-ONLY
+    /// PTM key, which the examples' prescriptions pair.
+    pub fn ptm(&mut self, message: Message, utc_ms: u64) -> Message {
+        self.last_ptm_counter = utc_ms.max(self.last_ptm_counter.saturating_add(1));
+        signed_frame(
+            &message,
+            Signer::PatientProgrammer,
+            &self.ptm_key,
+            self.device_id,
+            self.last_ptm_counter,
+        )
+        .unwrap_or(message)
     }
 
     /// What the programmer sends for `message` at pump UTC `utc_ms`: signed

@@ -87,3 +87,30 @@ fn sr_auth_007_the_twelve_bolus_attack_through_the_link_is_refused() {
         attacked["truth"]["commands_acknowledged"]
     );
 }
+
+/// The patient's own programmer, paired by the prescription (format 2),
+/// asks for boluses over the link; the envelope still bounds them.
+#[test]
+fn sr_auth_004_the_paired_ptm_asks_for_boluses_over_the_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = simulate(
+        dir.path(),
+        "d0 08:00 ptm-bolus\nd0 08:30 ptm-bolus\nd0 12:00 ptm-bolus\n",
+    );
+    let verdicts: Vec<&str> = summary["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .filter(|c| c.contains("PatientBolusRequest"))
+        .collect();
+    assert_eq!(verdicts.len(), 3, "{verdicts:?}");
+    assert!(verdicts[0].ends_with("accepted"), "{verdicts:?}");
+    // Inside the prescription's lockout: refused by the pump, not the link.
+    assert!(
+        verdicts[1].ends_with("refused: LockoutActive"),
+        "{verdicts:?}"
+    );
+    assert!(verdicts[2].ends_with("accepted"), "{verdicts:?}");
+    assert_eq!(summary["patient_boluses"]["granted"], 2);
+}
