@@ -365,6 +365,7 @@ proptest! {
     /// SR-ROLE-003, SR-RES-005, SR-PER-001 under arbitrary interleavings.
     #[test]
     fn no_command_sequence_from_any_app_breaks_the_envelope(ops in prop::collection::vec(op(), 1..60)) {
+        // Verifies: SR-RX-001, SR-REL-006, SR-AUTH-002 (checked in `apply`).
         let mut h = Harness::new();
         for op in ops {
             h.apply(op)?;

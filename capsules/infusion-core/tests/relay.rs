@@ -131,7 +131,8 @@ fn sr_rel_001_the_command_table_carries_the_relay() {
         CommandResult::SuccessU32U32(ticket, 0)
     );
     // The plain post is refused whatever it carries: only what the
-    // capsule authenticated reaches the dosing app (SR-AUTH-002).
+    // capsule authenticated reaches the dosing app.
+    // Verifies: SR-AUTH-002
     assert_eq!(
         core.command(
             TELEMETRY,

@@ -2,18 +2,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::rustscan;
+use crate::testscan;
 use crate::tree::{self, Tree};
 
 /// Which tests name which requirement IDs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TestIndex {
-    /// ID → tests naming it (`path::fn`, or `path` for file-level code under
-    /// `tests/`). Includes IDs that no requirement has.
+    /// ID → test functions naming it (`path::fn`). Includes IDs that no
+    /// requirement has.
     pub by_id: BTreeMap<String, BTreeSet<String>>,
-    /// ID → places it is mentioned outside any test (`path:line`), for hints.
+    /// ID → places it is written that do not count (`path:line (why)`), for
+    /// hints.
     pub outside_tests: BTreeMap<String, BTreeSet<String>>,
-    /// Files that could not be scanned.
+    /// Files that could not be parsed.
     pub errors: Vec<String>,
 }
 
@@ -26,35 +27,31 @@ impl TestIndex {
                 index.errors.push(format!("{path}: not readable as UTF-8"));
                 continue;
             };
-            match rustscan::mentions(&src, tree::under_tests_dir(&path)) {
+            match testscan::mentions(&src) {
                 Ok(mentions) => {
                     for m in mentions {
-                        if m.in_test {
-                            let label = match &m.test_fn {
-                                Some(f) => format!("{path}::{f}"),
-                                None => path.clone(),
-                            };
-                            index.by_id.entry(m.id).or_default().insert(label);
-                        } else {
-                            index
-                                .outside_tests
-                                .entry(m.id)
-                                .or_default()
-                                .insert(format!("{path}:{}", m.line));
+                        match (&m.test_fn, &m.not_counted) {
+                            (Some(f), None) => {
+                                index
+                                    .by_id
+                                    .entry(m.id)
+                                    .or_default()
+                                    .insert(format!("{path}::{f}"));
+                            }
+                            (_, why) => {
+                                let why =
+                                    why.as_ref().map_or_else(String::new, |w| format!(" ({w})"));
+                                index
+                                    .outside_tests
+                                    .entry(m.id)
+                                    .or_default()
+                                    .insert(format!("{path}:{}{why}", m.line));
+                            }
                         }
                     }
                 }
                 Err(e) => index.errors.push(format!("{path}: {e}")),
             }
-        }
-        // A file-level entry adds nothing when a function of the same file
-        // already names the ID.
-        for tests in index.by_id.values_mut() {
-            let named_by_fn: BTreeSet<String> = tests
-                .iter()
-                .filter_map(|t| t.split_once("::").map(|(path, _)| path.to_string()))
-                .collect();
-            tests.retain(|t| !named_by_fn.contains(t));
         }
         index
     }

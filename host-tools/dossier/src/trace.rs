@@ -70,8 +70,9 @@ pub fn render(reqs: &Requirements, hazards: &Hazards, tests: &TestIndex) -> Stri
     o.push_str(&format!(
         "Generated from [requirements.md](requirements.md), [hazards.md](hazards.md) and the Rust test sources by\n\n```sh\n{REGENERATE}\n```\n\n\
 The link between a requirement and the hazards it controls has one source: the requirement's `- Hazards:` line. \
-A test verifies a requirement when the requirement's ID appears in the body of a `#[test]` function (or a test function of a `proptest!` block), \
-when the function's name contains the ID in snake case (`sr_area_nnn`), or anywhere in a file under a `tests/` directory. \
+A test verifies a requirement when a test function that is run (`#[test]` or a `proptest!` case, not `#[ignore]`d) names its ID: \
+in its name in snake case (`sr_area_nnn`), its doc comment, a string in its body or a `// Verifies:` line in its body \
+([the rule](README.md#when-does-a-test-name-a-requirement)); an ID anywhere else does not count. \
 Tests are listed as `path::function`. `cargo test -p pump-dossier` fails when this file is stale, when a requirement has no test, \
 when a test names an unknown requirement, or when a requirement names an unknown hazard.\n\n"
     ));

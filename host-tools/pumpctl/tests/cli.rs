@@ -621,7 +621,8 @@ fn sr_host_005_power_loss_mid_bolus_neither_repeats_nor_loses_volume() {
         .sum();
     assert!(partial > 0 && partial < 10_000, "{partial}");
     // Nothing lost: the log accounts for every motor step, over by at most
-    // its stated uncertainty (SR-PER-006), and the reservoir agrees with it.
+    // its stated uncertainty, and the reservoir agrees with it.
+    // Verifies: SR-PER-006
     let d = &summary["delivered"];
     let by_log = d["by_log_nl"].as_u64().unwrap() + d["in_flight_at_end_nl"].as_u64().unwrap();
     let motor = d["motor_commanded_nl"].as_u64().unwrap();

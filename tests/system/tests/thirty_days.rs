@@ -152,7 +152,7 @@ fn sr_dos_011_thirty_days_deliver_the_prescriptions_integral() {
         .filter(|(_, m)| matches!(m, Message::DeliveryDenied(_)))
         .collect();
     assert!(denied.is_empty(), "{denied:?}");
-    // Every press is in the log (SR-EVT-003): the 60 granted, and the 30
+    // Every press is in the log (Verifies: SR-EVT-003): the 60 granted, and the 30
     // the app refused from the therapy's lockout, with the time left.
     let count = |f: fn(&Message) -> bool| log.iter().filter(|(_, m)| f(m)).count();
     assert_eq!(count(|m| matches!(m, Message::PatientBolusGranted(_))), 60);

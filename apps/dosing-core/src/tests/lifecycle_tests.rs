@@ -57,7 +57,7 @@ fn sr_dos_006_a_fault_stopped_app_sleeps_past_its_retry_time() {
     assert_eq!(sim.core.phase(), Phase::FaultStopped);
     assert_eq!(sim.capsule.basal_sets(), [NIGHT, NIGHT]);
     run_a_day_bounded(&mut sim);
-    // Nothing is commanded while fault-stopped (SR-DOS-005).
+    // Nothing is commanded while fault-stopped. Verifies: SR-DOS-005
     assert_eq!(sim.capsule.basal_sets(), [NIGHT, NIGHT]);
 
     // With a status: a refusal held for a retry, then a fault.

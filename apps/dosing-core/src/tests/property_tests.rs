@@ -48,11 +48,9 @@ const REFUSALS: [ErrorCode; 4] = [
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
-    // Verifies: SR-DOS-003
-    // Verifies: SR-DOS-005
-    // Verifies: SR-DOS-006
     #[test]
     fn any_interleaving_keeps_the_app_within_its_rules(ops in proptest::collection::vec(op(), 1..80)) {
+        // Verifies: SR-DOS-003, SR-DOS-005, SR-DOS-006
         let flex = RxBuilder::new(1).steps(&[(0, 200), (360, 300), (1320, 150)]);
         let strong = RxBuilder::new(2).drug("baclofen", 2_000).steps(&[(0, 400), (600, 500)]);
         let rates_of = |rx: &RxBuilder| -> std::vec::Vec<u32> {
@@ -170,11 +168,9 @@ fn life_op() -> impl Strategy<Value = LifeOp> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
-    // Verifies: SR-DOS-006
-    // Verifies: SR-DOS-012
-    // Verifies: SR-DOS-013
     #[test]
     fn wakeups_are_real_future_events_and_bounded_per_day(ops in proptest::collection::vec(life_op(), 1..60)) {
+        // Verifies: SR-DOS-006, SR-DOS-012, SR-DOS-013
         let flex = RxBuilder::new(1).steps(&[(0, 200), (360, 300), (1320, 150)]);
         let strong = RxBuilder::new(2).drug("baclofen", 2_000).steps(&[(0, 400), (600, 500)]);
         // Minutes of the day at which some schedule has an edge.
