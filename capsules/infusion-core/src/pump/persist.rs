@@ -5,7 +5,7 @@
 //! layout.
 
 use heapless::Vec;
-use pump_protocol::{AlarmCode, DeliveryOutcome, ErrorCode, CRC32C};
+use pump_protocol::{AlarmCode, DeliveryKind, DeliveryOutcome, ErrorCode, CRC32C};
 
 use super::infusion::InfusionCore;
 use super::state::{Persistent, RESERVATION_STEPS, SAVED_FORMAT, SAVED_STATE_LEN};
@@ -43,9 +43,21 @@ impl<P: Platform> InfusionCore<P> {
                     .arm(now, rx.envelope.dosing_checkin_timeout_ms);
             }
         } else {
+            // Lost state is never a new pump (SR-PER-007): the one record
+            // held the 24 h window and the signers' counters too. Count the
+            // hardware's daily maximum as delivered in the 24 h before this
+            // restore, and refuse every command counter up to the pump's
+            // clock (SR-AUTH-003), as the records-apart restore does.
             self.p.last_time_ms = now_ms;
             let now = self.clock(now_ms);
             self.raise(AlarmCode::EnvelopeIntegrity, now);
+            let s = self.config.nl_per_step;
+            let worst_steps = u64::from(self.config.limits.max_volume_per_24h_nl / s.max(1));
+            self.count_unconfirmed(worst_steps, DeliveryKind::Basal, now, now);
+            let utc = self.utc_ms(now);
+            for counter in &mut self.p.command_counters {
+                *counter = (*counter).max(utc);
+            }
         }
         self.save();
         self.sync_outputs(self.p.last_time_ms);

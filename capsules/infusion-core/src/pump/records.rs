@@ -306,7 +306,13 @@ impl<P: Platform> InfusionCore<P> {
     /// Counts `steps` that may have been made as made at `now`: in the 24 h
     /// window from now (the longest they can weigh) and out of the
     /// reservoir, and logs them with their own outcome.
-    fn count_unconfirmed(&mut self, steps: u64, kind: DeliveryKind, since_ms: u64, now: u64) {
+    pub(super) fn count_unconfirmed(
+        &mut self,
+        steps: u64,
+        kind: DeliveryKind,
+        since_ms: u64,
+        now: u64,
+    ) {
         let s = self.config.nl_per_step;
         let steps = u32::try_from(steps).unwrap_or(u32::MAX);
         let volume_nl = steps.saturating_mul(s);
