@@ -22,6 +22,7 @@
 extern crate std;
 
 pub mod command_auth;
+mod command_layout;
 mod crc32c;
 mod error;
 mod frame;

@@ -8,7 +8,7 @@ use heapless::Vec;
 use postcard::experimental::max_size::MaxSize;
 use serde::{Deserialize, Serialize};
 
-use crate::command_auth::MAX_SIGNED_COMMAND_LEN;
+use crate::command_layout::MAX_SIGNED_COMMAND_LEN;
 use crate::prescription::MAX_SIGNED_PRESCRIPTION_LEN;
 use crate::PayloadError;
 

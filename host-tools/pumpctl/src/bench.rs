@@ -324,3 +324,55 @@ pub fn max_rate_run(days: u32) -> Result<(crate::flashstore::StorageSummary, ene
     };
     Ok((storage, usage))
 }
+
+/// `pumpctl energy`: the battery's life at the demo prescription (its
+/// year, as `pumpctl bench` simulates it) and at the board's maximum
+/// continuous rate (the capsule alone, as the wear figure), as a table.
+pub fn energy_table(days: u32, scratch: &std::path::Path) -> crate::error::Result<String> {
+    let cfg = demo_year_config(days, scratch)?;
+    let demo = crate::energy::of_run(&crate::sim::run(&cfg)?, &cfg.energy);
+    let (_, usage) = max_rate_run(WEAR_MAX_RATE_DAYS)?;
+    let max = crate::energy::report(
+        &energy_core::NRF52840_DK,
+        usage,
+        crate::board::SIM_EPOCH_UTC_MS,
+    );
+    let row = |what: String, e: &crate::energy::EnergyReport| {
+        let largest: Vec<String> = e
+            .largest
+            .iter()
+            .map(|name| {
+                let uah = e.by_consumer_uah.get(name).copied().unwrap_or(0);
+                let share = uah * 100 / e.total_uah.max(1);
+                format!("{name} {share} %")
+            })
+            .collect();
+        format!(
+            "| {what} | {} µA | **{} years** | {} | {} days |\n",
+            crate::energy::fmt_x100(Some(e.average_current_na / 10)),
+            crate::energy::fmt_x100(e.projected_life_years_x100),
+            largest.join(", "),
+            crate::energy::fmt_x100(e.eri_to_eos_days_x100),
+        )
+    };
+    let mut out = String::from(
+        "| prescription | average current | projected life | three largest consumers (share of charge) | ERI to end of service |\n|---|---:|---:|---|---:|\n",
+    );
+    out.push_str(&row(
+        format!("the demo's (baclofen flex, {days} days simulated)"),
+        &demo,
+    ));
+    out.push_str(&row(
+        format!(
+            "the board's maximum continuous rate, {} nL/h ({} days, capsule alone)",
+            max_continuous_rate_nl_per_h(),
+            WEAR_MAX_RATE_DAYS
+        ),
+        &max,
+    ));
+    out.push_str(&format!(
+        "\nProfile {} (docs/energy.md: figures from the nRF52840 PS, guesses marked). Goal: at least 7 years at the demo prescription; seeds 3-5 years, SynchroMed II 5-7.\n",
+        energy_core::NRF52840_DK.name
+    ));
+    Ok(out)
+}

@@ -316,7 +316,7 @@ pub fn message_fields(message: &Message) -> (String, Map<String, Value>) {
                     let mut map = Map::new();
                     map.insert("signed_command_len".into(), json!(m.signed_command.len()));
                     map.insert("signed_command".into(), json!(crate::keys::hex(&m.signed_command)));
-                    crate::decode_signed::command_fields(m, &mut map);
+                    crate::decode_signed::command_fields(m, &mut map, message_fields);
                     ("AuthenticatedCommand".to_string(), Some(Value::Object(map)))
                 }
                 Message::Unknown(u) => {

@@ -36,7 +36,13 @@ pub fn install_fields(m: &InstallPrescription, map: &mut Map<String, Value>) {
 }
 
 /// Adds the command body's device, signer, counter and command to `map`.
-pub fn command_fields(m: &AuthenticatedCommand, map: &mut Map<String, Value>) {
+/// `render` gives the wrapped command's fields (the decoder's own
+/// `message_fields`, passed in so this module does not import the decoder).
+pub fn command_fields(
+    m: &AuthenticatedCommand,
+    map: &mut Map<String, Value>,
+    render: impl Fn(&Message) -> (String, Map<String, Value>),
+) {
     let body =
         split_signed_command(&m.signed_command).and_then(|parts| decode_command_body(parts.body));
     let body = match body {
@@ -56,7 +62,7 @@ pub fn command_fields(m: &AuthenticatedCommand, map: &mut Map<String, Value>) {
     map.insert("command_kind".into(), json!(body.kind));
     match Message::decode_payload(body.kind, &body.payload) {
         Ok(inner) => {
-            let (_, fields) = crate::decode::message_fields(&inner);
+            let (_, fields) = render(&inner);
             map.insert("command".into(), Value::Object(fields));
         }
         Err(_) => {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use energy_core::{EnergyProfile, Usage, MS_PER_DAY, NRF52840_DK};
+use energy_core::{EnergyProfile, Usage, MS_PER_DAY};
 
 /// The energy section of a run.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -87,57 +87,10 @@ pub fn summary_line(e: &EnergyReport) -> String {
     )
 }
 
-/// `pumpctl energy`: the battery's life at the demo prescription (its
-/// year, as `pumpctl bench` simulates it) and at the board's maximum
-/// continuous rate (the capsule alone, as the wear figure), as a table.
-pub fn table(days: u32, scratch: &std::path::Path) -> crate::error::Result<String> {
-    let cfg = crate::bench::demo_year_config(days, scratch)?;
-    let demo = of_run(&crate::sim::run(&cfg)?, &cfg.energy);
-    let (_, usage) = crate::bench::max_rate_run(crate::bench::WEAR_MAX_RATE_DAYS)?;
-    let max = report(&NRF52840_DK, usage, crate::board::SIM_EPOCH_UTC_MS);
-    let row = |what: String, e: &EnergyReport| {
-        let largest: Vec<String> = e
-            .largest
-            .iter()
-            .map(|name| {
-                let uah = e.by_consumer_uah.get(name).copied().unwrap_or(0);
-                let share = uah * 100 / e.total_uah.max(1);
-                format!("{name} {share} %")
-            })
-            .collect();
-        format!(
-            "| {what} | {} µA | **{} years** | {} | {} days |\n",
-            fmt_x100(Some(e.average_current_na / 10)),
-            fmt_x100(e.projected_life_years_x100),
-            largest.join(", "),
-            fmt_x100(e.eri_to_eos_days_x100),
-        )
-    };
-    let mut out = String::from(
-        "| prescription | average current | projected life | three largest consumers (share of charge) | ERI to end of service |\n|---|---:|---:|---|---:|\n",
-    );
-    out.push_str(&row(
-        format!("the demo's (baclofen flex, {days} days simulated)"),
-        &demo,
-    ));
-    out.push_str(&row(
-        format!(
-            "the board's maximum continuous rate, {} nL/h ({} days, capsule alone)",
-            crate::bench::max_continuous_rate_nl_per_h(),
-            crate::bench::WEAR_MAX_RATE_DAYS
-        ),
-        &max,
-    ));
-    out.push_str(&format!(
-        "\nProfile {} (docs/energy.md: figures from the nRF52840 PS, guesses marked). Goal: at least 7 years at the demo prescription; seeds 3-5 years, SynchroMed II 5-7.\n",
-        NRF52840_DK.name
-    ));
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use energy_core::NRF52840_DK;
 
     #[test]
     fn the_report_ranks_consumers_and_dates_eri_before_eos() {

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod pairing;
 pub mod report;
 pub mod rx;
+pub mod rx_pairing;
 pub mod script;
 pub mod sign;
 pub mod sim;

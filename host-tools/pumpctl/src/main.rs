@@ -401,7 +401,7 @@ fn trumpet_cmd(args: &TrumpetArgs) -> Result<ExitCode> {
 
 fn energy_cmd(args: &EnergyArgs) -> Result<ExitCode> {
     let scratch = std::env::temp_dir().join(format!("pumpctl-energy-{}", std::process::id()));
-    let table = pumpctl::energy::table(args.days, &scratch);
+    let table = pumpctl::bench::energy_table(args.days, &scratch);
     let _ = std::fs::remove_dir_all(&scratch);
     print(&table?)?;
     Ok(ExitCode::SUCCESS)

@@ -18,44 +18,17 @@
 //! with a count of 0 is an error; a count whose boluses of the envelope's
 //! largest size exceed the daily maximum is a warning.
 
-use std::path::{Path, PathBuf};
-
 use ed25519_dalek::VerifyingKey;
 use infusion_core::HardwareLimits;
 use pump_protocol::prescription::{
     ClinicianBolusLimits, Pairing, Prescription, PRESCRIPTION_FORMAT_V2,
 };
-use serde::Deserialize;
 
 use crate::druglib::DrugLibrary;
-use crate::error::{Error, Result};
+
 use crate::rx::{CheckReport, RxFile};
+pub use crate::rx_pairing::{ClinicianBolusLimitsToml, PairingToml};
 use crate::units::MS_PER_MIN;
-
-/// `[pairing]`: the patient's own therapy manager (PTM), exactly one of
-/// the two keys.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PairingToml {
-    /// The PTM's Ed25519 public key, 64 hex digits.
-    pub ptm_public_key: Option<String>,
-    /// A file holding it (`KEY.pub` from `pumpctl keygen`), relative to the
-    /// prescription file.
-    pub ptm_public_key_file: Option<PathBuf>,
-    /// The key read from `ptm_public_key_file` when the file was parsed.
-    #[serde(skip)]
-    pub key_from_file: Option<[u8; 32]>,
-}
-
-/// `[clinician_bolus_limits]`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClinicianBolusLimitsToml {
-    /// Most clinician boluses started in any rolling 24 h.
-    pub max_per_24h: u8,
-    /// Shortest time between the starts of two clinician boluses.
-    pub min_interval_min: u32,
-}
 
 /// A prescription that passed every check, ready to sign as format 2.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,26 +37,6 @@ pub struct Signable {
     pub prescription: Prescription,
     /// What format 2 adds.
     pub pairing: Pairing,
-}
-
-/// Reads `ptm_public_key_file` (relative to the prescription file at
-/// `rx_path`) into the parsed file, so that checking stays free of I/O.
-pub fn read_key_file(rx: &mut RxFile, rx_path: &Path) -> Result<()> {
-    let Some(pairing) = rx.pairing.as_mut() else {
-        return Ok(());
-    };
-    let Some(file) = &pairing.ptm_public_key_file else {
-        return Ok(());
-    };
-    let path = rx_path.parent().unwrap_or(Path::new("")).join(file);
-    let key = crate::keys::load_public(&path).map_err(|e| {
-        Error(format!(
-            "{}: pairing.ptm_public_key_file: {e}",
-            rx_path.display()
-        ))
-    })?;
-    pairing.key_from_file = Some(key);
-    Ok(())
 }
 
 /// [`crate::rx::check`] and the format-2 rules: the report of both, and

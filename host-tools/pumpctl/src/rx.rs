@@ -45,10 +45,10 @@ pub struct RxFile {
     /// The physician's hard limits.
     pub envelope: EnvelopeToml,
     /// The patient programmer (PTM) the prescription pairs (format 2).
-    pub pairing: Option<crate::pairing::PairingToml>,
+    pub pairing: Option<crate::rx_pairing::PairingToml>,
     /// How often the clinic may give a clinician bolus (format 2); the
     /// format-1 defaults when absent.
-    pub clinician_bolus_limits: Option<crate::pairing::ClinicianBolusLimitsToml>,
+    pub clinician_bolus_limits: Option<crate::rx_pairing::ClinicianBolusLimitsToml>,
 }
 
 /// `[drug]`.
@@ -177,8 +177,8 @@ impl fmt::Display for Problem {
 /// Parses prescription TOML; errors name the file, line and column. A
 /// `pairing.ptm_public_key_file` is read here, relative to `path`.
 pub fn parse(path: &Path, text: &str) -> Result<RxFile> {
-    let mut rx = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
-    crate::pairing::read_key_file(&mut rx, path)?;
+    let mut rx: RxFile = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
+    crate::rx_pairing::read_key_file(&mut rx.pairing, path)?;
     Ok(rx)
 }
 

@@ -13,7 +13,7 @@
 //! |---|---|---|
 //! | `Suspend`, `Resume`, `Refill`, `SetClock`, `ClearFault` | clinic | carries it out, then tells the dosing app through the relay |
 //! | `AcknowledgeAlarm` | clinic, patient programmer | carries it out |
-//! | `ClinicianBolus` | clinic | posts the request to the dosing app and holds a [`ClinicianGrant`]: the dosing app's clinician-bolus syscall is refused without one |
+//! | `ClinicianBolus` | clinic | posts the request to the dosing app and holds a [`ClinicianGrant`](super::state::ClinicianGrant): the dosing app's clinician-bolus syscall is refused without one |
 //! | `PatientBolusRequest` | patient programmer | posts the request to the dosing app; the envelope's lockout and count bound it as any press |
 //!
 //! Cost: one Ed25519 verification per command (the prescription verifier's
@@ -32,26 +32,12 @@ use pump_protocol::{
 use serde::de::DeserializeOwned;
 
 use super::infusion::InfusionCore;
+use super::state::ClinicianGrant;
 use crate::command;
 use crate::config::{AppId, Role};
 use crate::events::Event;
 use crate::platform::{Notification, Platform};
 use crate::relay::RELAY_ANSWER_TIMEOUT_MS;
-
-/// A clinician bolus the clinic signed, waiting for the dosing app to start
-/// it. It is used once, and only within the relay's answer time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ClinicianGrant {
-    /// The relay ticket the request was posted under.
-    pub ticket: u32,
-    /// The signed dose, as volume at the prescription's concentration
-    /// (rounded down, as the dosing app converts it).
-    pub volume_nl: u32,
-    /// The signed duration: the bolus may not run faster.
-    pub duration_ms: u32,
-    /// The grant lapses here.
-    pub expires_at_ms: u64,
-}
 
 /// What an accepted signed command led to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,6 +11,7 @@ use pump_protocol::{AccessDenied, AccessDeniedRepeated, ErrorCode};
 
 use super::commands::CommandResult;
 use super::infusion::InfusionCore;
+use super::state::DeniedFold;
 use crate::config::{AppId, Role};
 use crate::events::Event;
 use crate::platform::Platform;
@@ -89,15 +90,4 @@ impl<P: Platform> InfusionCore<P> {
             Err(e) => CommandResult::Failure(e),
         }
     }
-}
-
-/// Refusals of one app counted since its `AccessDenied`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct DeniedFold {
-    pub app_id: u32,
-    /// Refusals after the `AccessDenied` (0: none yet).
-    pub count: u32,
-    pub first_time_ms: u64,
-    pub last_time_ms: u64,
-    pub last_command: u16,
 }

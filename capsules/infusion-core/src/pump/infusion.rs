@@ -26,9 +26,9 @@ pub struct InfusionCore<P: Platform> {
     pub(super) pairing: Pairing,
     /// A clinician bolus the clinic signed, waiting for the dosing app to
     /// start it (see [`super::auth`]).
-    pub(super) clinician_grant: Option<super::auth::ClinicianGrant>,
+    pub(super) clinician_grant: Option<super::state::ClinicianGrant>,
     /// One app's refusals counted since its `AccessDenied` (see [`super::authz`]).
-    pub(super) denied_fold: Option<super::authz::DeniedFold>,
+    pub(super) denied_fold: Option<super::state::DeniedFold>,
     /// What the pump's work costs its battery, if the board counts it.
     pub(super) energy: Option<energy_core::EnergyProfile>,
     pub(super) events: EventQueue,

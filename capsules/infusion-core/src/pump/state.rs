@@ -65,3 +65,29 @@ pub(crate) struct ChargeCount {
     /// Core time up to which sleep and tone are counted.
     pub counted_until_ms: u64,
 }
+
+/// A clinician bolus the clinic signed, waiting for the dosing app to start
+/// it. It is used once, and only within the relay's answer time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ClinicianGrant {
+    /// The relay ticket the request was posted under.
+    pub ticket: u32,
+    /// The signed dose, as volume at the prescription's concentration
+    /// (rounded down, as the dosing app converts it).
+    pub volume_nl: u32,
+    /// The signed duration: the bolus may not run faster.
+    pub duration_ms: u32,
+    /// The grant lapses here.
+    pub expires_at_ms: u64,
+}
+
+/// Refusals of one app counted since its `AccessDenied`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DeniedFold {
+    pub app_id: u32,
+    /// Refusals after the `AccessDenied` (0: none yet).
+    pub count: u32,
+    pub first_time_ms: u64,
+    pub last_time_ms: u64,
+    pub last_command: u16,
+}
