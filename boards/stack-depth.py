@@ -50,9 +50,10 @@ CALLS = ("jal", "c.jal", "bl")
 NOT_BRANCH = ("bic", "bics", "bfc", "bfi", "bkpt", "blx", "bx")
 # RISC-V calls and tail calls through `auipc rX` + `jalr/jr off(rX)`.
 VIA_AUIPC = re.compile(r"^(?:[a-z0-9]+,\s*)?(-?0x[0-9a-f]+|-?\d+)\(([a-z0-9]+)\)")
-# `jalr t0, t0`: the same with offset 0, which objdump prints without it
-# (the machine outliner's `auipc t0` + `jalr t0, t0` call).
-VIA_AUIPC_NO_OFFSET = re.compile(r"^[a-z0-9]+,\s*([a-z0-9]+)(?:\s|$)")
+# `jalr t0, t0` or `jalr ra`: the same with offset 0, which objdump prints
+# without it (the machine outliner's `auipc t0` + `jalr t0, t0`, and a call
+# whose target is 4 KiB-aligned from its `auipc ra`).
+VIA_AUIPC_NO_OFFSET = re.compile(r"^(?:[a-z0-9]+,\s*)?([a-z0-9]+)(?:\s|$)")
 # A call or jump through a register holding a computed address: not bounded
 # here (but `jr` through a loaded table entry is a jump table, `jr t0` the
 # return of an outlined function, and Thumb returns with `bx lr`).

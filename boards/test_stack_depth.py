@@ -99,6 +99,17 @@ class EdgeTests(unittest.TestCase):
         }, {"start": 4})
         self.assertEqual(r["indirect"], {})
 
+    def test_auipc_ra_jalr_ra_with_offset_zero_reaches_the_callee(self):
+        r = run({
+            (0x1000, "start"): [
+                (0x1000, "auipc", "ra, 0x4"),
+                (0x1004, "jalr", "ra <memcpy>"),
+            ],
+            (0x5000, "memcpy"): [(0x5000, "ret", "")],
+        }, {"start": 4, "memcpy": 16})
+        self.assertEqual(r["indirect"], {})
+        self.assertEqual(r["worst"], 20)
+
     def test_an_auipc_register_written_since_is_a_call_through_a_pointer(self):
         r = run({
             (0x1000, "start"): [
