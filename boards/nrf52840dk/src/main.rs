@@ -15,8 +15,10 @@
 //! | telemetry link | UARTE0 (TX P0.06, RX P0.08; the DK's USB VCOM) | only the telemetry app (`infusion::policy`) |
 //! | console and kernel debug | Segger RTT | apps' text, `debug!` |
 //!
-//! The pump's state lives in a 16 KiB kernel storage volume in flash (two
-//! 8 KiB slots, `infusion::storage::AbStore` over the NVMC). Apps load only
+//! The pump's records live in the last 136 KiB of the flash, kept apart in
+//! two rings (`infusion::storage::FlashRecords`, the same as on QEMU) over
+//! the NVMC (`flash`, synchronous: the CPU waits out each program and
+//! erase). Apps load only
 //! with a valid ECDSA P-256 signature by one of the three app keys, which
 //! also fixes their ShortId (`infusion::appid::RoleKeyShortIds`).
 //!
@@ -36,7 +38,7 @@ use capsules_core::virtualizers::virtual_alarm::VirtualMuxAlarm;
 use infusion::annunciator::Annunciator;
 use infusion::appid::RoleKeyShortIds;
 use infusion::motor::{StepperConfig, StepperMotor};
-use infusion::storage::AbStore;
+use infusion::storage::FlashRecords;
 use infusion::{AppId, BoardConfig, HardwareLimits, Role};
 use kernel::capabilities;
 use kernel::component::Component;
@@ -52,6 +54,7 @@ use kernel::{create_capability, debug, static_init};
 use nrf52840::gpio::Pin;
 use nrf52840::interrupt_service::Nrf52840DefaultPeripherals;
 
+mod flash;
 mod io;
 mod wdt;
 
@@ -84,9 +87,7 @@ type Motor = StepperMotor<'static, VAlarm, Gpio, Gpio>;
 type PwmPin = capsules_core::virtualizers::virtual_pwm::PwmPinUser<'static, nrf52840::pwm::Pwm>;
 type BuzzerHw = capsules_extra::buzzer_pwm::PwmBuzzer<'static, VAlarm, PwmPin>;
 type AlarmOut = Annunciator<'static, VAlarm, BuzzerHw>;
-type Flash =
-    capsules_extra::nonvolatile_to_pages::NonvolatileToPages<'static, nrf52840::nvmc::Nvmc>;
-type Store = AbStore<'static, Flash>;
+type Store = FlashRecords<'static, &'static flash::NvmcFlash>;
 type Pump = infusion::Infusion<'static, VAlarm>;
 type Verifier = ecdsa_sw::p256_verifier::EcdsaP256SignatureVerifier<'static>;
 
@@ -99,9 +100,6 @@ static mut PROCESS_PRINTER: Option<&'static capsules_system::process_printer::Pr
 // board); 32 KiB of the 256 KiB RAM.
 kernel::stack_size! {0x8000}
 
-// The pump's state: two 8 KiB slots (two NVMC pages each) in kernel flash.
-kernel::storage_volume!(PUMP_STATE, 16);
-const STORAGE_SLOT_STRIDE: usize = 8192;
 
 const APP_RESTART_LIMIT: usize = 4;
 
@@ -389,32 +387,21 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
     hil::buzzer::Buzzer::set_client(buzzer, annunciator);
     annunciator.init();
 
-    // ---- Storage: NVMC pages under the two-slot store ----
-    let flash = static_init!(
-        Flash,
-        capsules_extra::nonvolatile_to_pages::NonvolatileToPages::new(
-            &base.nvmc,
-            static_init!(nrf52840::nvmc::NrfPage, nrf52840::nvmc::NrfPage::default()),
-        )
-    );
-    hil::flash::HasClient::set_client(&base.nvmc, flash);
+    // ---- Storage: the core's records kept apart, in two rings of NVMC pages ----
+    // The NVMC region at the end of the flash (`flash::REGION_START`).
+    let nvmc_flash = static_init!(flash::NvmcFlash, flash::NvmcFlash::new());
     let store = static_init!(
         Store,
-        AbStore::new(
-            flash,
+        FlashRecords::new(
+            nvmc_flash,
+            nvmc_flash,
             static_init!(
-                [u8; infusion::storage::BUFFER_LEN],
-                [0; infusion::storage::BUFFER_LEN]
+                [u8; infusion::storage::LOAD_BUFFER_LEN],
+                [0; infusion::storage::LOAD_BUFFER_LEN]
             ),
-            static_init!(
-                [u8; infusion::storage::BUFFER_LEN],
-                [0; infusion::storage::BUFFER_LEN]
-            ),
-            addr_of!(PUMP_STATE) as usize,
-            STORAGE_SLOT_STRIDE,
         )
     );
-    hil::nonvolatile_storage::NonvolatileStorage::set_client(flash, store);
+    store.register();
 
     // ---- The infusion capsule ----
     let pump_alarm = virtual_alarm!(mux_alarm);

@@ -66,6 +66,12 @@ use pump_protocol::{
 /// The QEMU board's device id (`boards/qemu_rv32_virt`).
 const DEVICE_ID: u32 = 0x00C0_FFEE;
 
+/// The pump's flash (a host file the board reaches through semihosting),
+/// in the output directory.
+const FLASH_FILE: &str = "pump-flash.bin";
+/// The simulated mechanism's position (total steps), in the output directory.
+const MECHANISM_FILE: &str = "pump-mechanism.bin";
+
 /// What the UART has said so far.
 #[derive(Default)]
 struct Link {
@@ -184,49 +190,70 @@ fn connect(path: &Path, deadline: Instant) -> Result<UnixStream, String> {
     }
 }
 
+/// Starts QEMU on the pump's image and storage in `args.out` (its working
+/// directory, where the flash and the mechanism's position are kept, so a
+/// second start finds them), and connects to its UART and monitor.
+fn start_qemu(args: &Args) -> Result<(Child, UnixStream, UnixStream), String> {
+    let uart_sock = args.out.join("uart.sock");
+    let monitor_sock = args.out.join("monitor.sock");
+    for path in [&uart_sock, &monitor_sock] {
+        let _ = fs::remove_file(path);
+    }
+    let absolute = |p: &Path| {
+        fs::canonicalize(p)
+            .map(|p| p.display().to_string())
+            .map_err(|e| format!("{}: {e}", p.display()))
+    };
+    let path = |p: &Path| p.display().to_string();
+    let qemu = Command::new(&args.qemu)
+        .current_dir(&args.out)
+        .args(["-machine", "virt", "-nographic", "-nic", "none"])
+        .args(["-global", "driver=riscv-cpu,property=smepmp,value=true"])
+        .args(["-global", "virtio-mmio.force-legacy=false"])
+        .args(["-device", "virtio-keyboard-device"])
+        // The UART (telemetry link): QEMU waits for us before it starts.
+        .arg("-chardev")
+        .arg(format!(
+            "socket,id=uart,path={},server=on,wait=on",
+            path(&uart_sock)
+        ))
+        .args(["-serial", "chardev:uart"])
+        .arg("-chardev")
+        .arg(format!(
+            "socket,id=mon,path={},server=on,wait=off",
+            path(&monitor_sock)
+        ))
+        .args(["-monitor", "chardev:mon"])
+        // The kernel's log, kept across restarts.
+        .arg("-chardev")
+        .arg("file,id=semi,path=kernel.log,append=on")
+        // The flash and the mechanism's position: host files in --out.
+        .args([
+            "-semihosting-config",
+            &format!("enable=on,chardev=semi,arg={FLASH_FILE},arg={MECHANISM_FILE}"),
+        ])
+        .arg("-bios")
+        .arg(absolute(&args.kernel)?)
+        .arg("-device")
+        .arg(format!("loader,file={},addr=0x80100000", absolute(&args.apps)?))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", args.qemu))?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let uart = connect(&uart_sock, deadline)?;
+    let monitor = connect(&monitor_sock, deadline)?;
+    Ok((qemu, uart, monitor))
+}
+
 impl Pump {
     fn boot(args: &Args) -> Result<Self, String> {
         fs::create_dir_all(&args.out).map_err(|e| e.to_string())?;
-        let uart_sock = args.out.join("uart.sock");
-        let monitor_sock = args.out.join("monitor.sock");
         let kernel_log = args.out.join("kernel.log");
-        for path in [&uart_sock, &monitor_sock, &kernel_log] {
-            let _ = fs::remove_file(path);
-        }
-        let path = |p: &Path| p.display().to_string();
-        let qemu = Command::new(&args.qemu)
-            .args(["-machine", "virt", "-nographic", "-nic", "none"])
-            .args(["-global", "driver=riscv-cpu,property=smepmp,value=true"])
-            .args(["-global", "virtio-mmio.force-legacy=false"])
-            .args(["-device", "virtio-keyboard-device"])
-            // The UART (telemetry link): QEMU waits for us before it starts.
-            .arg("-chardev")
-            .arg(format!(
-                "socket,id=uart,path={},server=on,wait=on",
-                path(&uart_sock)
-            ))
-            .args(["-serial", "chardev:uart"])
-            .arg("-chardev")
-            .arg(format!(
-                "socket,id=mon,path={},server=on,wait=off",
-                path(&monitor_sock)
-            ))
-            .args(["-monitor", "chardev:mon"])
-            .arg("-chardev")
-            .arg(format!("file,id=semi,path={}", path(&kernel_log)))
-            .args(["-semihosting-config", "enable=on,chardev=semi"])
-            .arg("-bios")
-            .arg(&args.kernel)
-            .arg("-device")
-            .arg(format!("loader,file={},addr=0x80100000", path(&args.apps)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", args.qemu))?;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let uart = connect(&uart_sock, deadline)?;
-        let monitor = connect(&monitor_sock, deadline)?;
+        let _ = fs::remove_file(&kernel_log);
+        let _ = fs::remove_file(args.out.join("uart.bin"));
+        let (qemu, uart, monitor) = start_qemu(args)?;
         let link = Arc::new(Mutex::new(Link::default()));
         let reader = uart.try_clone().map_err(|e| e.to_string())?;
         let capture = args.out.join("uart.bin");
@@ -509,7 +536,12 @@ fn step_count(pump: &mut Pump) -> Result<u32, String> {
 }
 
 fn read_uart(mut reader: UnixStream, capture: &Path, link: &Mutex<Link>) {
-    let mut file = fs::File::create(capture).expect("create uart.bin");
+    // Appended: the capture spans every QEMU the run starts.
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(capture)
+        .expect("open uart.bin");
     let mut decoder = StreamDecoder::new();
     let mut buf = [0u8; 4096];
     loop {

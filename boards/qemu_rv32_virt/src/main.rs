@@ -14,9 +14,16 @@
 //!   Dosing role and 2 to Telemetry.
 //! - The infusion capsule drives simulated hardware (`sim`): a stepper
 //!   behind STEP/DIR/ENABLE lines with a stall detector on a fault input, a
-//!   buzzer, three priority LEDs, and RAM-backed storage. The host reaches
+//!   buzzer, three priority LEDs. The host reaches
 //!   that hardware through a VirtIO keyboard (QEMU monitor `sendkey`): F1 is
 //!   Button 1, F5 jams the motor, F6 frees it.
+//! - The capsule's records live in flash that survives a QEMU restart: a
+//!   host file through semihosting (`flash`), 4 KiB pages with the NVMC's
+//!   rules, under the same two rings as on the nRF52840
+//!   (`infusion::storage`). The file is the first semihosting argument
+//!   (`-semihosting-config …,arg=FILE`), `pump-flash.bin` in QEMU's working
+//!   directory without one; the mechanism's position is kept in the second
+//!   (`pump-mechanism.bin`).
 //! - The one UART carries the apps' text (console, driver 1) and the
 //!   telemetry link (a second console at `infusion::policy::LINK_DRIVER_NUM`
 //!   that only the telemetry app may use; text never contains `0x00`, frames
@@ -35,7 +42,7 @@ use capsules_core::virtualizers::virtual_alarm::{MuxAlarm, VirtualMuxAlarm};
 use infusion::annunciator::Annunciator;
 use infusion::appid::RoleKeyShortIds;
 use infusion::motor::{StepperConfig, StepperMotor};
-use infusion::storage::AbStore;
+use infusion::storage::FlashRecords;
 use infusion::{AppId, BoardConfig, HardwareLimits, Role};
 use kernel::capabilities;
 use kernel::component::Component;
@@ -55,6 +62,7 @@ use qemu_rv32_virt_chip::chip::{
 };
 use rv32i::csr;
 
+mod flash;
 mod io;
 mod semihost;
 mod sim;
@@ -64,7 +72,7 @@ mod app_keys {
     include!("../../test-keys/app_keys.rs");
 }
 
-use sim::{Line, RamStorage, SimBuzzer, SimInputPin, SimKeys, SimLed, SimMechanism, SimOutputPin};
+use sim::{Line, SimBuzzer, SimInputPin, SimKeys, SimLed, SimMechanism, SimOutputPin};
 
 /// Dosing, telemetry, rogue, and one spare.
 pub const NUM_PROCS: usize = 4;
@@ -74,7 +82,7 @@ type Clint = QemuRv32VirtClint<'static>;
 type VAlarm = VirtualMuxAlarm<'static, Clint>;
 type Motor = StepperMotor<'static, VAlarm, SimOutputPin<'static>, SimInputPin<'static>>;
 type Pump = infusion::Infusion<'static, VAlarm>;
-type Store = AbStore<'static, RamStorage<'static>>;
+type Store = FlashRecords<'static, &'static flash::FileFlash>;
 type AlarmOut = Annunciator<'static, VAlarm, SimBuzzer<'static, VAlarm>>;
 type Verifier = ecdsa_sw::p256_verifier::EcdsaP256SignatureVerifier<'static>;
 
@@ -126,9 +134,10 @@ type InMemoryKeys =
 const DEVICE_ID: u32 = 0x00C0_FFEE;
 /// Volume of one motor step.
 const NL_PER_STEP: u32 = 250;
-/// RAM storage: two slots of 8 KiB.
-const STORAGE_SLOT_STRIDE: usize = 8192;
-const STORAGE_LEN: usize = 2 * STORAGE_SLOT_STRIDE;
+/// Host files of the flash and of the mechanism's position, when QEMU is
+/// given no semihosting arguments (relative to its working directory).
+const DEFAULT_FLASH_FILE: &[u8] = b"pump-flash.bin";
+const DEFAULT_MECHANISM_FILE: &[u8] = b"pump-mechanism.bin";
 
 fn board_config() -> BoardConfig {
     let mut roles = heapless::Vec::new();
@@ -424,10 +433,22 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
     let dir_pin = static_init!(SimOutputPin<'static>, SimOutputPin::new(Line::Dir));
     let enable_pin = static_init!(SimOutputPin<'static>, SimOutputPin::new(Line::Enable));
     let fault_pin = static_init!(SimInputPin<'static>, SimInputPin::new(false));
+    // ---- Host files: the flash, and the mechanism's position ----
+    let mut line = [0u8; 256];
+    let mut args = semihost::command_line(&mut line)
+        .unwrap_or(&[])
+        .split(|&b| b == b' ')
+        .filter(|a| !a.is_empty());
+    let flash_file = args.next().unwrap_or(DEFAULT_FLASH_FILE);
+    let mechanism_file = args.next().unwrap_or(DEFAULT_MECHANISM_FILE);
+    let flash = static_init!(flash::FileFlash, flash::FileFlash::open(flash_file));
+    let position = semihost::HostFile::open(mechanism_file, 4, 0)
+        .map(|file| &*static_init!(semihost::HostFile, file));
+
     let mechanism_alarm = virtual_alarm!(mux_alarm);
     let mechanism = static_init!(
         SimMechanism<'static, VAlarm>,
-        SimMechanism::new(mechanism_alarm, fault_pin, true)
+        SimMechanism::new(mechanism_alarm, fault_pin, true, position)
     );
     mechanism_alarm.set_alarm_client(mechanism);
     step_pin.set_listener(mechanism);
@@ -482,29 +503,19 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
     hil::buzzer::Buzzer::set_client(buzzer, annunciator);
     annunciator.init();
 
-    // ---- Simulated nonvolatile storage (RAM) and the two-slot store ----
-    let ram_storage = static_init!(
-        RamStorage<'static>,
-        RamStorage::new(static_init!([u8; STORAGE_LEN], [0; STORAGE_LEN]))
-    );
-    ram_storage.register();
+    // ---- Flash: the core's records kept apart, in two rings ----
     let store = static_init!(
         Store,
-        AbStore::new(
-            ram_storage,
+        FlashRecords::new(
+            flash,
+            flash,
             static_init!(
-                [u8; infusion::storage::BUFFER_LEN],
-                [0; infusion::storage::BUFFER_LEN]
+                [u8; infusion::storage::LOAD_BUFFER_LEN],
+                [0; infusion::storage::LOAD_BUFFER_LEN]
             ),
-            static_init!(
-                [u8; infusion::storage::BUFFER_LEN],
-                [0; infusion::storage::BUFFER_LEN]
-            ),
-            0,
-            STORAGE_SLOT_STRIDE,
         )
     );
-    hil::nonvolatile_storage::NonvolatileStorage::set_client(ram_storage, store);
+    store.register();
 
     // ---- The infusion capsule ----
     let pump_alarm = virtual_alarm!(mux_alarm);
@@ -525,7 +536,8 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
     motor.set_fault_client(pump);
     store.set_client(pump);
     motor.init();
-    // Reads the saved record; the capsule restores the core when it arrives.
+    // Reads the records (in a deferred call); the capsule restores the core
+    // from them.
     store.load();
 
     // ---- Button 1 (patient bolus request) and the host's keys ----
@@ -687,13 +699,19 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
     ));
 
     debug!(
-        "infusion pump (qemu_rv32_virt): capsule at {:#x}, {} app keys, keyboard {}",
+        "infusion pump (qemu_rv32_virt): capsule at {:#x}, {} app keys, keyboard {}, flash {} ({})",
         infusion::DRIVER_NUM,
         NUM_KEYS,
         if keyboard {
             "found"
         } else {
             "absent (no -device virtio-keyboard-device)"
+        },
+        core::str::from_utf8(flash_file).unwrap_or("?"),
+        if flash.is_open() {
+            "open"
+        } else {
+            "CANNOT BE OPENED: records unreadable, the pump stays stopped"
         }
     );
 

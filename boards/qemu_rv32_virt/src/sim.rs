@@ -12,7 +12,9 @@
 //! - [`SimInputPin`]: an interrupt-capable input (the stall/occlusion
 //!   line, Button 1) whose level the simulation drives.
 //! - [`SimBuzzer`], [`SimLed`]: print what they would sound or show.
-//! - [`RamStorage`]: nonvolatile storage in RAM (lost when QEMU exits).
+//! - The pump's flash is a host file (`flash`), and the mechanism's
+//!   position is kept in one too: a plunger does not forget where it is
+//!   when the electronics reset, so the step count spans QEMU restarts.
 //! - [`SimKeys`]: the host's hand on the hardware, through a VirtIO
 //!   keyboard (`sendkey` on the QEMU monitor): F1 is Button 1 (patient
 //!   bolus request), F5 jams the motor, F6 clears the jam, F7 prints the
@@ -23,15 +25,15 @@
 
 use core::cell::Cell;
 use kernel::debug;
-use kernel::deferred_call::{DeferredCall, DeferredCallClient};
 use kernel::hil::buzzer::{Buzzer, BuzzerClient};
 use kernel::hil::gpio::{self, Configuration, FloatingState, InterruptEdge};
 use kernel::hil::keyboard::KeyboardClient;
 use kernel::hil::led::Led;
-use kernel::hil::nonvolatile_storage::{NonvolatileStorage, NonvolatileStorageClient};
 use kernel::hil::time::{Alarm, AlarmClient, ConvertTicks};
-use kernel::utilities::cells::{OptionalCell, TakeCell};
+use kernel::utilities::cells::OptionalCell;
 use kernel::ErrorCode;
+
+use crate::semihost::HostFile;
 
 /// Time from a jammed step to the stall detector asserting its line.
 pub const STALL_DETECT_MS: u32 = 20;
@@ -236,9 +238,13 @@ impl<'a> gpio::Interrupt<'a> for SimInputPin<'a> {
     }
 }
 
-/// The motor mechanism and its stall detector.
+/// The motor mechanism and its stall detector. Its step count is the
+/// plunger's position: kept in a host file, written at every step, so it
+/// counts every step the motor ever made on this mechanism, across resets
+/// and QEMU restarts.
 pub struct SimMechanism<'a, A: Alarm<'a>> {
     alarm: &'a A,
+    position: Option<&'a HostFile>,
     fault: &'a SimInputPin<'a>,
     enable_active_low: bool,
     enabled: Cell<bool>,
@@ -249,13 +255,24 @@ pub struct SimMechanism<'a, A: Alarm<'a>> {
 }
 
 impl<'a, A: Alarm<'a>> SimMechanism<'a, A> {
-    pub fn new(alarm: &'a A, fault: &'a SimInputPin<'a>, enable_active_low: bool) -> Self {
+    pub fn new(
+        alarm: &'a A,
+        fault: &'a SimInputPin<'a>,
+        enable_active_low: bool,
+        position: Option<&'a HostFile>,
+    ) -> Self {
+        let mut stored = [0u8; 4];
+        let steps = match position {
+            Some(file) if file.read_at(0, &mut stored) => u32::from_le_bytes(stored),
+            _ => 0,
+        };
         Self {
             alarm,
+            position,
             fault,
             enable_active_low,
             enabled: Cell::new(false),
-            steps: Cell::new(0),
+            steps: Cell::new(steps),
             steps_this_run: Cell::new(0),
             jammed: Cell::new(false),
             missed: Cell::new(0),
@@ -317,8 +334,12 @@ impl<'a, A: Alarm<'a>> LineListener for SimMechanism<'a, A> {
                 if self.jammed.get() {
                     self.missed.set(self.missed.get() + 1);
                 } else {
-                    self.steps.set(self.steps.get() + 1);
+                    let steps = self.steps.get() + 1;
+                    self.steps.set(steps);
                     self.steps_this_run.set(self.steps_this_run.get() + 1);
+                    if let Some(file) = self.position {
+                        let _ = file.write_at(0, &steps.to_le_bytes());
+                    }
                 }
             }
             _ => {}
@@ -416,111 +437,6 @@ impl Led for SimLed {
     }
     fn read(&self) -> bool {
         self.on.get()
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Idle,
-    Read(usize),
-    Write(usize),
-}
-
-/// Nonvolatile storage simulated in RAM; operations complete in a deferred
-/// call, like a real driver's interrupt.
-pub struct RamStorage<'a> {
-    memory: TakeCell<'static, [u8]>,
-    buffer: TakeCell<'static, [u8]>,
-    op: Cell<Op>,
-    deferred_call: DeferredCall,
-    client: OptionalCell<&'a dyn NonvolatileStorageClient>,
-}
-
-impl RamStorage<'_> {
-    pub fn new(memory: &'static mut [u8]) -> Self {
-        Self {
-            memory: TakeCell::new(memory),
-            buffer: TakeCell::empty(),
-            op: Cell::new(Op::Idle),
-            deferred_call: DeferredCall::new(),
-            client: OptionalCell::empty(),
-        }
-    }
-
-    fn start(
-        &self,
-        buffer: &'static mut [u8],
-        address: usize,
-        length: usize,
-        write: bool,
-    ) -> Result<(), ErrorCode> {
-        if self.op.get() != Op::Idle {
-            return Err(ErrorCode::BUSY);
-        }
-        let fits = self.memory.map_or(false, |m| {
-            address
-                .checked_add(length)
-                .is_some_and(|end| end <= m.len())
-        });
-        if !fits || length > buffer.len() {
-            return Err(ErrorCode::INVAL);
-        }
-        self.memory.map(|memory| {
-            let range = address..address + length;
-            if write {
-                memory[range].copy_from_slice(&buffer[..length]);
-            } else {
-                buffer[..length].copy_from_slice(&memory[range]);
-            }
-        });
-        self.buffer.replace(buffer);
-        self.op.set(if write {
-            Op::Write(length)
-        } else {
-            Op::Read(length)
-        });
-        self.deferred_call.set();
-        Ok(())
-    }
-}
-
-impl<'a> NonvolatileStorage<'a> for RamStorage<'a> {
-    fn set_client(&self, client: &'a dyn NonvolatileStorageClient) {
-        self.client.set(client);
-    }
-    fn read(
-        &self,
-        buffer: &'static mut [u8],
-        address: usize,
-        length: usize,
-    ) -> Result<(), ErrorCode> {
-        self.start(buffer, address, length, false)
-    }
-    fn write(
-        &self,
-        buffer: &'static mut [u8],
-        address: usize,
-        length: usize,
-    ) -> Result<(), ErrorCode> {
-        self.start(buffer, address, length, true)
-    }
-}
-
-impl DeferredCallClient for RamStorage<'_> {
-    fn handle_deferred_call(&self) {
-        let op = self.op.replace(Op::Idle);
-        let Some(buffer) = self.buffer.take() else {
-            return;
-        };
-        self.client.map(move |client| match op {
-            Op::Read(length) => client.read_done(buffer, length),
-            Op::Write(length) => client.write_done(buffer, length),
-            Op::Idle => {}
-        });
-    }
-
-    fn register(&'static self) {
-        self.deferred_call.register(self);
     }
 }
 

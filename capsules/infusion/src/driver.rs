@@ -2,7 +2,9 @@
 
 use core::cell::Cell;
 use core::mem::MaybeUninit;
-use infusion_core::{command, AppId, BoardConfig, CommandResult, InfusionCore, Notification, Role};
+use infusion_core::{
+    command, AppId, BoardConfig, CommandResult, InfusionCore, Notification, Role, StoredRecords,
+};
 use kernel::grant::{AllowRoCount, AllowRwCount, Grant, GrantKernelData, UpcallCount};
 use kernel::hil::time::{Alarm, AlarmClient, Frequency, Ticks};
 use kernel::process::ShortId;
@@ -68,7 +70,7 @@ struct Scratch {
 
 /// Static memory for the core (about 11 KiB): the board allocates it, and
 /// the core is built and restored in place there
-/// (`InfusionCore::new` + `restore_from`), never moved around the stack.
+/// (`InfusionCore::new` + `restore_records`), never moved around the stack.
 pub type CoreSlot<'a> = MaybeUninit<InfusionCore<TockPlatform<'a>>>;
 
 /// The infusion capsule. See the crate documentation.
@@ -174,20 +176,12 @@ impl<'a, A: Alarm<'a>> Infusion<'a, A> {
         (ms, ticks)
     }
 
-    /// Runs `f` on the core with the platform's clock set; `None` before the
-    /// core is restored.
-    fn with_core<R>(
-        &self,
-        now_ms: u64,
-        f: impl FnOnce(&mut InfusionCore<TockPlatform<'a>>) -> R,
-    ) -> Option<R> {
+    /// Runs `f` on the core; `None` before the core is restored.
+    fn with_core<R>(&self, f: impl FnOnce(&mut InfusionCore<TockPlatform<'a>>) -> R) -> Option<R> {
         if !self.restored.get() {
             return None;
         }
-        self.core.map(|core| {
-            core.platform_mut().now_ms = now_ms;
-            f(core)
-        })
+        self.core.map(f)
     }
 
     /// After every core call: deliver queued notifications as upcalls and
@@ -202,11 +196,15 @@ impl<'a, A: Alarm<'a>> Infusion<'a, A> {
             .unwrap_or(false);
         if storage_fault {
             let (now_ms, _) = self.now();
-            self.with_core(now_ms, |core| core.on_storage_fault(now_ms));
+            self.with_core(|core| core.on_storage_fault(now_ms));
         }
         let mut notes = self
             .core
-            .map(|core| core.platform_mut().notes.take())
+            .map(|core| {
+                let platform = core.platform_mut();
+                platform.release_held_steps();
+                platform.notes.take()
+            })
             .unwrap_or(Notes::new());
         self.deliver(&mut notes);
         self.rearm();
@@ -374,7 +372,7 @@ impl<'a, A: Alarm<'a>> SyscallDriver for Infusion<'a, A> {
         let caller = app_id(process_id);
         let (now_ms, _) = self.now();
         let entered = self.apps.enter(process_id, |_, kernel_data| {
-            self.with_core(now_ms, |core| {
+            self.with_core(|core| {
                 let call = Call {
                     caller,
                     command_num,
@@ -417,7 +415,7 @@ impl<'a, A: Alarm<'a>> SyscallDriver for Infusion<'a, A> {
 impl<'a, A: Alarm<'a>> AlarmClient for Infusion<'a, A> {
     fn alarm(&self) {
         let (now_ms, _) = self.now();
-        self.with_core(now_ms, |core| core.on_timer(now_ms));
+        self.with_core(|core| core.on_timer(now_ms));
         self.settle();
     }
 }
@@ -425,7 +423,7 @@ impl<'a, A: Alarm<'a>> AlarmClient for Infusion<'a, A> {
 impl<'a, A: Alarm<'a>> FaultClient for Infusion<'a, A> {
     fn fault_input_changed(&self, code: AlarmCode, asserted: bool) {
         let (now_ms, _) = self.now();
-        self.with_core(now_ms, |core| core.on_fault_input(code, asserted, now_ms));
+        self.with_core(|core| core.on_fault_input(code, asserted, now_ms));
         self.settle();
     }
 }
@@ -444,7 +442,7 @@ fn build_core<'a>(
 impl<'a, A: Alarm<'a>> crate::faults::AppFaultObserver for Infusion<'a, A> {
     fn app_faulted(&self, app: AppId, restarts: usize, restarting: bool) {
         let (now_ms, _) = self.now();
-        self.with_core(now_ms, |core| {
+        self.with_core(|core| {
             // The fault code is not exposed by the kernel; the restart count
             // tells the faults of one app apart.
             core.on_app_fault(app, 0, now_ms);
@@ -458,21 +456,17 @@ impl<'a, A: Alarm<'a>> crate::faults::AppFaultObserver for Infusion<'a, A> {
 }
 
 impl<'a, A: Alarm<'a>> StoreClient for Infusion<'a, A> {
-    fn loaded(&self, record: Option<&[u8]>, saved_at_ms: u64) {
-        self.clock.continue_from(saved_at_ms);
+    fn loaded(&self, stored: &StoredRecords<'_>) {
         let (now_ms, _) = self.now();
         if !self.restored.get() {
             self.core.map(|core| {
-                core.platform_mut().now_ms = now_ms;
-                core.restore_from(record, now_ms);
+                core.restore_records(stored, now_ms);
+                // The tick counter restarted with the board; core time goes
+                // on from the latest time the records know of.
+                self.clock.continue_from(core.core_time_ms());
             });
             self.restored.set(true);
         }
         self.settle();
-    }
-
-    fn committed(&self) {
-        self.core
-            .map(|core| core.platform_mut().release_held_steps());
     }
 }

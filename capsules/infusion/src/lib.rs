@@ -24,14 +24,16 @@
 //! - HIL adapters: [`motor::StepperMotor`] (STEP/DIR/ENABLE GPIO pins and a
 //!   fault input, pulses timed by an alarm), [`annunciator::Annunciator`]
 //!   (alarm tones on a [`hil::buzzer::Buzzer`], priority on LEDs) and
-//!   [`storage::AbStore`] (two-slot atomic record store over a
-//!   [`hil::nonvolatile_storage::NonvolatileStorage`]). A record that cannot
-//!   be written is reported to the core, which stops delivery under a high
-//!   alarm.
+//!   [`storage::FlashRecords`] (the core's records kept apart, in two
+//!   `storage_core::RingStore`s over the board's `storage_core::Flash`). A
+//!   record that cannot be written is reported to the core, which stops
+//!   delivery under a high alarm.
 //!
-//! A motor step is released to the motor only once the record that accounts
-//! for it has been written (the core saves before every step), so a reset
-//! can never forget a step that moved.
+//! A motor step is released to the motor only once the reservation that
+//! accounts for it has been written (the core reserves steps in batches of
+//! `RESERVATION_STEPS` before the first of them), so a reset can never
+//! forget a step that moved; it counts at most one batch too many
+//! (`docs/persistence.md` §4).
 //!
 //! Usage
 //! -----
@@ -54,7 +56,7 @@
 //! core_alarm.set_alarm_client(infusion);
 //! motor.set_fault_client(infusion);
 //! store.set_client(infusion);
-//! store.load(); // the capsule starts the core once the saved record is read
+//! store.load(); // the capsule restores the core once the records are read
 //! ```
 //!
 //! Syscall Interface
@@ -69,8 +71,8 @@
 //! code from `infusion_core::tock_error_name` and the exact
 //! `pump_protocol::ErrorCode` as data, so apps can tell e.g. a lockout
 //! (`BUSY`, 16) from a busy bolus channel (`BUSY`, 22). A role violation is
-//! `NODEVICE` (6) and is audited as an `AccessDenied` event. Before the saved
-//! state has been restored every command but 0 fails with `OFF`
+//! `NODEVICE` (6) and is audited as an `AccessDenied` event. Before the stored
+//! records have been restored every command but 0 fails with `OFF`
 //! (`NotReady`).
 //!
 //! | # | command | role | r2, r3 | success |
@@ -107,7 +109,7 @@
 //! Commands 22–25 are the relay that carries programmer requests and
 //! notices from the telemetry app to the dosing app (the apps have no IPC);
 //! see `infusion_core::relay`. Commands 26 and 27 keep the dosing app's own
-//! record in the capsule's saved state, so it survives resets.
+//! record in the capsule's flash (its own record kind), so it survives resets.
 //!
 //! Commands the core adds later pass through unchanged: the glue keeps no
 //! list of commands or of which allow each one uses.
@@ -135,6 +137,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
 
 pub mod annunciator;
 pub mod appid;

@@ -1,6 +1,6 @@
 //! `infusion_core::Platform` over the HIL adapters.
 
-use infusion_core::{AlarmSignal, Notification, Platform, RecordKind};
+use infusion_core::{AlarmSignal, Notification, Platform, RecordKind, StoredRecords};
 use pump_protocol::{AlarmCode, DeliveryKind};
 
 /// The pump motor as the capsule drives it (implemented by
@@ -19,13 +19,15 @@ pub trait AlarmAnnunciator {
     fn show(&self, signal: AlarmSignal);
 }
 
-/// Atomic storage of one record (implemented by
-/// [`AbStore`](crate::storage::AbStore)).
+/// The core's records, kept apart and each written atomically (implemented
+/// by [`FlashRecords`](crate::storage::FlashRecords)).
 pub trait RecordStore {
-    /// Replaces the stored record; `now_ms` is stored with it. Returns at once;
-    /// [`StoreClient::committed`] follows when nothing is left to write.
-    fn save(&self, record: &[u8], now_ms: u64);
-    /// Whether every record passed to `save` has been written.
+    /// Replaces the stored record of `kind`; returns once it is on flash or
+    /// the write failed (a failure is reported by [`Self::take_fault`] and,
+    /// for the records that account steps, by [`Self::is_committed`]).
+    fn write(&self, kind: RecordKind, record: &[u8]);
+    /// Whether the latest write of every record that accounts motor steps
+    /// (`Reservation`, `Therapy`) reached storage: steps wait until it did.
     fn is_committed(&self) -> bool;
     /// Whether a record failed to reach storage since the last call; each
     /// failure is reported once, so the capsule can raise its alarm without
@@ -33,13 +35,11 @@ pub trait RecordStore {
     fn take_fault(&self) -> bool;
 }
 
-/// Receives the stored record at boot and write completions.
+/// Receives the stored records at boot.
 pub trait StoreClient {
-    /// The newest valid record (`None` if there is none) and the time it was
-    /// saved at. Called once, after `load`.
-    fn loaded(&self, record: Option<&[u8]>, saved_at_ms: u64);
-    /// Every record saved so far has been written.
-    fn committed(&self);
+    /// The latest record of each kind, and how each region read. Called
+    /// once, after `load`.
+    fn loaded(&self, stored: &StoredRecords<'_>);
 }
 
 /// Receives changes of the motor's fault input (stall or occlusion).
@@ -121,7 +121,6 @@ pub struct TockPlatform<'a> {
     motor: &'a dyn PumpMotor,
     output: &'a dyn AlarmAnnunciator,
     store: &'a dyn RecordStore,
-    pub(crate) now_ms: u64,
     held_steps: u32,
     pub(crate) notes: Notes,
 }
@@ -137,18 +136,17 @@ impl<'a> TockPlatform<'a> {
             motor,
             output,
             store,
-            now_ms: 0,
             held_steps: 0,
             notes: Notes::new(),
         }
     }
 
-    /// The record accounting for the held steps is written: make them.
     /// See [`RecordStore::take_fault`].
     pub(crate) fn take_storage_fault(&self) -> bool {
         self.store.take_fault()
     }
 
+    /// The records accounting for the held steps are written: make them.
     pub(crate) fn release_held_steps(&mut self) {
         while self.held_steps > 0 && self.store.is_committed() {
             self.held_steps -= 1;
@@ -158,9 +156,9 @@ impl<'a> TockPlatform<'a> {
 }
 
 impl Platform for TockPlatform<'_> {
-    // The two-slot store keeps one record: the whole state, written at every
-    // change and before every step (records apart come with the flash store).
-    const KEEPS_RECORDS_APART: bool = false;
+    // Records kept apart in two flash rings (`storage`): a step costs a
+    // share of one small reservation, not a rewrite of the whole state.
+    const KEEPS_RECORDS_APART: bool = true;
 
     fn set_motor_enabled(&mut self, enabled: bool) {
         if !enabled {
@@ -170,8 +168,8 @@ impl Platform for TockPlatform<'_> {
     }
 
     fn step_motor(&mut self) {
-        // The core saved the record that accounts for this step just before
-        // asking for it; the motor moves only once that record is written.
+        // The core wrote the reservation that accounts for this step before
+        // asking for it; the motor moves only if that write succeeded.
         if self.held_steps == 0 && self.store.is_committed() {
             self.motor.step();
         } else {
@@ -183,8 +181,8 @@ impl Platform for TockPlatform<'_> {
         self.output.show(signal);
     }
 
-    fn write_record(&mut self, _kind: RecordKind, record: &[u8]) {
-        self.store.save(record, self.now_ms);
+    fn write_record(&mut self, kind: RecordKind, record: &[u8]) {
+        self.store.write(kind, record);
     }
 
     fn notify(&mut self, notification: Notification) {
@@ -216,8 +214,9 @@ mod tests {
         fn show(&self, _: AlarmSignal) {}
     }
     impl RecordStore for Fake {
-        fn save(&self, _: &[u8], _: u64) {
-            self.committed.set(false);
+        fn write(&self, _: RecordKind, record: &[u8]) {
+            // The fake fails every write of an odd first byte.
+            self.committed.set(record.first().is_some_and(|b| b % 2 == 0));
         }
         fn is_committed(&self) -> bool {
             self.committed.get()
@@ -232,21 +231,23 @@ mod tests {
         let fake = Fake::default();
         let mut p = TockPlatform::new(&fake, &fake, &fake);
         p.set_motor_enabled(true);
-        p.write_record(RecordKind::Image, &[1]);
+        p.write_record(RecordKind::Reservation, &[2]);
         p.step_motor();
-        p.write_record(RecordKind::Image, &[2]);
+        assert_eq!(fake.steps.get(), 1, "written: the step is made");
+        p.write_record(RecordKind::Reservation, &[1]);
         p.step_motor();
-        assert_eq!(fake.steps.get(), 0);
-        fake.committed.set(true);
+        p.step_motor();
+        assert_eq!(fake.steps.get(), 1, "failed: steps wait");
+        p.write_record(RecordKind::Reservation, &[4]);
         p.release_held_steps();
-        assert_eq!(fake.steps.get(), 2);
+        assert_eq!(fake.steps.get(), 3, "written again: the held steps are made");
         // Disabling the motor drops held steps.
-        p.write_record(RecordKind::Image, &[3]);
+        p.write_record(RecordKind::Reservation, &[3]);
         p.step_motor();
         p.set_motor_enabled(false);
-        fake.committed.set(true);
+        p.write_record(RecordKind::Reservation, &[6]);
         p.release_held_steps();
-        assert_eq!(fake.steps.get(), 2);
+        assert_eq!(fake.steps.get(), 3);
     }
 
     #[test]

@@ -1,342 +1,258 @@
-//! Atomic record storage over a nonvolatile-storage HIL: two slots, each
-//! with a sequence number and CRC.
+//! The core's records kept apart in flash (`docs/persistence.md`): two
+//! [`storage_core::RingStore`]s over the board's [`storage_core::Flash`],
+//! one for the serial floor and one for every other record, laid out as
+//! pumpctl's simulated pump keeps them (`host-tools/pumpctl/src/flashstore.rs`),
+//! so the wear figures the simulator measures are the board's.
 //!
-//! A save writes the slot *not* holding the newest record, so a write torn
-//! by a reset leaves the previous record intact; at boot the valid slot with
-//! the higher sequence number wins. Saves that arrive while a write is in
-//! flight are coalesced: only the latest record is written next.
+//! | region | pages (4 KiB) | records |
+//! |---|---:|---|
+//! | state | [`STATE_PAGES`] = 32, from page 0 | `Prescription`, `Therapy`, `AppRecord`, `Reservation` |
+//! | floor | [`FLOOR_PAGES`] = 2, after the state region | `SerialFloor` |
 //!
-//! Slot layout (little endian): magic `"IPS1"`, sequence `u32`, record
-//! length `u32`, time saved `u64` (core ms), CRC-32C `u32` over sequence,
-//! length, time and record; then the record.
+//! Writes are synchronous: [`Flash`] models a NOR controller that blocks
+//! while it programs or erases (the nRF52840's NVMC; the QEMU board's
+//! file-backed flash). A write returns once its record is on flash, or
+//! failed; a failed write is reported once ([`RecordStore::take_fault`]),
+//! and while the latest `Reservation` or `Therapy` record failed, the motor
+//! makes no step ([`RecordStore::is_committed`]).
+//!
+//! At boot, [`FlashRecords::load`] reads the latest record of each kind in
+//! a deferred call and hands them to the capsule as
+//! [`StoredRecords`] (`InfusionCore::restore_records`).
 
 use core::cell::Cell;
-use kernel::hil::nonvolatile_storage::{NonvolatileStorage, NonvolatileStorageClient};
-use kernel::utilities::cells::{OptionalCell, TakeCell};
-use pump_protocol::CRC32C;
+use infusion_core::{RecordKind, RegionState, StoredRecords, APP_RECORD_MAX_LEN};
+use kernel::deferred_call::{DeferredCall, DeferredCallClient};
+use kernel::utilities::cells::{MapCell, OptionalCell, TakeCell};
+use pump_protocol::prescription::MAX_SIGNED_PRESCRIPTION_LEN;
+use storage_core::{Flash, RingStore, StoreStats, MAX_PAYLOAD_BYTES};
 
 use crate::platform::{RecordStore, StoreClient};
 
-const MAGIC: [u8; 4] = *b"IPS1";
+/// Bytes in a flash page (the nRF52840's erase unit).
+pub const PAGE_BYTES: u32 = 4096;
+/// Pages of the state region: 128 KiB.
+pub const STATE_PAGES: u32 = 32;
+/// Pages of the serial floor's region: 8 KiB.
+pub const FLOOR_PAGES: u32 = 2;
+/// First page of the state region on the device.
+pub const STATE_FIRST_PAGE: u32 = 0;
+/// First page of the floor region on the device.
+pub const FLOOR_FIRST_PAGE: u32 = STATE_FIRST_PAGE + STATE_PAGES;
+/// Pages the store needs on the device.
+pub const PAGES: u32 = STATE_PAGES + FLOOR_PAGES;
+/// Bytes the store needs on the device: 136 KiB.
+pub const FLASH_BYTES: usize = (PAGES * PAGE_BYTES) as usize;
 
-/// Slot header length.
-pub const HEADER_LEN: usize = 24;
+/// The largest `Reservation` or `SerialFloor` record the core writes (both
+/// are encoded into 32-byte buffers).
+const SMALL_RECORD_MAX_LEN: usize = 32;
 
-/// Largest record (the core's saved state).
-pub const MAX_RECORD_LEN: usize = infusion_core::SAVED_STATE_LEN;
+/// Length of the buffer the board gives [`FlashRecords`] to read the
+/// records into at boot: the largest record of every kind.
+pub const LOAD_BUFFER_LEN: usize = MAX_SIGNED_PRESCRIPTION_LEN
+    + MAX_PAYLOAD_BYTES
+    + APP_RECORD_MAX_LEN
+    + 2 * SMALL_RECORD_MAX_LEN;
 
-/// Length of each of the two buffers the board gives the store, and the
-/// least slot stride.
-pub const BUFFER_LEN: usize = HEADER_LEN + MAX_RECORD_LEN;
+/// The record kinds kept, in the order they are read at boot: the state
+/// region's first, then the floor's.
+const KINDS: [RecordKind; 5] = [
+    RecordKind::Prescription,
+    RecordKind::Therapy,
+    RecordKind::AppRecord,
+    RecordKind::Reservation,
+    RecordKind::SerialFloor,
+];
 
-/// A slot's contents, if its header and CRC are valid.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SlotInfo {
-    /// Sequence number (newer is higher).
-    pub sequence: u32,
-    /// Record length.
-    pub len: usize,
-    /// Core time of the save.
-    pub saved_at_ms: u64,
-}
-
-/// Writes header and `record` into `buf`; returns the bytes to write.
-pub fn encode_slot(buf: &mut [u8], sequence: u32, record: &[u8], saved_at_ms: u64) -> usize {
-    let len = record.len().min(MAX_RECORD_LEN).min(buf.len() - HEADER_LEN);
-    buf[0..4].copy_from_slice(&MAGIC);
-    buf[4..8].copy_from_slice(&sequence.to_le_bytes());
-    buf[8..12].copy_from_slice(&(len as u32).to_le_bytes());
-    buf[12..20].copy_from_slice(&saved_at_ms.to_le_bytes());
-    buf[HEADER_LEN..HEADER_LEN + len].copy_from_slice(&record[..len]);
-    let crc = slot_crc(buf, len);
-    buf[20..24].copy_from_slice(&crc.to_le_bytes());
-    HEADER_LEN + len
-}
-
-fn slot_crc(buf: &[u8], len: usize) -> u32 {
-    let mut digest = CRC32C.digest();
-    digest.update(&buf[4..20]);
-    digest.update(&buf[HEADER_LEN..HEADER_LEN + len]);
-    digest.finalize()
-}
-
-/// Checks a slot read back from storage.
-pub fn decode_slot(buf: &[u8]) -> Option<SlotInfo> {
-    let word = |at: usize| u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
-    if buf.len() < HEADER_LEN || buf[0..4] != MAGIC {
-        return None;
-    }
-    let len = word(8) as usize;
-    if len > MAX_RECORD_LEN || HEADER_LEN + len > buf.len() {
-        return None;
-    }
-    if slot_crc(buf, len) != word(20) {
-        return None;
-    }
-    let mut time = [0u8; 8];
-    time.copy_from_slice(&buf[12..20]);
-    Some(SlotInfo {
-        sequence: word(4),
-        len,
-        saved_at_ms: u64::from_le_bytes(time),
-    })
-}
-
-/// Of two slots, the one to restore: valid, and newest by sequence number
-/// (compared with wrap-around).
-pub fn newest(a: Option<SlotInfo>, b: Option<SlotInfo>) -> Option<(usize, SlotInfo)> {
-    match (a, b) {
-        (Some(a), Some(b)) => {
-            if b.sequence.wrapping_sub(a.sequence) as i32 > 0 {
-                Some((1, b))
-            } else {
-                Some((0, a))
-            }
-        }
-        (Some(a), None) => Some((0, a)),
-        (None, Some(b)) => Some((1, b)),
-        (None, None) => None,
+/// The store's tag for a record kind (the same as pumpctl's simulated pump).
+pub fn tag(kind: RecordKind) -> u8 {
+    match kind {
+        RecordKind::Image => 0,
+        RecordKind::Prescription => 1,
+        RecordKind::Therapy => 2,
+        RecordKind::AppRecord => 3,
+        RecordKind::Reservation => 4,
+        RecordKind::SerialFloor => 5,
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum State {
-    Idle,
-    LoadingSlot(usize),
-    Writing,
+/// Kinds whose failed write holds the motor: the ones that account steps.
+const STEP_RECORDS: u8 = (1 << 0) | (1 << 2) | (1 << 4);
+
+/// What the store has done since boot, per region.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlashRecordsStats {
+    /// The state region's store (`None`: it did not mount).
+    pub state: Option<StoreStats>,
+    /// The floor region's store (`None`: it did not mount).
+    pub floor: Option<StoreStats>,
+    /// Writes the store refused or the flash failed.
+    pub write_errors: u32,
 }
 
-/// The two-slot store. See the module documentation.
-pub struct AbStore<'a, S: NonvolatileStorage<'a>> {
-    storage: &'a S,
-    base: usize,
-    stride: usize,
-    /// Buffer free for (or lent to) the next HIL operation.
-    io_buf: TakeCell<'static, [u8]>,
-    /// Holds the latest record not yet handed to the HIL.
-    staged_buf: TakeCell<'static, [u8]>,
-    staged_len: Cell<usize>,
-    staged: Cell<bool>,
-    state: Cell<State>,
-    loading: Cell<bool>,
-    /// A record could not be staged or written; cleared by the next
-    /// completed write (which carries the whole latest state).
-    lost: Cell<bool>,
-    /// A save or write failed since the capsule last asked
-    /// ([`RecordStore::take_fault`]).
+/// The two rings. See the module documentation.
+pub struct FlashRecords<'a, F: Flash> {
+    state: MapCell<RingStore<F>>,
+    floor: MapCell<RingStore<F>>,
+    load_buf: TakeCell<'static, [u8]>,
+    /// Bit `tag` set: the latest write of that kind failed.
+    failed: Cell<u8>,
+    /// A write failed since the capsule last asked.
     fault: Cell<bool>,
-    next_sequence: Cell<u32>,
-    slot0: Cell<Option<SlotInfo>>,
+    write_errors: Cell<u32>,
     client: OptionalCell<&'a dyn StoreClient>,
+    deferred_call: DeferredCall,
 }
 
-impl<'a, S: NonvolatileStorage<'a>> AbStore<'a, S> {
-    /// Slots at `base` and `base + stride` of `storage`; `stride` at least
-    /// [`BUFFER_LEN`] (and a multiple of the flash page, so the slots never
-    /// share a page). Both buffers at least [`BUFFER_LEN`] long.
-    pub fn new(
-        storage: &'a S,
-        buf_a: &'static mut [u8],
-        buf_b: &'static mut [u8],
-        base: usize,
-        stride: usize,
-    ) -> Self {
+impl<'a, F: Flash> FlashRecords<'a, F> {
+    /// Mounts both regions of the device: `state_flash` and `floor_flash`
+    /// are handles on the same device (pages [`STATE_FIRST_PAGE`] and
+    /// [`FLOOR_FIRST_PAGE`] on), which must have at least [`PAGES`] pages of
+    /// [`PAGE_BYTES`]. A region that does not mount reads as damaged, and
+    /// every write to it fails. `load_buf` is at least [`LOAD_BUFFER_LEN`]
+    /// long.
+    pub fn new(state_flash: F, floor_flash: F, load_buf: &'static mut [u8]) -> Self {
+        let mount = |flash, first, pages| match RingStore::mount(flash, first, pages) {
+            Ok(ring) => MapCell::new(ring),
+            Err(_) => MapCell::empty(),
+        };
         Self {
-            storage,
-            base,
-            stride: stride.max(BUFFER_LEN),
-            io_buf: TakeCell::new(buf_a),
-            staged_buf: TakeCell::new(buf_b),
-            staged_len: Cell::new(0),
-            staged: Cell::new(false),
-            state: Cell::new(State::Idle),
-            loading: Cell::new(true),
-            lost: Cell::new(false),
+            state: mount(state_flash, STATE_FIRST_PAGE, STATE_PAGES),
+            floor: mount(floor_flash, FLOOR_FIRST_PAGE, FLOOR_PAGES),
+            load_buf: TakeCell::new(load_buf),
+            failed: Cell::new(0),
             fault: Cell::new(false),
-            next_sequence: Cell::new(1),
-            slot0: Cell::new(None),
+            write_errors: Cell::new(0),
             client: OptionalCell::empty(),
+            deferred_call: DeferredCall::new(),
         }
     }
 
-    /// Where the loaded record and write completions go (the capsule).
+    /// Where the records read at boot go (the capsule).
     pub fn set_client(&self, client: &'a dyn StoreClient) {
         self.client.set(client);
     }
 
-    fn mark_lost(&self) {
-        self.lost.set(true);
-        self.fault.set(true);
-    }
-
-    /// Reads both slots, then calls [`StoreClient::loaded`].
+    /// Reads every record, in a deferred call, then calls
+    /// [`StoreClient::loaded`].
     pub fn load(&self) {
-        self.read_slot(0);
+        self.deferred_call.set();
     }
 
-    fn slot_address(&self, slot: usize) -> usize {
-        self.base + slot * self.stride
+    /// What the store has done since boot.
+    pub fn stats(&self) -> FlashRecordsStats {
+        FlashRecordsStats {
+            state: self.state.map(|ring| ring.stats()),
+            floor: self.floor.map(|ring| ring.stats()),
+            write_errors: self.write_errors.get(),
+        }
     }
 
-    fn read_slot(&self, slot: usize) {
-        let Some(buf) = self.io_buf.take() else {
-            return;
+    /// Reads the latest record of every kind and hands them to `f`.
+    pub fn read_all<R>(&self, f: impl FnOnce(&StoredRecords<'_>) -> R) -> Option<R> {
+        let buf = self.load_buf.take()?;
+        let mut spans = [None; KINDS.len()];
+        let (state_kinds, floor_kinds) = KINDS.split_at(4);
+        let (state_spans, floor_spans) = spans.split_at_mut(4);
+        let mut used = 0;
+        let state_region = read_region(&self.state, state_kinds, state_spans, buf, &mut used);
+        let floor_region = read_region(&self.floor, floor_kinds, floor_spans, buf, &mut used);
+        let view: &[u8] = buf;
+        let get = |i: usize| {
+            spans[i].and_then(|(at, len): (usize, usize)| view.get(at..at.checked_add(len)?))
         };
-        let len = BUFFER_LEN.min(buf.len());
-        self.state.set(State::LoadingSlot(slot));
-        if let Err(_e) = self.storage.read(buf, self.slot_address(slot), len) {
-            // The HIL does not hand the buffer back on error: with one buffer
-            // left no write can start, so steps stay held (motor stopped).
-            self.state.set(State::Idle);
-            self.mark_lost();
-            let slot0 = if slot == 1 { self.slot0.get() } else { None };
-            self.finish_load(slot0, None);
-        }
-    }
-
-    fn finish_load(&self, slot0: Option<SlotInfo>, slot1: Option<(&'static mut [u8], SlotInfo)>) {
-        // Decide which buffer holds the winner.
-        let slot1_info = slot1.as_ref().map(|(_, info)| *info);
-        let winner = newest(slot0, slot1_info);
-        if let Some((_, info)) = winner {
-            self.next_sequence.set(info.sequence.wrapping_add(1));
-        }
-        self.loading.set(true);
-        match (winner, slot1) {
-            (Some((1, info)), Some((buf, _))) => {
-                // Slot 1's bytes are in `buf`; slot 0's buffer is staged_buf.
-                self.client.map(|client| {
-                    client.loaded(
-                        Some(&buf[HEADER_LEN..HEADER_LEN + info.len]),
-                        info.saved_at_ms,
-                    )
-                });
-                self.io_buf.replace(buf);
-            }
-            (Some((_, info)), slot1) => {
-                // Slot 0's bytes are in staged_buf: move them out of the way.
-                if let Some((buf, _)) = slot1 {
-                    self.io_buf.replace(buf);
-                }
-                let held = self.staged_buf.take();
-                if let Some(held) = held {
-                    // Let saves made during restore stage into the other buffer.
-                    if let Some(other) = self.io_buf.take() {
-                        self.staged_buf.replace(other);
-                    }
-                    self.client.map(|client| {
-                        client.loaded(
-                            Some(&held[HEADER_LEN..HEADER_LEN + info.len]),
-                            info.saved_at_ms,
-                        )
-                    });
-                    self.io_buf.replace(held);
-                }
-            }
-            (None, slot1) => {
-                if let Some((buf, _)) = slot1 {
-                    self.io_buf.replace(buf);
-                }
-                self.client.map(|client| client.loaded(None, 0));
-            }
-        }
-        self.loading.set(false);
-        self.start_write();
-    }
-
-    fn start_write(&self) {
-        if self.loading.get() || self.state.get() != State::Idle || !self.staged.get() {
-            return;
-        }
-        let (Some(staged), Some(spare)) = (self.staged_buf.take(), self.io_buf.take()) else {
-            return;
+        let stored = StoredRecords {
+            state_region,
+            floor_region,
+            prescription: get(0),
+            therapy: get(1),
+            app_record: get(2),
+            reservation: get(3),
+            serial_floor: get(4),
         };
-        self.staged.set(false);
-        self.staged_buf.replace(spare);
-        let sequence = self.next_sequence.get();
-        self.next_sequence.set(sequence.wrapping_add(1));
-        let address = self.slot_address((sequence & 1) as usize);
-        let len = self.staged_len.get();
-        self.state.set(State::Writing);
-        if self.storage.write(staged, address, len).is_err() {
-            // Nothing was written (and the HIL kept the buffer): steps stay
-            // held, so the motor stops, rather than move unaccounted.
-            self.state.set(State::Idle);
-            self.mark_lost();
-        }
+        let result = f(&stored);
+        self.load_buf.replace(buf);
+        Some(result)
     }
 }
 
-impl<'a, S: NonvolatileStorage<'a>> RecordStore for AbStore<'a, S> {
-    fn save(&self, record: &[u8], now_ms: u64) {
-        let sequence = self.next_sequence.get();
-        let staged = self.staged_buf.map(|buf| {
-            self.staged_len
-                .set(encode_slot(buf, sequence, record, now_ms));
-        });
-        if staged.is_some() {
-            self.staged.set(true);
-            self.start_write();
-            if self.lost.get() && self.state.get() != State::Writing {
-                // No write is under way and the last one failed: this
-                // record cannot reach storage either.
-                self.fault.set(true);
+/// Reads `kinds` from `ring` into `buf` from `*used` on; each found record's
+/// `(offset, len)` goes into its span.
+fn read_region<F: Flash>(
+    ring: &MapCell<RingStore<F>>,
+    kinds: &[RecordKind],
+    spans: &mut [Option<(usize, usize)>],
+    buf: &mut [u8],
+    used: &mut usize,
+) -> RegionState {
+    ring.map(|ring| {
+        let mut any = false;
+        for (kind, span) in kinds.iter().zip(spans.iter_mut()) {
+            let Some(free) = buf.get_mut(*used..) else {
+                return RegionState::Damaged;
+            };
+            match ring.read_latest(tag(*kind), free) {
+                Ok(Some(len)) => {
+                    *span = Some((*used, len));
+                    *used += len;
+                    any = true;
+                }
+                Ok(None) => {}
+                Err(_) => return RegionState::Damaged,
             }
-        } else {
-            self.mark_lost();
         }
+        if any {
+            RegionState::Readable
+        } else {
+            RegionState::Blank
+        }
+    })
+    .unwrap_or(RegionState::Damaged)
+}
+
+impl<F: Flash> RecordStore for FlashRecords<'_, F> {
+    fn write(&self, kind: RecordKind, record: &[u8]) {
+        let ring = if kind == RecordKind::SerialFloor {
+            &self.floor
+        } else {
+            &self.state
+        };
+        let written = ring
+            .map(|ring| ring.write(tag(kind), record).is_ok())
+            .unwrap_or(false);
+        let bit = 1u8 << tag(kind);
+        if written {
+            self.failed.set(self.failed.get() & !bit);
+        } else {
+            self.failed.set(self.failed.get() | bit);
+            self.fault.set(true);
+            self.write_errors
+                .set(self.write_errors.get().saturating_add(1));
+        }
+    }
+
+    fn is_committed(&self) -> bool {
+        self.failed.get() & STEP_RECORDS == 0
     }
 
     fn take_fault(&self) -> bool {
         self.fault.replace(false)
     }
-
-    fn is_committed(&self) -> bool {
-        !self.loading.get()
-            && !self.lost.get()
-            && !self.staged.get()
-            && self.state.get() == State::Idle
-    }
 }
 
-impl<'a, S: NonvolatileStorage<'a>> NonvolatileStorageClient for AbStore<'a, S> {
-    fn read_done(&self, buffer: &'static mut [u8], _length: usize) {
-        match self.state.get() {
-            State::LoadingSlot(0) => {
-                self.slot0.set(decode_slot(buffer));
-                // Keep slot 0's bytes in the staged buffer; read slot 1 into the other.
-                if let Some(other) = self.staged_buf.take() {
-                    self.io_buf.replace(other);
-                }
-                self.staged_buf.replace(buffer);
-                self.read_slot(1);
+impl<F: Flash> DeferredCallClient for FlashRecords<'_, F> {
+    fn handle_deferred_call(&self) {
+        let client = self.client.get();
+        self.read_all(|stored| {
+            if let Some(client) = client {
+                client.loaded(stored);
             }
-            State::LoadingSlot(_) => {
-                self.state.set(State::Idle);
-                let slot1 = decode_slot(buffer);
-                match slot1 {
-                    Some(info) => self.finish_load(self.slot0.get(), Some((buffer, info))),
-                    None => {
-                        self.io_buf.replace(buffer);
-                        self.finish_load(self.slot0.get(), None);
-                    }
-                }
-            }
-            _ => {
-                self.io_buf.replace(buffer);
-            }
-        }
+        });
     }
 
-    fn write_done(&self, buffer: &'static mut [u8], _length: usize) {
-        self.io_buf.replace(buffer);
-        self.state.set(State::Idle);
-        if self.staged.get() {
-            self.start_write();
-        } else {
-            self.lost.set(false);
-            self.client.map(|client| client.committed());
-        }
+    fn register(&'static self) {
+        self.deferred_call.register(self);
     }
 }
 
@@ -344,89 +260,176 @@ impl<'a, S: NonvolatileStorage<'a>> NonvolatileStorageClient for AbStore<'a, S> 
 mod tests {
     use super::*;
     extern crate std;
+    use core::cell::RefCell;
     use std::vec;
+    use std::vec::Vec;
+    use storage_core::{FlashError, Geometry, SimFlash};
+
+    /// A handle on one simulated device, shared by the two rings as the
+    /// boards share theirs. `broken` fails every operation.
+    #[derive(Clone, Copy)]
+    struct Shared<'a> {
+        flash: &'a RefCell<SimFlash>,
+        broken: &'a Cell<bool>,
+    }
+
+    impl Flash for Shared<'_> {
+        fn geometry(&self) -> Geometry {
+            self.flash.borrow().geometry()
+        }
+        fn read(&mut self, addr: u32, buf: &mut [u8]) -> Result<(), FlashError> {
+            if self.broken.get() {
+                return Err(FlashError::Device);
+            }
+            self.flash.borrow_mut().read(addr, buf)
+        }
+        fn program(&mut self, addr: u32, data: &[u8]) -> Result<(), FlashError> {
+            if self.broken.get() {
+                return Err(FlashError::Device);
+            }
+            self.flash.borrow_mut().program(addr, data)
+        }
+        fn erase_page(&mut self, page: u32) -> Result<(), FlashError> {
+            if self.broken.get() {
+                return Err(FlashError::Device);
+            }
+            self.flash.borrow_mut().erase_page(page)
+        }
+    }
+
+    fn load_buffer() -> &'static mut [u8] {
+        std::boxed::Box::leak(vec![0u8; LOAD_BUFFER_LEN].into_boxed_slice())
+    }
+
+    fn store<'a>(device: Shared<'a>) -> FlashRecords<'a, Shared<'a>> {
+        FlashRecords::new(device, device, load_buffer())
+    }
+
+    /// What a boot reads, owned: the region states and each kind's record.
+    fn boot(device: Shared<'_>) -> (RegionState, RegionState, Vec<Option<Vec<u8>>>) {
+        store(device)
+            .read_all(|s| {
+                let own = |r: Option<&[u8]>| r.map(<[u8]>::to_vec);
+                (
+                    s.state_region,
+                    s.floor_region,
+                    vec![
+                        own(s.prescription),
+                        own(s.therapy),
+                        own(s.app_record),
+                        own(s.reservation),
+                        own(s.serial_floor),
+                    ],
+                )
+            })
+            .unwrap()
+    }
 
     #[test]
-    fn slot_round_trip_and_corruption() {
-        let mut buf = vec![0u8; BUFFER_LEN];
-        let n = encode_slot(&mut buf, 7, b"hello", 123_456);
-        assert_eq!(n, HEADER_LEN + 5);
-        let info = decode_slot(&buf).unwrap();
-        assert_eq!(
-            info,
-            SlotInfo {
-                sequence: 7,
-                len: 5,
-                saved_at_ms: 123_456
-            }
-        );
-        for i in 0..n {
-            let mut bad = buf.clone();
-            bad[i] ^= 0x40;
-            assert_eq!(decode_slot(&bad), None, "flip at {i}");
+    fn records_come_back_after_a_reboot_in_their_regions() {
+        let flash = RefCell::new(SimFlash::nrf52840(PAGES, 1).unwrap());
+        let broken = Cell::new(false);
+        let device = Shared {
+            flash: &flash,
+            broken: &broken,
+        };
+        let (state, floor, records) = boot(device);
+        assert_eq!((state, floor), (RegionState::Blank, RegionState::Blank));
+        assert!(records.iter().all(Option::is_none));
+
+        let s = store(device);
+        s.write(RecordKind::Therapy, b"therapy 1");
+        s.write(RecordKind::SerialFloor, b"floor");
+        s.write(RecordKind::Prescription, &[7; MAX_SIGNED_PRESCRIPTION_LEN]);
+        s.write(RecordKind::AppRecord, &[3; APP_RECORD_MAX_LEN]);
+        // Many reservations: the ring moves on, wear levelled.
+        for i in 0..15_000u32 {
+            s.write(RecordKind::Reservation, &i.to_le_bytes());
         }
-        assert_eq!(decode_slot(&[0xFF; BUFFER_LEN]), None);
+        s.write(RecordKind::Therapy, &[9; MAX_PAYLOAD_BYTES]);
+        assert!(s.is_committed() && !s.take_fault());
+        let stats = s.stats();
+        assert!(stats.state.unwrap().pages_erased > 0);
+        assert_eq!(stats.floor.unwrap().records_written, 1);
+        drop(s);
+
+        let (state, floor, records) = boot(device);
+        assert_eq!((state, floor), (RegionState::Readable, RegionState::Readable));
+        assert_eq!(records[0].as_deref(), Some(&[7; MAX_SIGNED_PRESCRIPTION_LEN][..]));
+        assert_eq!(records[1].as_deref(), Some(&[9; MAX_PAYLOAD_BYTES][..]));
+        assert_eq!(records[2].as_deref(), Some(&[3; APP_RECORD_MAX_LEN][..]));
+        assert_eq!(records[3].as_deref(), Some(&14_999u32.to_le_bytes()[..]));
+        assert_eq!(records[4].as_deref(), Some(&b"floor"[..]));
+        // The floor is in its own pages: the state region's never hold it.
+        let image = flash.borrow().image().to_vec();
+        let floor_at = (FLOOR_FIRST_PAGE * PAGE_BYTES) as usize;
+        assert!(image[..floor_at].windows(5).all(|w| w != b"floor"));
+        assert!(image[floor_at..].windows(5).any(|w| w == b"floor"));
     }
 
-    /// Flash whose every operation fails.
-    struct BrokenFlash;
-
-    impl<'a> NonvolatileStorage<'a> for BrokenFlash {
-        fn set_client(&self, _client: &'a dyn NonvolatileStorageClient) {}
-        fn read(
-            &self,
-            _buffer: &'static mut [u8],
-            _address: usize,
-            _length: usize,
-        ) -> Result<(), kernel::ErrorCode> {
-            Err(kernel::ErrorCode::FAIL)
+    #[test]
+    fn a_region_that_does_not_mount_reads_damaged() {
+        let flash = RefCell::new(SimFlash::nrf52840(PAGES, 2).unwrap());
+        let broken = Cell::new(false);
+        let device = Shared {
+            flash: &flash,
+            broken: &broken,
+        };
+        let s = store(device);
+        s.write(RecordKind::Therapy, b"therapy");
+        s.write(RecordKind::SerialFloor, b"floor");
+        drop(s);
+        // A valid page header from another ring size in the floor region.
+        {
+            let mut f = flash.borrow_mut();
+            let at = (FLOOR_FIRST_PAGE * PAGE_BYTES) as usize;
+            let header: Vec<u8> = f.image()[..16].to_vec();
+            let image = f.image_mut();
+            image[at..at + 4096].fill(0xFF);
+            image[at..at + 16].copy_from_slice(&header);
         }
-        fn write(
-            &self,
-            _buffer: &'static mut [u8],
-            _address: usize,
-            _length: usize,
-        ) -> Result<(), kernel::ErrorCode> {
-            Err(kernel::ErrorCode::FAIL)
-        }
+        let (state, floor, records) = boot(device);
+        assert_eq!((state, floor), (RegionState::Readable, RegionState::Damaged));
+        assert_eq!(records[1].as_deref(), Some(&b"therapy"[..]));
     }
 
-    fn leaked_buffer() -> &'static mut [u8] {
-        std::boxed::Box::leak(vec![0u8; BUFFER_LEN].into_boxed_slice())
-    }
-
-    /// SR-PER-004: every record that cannot reach storage is reported,
-    /// each failure once.
+    /// SR-PER-004: every record that cannot reach storage is reported, each
+    /// failure once, and while the latest step record failed no step is
+    /// released.
     #[test]
     fn sr_per_004_failed_reads_and_writes_are_reported_once_each() {
-        static FLASH: BrokenFlash = BrokenFlash;
-        let store = AbStore::new(&FLASH, leaked_buffer(), leaked_buffer(), 0, BUFFER_LEN);
-        assert!(!store.take_fault());
-        store.load();
-        assert!(store.take_fault(), "the failed read");
-        assert!(!store.take_fault(), "reported once");
-        store.save(b"state", 1);
-        assert!(!store.is_committed());
-        assert!(store.take_fault(), "the record that cannot be written");
-        assert!(!store.take_fault());
-        store.save(b"state 2", 2);
-        assert!(store.take_fault());
-    }
-
-    #[test]
-    fn newest_valid_slot_wins() {
-        let at = |sequence| {
-            Some(SlotInfo {
-                sequence,
-                len: 0,
-                saved_at_ms: 0,
-            })
+        let flash = RefCell::new(SimFlash::nrf52840(PAGES, 3).unwrap());
+        let broken = Cell::new(true);
+        let device = Shared {
+            flash: &flash,
+            broken: &broken,
         };
-        assert_eq!(newest(at(3), at(4)).map(|w| w.0), Some(1));
-        assert_eq!(newest(at(5), at(4)).map(|w| w.0), Some(0));
-        assert_eq!(newest(at(u32::MAX), at(0)).map(|w| w.0), Some(1));
-        assert_eq!(newest(None, at(4)).map(|w| w.0), Some(1));
-        assert_eq!(newest(at(9), None).map(|w| w.0), Some(0));
-        assert_eq!(newest(None, None), None);
+        // A device that cannot be read at boot: both regions damaged.
+        let (state, floor, _) = boot(device);
+        assert_eq!((state, floor), (RegionState::Damaged, RegionState::Damaged));
+        let s = store(device);
+        assert!(!s.take_fault());
+        s.write(RecordKind::Reservation, b"r");
+        assert!(!s.is_committed(), "steps wait for their reservation");
+        assert!(s.take_fault(), "the record that cannot be written");
+        assert!(!s.take_fault(), "reported once");
+        s.write(RecordKind::Therapy, b"t");
+        assert!(s.take_fault());
+        assert_eq!(s.stats().write_errors, 2);
+
+        // The device works again (the store was mounted while it did).
+        broken.set(false);
+        let s = store(device);
+        broken.set(true);
+        s.write(RecordKind::AppRecord, b"app");
+        assert!(s.take_fault());
+        assert!(s.is_committed(), "no step record failed");
+        s.write(RecordKind::Therapy, b"t");
+        assert!(!s.is_committed() && s.take_fault());
+        broken.set(false);
+        s.write(RecordKind::Reservation, b"r");
+        assert!(!s.is_committed(), "the therapy record is still behind");
+        s.write(RecordKind::Therapy, b"t2");
+        assert!(s.is_committed() && !s.take_fault());
     }
 }

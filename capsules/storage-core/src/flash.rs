@@ -48,6 +48,10 @@ pub enum FlashError {
     /// Power was lost during or before this operation; nothing more happens
     /// until the device is powered on again (a reboot).
     PowerLost,
+    /// The device (or the driver's backing store) failed the operation, for
+    /// a reason the model has no name for; what it did to the range is not
+    /// known, as with a torn operation.
+    Device,
 }
 
 impl fmt::Display for FlashError {
@@ -58,6 +62,7 @@ impl fmt::Display for FlashError {
             FlashError::NotErased => "program over a word that is not erased",
             FlashError::Worn => "page past its rated erase endurance",
             FlashError::PowerLost => "power lost",
+            FlashError::Device => "device error",
         })
     }
 }

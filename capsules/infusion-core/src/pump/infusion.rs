@@ -129,6 +129,14 @@ impl<P: Platform> InfusionCore<P> {
         self.events.len() + usize::from(self.denied_fold.is_some_and(|f| f.count > 0))
     }
 
+    /// The latest core time the core has seen (restored from the records
+    /// at boot). A board whose tick counter restarts at every reset goes on
+    /// counting core time from here, so time never runs backwards across a
+    /// reset.
+    pub fn core_time_ms(&self) -> u64 {
+        self.p.last_time_ms
+    }
+
     /// UTC time for a core time.
     pub fn utc_ms(&self, now_ms: u64) -> u64 {
         now_ms.saturating_add_signed(self.p.utc_offset_ms)
