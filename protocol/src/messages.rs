@@ -196,6 +196,9 @@ code_enum! {
         RefillDiscrepancy = 10 @ (1, 1),
         /// The battery reached end of service: delivery has stopped.
         EndOfService = 11 @ (1, 1),
+        /// The board's watchdog reset the pump's kernel again within 24 h
+        /// of the last time it did.
+        RepeatedResets = 12 @ (1, 1),
     }
 }
 
@@ -664,6 +667,22 @@ payload! {
 }
 
 payload! {
+    /// The pump's kernel started (protocol 1.1): logged at every boot, once
+    /// the stored state is restored, with what the board knows of the reset
+    /// before it.
+    pub struct KernelStarted {
+        /// When (pump clock, continued from the stored records).
+        pub time_ms: u64,
+        /// Why the kernel started: 1 power-on (or any reset the board cannot
+        /// name), 2 the board's watchdog.
+        pub reset_reason: u8,
+        /// Watchdog resets in a row, each within 24 h of the one before
+        /// (0 when this start was not one).
+        pub watchdog_resets: u16,
+    }
+}
+
+payload! {
     /// A refill withdrew more than the reservoir record held (protocol
     /// 1.1). The record is not clamped silently: the refill is refused and
     /// the `RefillDiscrepancy` alarm raised.
@@ -955,6 +974,8 @@ catalogue! {
     RefillDiscrepancy = 0x0117, Event @ (1, 1);
     /// Event 0x0118.
     AccessDeniedRepeated = 0x0118, Event @ (1, 1);
+    /// Event 0x0119.
+    KernelStarted = 0x0119, Event @ (1, 1);
     /// Command 0x0201.
     GetStatus = 0x0201, Command;
     /// Command 0x0202.

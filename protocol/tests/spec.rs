@@ -532,6 +532,7 @@ fn message_field_tables_match_the_payload_structs() {
                 CommandRefused,
                 RefillDiscrepancy,
                 AccessDeniedRepeated,
+                KernelStarted,
                 GetStatus,
                 InstallPrescription,
                 ClinicianBolus,

@@ -19,8 +19,6 @@
 //! `ERASEPAGE` 0x508 (write a page's address to erase it). Built, never run
 //! on hardware (no board here).
 
-use core::cell::Cell;
-
 use infusion::storage::{PAGES, PAGE_BYTES};
 use kernel::utilities::registers::interfaces::{Readable, Writeable};
 use kernel::utilities::registers::{register_bitfields, register_structs, ReadOnly, ReadWrite};
@@ -61,22 +59,9 @@ const NVMC: StaticRef<NvmcRegisters> =
     unsafe { StaticRef::new(0x4001_E000 as *const NvmcRegisters) };
 
 /// The flash region. Both of the store's rings hold a `&NvmcFlash`.
-pub struct NvmcFlash {
-    erases: Cell<u32>,
-}
+pub struct NvmcFlash;
 
 impl NvmcFlash {
-    pub const fn new() -> Self {
-        Self {
-            erases: Cell::new(0),
-        }
-    }
-
-    /// Pages erased since boot.
-    pub fn erases(&self) -> u32 {
-        self.erases.get()
-    }
-
     fn wait_ready(&self) {
         while !NVMC.ready.is_set(Ready::READY) {}
     }
@@ -147,13 +132,11 @@ impl Flash for &NvmcFlash {
         }
         NVMC.config.write(Config::WEN::Een);
         self.wait_ready();
-        NVMC
-            .erasepage
+        NVMC.erasepage
             .set((REGION_START + (page * PAGE_BYTES) as usize) as u32);
         self.wait_ready();
         NVMC.config.write(Config::WEN::Ren);
         self.wait_ready();
-        self.erases.set(self.erases.get().saturating_add(1));
         Ok(())
     }
 }

@@ -100,7 +100,6 @@ static mut PROCESS_PRINTER: Option<&'static capsules_system::process_printer::Pr
 // board); 32 KiB of the 256 KiB RAM.
 kernel::stack_size! {0x8000}
 
-
 const APP_RESTART_LIMIT: usize = 4;
 
 const DOSING_ID: u32 = infusion::abi::app_id::DOSING;
@@ -389,7 +388,7 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
 
     // ---- Storage: the core's records kept apart, in two rings of NVMC pages ----
     // The NVMC region at the end of the flash (`flash::REGION_START`).
-    let nvmc_flash = static_init!(flash::NvmcFlash, flash::NvmcFlash::new());
+    let nvmc_flash = static_init!(flash::NvmcFlash, flash::NvmcFlash);
     let store = static_init!(
         Store,
         FlashRecords::new(
@@ -544,9 +543,17 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
         "infusion pump (nrf52840dk): capsule at {:#x}, link on UARTE0",
         infusion::DRIVER_NUM
     );
-    if wdt::take_watchdog_reset_flag() {
+    // The reset reason for the capsule's KernelStarted event (RAM does not
+    // survive here, so no count of resets in a row: see infusion::reset).
+    let by_watchdog = wdt::take_watchdog_reset_flag();
+    if by_watchdog {
         debug!("infusion pump (nrf52840dk): this boot follows a hardware watchdog reset");
     }
+    let reset_memory = static_init!(
+        infusion::reset::RamResetMemory,
+        infusion::reset::RamResetMemory::new(by_watchdog)
+    );
+    pump.set_reset_memory(reset_memory);
 
     (board_kernel, platform, chip)
 }

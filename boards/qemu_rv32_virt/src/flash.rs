@@ -105,7 +105,10 @@ impl Flash for &FileFlash {
         for (i, _) in data.chunks(CHUNK).enumerate() {
             let from = i * CHUNK;
             let n = (data.len() - from).min(CHUNK);
-            let read = self.file.as_ref().is_some_and(|f| f.read_at(at + from, &mut old[..n]));
+            let read = self
+                .file
+                .as_ref()
+                .is_some_and(|f| f.read_at(at + from, &mut old[..n]));
             self.io(read)?;
             if old[..n].iter().any(|&b| b != 0xFF) {
                 return Err(FlashError::NotErased);

@@ -23,7 +23,12 @@
 //!   (`infusion::storage`). The file is the first semihosting argument
 //!   (`-semihosting-config …,arg=FILE`), `pump-flash.bin` in QEMU's working
 //!   directory without one; the mechanism's position is kept in the second
-//!   (`pump-mechanism.bin`).
+//!   (`pump-mechanism.bin`), the reset record in the third
+//!   (`pump-reset.bin`).
+//! - A watchdog (`watchdog`) stops the machine when the kernel loop stops
+//!   iterating for 3 s (QEMU exit status `0x57`) after marking the reset
+//!   record; the host starts QEMU again on the same files, and the capsule
+//!   logs the watchdog reset at the next boot. F10 hangs the kernel loop.
 //! - The one UART carries the apps' text (console, driver 1) and the
 //!   telemetry link (a second console at `infusion::policy::LINK_DRIVER_NUM`
 //!   that only the telemetry app may use; text never contains `0x00`, frames
@@ -66,6 +71,7 @@ mod flash;
 mod io;
 mod semihost;
 mod sim;
+mod watchdog;
 
 #[allow(dead_code)]
 mod app_keys {
@@ -138,6 +144,7 @@ const NL_PER_STEP: u32 = 250;
 /// given no semihosting arguments (relative to its working directory).
 const DEFAULT_FLASH_FILE: &[u8] = b"pump-flash.bin";
 const DEFAULT_MECHANISM_FILE: &[u8] = b"pump-mechanism.bin";
+const DEFAULT_RESET_FILE: &[u8] = b"pump-reset.bin";
 
 fn board_config() -> BoardConfig {
     let mut roles = heapless::Vec::new();
@@ -179,6 +186,7 @@ struct Platform {
     pump: &'static Pump,
     scheduler: &'static RoundRobinSched<'static>,
     scheduler_timer: &'static VirtualSchedulerTimer<VAlarm>,
+    watchdog: &'static watchdog::KernelLoopWatchdog,
 }
 
 impl SyscallDriverLookup for Platform {
@@ -204,7 +212,7 @@ impl KernelResources<Chip> for Platform {
     type ProcessFault = ();
     type Scheduler = RoundRobinSched<'static>;
     type SchedulerTimer = VirtualSchedulerTimer<VAlarm>;
-    type WatchDog = ();
+    type WatchDog = watchdog::KernelLoopWatchdog;
     type ContextSwitchCallback = ();
 
     fn syscall_driver_lookup(&self) -> &Self::SyscallDriverLookup {
@@ -223,21 +231,44 @@ impl KernelResources<Chip> for Platform {
         self.scheduler_timer
     }
     fn watchdog(&self) -> &Self::WatchDog {
-        &()
+        self.watchdog
     }
     fn context_switch_callback(&self) -> &Self::ContextSwitchCallback {
         &()
     }
 }
 
-/// F8 on the simulated keyboard: each process's RAM and deepest stack use
-/// into the kernel log; F9: a process crashes.
-struct ProcessList(&'static kernel::Kernel);
+/// F8 on the simulated keyboard: each process's RAM and deepest stack use,
+/// the watchdog's longest gap between feeds and the flash's work into the
+/// kernel log; F9: a process crashes.
+struct ProcessList {
+    kernel: &'static kernel::Kernel,
+    watchdog: &'static watchdog::KernelLoopWatchdog,
+    flash: &'static flash::FileFlash,
+    store: &'static Store,
+}
 
 impl sim::ProcessReport for ProcessList {
     fn report(&self) {
+        let (erases, programs, errors) = self.flash.counts();
+        let stats = self.store.stats();
+        debug!(
+            "[wdt] longest gap between feeds since boot: {} ms (timeout {} ms)",
+            self.watchdog.longest_gap_ms(),
+            watchdog::TIMEOUT_MS
+        );
+        debug!(
+            "[sim] flash since boot: {} programs, {} page erases, {} I/O errors; state ring {} records written, {} copied; floor ring {} written; {} writes refused",
+            programs,
+            erases,
+            errors,
+            stats.state.map_or(0, |s| s.records_written),
+            stats.state.map_or(0, |s| s.records_copied),
+            stats.floor.map_or(0, |s| s.records_written),
+            stats.write_errors
+        );
         let capability = create_capability!(capabilities::ProcessManagementCapability);
-        self.0.process_each_capability(&capability, |process| {
+        self.kernel.process_each_capability(&capability, |process| {
             let a = process.get_addresses();
             let (top, bottom) = (
                 a.sram_stack_top.unwrap_or(0),
@@ -259,7 +290,7 @@ impl sim::ProcessReport for ProcessList {
 
     fn fault(&self, name: &str) {
         let capability = create_capability!(capabilities::ProcessManagementCapability);
-        self.0.process_each_capability(&capability, |process| {
+        self.kernel.process_each_capability(&capability, |process| {
             if process.get_process_name() == name {
                 debug!("[sim] process {}: faulted by the host (F9)", name);
                 process.set_fault_state();
@@ -359,8 +390,10 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
     }
 
     // Trap handler first, then memory protection, so that most of the setup
-    // already runs under the kernel's ePMP configuration.
+    // already runs under the kernel's ePMP configuration. The watchdog's
+    // check goes in front of Tock's trap handler.
     rv32i::configure_trap_handler();
+    watchdog::install_trap_check();
     let epmp = {
         use rv32i::pmp::kernel_protection_mml_epmp as kp;
         use rv32i::pmp::{NAPOTRegionSpec, TORRegionSpec};
@@ -441,6 +474,7 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
         .filter(|a| !a.is_empty());
     let flash_file = args.next().unwrap_or(DEFAULT_FLASH_FILE);
     let mechanism_file = args.next().unwrap_or(DEFAULT_MECHANISM_FILE);
+    let reset_file = args.next().unwrap_or(DEFAULT_RESET_FILE);
     let flash = static_init!(flash::FileFlash, flash::FileFlash::open(flash_file));
     let position = semihost::HostFile::open(mechanism_file, 4, 0)
         .map(|file| &*static_init!(semihost::HostFile, file));
@@ -535,6 +569,15 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
     pump_alarm.set_alarm_client(pump);
     motor.set_fault_client(pump);
     store.set_client(pump);
+    // Why the machine started: the record the watchdog marks before it
+    // stops the machine (a host file: QEMU keeps no RAM across restarts).
+    let reset_memory = static_init!(watchdog::ResetFile, watchdog::ResetFile::open(reset_file));
+    watchdog::arm_reset_record(reset_memory);
+    if infusion::reset::ResetMemory::read(reset_memory).reason() == infusion::ResetReason::Watchdog
+    {
+        debug!("[wdt] this boot follows a watchdog reset");
+    }
+    pump.set_reset_memory(reset_memory);
     motor.init();
     // Reads the records (in a deferred call); the capsule restores the core
     // from them.
@@ -551,7 +594,19 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
         ),
     )
     .finalize(components::button_component_static!(SimInputPin<'static>));
-    let process_report = static_init!(ProcessList, ProcessList(board_kernel));
+    let kernel_watchdog = static_init!(
+        watchdog::KernelLoopWatchdog,
+        watchdog::KernelLoopWatchdog::new()
+    );
+    let process_report = static_init!(
+        ProcessList,
+        ProcessList {
+            kernel: board_kernel,
+            watchdog: kernel_watchdog,
+            flash,
+            store,
+        }
+    );
     let sim_keys = static_init!(
         SimKeys<'static, VAlarm>,
         SimKeys::new(button_pin, mechanism, process_report)
@@ -620,6 +675,7 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
         pump,
         scheduler,
         scheduler_timer,
+        watchdog: kernel_watchdog,
     };
 
     // ---- App credentials: ECDSA P-256 over SHA-256, three keys ----

@@ -111,6 +111,12 @@ impl HostFile {
         Some(file)
     }
 
+    /// The semihosting handle (for the watchdog's trap path, which writes
+    /// without Rust).
+    pub fn handle(&self) -> usize {
+        self.handle
+    }
+
     fn seek(&self, at: usize) -> bool {
         if self.position.get() == at {
             return true;

@@ -21,7 +21,8 @@
 //!   mechanism's state, F8 prints every process (memory map with stack
 //!   high-water marks) to the kernel log, F9 crashes the dosing app (the
 //!   kernel faults it as it would on a memory fault, and the board's fault
-//!   policy restarts it).
+//!   policy restarts it), F10 hangs the kernel loop (the board's watchdog
+//!   resets the machine).
 
 use core::cell::Cell;
 use kernel::debug;
@@ -52,6 +53,8 @@ pub mod keys {
     pub const F8: u16 = 66;
     /// Crash the dosing app.
     pub const F9: u16 = 67;
+    /// Hang the kernel loop (the watchdog test).
+    pub const F10: u16 = 68;
 }
 
 /// Which line an output pin is.
@@ -440,6 +443,16 @@ impl Led for SimLed {
     }
 }
 
+/// F10: the kernel loop stops here for good, with interrupts enabled, as an
+/// endless loop in a capsule or an interrupt's bottom half would. Only the
+/// board's watchdog gets the pump out of it.
+fn hang() -> ! {
+    crate::semihost::print_now("[sim] F10: the kernel loop hangs (watchdog test)\n");
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
 /// The processes, as the simulation's keys reach them.
 pub trait ProcessReport {
     /// Prints every process (F8).
@@ -489,6 +502,7 @@ impl<'a, A: Alarm<'a>> KeyboardClient for SimKeys<'a, A> {
                 keys::F7 if pressed => self.mechanism.report(),
                 keys::F8 if pressed => self.processes.report(),
                 keys::F9 if pressed => self.processes.fault("dosing"),
+                keys::F10 if pressed => hang(),
                 _ => {}
             }
         }

@@ -13,9 +13,10 @@ pub fn priority_of(code: AlarmCode) -> AlarmPriority {
         | AlarmCode::DosingWatchdog
         | AlarmCode::RefillDiscrepancy
         | AlarmCode::EndOfService => AlarmPriority::High,
-        AlarmCode::ReservoirLow | AlarmCode::BatteryReplacement | AlarmCode::AppFault => {
-            AlarmPriority::Medium
-        }
+        AlarmCode::ReservoirLow
+        | AlarmCode::BatteryReplacement
+        | AlarmCode::AppFault
+        | AlarmCode::RepeatedResets => AlarmPriority::Medium,
         AlarmCode::RefillDue => AlarmPriority::Low,
         // A code this build does not know is treated as the most urgent.
         AlarmCode::Other(_) => AlarmPriority::High,

@@ -55,6 +55,7 @@ events!(
     CommandRefused,
     RefillDiscrepancy,
     AccessDeniedRepeated,
+    KernelStarted,
 );
 
 /// A queued event and its sequence number.

@@ -101,8 +101,8 @@ pub use crate::platform::{
 };
 pub use crate::pump::{
     mean_rate_nl_per_h, Authenticated, BatteryEstimate, CommandResult, InfusionCore, RegionState,
-    StoredRecords, APP_RECORD_MAX_LEN, BATTERY_CHECK_INTERVAL_MS, MAX_STEPS_PER_WAKEUP,
-    RESERVATION_STEPS, SAVED_STATE_LEN,
+    ResetReason, StoredRecords, APP_RECORD_MAX_LEN, BATTERY_CHECK_INTERVAL_MS,
+    MAX_STEPS_PER_WAKEUP, REPEATED_RESETS_ALARM_AT, RESERVATION_STEPS, SAVED_STATE_LEN,
 };
 /// The syscall ABI (driver, command, upcall and allow numbers): one source,
 /// shared with the libtock-rs API crate.

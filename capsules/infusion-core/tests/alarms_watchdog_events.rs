@@ -22,6 +22,7 @@ fn sr_alm_001_priorities_follow_iec_60601_1_8() {
         (RefillDue, Low),
         (RefillDiscrepancy, High),
         (EndOfService, High),
+        (RepeatedResets, Medium),
         (AlarmCode::Other(999), High),
     ];
     for (code, priority) in expected {
@@ -29,7 +30,7 @@ fn sr_alm_001_priorities_follow_iec_60601_1_8() {
     }
     assert_eq!(
         AlarmCode::ALL.len(),
-        11,
+        12,
         "a new alarm code needs a priority here"
     );
 }
@@ -115,6 +116,52 @@ fn sr_wdg_001_check_in_keeps_the_watchdog_quiet() {
     advance(&mut core, 3 * DAY_MS, true);
     assert!(!core.alarms().is_active(AlarmCode::DosingWatchdog));
     assert_eq!(core.basal_rate_nl_per_h(), 20_000);
+}
+
+/// SR-WDG-003: every start of the kernel is logged with the board's reset
+/// reason; the second watchdog reset in a row raises the medium
+/// `RepeatedResets` alarm, which leaves therapy running and which a
+/// clinician clears.
+#[test]
+fn sr_wdg_003_kernel_starts_are_logged_and_repeated_watchdog_resets_alarm() {
+    use infusion_core::{ResetReason, REPEATED_RESETS_ALARM_AT};
+    let mut core = running(0);
+    core.set_basal(DOSING, 20_000, 0).unwrap();
+    drain(&mut core, 0);
+    // A power-on and a first watchdog reset: logged, no alarm.
+    core.on_kernel_start(ResetReason::PowerOn, 0, 1_000);
+    core.on_kernel_start(ResetReason::Watchdog, 1, 2_000);
+    let events = drain(&mut core, 2_000);
+    let started: Vec<_> = events
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Message::KernelStarted(k) => Some((k.reset_reason, k.watchdog_resets)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, vec![(1, 0), (2, 1)]);
+    assert!(!core.alarms().is_active(AlarmCode::RepeatedResets));
+    assert_eq!(core.alarm_signal().priority, None);
+
+    // The second in a row: the medium alarm, therapy untouched.
+    core.on_kernel_start(ResetReason::Watchdog, REPEATED_RESETS_ALARM_AT, 3_000);
+    assert!(core.alarms().is_active(AlarmCode::RepeatedResets));
+    assert_eq!(core.alarm_signal().priority, Some(AlarmPriority::Medium));
+    assert_eq!(core.basal_rate_nl_per_h(), 20_000);
+    let events = drain(&mut core, 3_000);
+    assert!(events.iter().any(|(_, m)| matches!(m,
+        Message::AlarmRaised(a) if a.code == AlarmCode::RepeatedResets
+            && a.priority == AlarmPriority::Medium)));
+    // The alarm is in the therapy record: a reset keeps it.
+    let mut core = reset(core, 4_000);
+    assert!(core.alarms().is_active(AlarmCode::RepeatedResets));
+    // A clinician clears it.
+    core.clear_fault(TELEMETRY, AlarmCode::RepeatedResets, 5_000)
+        .unwrap();
+    assert!(!core.alarms().is_active(AlarmCode::RepeatedResets));
+    // A power-on never raises it, whatever the count says.
+    core.on_kernel_start(ResetReason::PowerOn, 7, 6_000);
+    assert!(!core.alarms().is_active(AlarmCode::RepeatedResets));
 }
 
 #[test]

@@ -3,19 +3,21 @@
 use core::cell::Cell;
 use core::mem::MaybeUninit;
 use infusion_core::{
-    command, AppId, BoardConfig, CommandResult, InfusionCore, Notification, Role, StoredRecords,
+    command, AppId, BoardConfig, CommandResult, InfusionCore, Notification, ResetReason, Role,
+    StoredRecords,
 };
 use kernel::grant::{AllowRoCount, AllowRwCount, Grant, GrantKernelData, UpcallCount};
 use kernel::hil::time::{Alarm, AlarmClient, Frequency, Ticks};
 use kernel::process::ShortId;
 use kernel::processbuffer::{ReadableProcessBuffer, WriteableProcessBuffer};
 use kernel::syscall::{CommandReturn, SyscallDriver};
-use kernel::utilities::cells::{MapCell, TakeCell};
+use kernel::utilities::cells::{MapCell, OptionalCell, TakeCell};
 use kernel::{ErrorCode, ProcessId};
 use pump_protocol::{AlarmCode, AlarmPriority, DeliveryKind};
 
 use crate::clock::{ms_to_ticks, Clock};
 use crate::platform::{FaultClient, Note, Notes, StoreClient, TockPlatform};
+use crate::reset::ResetMemory;
 use crate::{allow, upcall};
 
 /// Longest the capsule's alarm sleeps, so the tick counter cannot wrap
@@ -83,6 +85,8 @@ pub struct Infusion<'a, A: Alarm<'a>> {
     restored: Cell<bool>,
     clock: Clock<A::Ticks>,
     scratch: MapCell<Scratch>,
+    /// Where the board keeps its record of why it started ([`crate::reset`]).
+    reset_memory: OptionalCell<&'a dyn ResetMemory>,
 }
 
 /// The Tock error code for a core error, by `infusion_core::tock_error_name`
@@ -164,7 +168,15 @@ impl<'a, A: Alarm<'a>> Infusion<'a, A> {
                 ro: [0; RO_SCRATCH_LEN],
                 rw: [0; RW_SCRATCH_LEN],
             }),
+            reset_memory: OptionalCell::empty(),
         }
+    }
+
+    /// Where the board keeps its record of why it started (see
+    /// [`crate::reset`]); read and counted when the stored records have
+    /// been restored. Without one, every start is a power-on.
+    pub fn set_reset_memory(&self, memory: &'a dyn ResetMemory) {
+        self.reset_memory.set(memory);
     }
 
     /// Core time now, and the tick reading it was taken at.
@@ -464,6 +476,17 @@ impl<'a, A: Alarm<'a>> StoreClient for Infusion<'a, A> {
                 // The tick counter restarted with the board; core time goes
                 // on from the latest time the records know of.
                 self.clock.continue_from(core.core_time_ms());
+                let (now_ms, _) = self.now();
+                let (reason, watchdog_resets) = self
+                    .reset_memory
+                    .map(|memory| {
+                        let mut record = memory.read();
+                        let counted = record.count_boot(now_ms);
+                        memory.write(&record);
+                        counted
+                    })
+                    .unwrap_or((ResetReason::PowerOn, 0));
+                core.on_kernel_start(reason, watchdog_resets, now_ms);
             });
             self.restored.set(true);
         }

@@ -138,7 +138,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-
 pub mod annunciator;
 pub mod appid;
 mod clock;
@@ -147,6 +146,7 @@ pub mod faults;
 pub mod motor;
 mod platform;
 pub mod policy;
+pub mod reset;
 pub mod storage;
 
 pub use crate::driver::{
@@ -155,7 +155,7 @@ pub use crate::driver::{
 pub use crate::platform::{
     AlarmAnnunciator, FaultClient, PumpMotor, RecordStore, StoreClient, TockPlatform,
 };
-pub use infusion_core::{abi, AppId, BoardConfig, HardwareLimits, Role};
+pub use infusion_core::{abi, AppId, BoardConfig, HardwareLimits, ResetReason, Role};
 
 #[allow(unused_imports)] // for the links in the docs above
 use kernel::{hil, syscall::SyscallDriver};
@@ -197,4 +197,3 @@ pub mod allow {
     /// Number of read-write allows.
     pub const RW_COUNT: u8 = abi::RW_COUNT;
 }
-

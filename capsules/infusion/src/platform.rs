@@ -216,7 +216,8 @@ mod tests {
     impl RecordStore for Fake {
         fn write(&self, _: RecordKind, record: &[u8]) {
             // The fake fails every write of an odd first byte.
-            self.committed.set(record.first().is_some_and(|b| b % 2 == 0));
+            self.committed
+                .set(record.first().is_some_and(|b| b % 2 == 0));
         }
         fn is_committed(&self) -> bool {
             self.committed.get()
@@ -240,7 +241,11 @@ mod tests {
         assert_eq!(fake.steps.get(), 1, "failed: steps wait");
         p.write_record(RecordKind::Reservation, &[4]);
         p.release_held_steps();
-        assert_eq!(fake.steps.get(), 3, "written again: the held steps are made");
+        assert_eq!(
+            fake.steps.get(),
+            3,
+            "written again: the held steps are made"
+        );
         // Disabling the motor drops held steps.
         p.write_record(RecordKind::Reservation, &[3]);
         p.step_motor();

@@ -50,10 +50,8 @@ const SMALL_RECORD_MAX_LEN: usize = 32;
 
 /// Length of the buffer the board gives [`FlashRecords`] to read the
 /// records into at boot: the largest record of every kind.
-pub const LOAD_BUFFER_LEN: usize = MAX_SIGNED_PRESCRIPTION_LEN
-    + MAX_PAYLOAD_BYTES
-    + APP_RECORD_MAX_LEN
-    + 2 * SMALL_RECORD_MAX_LEN;
+pub const LOAD_BUFFER_LEN: usize =
+    MAX_SIGNED_PRESCRIPTION_LEN + MAX_PAYLOAD_BYTES + APP_RECORD_MAX_LEN + 2 * SMALL_RECORD_MAX_LEN;
 
 /// The record kinds kept, in the order they are read at boot: the state
 /// region's first, then the floor's.
@@ -354,8 +352,14 @@ mod tests {
         drop(s);
 
         let (state, floor, records) = boot(device);
-        assert_eq!((state, floor), (RegionState::Readable, RegionState::Readable));
-        assert_eq!(records[0].as_deref(), Some(&[7; MAX_SIGNED_PRESCRIPTION_LEN][..]));
+        assert_eq!(
+            (state, floor),
+            (RegionState::Readable, RegionState::Readable)
+        );
+        assert_eq!(
+            records[0].as_deref(),
+            Some(&[7; MAX_SIGNED_PRESCRIPTION_LEN][..])
+        );
         assert_eq!(records[1].as_deref(), Some(&[9; MAX_PAYLOAD_BYTES][..]));
         assert_eq!(records[2].as_deref(), Some(&[3; APP_RECORD_MAX_LEN][..]));
         assert_eq!(records[3].as_deref(), Some(&14_999u32.to_le_bytes()[..]));
@@ -389,7 +393,10 @@ mod tests {
             image[at..at + 16].copy_from_slice(&header);
         }
         let (state, floor, records) = boot(device);
-        assert_eq!((state, floor), (RegionState::Readable, RegionState::Damaged));
+        assert_eq!(
+            (state, floor),
+            (RegionState::Readable, RegionState::Damaged)
+        );
         assert_eq!(records[1].as_deref(), Some(&b"therapy"[..]));
     }
 

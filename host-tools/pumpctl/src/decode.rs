@@ -291,6 +291,8 @@ fn enum_name(field: &str, code: u16) -> Option<String> {
         "code" | "top_alarm" => AlarmCode::from_code(code).name(),
         "priority" => AlarmPriority::from_code(code).name(),
         "reason" | "error" => ErrorCode::from_code(code).name(),
+        "reset_reason" => infusion_core::ResetReason::from_code(u8::try_from(code).ok()?)
+            .map_or("Other", infusion_core::ResetReason::name),
         _ => return None,
     };
     Some(code_name(name, code))
@@ -353,6 +355,7 @@ pub fn message_fields(message: &Message) -> (String, Map<String, Value>) {
         CommandRefused,
         RefillDiscrepancy,
         AccessDeniedRepeated,
+        KernelStarted,
         GetStatus,
         ClinicianBolus,
         PatientBolusRequest,

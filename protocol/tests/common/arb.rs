@@ -308,6 +308,15 @@ pub fn message_of(kind: MessageKind) -> BoxedStrategy<Message> {
                 })
             })
             .boxed(),
+        K::KernelStarted => (t(), any::<u8>(), any::<u16>())
+            .prop_map(|(a, b, c)| {
+                Message::KernelStarted(KernelStarted {
+                    time_ms: a,
+                    reset_reason: b,
+                    watchdog_resets: c,
+                })
+            })
+            .boxed(),
         K::AuthenticatedCommand => vec(
             any::<u8>(),
             0..=pump_protocol::command_auth::MAX_SIGNED_COMMAND_LEN,

@@ -317,6 +317,14 @@ pub fn examples() -> Vec<Frame> {
                 last_command: 27,
             }),
         ),
+        event(
+            41_898,
+            Message::KernelStarted(KernelStarted {
+                time_ms: t + 1_640_000,
+                reset_reason: 2,
+                watchdog_resets: 2,
+            }),
+        ),
         event(301, Message::GetStatus(GetStatus {})),
         event(
             302,
@@ -434,6 +442,11 @@ pub fn added_code_example(enum_name: &str, name: &str) -> Option<Frame> {
             time_ms: t + 1_640_000,
             code: AlarmCode::EndOfService,
             priority: AlarmPriority::High,
+        }),
+        ("AlarmCode", "RepeatedResets") => Message::AlarmRaised(AlarmRaised {
+            time_ms: t + 1_640_000,
+            code: AlarmCode::RepeatedResets,
+            priority: AlarmPriority::Medium,
         }),
         ("ErrorCode", name) => {
             let error = ErrorCode::ALL.iter().copied().find(|e| e.name() == name)?;

@@ -3,7 +3,7 @@
 
 use pump_protocol::{
     AlarmAcknowledged, AlarmCleared, AlarmCode, AlarmRaised, AppFault, AppRestarted, BatteryState,
-    DeliveryOutcome, ErrorCode,
+    DeliveryOutcome, ErrorCode, KernelStarted,
 };
 
 use super::infusion::InfusionCore;
@@ -87,7 +87,7 @@ impl<P: Platform> InfusionCore<P> {
         self.authorize(caller, &[Role::Telemetry], command::CLEAR_FAULT, now)?;
         let clearable = match code {
             AlarmCode::MotorStall | AlarmCode::Occlusion => !self.fault_input_asserted,
-            AlarmCode::AppFault | AlarmCode::RefillDiscrepancy => true,
+            AlarmCode::AppFault | AlarmCode::RefillDiscrepancy | AlarmCode::RepeatedResets => true,
             _ => false,
         };
         if !clearable || !self.p.alarms.is_active(code) {
@@ -183,5 +183,70 @@ impl<P: Platform> InfusionCore<P> {
             }),
             now,
         );
+    }
+
+    /// The kernel started (SR-WDG-005): called once at boot, after the
+    /// stored records are restored, with the reason the board gives for the
+    /// reset before it and how many watchdog resets came in a row (each
+    /// within 24 h of the one before). Logs `KernelStarted`; from the
+    /// second watchdog reset in a row on, raises the medium
+    /// `RepeatedResets` alarm, which a clinician clears once the cause is
+    /// known. Therapy is not touched: the restore has already closed what
+    /// was running.
+    pub fn on_kernel_start(&mut self, reason: ResetReason, watchdog_resets: u16, now_ms: u64) {
+        let now = self.clock(now_ms);
+        let utc = self.utc_ms(now);
+        self.emit(
+            Event::KernelStarted(KernelStarted {
+                time_ms: utc,
+                reset_reason: reason.code(),
+                watchdog_resets,
+            }),
+            now,
+        );
+        if reason == ResetReason::Watchdog && watchdog_resets >= REPEATED_RESETS_ALARM_AT {
+            self.raise(AlarmCode::RepeatedResets, now);
+            self.save();
+        }
+        self.sync_outputs(now);
+    }
+}
+
+/// Watchdog resets in a row from which `RepeatedResets` is raised.
+pub const REPEATED_RESETS_ALARM_AT: u16 = 2;
+
+/// Why the kernel started, as the board knows it (`KernelStarted.reset_reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResetReason {
+    /// Power-on, or a reset the board cannot name.
+    PowerOn,
+    /// The board's watchdog reset the kernel, which had stopped feeding it.
+    Watchdog,
+}
+
+impl ResetReason {
+    /// The wire code of `KernelStarted.reset_reason`.
+    pub const fn code(self) -> u8 {
+        match self {
+            ResetReason::PowerOn => 1,
+            ResetReason::Watchdog => 2,
+        }
+    }
+
+    /// The reason for a wire code, if this build knows it.
+    pub const fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(ResetReason::PowerOn),
+            2 => Some(ResetReason::Watchdog),
+            _ => None,
+        }
+    }
+
+    /// The reason's name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ResetReason::PowerOn => "PowerOn",
+            ResetReason::Watchdog => "Watchdog",
+        }
     }
 }
