@@ -17,12 +17,20 @@
 //! 4. orders a clinician bolus as the programmer: the telemetry app hands
 //!    the signed command to the capsule, which verifies it and relays it to
 //!    the dosing app, and the `Ack` must come only after the dosing app has
-//!    granted it (its console line precedes the `Ack` on the UART); waits
-//!    for the bolus to complete; then plays the attacker on the link: a
-//!    clinician bolus signed with another key, the genuine one replayed and
-//!    a plain (unsigned) suspend, each refused with its reason, and no
-//!    second clinician bolus; then suspends and resumes therapy, and checks
-//!    that both notices reached the dosing app and that basal runs again;
+//!    granted it (its console line precedes the `Ack` on the UART); 25 s into
+//!    the bolus it **cuts the power** (kills QEMU and starts it again on the
+//!    same flash) and checks what came back (below), that the bolus is not
+//!    running and was closed as `Interrupted`; then plays the attacker on the
+//!    link: a clinician bolus signed with another key, the genuine one
+//!    (signed before the power cut) replayed and a plain (unsigned) suspend,
+//!    each refused with its reason, and no second clinician bolus; then
+//!    suspends and resumes therapy, and checks that both notices reached the
+//!    dosing app and that basal runs again; then **hangs the kernel loop**
+//!    (F10) twice: each time the board's watchdog stops QEMU (exit status
+//!    0x57) and the driver starts it again on the same flash, checks what
+//!    came back and that the `Resume` signed before the reset is refused as
+//!    replayed; the second watchdog reset in a row raises `RepeatedResets`,
+//!    which the clinic clears with a signed `ClearFault`;
 //! 5. changes the drug's concentration: installs a second prescription
 //!    (serial 2, the same drug at twice the concentration), then records the
 //!    refill with the new drug; both reach the dosing app as relay notices,
@@ -32,8 +40,19 @@
 //!    it;
 //! 7. reads the whole log back in `ReadLog` chunks;
 //!
-//! and writes the raw UART stream to `uart.bin` for `pumpctl decode`, which
-//! the calling script uses for the final assertions. It fails (exit 1) as
+//! and writes the raw UART stream of all lives of the pump to `uart.bin` for
+//! `pumpctl decode`, which the calling script uses for the final assertions.
+//!
+//! After each reset: the kernel's start is logged with its reason
+//! (`KernelStarted`: power-on after the power cut, watchdog with the resets
+//! in a row after a hang), the rogue app has run again, the dosing app has
+//! restored its record from the capsule and adopted the prescription again,
+//! the status shows the same prescription serial, no bolus running, a
+//! reservoir at most a few seconds of steps and one reservation batch lower
+//! and a 24 h total no lower than just before the reset, and the first
+//! prescription sent again is refused `ReplayedSerial` (the serial floor
+//! came back). The flash, the mechanism's position and the reset record are
+//! host files in `--out`. It fails (exit 1) as
 //! soon as an expected answer does not come.
 //!
 //! Every command that changes therapy is signed as protocol 1.1 asks
@@ -71,6 +90,17 @@ const DEVICE_ID: u32 = 0x00C0_FFEE;
 const FLASH_FILE: &str = "pump-flash.bin";
 /// The simulated mechanism's position (total steps), in the output directory.
 const MECHANISM_FILE: &str = "pump-mechanism.bin";
+/// Steps one reservation covers (`infusion_core::RESERVATION_STEPS`): the
+/// most a reset can count beyond what the motor made.
+const RESERVATION_STEPS: u32 = 32;
+/// The QEMU board's volume per step.
+const NL_PER_STEP: u32 = 250;
+
+/// The board's reset record (why it started), in the output directory.
+const RESET_FILE: &str = "pump-reset.bin";
+/// QEMU's exit status when the board's watchdog stops it
+/// (`boards/qemu_rv32_virt/src/watchdog.rs`).
+const WATCHDOG_EXIT_STATUS: i32 = 0x57;
 
 /// What the UART has said so far.
 #[derive(Default)]
@@ -79,6 +109,7 @@ struct Link {
     frames: Vec<DecodedFrame>,
 }
 
+#[derive(Clone)]
 struct Args {
     out: PathBuf,
     kernel: PathBuf,
@@ -120,6 +151,9 @@ fn parse_args() -> Result<Args, String> {
 }
 
 struct Pump {
+    args: Args,
+    /// How many times QEMU has been started (the pump's lives).
+    lives: usize,
     qemu: Child,
     uart: UnixStream,
     monitor: UnixStream,
@@ -143,7 +177,10 @@ fn read_key(path: &Path) -> Result<SigningKey, String> {
         .collect();
     let bytes: Vec<u8> = (0..hex.len())
         .step_by(2)
-        .filter_map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .filter_map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+        })
         .collect();
     let seed: [u8; 32] = bytes
         .try_into()
@@ -230,12 +267,17 @@ fn start_qemu(args: &Args) -> Result<(Child, UnixStream, UnixStream), String> {
         // The flash and the mechanism's position: host files in --out.
         .args([
             "-semihosting-config",
-            &format!("enable=on,chardev=semi,arg={FLASH_FILE},arg={MECHANISM_FILE}"),
+            &format!(
+                "enable=on,chardev=semi,arg={FLASH_FILE},arg={MECHANISM_FILE},arg={RESET_FILE}"
+            ),
         ])
         .arg("-bios")
         .arg(absolute(&args.kernel)?)
         .arg("-device")
-        .arg(format!("loader,file={},addr=0x80100000", absolute(&args.apps)?))
+        .arg(format!(
+            "loader,file={},addr=0x80100000",
+            absolute(&args.apps)?
+        ))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -253,13 +295,15 @@ impl Pump {
         let kernel_log = args.out.join("kernel.log");
         let _ = fs::remove_file(&kernel_log);
         let _ = fs::remove_file(args.out.join("uart.bin"));
+        for file in [FLASH_FILE, MECHANISM_FILE, RESET_FILE] {
+            let _ = fs::remove_file(args.out.join(file));
+        }
         let (qemu, uart, monitor) = start_qemu(args)?;
         let link = Arc::new(Mutex::new(Link::default()));
-        let reader = uart.try_clone().map_err(|e| e.to_string())?;
-        let capture = args.out.join("uart.bin");
-        let shared = Arc::clone(&link);
-        thread::spawn(move || read_uart(reader, &capture, &shared));
+        spawn_reader(&uart, args, &link)?;
         Ok(Self {
+            args: args.clone(),
+            lives: 1,
             qemu,
             uart,
             monitor,
@@ -270,6 +314,50 @@ impl Pump {
             clinic_key: read_key(&args.clinic_key)?,
             last_counter: 0,
         })
+    }
+
+    /// Cuts the power: kills QEMU mid-flight, then starts it again on the
+    /// same flash, mechanism and reset record.
+    fn power_cut(&mut self) -> Result<(), String> {
+        self.log("POWER CUT: killing QEMU (SIGKILL), whatever the pump is doing");
+        let _ = self.qemu.kill();
+        let _ = self.qemu.wait();
+        self.start_again()
+    }
+
+    /// Waits for the board's watchdog to stop QEMU (exit status 0x57), then
+    /// starts it again on the same files: the watchdog's reset.
+    fn await_watchdog_reset(&mut self, secs: u64) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let status = loop {
+            if let Some(status) = self.qemu.try_wait().map_err(|e| e.to_string())? {
+                break status;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("the watchdog did not stop QEMU within {secs} s"));
+            }
+            thread::sleep(Duration::from_millis(50));
+        };
+        if status.code() != Some(WATCHDOG_EXIT_STATUS) {
+            return Err(format!(
+                "QEMU stopped with {status}, not the watchdog's status {WATCHDOG_EXIT_STATUS}"
+            ));
+        }
+        self.log(&format!(
+            "WATCHDOG: QEMU stopped with status {WATCHDOG_EXIT_STATUS:#x}; starting it again on the same flash"
+        ));
+        self.start_again()
+    }
+
+    fn start_again(&mut self) -> Result<(), String> {
+        let (qemu, uart, monitor) = start_qemu(&self.args)?;
+        spawn_reader(&uart, &self.args, &self.link)?;
+        self.qemu = qemu;
+        self.uart = uart;
+        self.monitor = monitor;
+        self.lives += 1;
+        self.log(&format!("QEMU started again (life {})", self.lives));
+        Ok(())
     }
 
     fn log(&self, what: &str) {
@@ -368,7 +456,12 @@ impl Pump {
     }
 
     /// The answer (`Ack` or `Nack`) to the request sent as `sequence`.
-    fn answer(&self, sequence: u32, what: &str, secs: u64) -> Result<Result<(), ErrorCode>, String> {
+    fn answer(
+        &self,
+        sequence: u32,
+        what: &str,
+        secs: u64,
+    ) -> Result<Result<(), ErrorCode>, String> {
         self.wait(&format!("the answer to {what}"), secs, |link| {
             link.frames.iter().find_map(|f| {
                 if f.sequence() != sequence {
@@ -412,21 +505,69 @@ impl Pump {
         }
     }
 
-    /// Waits for the `Ack` (or fails on the `Nack`) of request `kind`.
-    fn expect_ack(&self, kind: MessageKind, secs: u64) -> Result<(), String> {
+    /// Waits for the `Ack` (or fails on the `Nack`) of request `kind`
+    /// among the frames after the first `from`.
+    fn expect_ack(&self, kind: MessageKind, from: usize, secs: u64) -> Result<(), String> {
         let code = kind.code();
         let verdict = self.wait(&format!("the answer to {kind:?}"), secs, |link| {
-            link.frames.iter().find_map(|f| match &f.message {
-                Message::Ack(a) if a.request_kind == code => Some(Ok(())),
-                Message::Nack(n) if n.request_kind == code => {
-                    Some(Err(format!("{kind:?} refused by the pump: {:?}", n.error)))
-                }
-                _ => None,
-            })
+            link.frames
+                .iter()
+                .skip(from)
+                .find_map(|f| match &f.message {
+                    Message::Ack(a) if a.request_kind == code => Some(Ok(())),
+                    Message::Nack(n) if n.request_kind == code => {
+                        Some(Err(format!("{kind:?} refused by the pump: {:?}", n.error)))
+                    }
+                    _ => None,
+                })
         })?;
         verdict?;
         self.log(&format!("Ack {kind:?}"));
         Ok(())
+    }
+
+    /// Waits for a `Nack` with `error` to request `kind` among the frames
+    /// after the first `from`.
+    fn expect_nack_kind_after(
+        &self,
+        kind: MessageKind,
+        error: ErrorCode,
+        from: usize,
+        secs: u64,
+    ) -> Result<(), String> {
+        let code = kind.code();
+        let answer = self.wait(&format!("the answer to {kind:?}"), secs, |link| {
+            link.frames
+                .iter()
+                .skip(from)
+                .find_map(|f| match &f.message {
+                    Message::Ack(a) if a.request_kind == code => Some(None),
+                    Message::Nack(n) if n.request_kind == code => Some(Some(n.error)),
+                    _ => None,
+                })
+        })?;
+        match answer {
+            Some(e) if e == error => {
+                self.log(&format!("Nack {kind:?} (replayed): {e:?}, as it must be"));
+                Ok(())
+            }
+            Some(e) => Err(format!("{kind:?} refused with {e:?}, not {error:?}")),
+            None => Err(format!("{kind:?} (replayed) was ACCEPTED by the pump")),
+        }
+    }
+
+    /// Frames the link has said so far.
+    fn frame_count(&self) -> usize {
+        self.link.lock().unwrap().frames.len()
+    }
+
+    /// How often `text` is on the UART so far.
+    fn text_count(&self, text: &str) -> usize {
+        let link = self.link.lock().unwrap();
+        link.raw
+            .windows(text.len())
+            .filter(|w| *w == text.as_bytes())
+            .count()
     }
 
     fn monitor(&mut self, command: &str) -> Result<(), String> {
@@ -497,6 +638,113 @@ fn relay_ticket(raw: &[u8], kind: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
+/// What a reset must show.
+struct Expected {
+    reset_reason: u8,
+    watchdog_resets: u16,
+    /// `dosing: record restored` lines on the UART once the app is back.
+    record_restored: usize,
+    /// `dosing: prescription adopted` lines once the app runs therapy again.
+    prescription_adopted: usize,
+}
+
+/// After a reset (`pump` just started again): the kernel's start is logged
+/// with its reason, and the prescription, the serial floor, the 24 h
+/// ledger, the reservoir and the dosing app's record came back; no bolus
+/// runs. `before` is a status taken shortly before the reset.
+fn after_reset(
+    pump: &mut Pump,
+    before: &pump_protocol::StatusSnapshot,
+    expected: Expected,
+    install: &[u8],
+) -> Result<(), String> {
+    let life = pump.lives;
+    pump.wait_text_nth("telemetry: started", life, 30)?;
+    // The rogue app runs its attempts again in every life; let it finish,
+    // so that the audit of every life is whole.
+    pump.wait_text_nth("rogue: done:", life, 60)?;
+    let started = pump.wait("KernelStarted of this life", 20, |link| {
+        link.frames
+            .iter()
+            .filter(|f| f.header.flags == 0)
+            .filter_map(|f| match &f.message {
+                Message::KernelStarted(k) => Some(k.clone()),
+                _ => None,
+            })
+            .nth(life - 1)
+    })?;
+    if (started.reset_reason, started.watchdog_resets)
+        != (expected.reset_reason, expected.watchdog_resets)
+    {
+        return Err(format!(
+            "KernelStarted says reason {} with {} watchdog resets, want {} and {}",
+            started.reset_reason,
+            started.watchdog_resets,
+            expected.reset_reason,
+            expected.watchdog_resets
+        ));
+    }
+    pump.log(&format!(
+        "KernelStarted: reset_reason {} (1 power-on, 2 watchdog), watchdog resets in a row {}",
+        started.reset_reason, started.watchdog_resets
+    ));
+    pump.wait_text_nth("dosing: record restored", expected.record_restored, 20)?;
+    pump.wait_text_nth(
+        "dosing: prescription adopted",
+        expected.prescription_adopted,
+        20,
+    )?;
+    let after = fresh_status(pump)?;
+    pump.log(&format!(
+        "after the reset: serial {}, bolus {} nL to go, basal {} nL/h, reservoir {} nL, delivered in 24 h {} nL, top alarm {:?}",
+        after.prescription_serial,
+        after.bolus_remaining_nl,
+        after.basal_rate_nl_per_h,
+        after.reservoir_nl,
+        after.delivered_24h_nl,
+        after.top_alarm
+    ));
+    if after.prescription_serial != before.prescription_serial {
+        return Err(format!(
+            "prescription serial {} after the reset, {} before",
+            after.prescription_serial, before.prescription_serial
+        ));
+    }
+    if after.bolus_remaining_nl != 0 {
+        return Err(format!(
+            "a bolus runs after the reset ({} nL to go)",
+            after.bolus_remaining_nl
+        ));
+    }
+    // Between the two snapshots the motor made at most a few seconds of
+    // steps, and the restore counts at most one reservation batch more.
+    let slack_nl = (RESERVATION_STEPS + 40) * NL_PER_STEP;
+    let used = before.reservoir_nl.checked_sub(after.reservoir_nl);
+    if !used.is_some_and(|used| used <= slack_nl) {
+        return Err(format!(
+            "reservoir {} nL after the reset, {} nL before (at most {slack_nl} nL less)",
+            after.reservoir_nl, before.reservoir_nl
+        ));
+    }
+    if after.delivered_24h_nl < before.delivered_24h_nl {
+        return Err(format!(
+            "the 24 h ledger lost volume: {} nL after the reset, {} nL before",
+            after.delivered_24h_nl, before.delivered_24h_nl
+        ));
+    }
+    // The serial floor came back: the first prescription, sent again, is
+    // refused as a replay.
+    let from = pump.frame_count();
+    pump.send_raw(install)?;
+    pump.expect_nack_kind_after(
+        MessageKind::InstallPrescription,
+        ErrorCode::ReplayedSerial,
+        from,
+        20,
+    )?;
+    Ok(())
+}
+
 /// A fresh `StatusSnapshot` (GetStatus), not one the link saw before.
 fn fresh_status(pump: &mut Pump) -> Result<pump_protocol::StatusSnapshot, String> {
     fn live_snapshots(link: &Link) -> impl Iterator<Item = &pump_protocol::StatusSnapshot> {
@@ -533,6 +781,15 @@ fn step_count(pump: &mut Pump) -> Result<u32, String> {
         }
         thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Reads a new UART connection into the shared link (and `uart.bin`).
+fn spawn_reader(uart: &UnixStream, args: &Args, link: &Arc<Mutex<Link>>) -> Result<(), String> {
+    let reader = uart.try_clone().map_err(|e| e.to_string())?;
+    let capture = args.out.join("uart.bin");
+    let shared = Arc::clone(link);
+    thread::spawn(move || read_uart(reader, &capture, &shared));
+    Ok(())
 }
 
 fn read_uart(mut reader: UnixStream, capture: &Path, link: &Mutex<Link>) {
@@ -602,8 +859,9 @@ fn scenario(pump: &mut Pump, install: &[u8], install_change: &[u8]) -> Result<()
     }))?;
     pump.expect_acked(sequence, "SetClock (signed)", 10)?;
     pump.log("installing the prescription signed by pumpctl rx sign");
+    let from = pump.frame_count();
     pump.send_raw(install)?;
-    pump.expect_ack(MessageKind::InstallPrescription, 20)?;
+    pump.expect_ack(MessageKind::InstallPrescription, from, 20)?;
     let (sequence, _) = pump.send_signed(Message::Refill(Refill {
         withdrawn_volume_nl: 0,
         added_volume_nl: 20_000_000,
@@ -671,36 +929,87 @@ fn scenario(pump: &mut Pump, install: &[u8], install_change: &[u8]) -> Result<()
     pump.log(&format!(
         "ClinicianBolus relayed as ticket {ticket}; \"{granted}\" precedes the Ack"
     ));
-    pump.wait(
-        "the clinician bolus DeliveryRecord (Completed)",
-        200,
-        |link| {
-            link.frames
-                .iter()
-                .any(|f| {
-                    matches!(&f.message, Message::DeliveryRecord(r)
-                    if r.delivery_kind == pump_protocol::DeliveryKind::ClinicianBolus
-                    && r.outcome == pump_protocol::DeliveryOutcome::Completed)
-                })
-                .then_some(())
+    // The power fails in the middle of the bolus: QEMU is killed and
+    // started again on the same flash. Nothing of the bolus may be repeated.
+    thread::sleep(Duration::from_secs(25));
+    let before = fresh_status(pump)?;
+    if before.bolus_remaining_nl == 0 {
+        return Err("the clinician bolus was not running 25 s into it".into());
+    }
+    let steps = step_count(pump)?;
+    pump.log(&format!(
+        "before the power cut: bolus {} nL to go, reservoir {} nL, delivered in 24 h {} nL, serial {}; mechanism {steps} steps",
+        before.bolus_remaining_nl, before.reservoir_nl, before.delivered_24h_nl, before.prescription_serial
+    ));
+    let restored = pump.text_count("dosing: record restored");
+    let adopted = pump.text_count("dosing: prescription adopted");
+    pump.power_cut()?;
+    after_reset(
+        pump,
+        &before,
+        Expected {
+            reset_reason: 1,
+            watchdog_resets: 0,
+            record_restored: restored + 1,
+            prescription_adopted: adopted + 1,
         },
+        install,
     )?;
-    pump.log("clinician bolus completed");
-    // The attacker on the link: a bolus signed with a key of its own, the
-    // genuine bolus recorded and sent again, and a plain (1.0) suspend.
+    // The bolus stays ended: its start is in the ledger, and nothing runs it again.
+    thread::sleep(Duration::from_secs(5));
+    let later = fresh_status(pump)?;
+    if later.bolus_remaining_nl != 0 {
+        return Err(format!(
+            "a bolus runs again after the power cut ({} nL to go)",
+            later.bolus_remaining_nl
+        ));
+    }
+    let completed = pump.count(|m| {
+        matches!(m, Message::DeliveryRecord(r)
+            if r.delivery_kind == pump_protocol::DeliveryKind::ClinicianBolus
+            && r.outcome == pump_protocol::DeliveryOutcome::Completed)
+    });
+    let interrupted = pump.count(|m| {
+        matches!(m, Message::DeliveryRecord(r)
+            if r.delivery_kind == pump_protocol::DeliveryKind::ClinicianBolus
+            && r.outcome == pump_protocol::DeliveryOutcome::Interrupted)
+    });
+    if completed != 0 || interrupted != 1 {
+        return Err(format!(
+            "clinician bolus after the power cut: {completed} completed, {interrupted} interrupted (want 0 and 1)"
+        ));
+    }
+    pump.log("the clinician bolus was closed as Interrupted at the restore and not repeated");
+    // The attacker on the link, after the reset: a bolus signed with a key
+    // of its own, the genuine bolus recorded before the reset and sent
+    // again (its counter survived in the floor record), and a plain (1.0)
+    // suspend.
     let attacker = SigningKey::from_bytes(&[0xA5; 32]);
     let forged = signed(&bolus, &attacker, pump.last_counter + 1_000)?;
     let sequence = pump.send(forged)?;
-    pump.expect_refused(sequence, "forged ClinicianBolus", ErrorCode::Unauthenticated, 10)?;
+    pump.expect_refused(
+        sequence,
+        "forged ClinicianBolus",
+        ErrorCode::Unauthenticated,
+        10,
+    )?;
     let sequence = pump.send(genuine)?;
-    pump.expect_refused(sequence, "replayed ClinicianBolus", ErrorCode::Replayed, 10)?;
+    pump.expect_refused(
+        sequence,
+        "ClinicianBolus signed before the power cut, replayed after it",
+        ErrorCode::Replayed,
+        10,
+    )?;
     let sequence = pump.send(Message::Suspend(pump_protocol::Suspend {}))?;
     pump.expect_refused(sequence, "unsigned Suspend", ErrorCode::Unauthenticated, 10)?;
     thread::sleep(Duration::from_secs(3));
     let boluses = pump.count(|m| {
         matches!(m, Message::DeliveryRecord(r)
             if r.delivery_kind == pump_protocol::DeliveryKind::ClinicianBolus
-            && r.outcome != pump_protocol::DeliveryOutcome::Checkpoint)
+            && matches!(r.outcome, pump_protocol::DeliveryOutcome::Completed
+                | pump_protocol::DeliveryOutcome::Interrupted
+                | pump_protocol::DeliveryOutcome::Stopped
+                | pump_protocol::DeliveryOutcome::Aborted))
     });
     if boluses != 1 {
         return Err(format!("{boluses} clinician boluses: the attacker's acted"));
@@ -711,7 +1020,7 @@ fn scenario(pump: &mut Pump, install: &[u8], install_change: &[u8]) -> Result<()
     let (sequence, _) = pump.send_signed(Message::Suspend(pump_protocol::Suspend {}))?;
     pump.expect_acked(sequence, "Suspend (signed)", 10)?;
     pump.wait_text("dosing: relay: Suspend #", 10)?;
-    let (sequence, _) = pump.send_signed(Message::Resume(pump_protocol::Resume {}))?;
+    let (sequence, resume) = pump.send_signed(Message::Resume(pump_protocol::Resume {}))?;
     pump.expect_acked(sequence, "Resume (signed)", 10)?;
     pump.wait_text("dosing: relay: Resume #", 10)?;
     let resumed_at = step_count(pump)?;
@@ -732,13 +1041,58 @@ fn scenario(pump: &mut Pump, install: &[u8], install_change: &[u8]) -> Result<()
         }
     }
 
+    // 4b. The kernel loop hangs (F10): the board's watchdog stops the
+    // machine, and QEMU starts again on the same flash. Twice: the second
+    // watchdog reset in a row raises RepeatedResets, which the clinic clears.
+    for watchdog_resets in 1..=2u16 {
+        let before = fresh_status(pump)?;
+        let restored = pump.text_count("dosing: record restored");
+        let adopted = pump.text_count("dosing: prescription adopted");
+        pump.key("f10", "hang the kernel loop (watchdog test)")?;
+        pump.await_watchdog_reset(20)?;
+        after_reset(
+            pump,
+            &before,
+            Expected {
+                reset_reason: 2,
+                watchdog_resets,
+                record_restored: restored + 1,
+                prescription_adopted: adopted + 1,
+            },
+            install,
+        )?;
+        let sequence = pump.send(resume.clone())?;
+        pump.expect_refused(
+            sequence,
+            "Resume signed before the watchdog reset, replayed after it",
+            ErrorCode::Replayed,
+            10,
+        )?;
+    }
+    pump.wait("AlarmRaised(RepeatedResets)", 10, |link| {
+        link.frames
+            .iter()
+            .any(|f| {
+                matches!(&f.message, Message::AlarmRaised(a)
+                    if a.code == pump_protocol::AlarmCode::RepeatedResets
+                    && a.priority == pump_protocol::AlarmPriority::Medium)
+            })
+            .then_some(())
+    })?;
+    pump.log("second watchdog reset in a row: AlarmRaised(RepeatedResets, Medium)");
+    let (sequence, _) = pump.send_signed(Message::ClearFault(pump_protocol::ClearFault {
+        code: pump_protocol::AlarmCode::RepeatedResets,
+    }))?;
+    pump.expect_acked(sequence, "ClearFault(RepeatedResets) (signed)", 10)?;
+
     // 5. A change of concentration: the new prescription first (the
     // catheter still holds the old drug, so nothing is flushed yet), then the
     // refill that puts the new drug in the reservoir. The dosing app hears of
     // both through the relay and runs the bridge bolus at the old rate.
     pump.log("installing prescription serial 2: the same drug at twice the concentration");
+    let from = pump.frame_count();
     pump.send_raw(install_change)?;
-    pump.expect_ack(MessageKind::InstallPrescription, 20)?;
+    pump.expect_ack(MessageKind::InstallPrescription, from, 20)?;
     pump.wait_text_nth("dosing: relay: InstallPrescription #", 2, 10)?;
     // The old drug is still in the pump: it runs on, capped at the new
     // envelope's rate (lower in volume at the higher concentration).
@@ -787,9 +1141,8 @@ fn scenario(pump: &mut Pump, install: &[u8], install_change: &[u8]) -> Result<()
     }
 
     // 6. Motor stall.
-    pump.key("f7", "report the mechanism's step count")?;
-    let before = pump.wait_kernel_log("[sim] motor: ", 5)?;
-    let steps_before = reported_steps(&before).ok_or("no step count in the kernel log")?;
+    // A fresh report (an older one is in the log already).
+    let steps_before = step_count(pump)?;
     pump.log(&format!("mechanism: {steps_before} steps so far"));
     pump.key("f5", "jam the motor")?;
     pump.wait("AlarmRaised(MotorStall)", 10, |link| {
@@ -846,6 +1199,11 @@ fn scenario(pump: &mut Pump, install: &[u8], install_change: &[u8]) -> Result<()
             break;
         }
     }
+    let total = step_count(pump)?;
+    pump.log(&format!(
+        "mechanism: {total} steps in all, over {} lives of the pump",
+        pump.lives
+    ));
     Ok(())
 }
 

@@ -9,10 +9,15 @@
 # boards/pump-e2e/src/main.rs): clock, prescription, refill, basal, a patient
 # bolus (Button 1), a second one inside the lockout, a clinician bolus the
 # programmer orders (signed, verified and relayed by the capsule to the
-# dosing app, which grants it), an attacker's forged, replayed and unsigned
-# commands (each refused), suspend and resume (notices to the dosing app), a
-# motor stall, a full log read. Finally it decodes the UART capture with `pumpctl decode` and
-# checks the outcome. Everything lands in boards/qemu_rv32_virt/target/pump/e2e.
+# dosing app, which grants it), a power cut in the middle of that bolus (QEMU
+# killed and started again on the same flash), an attacker's forged, replayed
+# and unsigned commands (each refused), suspend and resume (notices to the
+# dosing app), two watchdog resets (F10 hangs the kernel loop; the board's
+# watchdog stops QEMU, which starts again on the same flash), a drug change, a
+# motor stall, a full log read. After each reset it checks what came back.
+# Finally it decodes the UART capture (all lives of the pump) with `pumpctl
+# decode` and checks the outcome. Everything lands in
+# boards/qemu_rv32_virt/target/pump/e2e.
 set -eu
 . "$(dirname "$0")/common.sh"
 require_upstream
@@ -89,16 +94,18 @@ check "status answered (GetStatus -> StatusSnapshot)" ge "$(count StatusSnapshot
 # (F9) the kernel restarts the app, which reads the record back.
 check "dosing app read its record back at start: none yet (command 27)" \
     eq "$(text 'dosing: no record')" 1
-check "dosing app saved its record in the capsule in each of its two lives (command 26)" \
-    eq "$(text 'dosing: record saved')" 2
+# The dosing app's lives: its first, the restart after its crash, and one
+# after each of the three resets of the pump.
+check "dosing app saved its record in the capsule in each of its five lives (command 26)" \
+    eq "$(text 'dosing: record saved')" 5
 app_faults=$(live AppFault | grep -c '"app_id":1,' || true)
 app_restarts=$(live AppRestarted | grep '"app_id":1,' | grep -c '"restart_count":1' || true)
 check "the dosing app crashed once and the kernel restarted it (AppFault, AppRestarted count 1)" \
     sh -c "[ $app_faults -eq 1 ] && [ $app_restarts -eq 1 ] && [ $(count AppFault) -eq 1 ]"
 check "the crash raised the medium AppFault alarm" \
     eq "$(live AlarmRaised | grep '"code":"AppFault"' | grep -c '"priority":"Medium"')" 1
-check "the restarted dosing app restored its record from the capsule (command 27)" \
-    eq "$(text 'dosing: record restored')" 1
+check "the dosing app restored its record from the capsule after its crash and after each reset (command 27)" \
+    eq "$(text 'dosing: record restored')" 4
 # The programmer's clinician bolus goes through the relay: the dosing app
 # takes it, grants it (its console line is written before it answers), and
 # only then does the host get its Ack.
@@ -111,15 +118,23 @@ check "clinician bolus relayed to the dosing app and granted (dosing: relay: ans
 # matched each Ack to its request's sequence and saw the bolus's Ack only
 # after the dosing app's grant.
 authenticated() { live CommandAuthenticated | grep '"signer":1,' | grep -c "\"command_kind\":\"$1\"" || true; }
-check "every programmer command verified by the capsule (CommandAuthenticated: SetClock 1, Refill 2, ClinicianBolus 1, Suspend 1, Resume 1)" \
-    sh -c "[ $(authenticated SetClock) -eq 1 ] && [ $(authenticated Refill) -eq 2 ] && [ $(authenticated ClinicianBolus) -eq 1 ] && [ $(authenticated Suspend) -eq 1 ] && [ $(authenticated Resume) -eq 1 ]"
-check "the forged bolus and the unsigned suspend refused Unauthenticated, the replayed bolus Replayed (Nack)" \
-    sh -c "[ $(live Nack | grep -c '"error":"Unauthenticated"') -eq 2 ] && [ $(live Nack | grep -c '"error":"Replayed"') -eq 1 ]"
-check "each refusal audited by the capsule with its reason only (CommandRefused: 2 Unauthenticated, 1 Replayed)" \
-    sh -c "[ $(count CommandRefused) -eq 3 ] && [ $(live CommandRefused | grep -c '"reason":"Unauthenticated"') -eq 2 ]"
-check "no other Nack on the link" eq "$(count Nack)" 3
-check "clinician bolus delivered in full, once (DeliveryRecord ClinicianBolus Completed 20000 nL; none from the attacker)" \
-    sh -c "[ $(live DeliveryRecord | grep '"delivery_kind":"ClinicianBolus"' | grep '"outcome":"Completed"' | grep -c '"volume_nl":20000') -eq 1 ] && [ $(live DeliveryRecord | grep '"delivery_kind":"ClinicianBolus"' | grep -vc '"outcome":"Checkpoint"') -eq 1 ]"
+check "every programmer command verified by the capsule (CommandAuthenticated: SetClock 1, Refill 2, ClinicianBolus 1, Suspend 1, Resume 1, ClearFault 1)" \
+    sh -c "[ $(authenticated SetClock) -eq 1 ] && [ $(authenticated Refill) -eq 2 ] && [ $(authenticated ClinicianBolus) -eq 1 ] && [ $(authenticated Suspend) -eq 1 ] && [ $(authenticated Resume) -eq 1 ] && [ $(authenticated ClearFault) -eq 1 ]"
+check "the forged bolus and the unsigned suspend refused Unauthenticated; the bolus and the resume signed before a reset and replayed after it refused Replayed (Nack)" \
+    sh -c "[ $(live Nack | grep -c '"error":"Unauthenticated"') -eq 2 ] && [ $(live Nack | grep -c '"error":"Replayed"') -eq 3 ]"
+check "each refusal audited by the capsule with its reason only (CommandRefused: 2 Unauthenticated, 3 Replayed)" \
+    sh -c "[ $(count CommandRefused) -eq 5 ] && [ $(live CommandRefused | grep -c '"reason":"Unauthenticated"') -eq 2 ]"
+check "the first prescription sent again after each reset refused ReplayedSerial (Nack, PrescriptionRejected)" \
+    sh -c "[ $(live Nack | grep '"request_kind":"InstallPrescription"' | grep -c '"error":"ReplayedSerial"') -eq 3 ] && [ $(live PrescriptionRejected | grep -c '"reason":"ReplayedSerial"') -eq 3 ]"
+check "no other Nack on the link" eq "$(count Nack)" 8
+# The power cut fell in the middle of the clinician bolus: the restore
+# closed it as Interrupted and counted the reserved steps it could not
+# confirm as Unconfirmed; nothing ran it again, and the attacker's replay
+# did not start another.
+cb() { live DeliveryRecord | grep '"delivery_kind":"ClinicianBolus"' | grep "\"outcome\":\"$1\"" || true; }
+cb_logged=$( (cb Interrupted; cb Unconfirmed; cb Checkpoint; cb Completed) | sed 's/.*"volume_nl":\([0-9]*\).*/\1/' | awk '{ s += $1 } END { print s + 0 }')
+check "clinician bolus cut by the power cut: one Interrupted, never Completed or started again, ${cb_logged} nL logged of its 20000 nL (Interrupted + Unconfirmed)" \
+    sh -c "[ $(cb Interrupted | wc -l) -eq 1 ] && [ $(cb Completed | wc -l) -eq 0 ] && [ $(live DeliveryRecord | grep '"delivery_kind":"ClinicianBolus"' | grep -vc '"outcome":"Interrupted"\|"outcome":"Unconfirmed"\|"outcome":"Checkpoint"') -eq 0 ] && [ $cb_logged -le 20000 ]"
 check "Suspend and Resume relayed to the dosing app as notices by the capsule" \
     sh -c "[ $(text 'dosing: relay: Suspend #') -eq 1 ] && [ $(text 'dosing: relay: Resume #') -eq 1 ]"
 check "between the new prescription and the refill the old drug ran on, capped by the new envelope (no DeliveryDenied)" \
@@ -132,20 +147,23 @@ check "stall raised a high-priority alarm (AlarmRaised MotorStall High)" \
     eq "$(live AlarmRaised | grep '"code":"MotorStall"' | grep -c '"priority":"High"')" 1
 check "stall aborted the running delivery (DeliveryRecord Aborted)" \
     ge "$(live DeliveryRecord | grep -c '"outcome":"Aborted"')" 1
-# The last two step reports (F7) are the ones just before and 8 s after the
-# jam; earlier ones (after Resume) show the basal moving.
+# The last three step reports (F7) are the ones just before and 8 s after
+# the jam and at the end; earlier ones (after Resume) show the basal moving.
 check "stall stopped the motor (driver disabled, no step after)" sh -c "
     grep -q 'stall detector: fault input asserted' '$run/kernel.log' &&
     grep -q 'motor driver disabled' '$run/kernel.log' &&
-    [ \"\$(grep '^\[sim\] motor: ' '$run/kernel.log' | tail -n 2 | sed 's/^\[sim\] motor: \([0-9]*\) .*/\1/' | sort -u | wc -l)\" -eq 1 ]"
-check "rogue refused every time (its own tally)" eq "$(text 'rogue: done: 460 attempts, 460 refused, 0 accepted')" 1
+    [ \"\$(grep '^\[sim\] motor: ' '$run/kernel.log' | tail -n 3 | sed 's/^\[sim\] motor: \([0-9]*\) .*/\1/' | sort -u | wc -l)\" -eq 1 ]"
+# The rogue app runs in each of the pump's four lives (the scenario lets it
+# finish every time).
+check "rogue refused every time, in each of the four lives (its own tally)" \
+    sh -c "[ $(text 'rogue: done: 460 attempts, 460 refused, 0 accepted') -eq 4 ] && [ $(text 'rogue: done:') -eq 4 ]"
 # Refusals after an app's first are folded into AccessDeniedRepeated with a
 # count (SR-ROLE-005): the records and their counts add up to every attempt.
 folded=$(live AccessDeniedRepeated | sed 's/.*"count":\([0-9]*\).*/\1/' | awk '{ s += $1 } END { print s + 0 }')
-check "rogue audited every time, relay 22-25 and app record 26/27 included (AccessDenied + folded counts = 461)" \
-    eq "$(($(count AccessDenied) + folded))" 461
-check "the flood is folded: fewer than 100 audit records for 461 refusals" \
-    sh -c "[ $(($(count AccessDenied) + $(count AccessDeniedRepeated))) -lt 100 ]"
+check "rogue audited every time, relay 22-25 and app record 26/27 included (AccessDenied + folded counts = 4 x 461)" \
+    eq "$(($(count AccessDenied) + folded))" $((4 * 461))
+check "the flood is folded: fewer than 4 x 100 audit records for 4 x 461 refusals" \
+    sh -c "[ $(($(count AccessDenied) + $(count AccessDeniedRepeated))) -lt 400 ]"
 check "every AccessDenied is rogue's (one app id, not a role id)" sh -c "
     ids=\$(grep '\"kind\":\"AccessDenied\"' '$run/decoded.jsonl' | sed 's/.*\"app_id\":\([0-9]*\).*/\1/' | sort -u)
     [ \"\$(echo \"\$ids\" | wc -l)\" -eq 1 ] && [ \"\$ids\" -ge 4026531840 ]"
@@ -155,8 +173,30 @@ check "log read back to the end (LogChunkEnd more=false, FROM_LOG frames)" sh -c
     grep '\"kind\":\"LogChunkEnd\"' '$run/decoded.jsonl' | tail -n 1 | grep -q '\"more\":false' &&
     grep -q '\"flags\":1,' '$run/decoded.jsonl'"
 
+# The resets: every boot is logged with its reason (1 power-on: the first
+# boot and the one after the power cut; 2 watchdog, twice in a row), and the
+# second watchdog reset in a row raised RepeatedResets, which the clinic
+# cleared (signed ClearFault).
+starts=$(live KernelStarted | sed 's/.*"reset_reason":"\([A-Za-z]*\)".*"watchdog_resets":\([0-9]*\).*/\1:\2/' | tr '\n' ' ')
+check "every boot logged with its reason (KernelStarted: $starts)" \
+    test "$starts" = "PowerOn:0 PowerOn:0 Watchdog:1 Watchdog:2 "
+check "the board's watchdog stopped the hung kernel loop twice (kernel log)" \
+    eq "$(grep -c '^\[wdt\] the kernel loop was not fed for' "$run/kernel.log")" 2
+check "the second watchdog reset in a row raised the medium RepeatedResets alarm, once, and the clinic cleared it" \
+    sh -c "[ $(live AlarmRaised | grep '"code":"RepeatedResets"' | grep -c '"priority":"Medium"') -eq 1 ] && [ $(live AlarmRaised | grep -c '"code":"RepeatedResets"') -eq 1 ] && [ $(live AlarmCleared | grep -c '"code":"RepeatedResets"') -eq 1 ]"
+# Log = motor steps: the DeliveryRecords of all lives (Unconfirmed included)
+# against the mechanism's own count (kept across restarts, the last F7
+# report). Each reset may count up to RESERVATION_STEPS (32) steps the motor
+# did not make, never one it made without counting.
+logged_nl=$(live DeliveryRecord | sed 's/.*"volume_nl":\([0-9]*\).*/\1/' | awk '{ s += $1 } END { print s + 0 }')
+motor_steps=$(grep '^\[sim\] motor: ' "$run/kernel.log" | tail -n 1 | sed 's/^\[sim\] motor: \([0-9]*\) .*/\1/')
+motor_nl=$((${motor_steps:-0} * 250))
+resets=3
+check "log = motor steps within the stated uncertainty: motor ${motor_nl} nL <= logged ${logged_nl} nL <= motor + ${resets} resets x 32 x 250 nL" \
+    sh -c "[ ${motor_steps:-0} -gt 0 ] && [ $motor_nl -le $logged_nl ] && [ $logged_nl -le $((motor_nl + resets * 32 * 250)) ]"
+
 echo "== memory use at the end (F8, kernel log)"
-grep '^\[sim\] process ' "$run/kernel.log" || true
+grep '^\[sim\] process \|^\[wdt\] longest\|^\[sim\] flash since' "$run/kernel.log" || true
 
 if [ "$fail" -ne 0 ]; then
     echo "e2e: FAILED (artifacts in $run)"
