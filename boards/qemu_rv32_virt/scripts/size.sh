@@ -44,7 +44,7 @@ groups=$("$llvm/llvm-nm" --print-size --demangle --radix=d "$kernel" | awk '
         size = $2 + 0
         if (crate == "infusion") g = "glue"
         else if (name ~ /^infusion_core::rx::signature_verifies$/) g = "ed25519"
-        else if (crate ~ /^(infusion_core|pump_protocol|postcard|heapless|serde|serde_core|crc|crc_catalog|cobs|zerocopy|hash32|byteorder)$/) g = "core"
+        else if (crate ~ /^(infusion_core|pump_protocol|storage_core|postcard|heapless|serde|serde_core|crc|crc_catalog|cobs|zerocopy|hash32|byteorder)$/) g = "core"
         # infusion_core::rx::signature_verifies is the Ed25519 verifier inlined
         # into the one function that calls it: counted with the verifier.
         else if (crate ~ /^(ed25519_dalek|ed25519|curve25519_dalek|signature|subtle)$/ || name ~ /^sha2::(sha512|Sha512|block_api::Sha512)/ || name ~ /Sha512/ || name ~ /^infusion_core::rx::signature_verifies$/) g = "ed25519"
@@ -77,7 +77,7 @@ k_stack=$((0x${k_stack_hex:-0}))
     [ "$storage" -gt 0 ] && note=", of which $storage B the pump-state storage volume"
     echo "| kernel (all of it$note) | $k_text B ($(kib "$k_text")) | $((k_data + k_bss)) B (stack $k_stack) | – |"
     echo "| … capsule share: glue (\`capsules/infusion\`) | $glue B | | |"
-    echo "| … capsule share: \`infusion-core\` + \`pump-protocol\` + postcard/heapless/crc | $core B | | |"
+    echo "| … capsule share: \`infusion-core\` + \`pump-protocol\` + \`storage-core\` + postcard/heapless/crc | $core B | | |"
     echo "| **capsule total** (without signature verification) | **$capsule B ($(kib "$capsule"))** | | ≤ 16 KiB: $(budget "$capsule" 16384) |"
     echo "| prescription signature verification (Ed25519: ed25519-dalek, curve25519-dalek, SHA-512) | $ed B ($(kib "$ed")) | | reported apart |"
     echo "| app-signature checking (kernel: ECDSA P-256, SHA-256) | $p256 B ($(kib "$p256")) | | – |"
