@@ -436,12 +436,11 @@ pub fn dosing_record(data: &[u8]) {
     let data = cut(data);
     if let Ok(restored) = dosing_core::decode_record(data) {
         let mut buf = [0u8; dosing_core::SAVED_RECORD_MAX_LEN];
-        if let Ok(n) = dosing_core::encode_record(&restored.state, 0, &mut buf) {
+        if let Ok(n) =
+            dosing_core::encode_record(&restored.state, restored.saved_at_monotonic_ms, &mut buf)
+        {
             let again = dosing_core::decode_record(&buf[..n]).expect("re-encoded record decodes");
-            assert_eq!(
-                format!("{:?}", again.state),
-                format!("{:?}", restored.state)
-            );
+            assert_eq!(again, restored, "a record does not survive re-encoding");
         }
     }
     if data.len() > 1024 {
