@@ -554,6 +554,12 @@ payload! {
 }
 
 payload! {
+    /// Ask for a [`ServiceOutlook`] (protocol 1.1). A read, like
+    /// [`GetStatus`]: it changes nothing and needs no signature.
+    pub struct GetServiceOutlook {}
+}
+
+payload! {
     /// Install a signed prescription. The pump verifies the signature and
     /// every limit; the metadata only lets the host and the log name it.
     pub struct InstallPrescription {
@@ -679,6 +685,37 @@ payload! {
         /// Watchdog resets in a row, each within 24 h of the one before
         /// (0 when this start was not one).
         pub watchdog_resets: u16,
+    }
+}
+
+payload! {
+    /// What the pump tells the patient and the clinic about its future
+    /// (protocol 1.1): the battery's charge and the dates of its elective
+    /// replacement indicator and end of service, beside the refill-by date
+    /// of the [`StatusSnapshot`]. The answer to [`GetServiceOutlook`].
+    pub struct ServiceOutlook {
+        /// When the outlook was taken (pump clock).
+        pub time_ms: u64,
+        /// Estimated remaining charge, percent of the new battery's.
+        pub charge_percent: u8,
+        /// Estimated remaining charge, µAh (self-discharge counted).
+        pub remaining_charge_uah: u32,
+        /// Average current since the battery was new, nA.
+        pub average_current_na: u32,
+        /// When the elective replacement indicator comes at this average
+        /// current (the past when it is set); `None` if the pump does not
+        /// count its battery.
+        pub eri_time_ms: Option<u64>,
+        /// When end of service comes at this average current (the past when
+        /// it has come); `None` if the pump does not count its battery.
+        pub eos_time_ms: Option<u64>,
+        /// The elective replacement indicator is set.
+        pub replacement_recommended: bool,
+        /// End of service has come: delivery has stopped.
+        pub end_of_service: bool,
+        /// Projected time by which the reservoir must be refilled, if known
+        /// (as in [`StatusSnapshot`]).
+        pub refill_by_time_ms: Option<u64>,
     }
 }
 
@@ -976,6 +1013,8 @@ catalogue! {
     AccessDeniedRepeated = 0x0118, Event @ (1, 1);
     /// Event 0x0119.
     KernelStarted = 0x0119, Event @ (1, 1);
+    /// Event 0x011A.
+    ServiceOutlook = 0x011A, Event @ (1, 1);
     /// Command 0x0201.
     GetStatus = 0x0201, Command;
     /// Command 0x0202.
@@ -1000,6 +1039,8 @@ catalogue! {
     ClearFault = 0x020B, Command;
     /// Command 0x020C.
     AuthenticatedCommand = 0x020C, Command @ (1, 1);
+    /// Command 0x020D.
+    GetServiceOutlook = 0x020D, Command @ (1, 1);
     /// Response 0x0301.
     Ack = 0x0301, Response;
     /// Response 0x0302.

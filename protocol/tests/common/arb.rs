@@ -317,6 +317,31 @@ pub fn message_of(kind: MessageKind) -> BoxedStrategy<Message> {
                 })
             })
             .boxed(),
+        K::ServiceOutlook => (
+            (t(), any::<u8>(), any::<u32>(), any::<u32>()),
+            (
+                option::of(t()),
+                option::of(t()),
+                any::<bool>(),
+                any::<bool>(),
+                option::of(t()),
+            ),
+        )
+            .prop_map(|((a, b, c, d), (e, f, g, h, i))| {
+                Message::ServiceOutlook(ServiceOutlook {
+                    time_ms: a,
+                    charge_percent: b,
+                    remaining_charge_uah: c,
+                    average_current_na: d,
+                    eri_time_ms: e,
+                    eos_time_ms: f,
+                    replacement_recommended: g,
+                    end_of_service: h,
+                    refill_by_time_ms: i,
+                })
+            })
+            .boxed(),
+        K::GetServiceOutlook => Just(Message::GetServiceOutlook(GetServiceOutlook {})).boxed(),
         K::AuthenticatedCommand => vec(
             any::<u8>(),
             0..=pump_protocol::command_auth::MAX_SIGNED_COMMAND_LEN,

@@ -325,7 +325,22 @@ pub fn examples() -> Vec<Frame> {
                 watchdog_resets: 2,
             }),
         ),
+        event(
+            41_899,
+            Message::ServiceOutlook(ServiceOutlook {
+                time_ms: t + 1_650_000,
+                charge_percent: 83,
+                remaining_charge_uah: 1_012_345_678,
+                average_current_na: 6_480,
+                eri_time_ms: Some(t + 5_100 * 86_400_000),
+                eos_time_ms: Some(t + 5_200 * 86_400_000),
+                replacement_recommended: false,
+                end_of_service: false,
+                refill_by_time_ms: Some(t + 58 * 86_400_000),
+            }),
+        ),
         event(301, Message::GetStatus(GetStatus {})),
+        event(312, Message::GetServiceOutlook(GetServiceOutlook {})),
         event(
             302,
             Message::InstallPrescription(InstallPrescription {
