@@ -80,6 +80,8 @@ pub mod command {
     pub const PENDING_EVENTS: u32 = abi::PENDING_EVENTS as u32;
     /// Full status snapshot (postcard `StatusSnapshot`) into read-write allow 0.
     pub const FULL_STATUS: u32 = abi::FULL_STATUS as u32;
+    /// Service outlook (postcard `ServiceOutlook`) into read-write allow 0.
+    pub const SERVICE_OUTLOOK: u32 = abi::SERVICE_OUTLOOK as u32;
     /// The dosing app refused a patient bolus press itself (therapy rules).
     pub const REPORT_PATIENT_DENIAL: u32 = abi::REPORT_PATIENT_DENIAL as u32;
     /// Post a programmer message to the relay (read-only allow 0).
@@ -464,6 +466,15 @@ impl<S: Syscalls> Infusion<S> {
     /// `pump_protocol::StatusSnapshot`, into `buf`; returns its length.
     pub fn full_status(buf: &mut [u8]) -> Result<usize, Refused> {
         Self::with_output(command::FULL_STATUS, buf, |ret| {
+            ret.get_success_u32().map(|len| len as usize)
+        })
+    }
+
+    /// Command 29: the service outlook (battery, ERI and end-of-service
+    /// dates, refill-by date), a postcard `pump_protocol::ServiceOutlook`,
+    /// into `buf`; returns its length.
+    pub fn service_outlook(buf: &mut [u8]) -> Result<usize, Refused> {
+        Self::with_output(command::SERVICE_OUTLOOK, buf, |ret| {
             ret.get_success_u32().map(|len| len as usize)
         })
     }

@@ -8,7 +8,7 @@
 //! comes as signed bytes through
 //! [`authenticated_command`](TelemetryCapsule::authenticated_command).
 
-use pump_protocol::{AlarmCode, ErrorCode, Refill, StatusSnapshot};
+use pump_protocol::{AlarmCode, ErrorCode, Refill, ServiceOutlook, StatusSnapshot};
 
 /// The capsule commands the telemetry app uses.
 pub trait TelemetryCapsule {
@@ -47,6 +47,11 @@ pub trait TelemetryCapsule {
     /// without a snapshot command fills the rest from commands 17 and 18 or
     /// returns `Err(ErrorCode::NoSupport)`.
     fn status(&mut self) -> Result<StatusSnapshot, ErrorCode>;
+
+    /// Command 29: the service outlook (battery, ERI and end-of-service
+    /// dates, refill-by date), postcard `ServiceOutlook` in read-write allow
+    /// 0 (protocol 1.1).
+    fn service_outlook(&mut self) -> Result<ServiceOutlook, ErrorCode>;
 
     /// Command 22: post a programmer request or notice of message kind
     /// `kind` (its code) with `payload` (the message's postcard payload,

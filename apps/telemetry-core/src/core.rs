@@ -228,6 +228,13 @@ impl<S: LogStorage> TelemetryCore<S> {
                 }
                 Err(e) => Err(e),
             },
+            Message::GetServiceOutlook(_) => match capsule.service_outlook() {
+                Ok(outlook) => {
+                    send(out, sequence, 0, Message::ServiceOutlook(outlook));
+                    return;
+                }
+                Err(e) => Err(e),
+            },
             Message::ReadLog(request) => {
                 self.serve_log(request.clone(), sequence, out, utc_ms);
                 return;

@@ -38,7 +38,7 @@ use libtock_infusion::{Event, InfusionListener, Refused, Subscriptions};
 use libtock_platform::allow_rw::AllowRw;
 use libtock_platform::subscribe::Subscribe;
 use libtock_platform::{share, DefaultConfig, Syscalls};
-use pump_protocol::{AlarmCode, ErrorCode, Refill, StatusSnapshot};
+use pump_protocol::{AlarmCode, ErrorCode, Refill, ServiceOutlook, StatusSnapshot};
 use telemetry_core::{
     LogStorage, SliceOutput, StorageError, TelemetryCapsule, TelemetryCore, DRAIN_BUF_LEN,
     RECORD_LEN, SIMPLE_RESPONSE_ROOM,
@@ -180,6 +180,12 @@ impl TelemetryCapsule for Capsule<'_> {
     fn status(&mut self) -> Result<StatusSnapshot, ErrorCode> {
         let mut buf = [0u8; 64];
         let len = Infusion::full_status(&mut buf).map_err(refusal)?;
+        postcard::from_bytes(buf.get(..len).unwrap_or_default()).map_err(|_| ErrorCode::BadPayload)
+    }
+
+    fn service_outlook(&mut self) -> Result<ServiceOutlook, ErrorCode> {
+        let mut buf = [0u8; 64];
+        let len = Infusion::service_outlook(&mut buf).map_err(refusal)?;
         postcard::from_bytes(buf.get(..len).unwrap_or_default()).map_err(|_| ErrorCode::BadPayload)
     }
 }

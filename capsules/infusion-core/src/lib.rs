@@ -70,6 +70,7 @@
 //! | 26 | save app record | Dosing | `len` of read-only allow 0 (≤ [`APP_RECORD_MAX_LEN`]) | `Success` | `NotPermitted`, `InvalidArgument` |
 //! | 27 | load app record | Dosing | – (read-write allow 0 gets the record) | `U32(len)`, 0 if none | `NotPermitted`, `InvalidArgument` (buffer too small) |
 //! | 28 | authenticated command | Telemetry | `len` of read-only allow 0 (signed command, `docs/protocol.md` §5.5) | `U32U32(kind, ticket)`: ticket 0 when carried out, else the relay ticket of a posted bolus request | `NotPermitted`, `BadPayload`, `Unauthenticated`, `NotPaired`, `WrongDevice`, `Replayed`, then the wrapped command's own |
+//! | 29 | service outlook | any | – (read-write allow 0 gets a postcard `ServiceOutlook`: charge, ERI and EOS dates, refill-by date) | `U32(len)` | `InvalidArgument` (buffer too small) |
 //! | other | – | – | – | – | `NoSupport` |
 //!
 //! Drained events are protocol frames, each written as `0x00 COBS(frame) 0x00`

@@ -3,8 +3,9 @@
 mod support;
 
 use energy_core::{charge_pah, EnergyProfile, MS_PER_DAY, NRF52840_DK};
+use infusion_core::CommandResult;
 use infusion_core::InfusionCore;
-use pump_protocol::{AlarmCode, AlarmPriority, ErrorCode, Message, PumpState};
+use pump_protocol::{AlarmCode, AlarmPriority, ErrorCode, Message, PumpState, ServiceOutlook};
 use support::*;
 
 /// A pump whose only cost is 1 mA, with a battery for 200 days of it: ERI
@@ -129,4 +130,111 @@ fn sr_bat_002_an_idle_pump_still_looks_at_its_battery_every_day() {
     assert_eq!(core.next_wakeup(), Some(2 * MS_PER_DAY));
     // And a pump that does not count never wakes for it.
     assert_eq!(fresh(0).next_wakeup(), None);
+}
+
+/// Command 29 as an app reads it: the postcard `ServiceOutlook`.
+fn outlook_of(core: &mut Core, caller: infusion_core::AppId, now: u64) -> ServiceOutlook {
+    let mut buf = [0u8; 64];
+    match core.command(
+        caller,
+        u32::from(infusion_core::command::SERVICE_OUTLOOK),
+        0,
+        0,
+        &[],
+        &mut buf,
+        now,
+    ) {
+        CommandResult::SuccessU32(len) => postcard::from_bytes(&buf[..len as usize]).unwrap(),
+        other => panic!("command 29: {other:?}"),
+    }
+}
+
+#[test]
+fn sr_bat_004_the_outlook_dates_eri_and_end_of_service_before_they_come() {
+    let mut core = running_counted(test_profile());
+    core.set_basal(DOSING, 10_000, 0).unwrap();
+    drain(&mut core, 0);
+    // Any app may read it; it is the same outlook the core computes.
+    let first = outlook_of(&mut core, TELEMETRY, 0);
+    assert_eq!(outlook_of(&mut core, DOSING, 0), first);
+    assert_eq!(outlook_of(&mut core, ROGUE, 0), first);
+    assert_eq!(core.service_outlook(0), first);
+    assert_eq!(first.charge_percent, 100);
+    assert_eq!(first.average_current_na, 1_000_000);
+    assert!(!first.replacement_recommended && !first.end_of_service);
+    // 200 days of charge at 1 mA: ERI when 101 days are left (90 + the
+    // 10-day reserve + the day between checks), EOS when 10 are.
+    let eri_day = (first.eri_time_ms.unwrap() - first.time_ms) / MS_PER_DAY;
+    let eos_day = (first.eos_time_ms.unwrap() - first.time_ms) / MS_PER_DAY;
+    assert_eq!((eri_day, eos_day), (99, 190));
+    // The refill-by date is the status snapshot's.
+    assert_eq!(first.refill_by_time_ms, core.status(0).refill_by_time_ms);
+    assert!(first.refill_by_time_ms.is_some());
+
+    // Half-way the dates have not moved and the charge has halved.
+    advance(&mut core, 50 * MS_PER_DAY, true);
+    drain(&mut core, 50 * MS_PER_DAY);
+    let half = outlook_of(&mut core, TELEMETRY, 50 * MS_PER_DAY);
+    assert!(
+        (74..=75).contains(&half.charge_percent),
+        "{}",
+        half.charge_percent
+    );
+    let shift = half
+        .eri_time_ms
+        .unwrap()
+        .abs_diff(first.eri_time_ms.unwrap());
+    assert!(shift < MS_PER_DAY, "ERI date moved by {shift} ms");
+
+    // The alarm comes on the day the outlook named.
+    let mut day = 50;
+    while !core.alarms().is_active(AlarmCode::BatteryReplacement) {
+        day += 1;
+        advance(&mut core, day * MS_PER_DAY, true);
+        drain(&mut core, day * MS_PER_DAY);
+    }
+    assert!(
+        day.abs_diff(eri_day) <= 1,
+        "ERI on day {day}, named {eri_day}"
+    );
+    let at_eri = outlook_of(&mut core, TELEMETRY, day * MS_PER_DAY);
+    assert!(at_eri.replacement_recommended && !at_eri.end_of_service);
+    assert_eq!(at_eri.eri_time_ms, Some(at_eri.time_ms));
+    while !core.alarms().is_active(AlarmCode::EndOfService) {
+        day += 1;
+        advance(&mut core, day * MS_PER_DAY, true);
+        drain(&mut core, day * MS_PER_DAY);
+    }
+    assert!(
+        day.abs_diff(eos_day) <= 1,
+        "EOS on day {day}, named {eos_day}"
+    );
+    let at_eos = outlook_of(&mut core, TELEMETRY, day * MS_PER_DAY);
+    assert!(at_eos.end_of_service && at_eos.replacement_recommended);
+    assert!(at_eos.charge_percent <= 5);
+}
+
+#[test]
+fn sr_bat_004_without_a_profile_the_outlook_has_no_dates() {
+    let mut core = running(0);
+    let outlook = outlook_of(&mut core, TELEMETRY, HOUR_MS);
+    assert_eq!(outlook.eri_time_ms, None);
+    assert_eq!(outlook.eos_time_ms, None);
+    assert_eq!(outlook.charge_percent, 0);
+    assert!(!outlook.replacement_recommended);
+    // A gauge's ERI still shows.
+    core.on_battery(2_900, 12, true, HOUR_MS);
+    assert!(core.service_outlook(HOUR_MS).replacement_recommended);
+    // A buffer too small for it is refused.
+    let mut small = [0xAAu8; 8];
+    let result = core.command(
+        TELEMETRY,
+        u32::from(infusion_core::command::SERVICE_OUTLOOK),
+        0,
+        0,
+        &[],
+        &mut small,
+        HOUR_MS,
+    );
+    assert_eq!(result, CommandResult::Failure(ErrorCode::InvalidArgument));
 }

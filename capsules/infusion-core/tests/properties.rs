@@ -82,7 +82,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::EncoderPulse),
         1 => Just(Op::Reset),
         1 => (app(), any::<u64>()).prop_map(|(a, t)| Op::SetClock(a, t)),
-        2 => (app(), 0u32..30, any::<u32>(), any::<u32>()).prop_map(|(a, c, x, y)| Op::Raw(a, c, x, y)),
+        2 => (app(), 0u32..31, any::<u32>(), any::<u32>()).prop_map(|(a, c, x, y)| Op::Raw(a, c, x, y)),
     ]
 }
 
@@ -325,7 +325,15 @@ impl Harness {
                     );
                     prop_assert_eq!(&format!("{:?}", self.core.safety_state()), &before);
                 }
-                if cmd >= 29 {
+                if cmd == 29 {
+                    // SR-BAT-004: the outlook is a read, open to every app.
+                    prop_assert!(
+                        matches!(result, infusion_core::CommandResult::SuccessU32(_)),
+                        "{result:?}"
+                    );
+                    prop_assert_eq!(&format!("{:?}", self.core.safety_state()), &before);
+                }
+                if cmd >= 30 {
                     prop_assert_eq!(
                         result,
                         infusion_core::CommandResult::Failure(ErrorCode::NoSupport)

@@ -90,7 +90,7 @@ fn sr_role_003_any_app_may_read_status() {
 fn sr_role_004_unknown_commands_are_not_supported() {
     let mut core = running(0);
     let before = format!("{:?}", core.safety_state());
-    for num in [29, 99, 0xffff, u32::MAX] {
+    for num in [30, 99, 0xffff, u32::MAX] {
         assert_eq!(
             core.command(DOSING, num, 1, 2, &[], &mut [], 0),
             CommandResult::Failure(ErrorCode::NoSupport)

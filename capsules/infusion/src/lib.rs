@@ -105,6 +105,8 @@
 //! | 25 | relay result | Telemetry | – | `SUCCESS_U32_U32(ticket, 0 or protocol error)` |
 //! | 26 | save app record | Dosing | length in read-only allow 0 (at most 1024) | `SUCCESS` |
 //! | 27 | load app record | Dosing | – (read-write allow 0) | `SUCCESS_U32(len)`, 0 if none |
+//! | 28 | authenticated command | Telemetry | length in read-only allow 0 (signed command, protocol 1.1) | `SUCCESS_U32_U32(kind, ticket)` |
+//! | 29 | service outlook | any | – (read-write allow 0 gets a postcard `ServiceOutlook`) | `SUCCESS_U32(len)` |
 //!
 //! Commands 22–25 are the relay that carries programmer requests and
 //! notices from the telemetry app to the dosing app (the apps have no IPC);

@@ -27,6 +27,7 @@
 //! | `dosing-hang` | – | the dosing app stops running (no check-ins, no requests) |
 //! | `dosing-restart` | – | the kernel restarts the dosing app from its saved state |
 //! | `install` | `file=PATH` | the programmer sends an install frame written by `pumpctl rx sign` (PATH relative to the script) |
+//! | `outlook` | – | the patient's programmer reads the service outlook (`GetServiceOutlook`): charge, ERI and end-of-service dates, refill-by date; the answers are in `summary.json` under `outlooks` |
 //! | `attack` | `mode=unsigned\|forged\|replay` [`command=clinician-bolus\|suspend\|resume`] [`dose_ug=D` `duration_min=M`] | someone without the clinic's key sends a command over the link: its plain 1.0 frame, one signed with another key, or the programmer's last signed command again (default command: a clinician bolus of 200 µg over 2 min) |
 //!
 //! The simulated programmer signs every command that changes therapy with
@@ -100,6 +101,8 @@ pub enum Event {
     DosingRestart,
     /// Install a signed prescription frame.
     Install(PathBuf),
+    /// The PTM asks for the service outlook (battery, ERI, EOS, refill-by).
+    Outlook,
     /// An attacker on the link sends a command.
     Attack {
         /// Unsigned, forged or replayed.
@@ -270,6 +273,7 @@ pub fn parse(name: &str, text: &str, base: &Path) -> Result<Vec<Timed>> {
                 down_ms: u64::from(args.number("down_min", "minutes")?.unwrap_or(1)) * MS_PER_MIN,
             },
             "dosing-hang" => Event::DosingHang,
+            "outlook" => Event::Outlook,
             "dosing-restart" => Event::DosingRestart,
             "install" => {
                 let file = args.take("file").ok_or_else(|| {

@@ -478,6 +478,18 @@ impl TelemetryCapsule for TelemetryPort<'_, '_> {
         }
     }
 
+    fn service_outlook(&mut self) -> std::result::Result<pump_protocol::ServiceOutlook, ErrorCode> {
+        let mut buf = [0u8; 64];
+        match self.call(cmd::SERVICE_OUTLOOK, 0, 0, &[], &mut buf) {
+            CommandResult::SuccessU32(len) => buf
+                .get(..len as usize)
+                .and_then(|bytes| postcard::from_bytes(bytes).ok())
+                .ok_or(ErrorCode::InvalidArgument),
+            CommandResult::Failure(e) => Err(e),
+            _ => Err(ErrorCode::InvalidArgument),
+        }
+    }
+
     fn status(&mut self) -> std::result::Result<StatusSnapshot, ErrorCode> {
         let mut buf = [0u8; 128];
         match self.call(cmd::FULL_STATUS, 0, 0, &[], &mut buf) {
@@ -654,6 +666,8 @@ pub struct SimResult {
     /// The capsule's battery estimate at each daily read-out:
     /// `(monotonic_ms, remaining_pah)`.
     pub battery: Vec<(u64, u64)>,
+    /// The pump's answers to the script's `outlook` events.
+    pub outlooks: Vec<pump_protocol::ServiceOutlook>,
 }
 
 /// Ground truth the simulator knows (for reconciliation).
@@ -763,6 +777,7 @@ struct Sim {
     energy: energy_core::EnergyProfile,
     /// See [`SimResult::battery`].
     battery: Vec<(u64, u64)>,
+    outlooks: Vec<pump_protocol::ServiceOutlook>,
 }
 
 impl Sim {
@@ -1190,6 +1205,7 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
         last_session_ms: None,
         energy: cfg.energy,
         battery: Vec::new(),
+        outlooks: Vec::new(),
     };
 
     // Boot: the apps start; over the link the clinic sets the clock,
@@ -1407,6 +1423,14 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
                         dosing_hung = false;
                     }
                 }
+                Event::Outlook => {
+                    let ask = Message::GetServiceOutlook(pump_protocol::GetServiceOutlook {});
+                    for answer in sim.host_request(t, ask) {
+                        if let Message::ServiceOutlook(outlook) = answer {
+                            sim.outlooks.push(outlook);
+                        }
+                    }
+                }
                 Event::DosingHang => {
                     sim.note(t, "dosing app hung (no more check-ins)");
                     dosing_hung = true;
@@ -1513,6 +1537,7 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
         commands: sim.commands,
         storage,
         battery: sim.battery,
+        outlooks: sim.outlooks,
     })
 }
 

@@ -198,6 +198,27 @@ fn summary_json(
         "log": { "frames": h.counts.frames, "bad_frames": h.counts.bad, "console_lines": h.counts.text_lines, "lost_events": h.lost_events },
         "storage": r.storage,
         "energy": crate::energy::of_run(r, &cfg.energy),
+        "outlooks": r.outlooks.iter().map(outlook_json).collect::<Vec<_>>(),
+    })
+}
+
+/// One `ServiceOutlook` answer, its dates also as UTC text.
+fn outlook_json(o: &pump_protocol::ServiceOutlook) -> serde_json::Value {
+    let utc = |t: Option<u64>| t.map(crate::units::fmt_utc);
+    json!({
+        "time_ms": o.time_ms,
+        "time_utc": crate::units::fmt_utc(o.time_ms),
+        "charge_percent": o.charge_percent,
+        "remaining_charge_uah": o.remaining_charge_uah,
+        "average_current_na": o.average_current_na,
+        "eri_time_ms": o.eri_time_ms,
+        "eri_utc": utc(o.eri_time_ms),
+        "eos_time_ms": o.eos_time_ms,
+        "eos_utc": utc(o.eos_time_ms),
+        "replacement_recommended": o.replacement_recommended,
+        "end_of_service": o.end_of_service,
+        "refill_by_time_ms": o.refill_by_time_ms,
+        "refill_by_utc": utc(o.refill_by_time_ms),
     })
 }
 

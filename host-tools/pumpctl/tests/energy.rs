@@ -88,12 +88,16 @@ fn energy_prints_the_life_at_the_demo_and_the_maximum_rate() {
 #[test]
 fn sr_bat_002_seven_years_run_through_eri_and_end_of_service() {
     // Verifies: SR-BAT-003
+    // Verifies: SR-BAT-004
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let events = dir.path().join("refills.txt");
-    let script: String = (1..=2555 / 45)
+    let mut script: String = (1..=2555 / 45)
         .map(|n| format!("d{} 10:00 refill volume_ul=20000\n", n * 45))
         .collect();
+    // The patient's programmer reads the outlook a month in, and after the
+    // ERI should have come.
+    script.push_str("d30 12:00 outlook\nd2554 12:00 outlook\n");
     std::fs::write(&events, script).unwrap();
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     let status = pumpctl()
@@ -139,6 +143,32 @@ fn sr_bat_002_seven_years_run_through_eri_and_end_of_service() {
         "{} days",
         (eos[0] - eri[0]) / day_ms
     );
+    // SR-BAT-004: a month in, the pump named the day of its ERI and end of
+    // service; the average current of the first month is the whole life's
+    // within a few percent (the same prescription, refills alike), so the
+    // named dates are within 5 % of the life that followed.
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let outlooks = summary["outlooks"].as_array().unwrap();
+    assert_eq!(outlooks.len(), 2, "{outlooks:?}");
+    let early = &outlooks[0];
+    let named = |key: &str| early[key].as_u64().unwrap();
+    let asked = named("time_ms");
+    for (key, actual) in [("eri_time_ms", eri[0]), ("eos_time_ms", eos[0])] {
+        let (named, life) = (named(key) - asked, actual - asked);
+        assert!(
+            named.abs_diff(life) * 20 <= life,
+            "{key}: named {} days ahead, came after {}",
+            named / day_ms,
+            life / day_ms
+        );
+    }
+    assert_eq!(early["replacement_recommended"], false);
+    assert!(early["refill_by_time_ms"].as_u64().unwrap() > asked);
+    let late = &outlooks[1];
+    assert_eq!(late["end_of_service"], true);
+    assert_eq!(late["replacement_recommended"], true);
+    assert!(late["eos_time_ms"].as_u64().unwrap() <= late["time_ms"].as_u64().unwrap());
     // No step after end of service (steps.csv: monotonic ms, UTC ms).
     let steps = std::fs::read_to_string(out.join("steps.csv")).unwrap();
     let last_utc: u64 = steps

@@ -119,6 +119,9 @@ pub mod command {
     /// A signed programmer command (read-only allow 0, length in argument
     /// 1), verified by the capsule (protocol 1.1).
     pub const AUTHENTICATED_COMMAND: u16 = 28;
+    /// The service outlook (postcard `ServiceOutlook`: battery, ERI and EOS
+    /// dates, refill-by date) into read-write allow 0 (protocol 1.1).
+    pub const SERVICE_OUTLOOK: u16 = 29;
 }
 
 const fn spec(num: u16, name: &'static str, callers: Callers) -> CommandSpec {
@@ -159,6 +162,7 @@ pub const COMMANDS: &[CommandSpec] = {
         spec(SAVE_APP_RECORD, "save app record", Dosing),
         spec(LOAD_APP_RECORD, "load app record", Dosing),
         spec(AUTHENTICATED_COMMAND, "authenticated command", Telemetry),
+        spec(SERVICE_OUTLOOK, "service outlook", Any),
     ]
 };
 

@@ -299,6 +299,18 @@ impl TelemetryCapsule for CapsuleAdapter {
         }
     }
 
+    fn service_outlook(&mut self) -> Result<pump_protocol::ServiceOutlook, ErrorCode> {
+        let mut buf = [0u8; 64];
+        match self.command(command::SERVICE_OUTLOOK, 0, 0, &[], &mut buf) {
+            CommandResult::SuccessU32(len) => buf
+                .get(..len as usize)
+                .and_then(|bytes| postcard::from_bytes(bytes).ok())
+                .ok_or(ErrorCode::InvalidArgument),
+            CommandResult::Failure(e) => Err(e),
+            _ => Err(ErrorCode::InvalidArgument),
+        }
+    }
+
     fn status(&mut self) -> Result<StatusSnapshot, ErrorCode> {
         self.full_status()
     }

@@ -5,8 +5,8 @@ use std::vec::Vec;
 
 use pump_protocol::{
     encode_stream_frame, AlarmCode, DeliveryKind, DeliveryOutcome, DeliveryRecord, ErrorCode,
-    Frame, Message, MessageKind, PumpState, Refill, StatusSnapshot, StreamDecoder, StreamItem,
-    MAX_STREAM_FRAME_LEN,
+    Frame, Message, MessageKind, PumpState, Refill, ServiceOutlook, StatusSnapshot, StreamDecoder,
+    StreamItem, MAX_STREAM_FRAME_LEN,
 };
 
 use crate::{LinkOutput, LogStorage, StorageError, TelemetryCapsule, RECORD_LEN};
@@ -62,6 +62,7 @@ pub enum CapsuleCall {
     SetClock(u64),
     Pending,
     Status,
+    ServiceOutlook,
     RelayResult,
     Authenticated(Vec<u8>),
 }
@@ -73,6 +74,7 @@ pub struct FakeCapsule {
     pub events: VecDeque<(u32, Message)>,
     pub answers: VecDeque<Result<(), ErrorCode>>,
     pub status: StatusSnapshot,
+    pub outlook: ServiceOutlook,
     /// What was posted to the relay: `(kind code, payload)`.
     pub posted: Vec<(u16, Vec<u8>)>,
     /// Scripted refusals of posts, then the relay's own rules.
@@ -103,6 +105,17 @@ impl FakeCapsule {
                 delivered_24h_nl: 600_000,
                 patient_boluses_24h: 1,
                 top_alarm: None,
+                refill_by_time_ms: Some(1_738_000_000_000),
+            },
+            outlook: ServiceOutlook {
+                time_ms: 1_735_689_600_000,
+                charge_percent: 97,
+                remaining_charge_uah: 1_750_000_000,
+                average_current_na: 9_000,
+                eri_time_ms: Some(1_735_689_600_000 + 5_000 * 86_400_000),
+                eos_time_ms: Some(1_735_689_600_000 + 5_100 * 86_400_000),
+                replacement_recommended: false,
+                end_of_service: false,
                 refill_by_time_ms: Some(1_738_000_000_000),
             },
             posted: Vec::new(),
@@ -211,6 +224,11 @@ impl TelemetryCapsule for FakeCapsule {
         self.calls.push(CapsuleCall::Status);
         self.answers.pop_front().unwrap_or(Ok(()))?;
         Ok(self.status.clone())
+    }
+    fn service_outlook(&mut self) -> Result<ServiceOutlook, ErrorCode> {
+        self.calls.push(CapsuleCall::ServiceOutlook);
+        self.answers.pop_front().unwrap_or(Ok(()))?;
+        Ok(self.outlook.clone())
     }
     fn relay_post(&mut self, kind: u16, payload: &[u8]) -> Result<u32, ErrorCode> {
         self.post_answers.pop_front().unwrap_or(Ok(()))?;

@@ -4,8 +4,8 @@ use std::vec::Vec;
 use proptest::prelude::*;
 use pump_protocol::{
     encode_frame_vec, AcknowledgeAlarm, AlarmCode, AuthenticatedCommand, ClearFault,
-    ClinicianBolus, ErrorCode, Frame, GetStatus, InstallPrescription, Message, MessageKind, Nack,
-    PatientBolusRequest, Refill, Resume, SetClock, Suspend, Unknown, HEADER_LEN,
+    ClinicianBolus, ErrorCode, Frame, GetServiceOutlook, GetStatus, InstallPrescription, Message,
+    MessageKind, Nack, PatientBolusRequest, Refill, Resume, SetClock, Suspend, Unknown, HEADER_LEN,
 };
 
 use super::fake::{host_frame, posted, CapsuleCall, VecOutput};
@@ -574,4 +574,32 @@ proptest! {
         prop_assert!(rig.capsule.posted.is_empty());
         prop_assert_eq!(*rig.storage.writes.borrow(), 0);
     }
+}
+
+#[test]
+fn sr_bat_004_get_service_outlook_is_answered_with_the_capsules_outlook() {
+    let mut rig = Rig::new(16);
+    let writes_before = *rig.storage.writes.borrow();
+    assert_eq!(
+        one_response(
+            &mut rig,
+            &host_frame(12, Message::GetServiceOutlook(GetServiceOutlook {}))
+        ),
+        (12, Message::ServiceOutlook(rig.capsule.outlook.clone()))
+    );
+    // A read: nothing else was asked of the capsule, nothing was logged.
+    assert_eq!(rig.capsule.commands(), [CapsuleCall::ServiceOutlook]);
+    assert_eq!(*rig.storage.writes.borrow(), writes_before);
+    // A capsule that refuses it is answered with its reason.
+    rig.capsule.answers.push_back(Err(ErrorCode::NoSupport));
+    assert_eq!(
+        one_response(
+            &mut rig,
+            &host_frame(13, Message::GetServiceOutlook(GetServiceOutlook {}))
+        ),
+        (
+            13,
+            nack(MessageKind::GetServiceOutlook.code(), ErrorCode::NoSupport)
+        )
+    );
 }

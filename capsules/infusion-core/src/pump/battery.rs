@@ -22,7 +22,7 @@
 //! same ERI alarm from the gauge's own flag.
 
 use energy_core::{charge_pah, EnergyProfile, MS_PER_DAY};
-use pump_protocol::{AlarmCode, BatteryState, DeliveryOutcome};
+use pump_protocol::{AlarmCode, BatteryState, DeliveryOutcome, ServiceOutlook};
 
 use super::infusion::InfusionCore;
 use crate::events::Event;
@@ -137,6 +137,51 @@ impl<P: Platform> InfusionCore<P> {
             average_current_na: average,
             days_to_eos_x100: u64::try_from(days_x100).unwrap_or(u64::MAX),
         })
+    }
+
+    /// What a PTM shows the patient and a programmer the clinic at `now_ms`
+    /// (SR-BAT-004): the charge left, when the ERI and end of service come
+    /// at the average current so far (`now` once they have come), and the
+    /// refill-by date. Without a profile the charge reads 0 and both dates
+    /// `None`; the flags still follow the alarms (a gauge's ERI).
+    pub fn service_outlook(&self, now_ms: u64) -> ServiceOutlook {
+        let utc = self.utc_ms(now_ms);
+        let replacement_alarm = self.p.alarms.is_active(AlarmCode::BatteryReplacement);
+        let end_of_service = self.p.alarms.is_active(AlarmCode::EndOfService);
+        let refill_by_time_ms = self.status(now_ms).refill_by_time_ms;
+        let mut outlook = ServiceOutlook {
+            time_ms: utc,
+            charge_percent: 0,
+            remaining_charge_uah: 0,
+            average_current_na: 0,
+            eri_time_ms: None,
+            eos_time_ms: None,
+            replacement_recommended: replacement_alarm || end_of_service,
+            end_of_service,
+            refill_by_time_ms,
+        };
+        let (Some(e), Some(estimate)) = (self.energy, self.battery_estimate(now_ms)) else {
+            return outlook;
+        };
+        let remaining = estimate.remaining_pah;
+        let average = estimate.average_current_na.max(1);
+        // The same thresholds as check_battery: tone included.
+        let with_tone = average.saturating_add(u64::from(e.alarm_tone_current_na));
+        let eri_pah = e.eri_threshold_pah(with_tone);
+        let eos_pah = e.eos_threshold_pah(with_tone);
+        // pAh × 3 600 / nA is ms (the inverse of energy_core::charge_pah).
+        let ms_until = |threshold: u64| -> u64 {
+            let left = u128::from(remaining.saturating_sub(threshold));
+            u64::try_from(left * 3_600 / u128::from(average)).unwrap_or(u64::MAX)
+        };
+        let percent = u128::from(remaining) * 100 / u128::from(e.battery_capacity_pah.max(1));
+        outlook.charge_percent = u8::try_from(percent).unwrap_or(100);
+        outlook.remaining_charge_uah = u32::try_from(remaining / 1_000_000).unwrap_or(u32::MAX);
+        outlook.average_current_na = u32::try_from(average).unwrap_or(u32::MAX);
+        outlook.eri_time_ms = Some(utc.saturating_add(ms_until(eri_pah)));
+        outlook.eos_time_ms = Some(utc.saturating_add(ms_until(eos_pah)));
+        outlook.replacement_recommended |= remaining <= eri_pah;
+        outlook
     }
 
     /// Counts time up to `now` and raises the ERI or ends service when due

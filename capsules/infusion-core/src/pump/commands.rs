@@ -139,6 +139,16 @@ impl<P: Platform> InfusionCore<P> {
                     Err(_) => CommandResult::Failure(ErrorCode::InvalidArgument),
                 }
             }
+            SERVICE_OUTLOOK => {
+                let now = self.clock(now_ms);
+                let outlook = self.service_outlook(now);
+                match postcard::to_slice(&outlook, rw) {
+                    Ok(written) => {
+                        CommandResult::SuccessU32(u32::try_from(written.len()).unwrap_or(u32::MAX))
+                    }
+                    Err(_) => CommandResult::Failure(ErrorCode::InvalidArgument),
+                }
+            }
             REPORT_PATIENT_DENIAL => {
                 let reason = ErrorCode::from_code(u16::try_from(arg1).unwrap_or(u16::MAX));
                 self.report_patient_denial(caller, reason, arg2, now_ms)

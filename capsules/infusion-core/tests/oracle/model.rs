@@ -610,14 +610,14 @@ impl Oracle {
         // Who may call what (docs/protocol.md's table, pump-abi COMMANDS).
         let (dosing, telemetry) = (caller.id() == DOSING, caller.id() == TELEMETRY);
         let entitled = match num {
-            0 | 1 | 18 | 20 => true,
+            0 | 1 | 18 | 20 | 29 => true,
             2..=8 | 21 | 23 | 24 | 26 | 27 => dosing,
             9..=16 | 19 | 22 | 25 | 28 => telemetry,
             17 => dosing || telemetry,
             _ => false,
         };
         if !entitled {
-            let expected = if num > 28 {
+            let expected = if num > 29 {
                 ErrorCode::NoSupport
             } else {
                 ErrorCode::NotPermitted
