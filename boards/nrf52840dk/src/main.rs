@@ -420,6 +420,9 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
     pump_alarm.set_alarm_client(pump);
     motor.set_fault_client(pump);
     store.set_client(pump);
+    // No fuel gauge on the DK: the capsule counts its own work at the
+    // profile's prices (docs/energy.md), set before the records load.
+    pump.set_energy_profile(infusion::energy::NRF52840_DK);
     motor.init();
     store.load();
 

@@ -763,6 +763,47 @@ fn fresh_status(pump: &mut Pump) -> Result<pump_protocol::StatusSnapshot, String
     })
 }
 
+/// The service outlook (protocol 1.1, SR-BAT-004) of a new pump counting
+/// its battery with the board's energy profile: nearly full, an ERI years
+/// ahead and before end of service, and the status snapshot's refill-by date.
+fn check_outlook(
+    pump: &mut Pump,
+    status: &pump_protocol::StatusSnapshot,
+) -> Result<(), String> {
+    let from = pump.frame_count();
+    pump.send(Message::GetServiceOutlook(pump_protocol::GetServiceOutlook {}))?;
+    let outlook = pump.wait("a ServiceOutlook answer", 10, |link| {
+        link.frames.iter().skip(from).find_map(|f| match &f.message {
+            Message::ServiceOutlook(o) => Some(o.clone()),
+            _ => None,
+        })
+    })?;
+    const YEAR_MS: u64 = 365 * 86_400_000;
+    let (Some(eri), Some(eos)) = (outlook.eri_time_ms, outlook.eos_time_ms) else {
+        return Err(format!("no ERI or EOS date: {outlook:?}"));
+    };
+    if outlook.charge_percent < 99
+        || outlook.replacement_recommended
+        || outlook.end_of_service
+        || eri < outlook.time_ms + YEAR_MS
+        || eos <= eri
+        || outlook.refill_by_time_ms.is_none()
+        || outlook.refill_by_time_ms.map(|t| t / 3_600_000)
+            != status.refill_by_time_ms.map(|t| t / 3_600_000)
+    {
+        return Err(format!("implausible service outlook: {outlook:?} beside {status:?}"));
+    }
+    pump.log(&format!(
+        "GetServiceOutlook: charge {} %, average {} nA, ERI in {} days, EOS in {} days, refill by {} (PASS)",
+        outlook.charge_percent,
+        outlook.average_current_na,
+        (eri - outlook.time_ms) / 86_400_000,
+        (eos - outlook.time_ms) / 86_400_000,
+        outlook.refill_by_time_ms.unwrap_or(0)
+    ));
+    Ok(())
+}
+
 /// The `[sim] motor: N steps` count after asking for a fresh report (F7).
 fn step_count(pump: &mut Pump) -> Result<u32, String> {
     let before = fs::read_to_string(&pump.kernel_log)
@@ -877,6 +918,7 @@ fn scenario(pump: &mut Pump, install: &[u8], install_change: &[u8]) -> Result<()
         status.reservoir_nl,
         status.prescription_serial
     ));
+    check_outlook(pump, &status)?;
 
     // 3. Basal runs; the patient asks for a bolus, then again too soon.
     thread::sleep(Duration::from_secs(12));

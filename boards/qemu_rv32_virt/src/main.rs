@@ -578,6 +578,9 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
         debug!("[wdt] this boot follows a watchdog reset");
     }
     pump.set_reset_memory(reset_memory);
+    // QEMU has no battery: it counts at the nRF52840-DK's prices, so the end
+    // to end exercises the coulomb count, ERI dates and the outlook.
+    pump.set_energy_profile(infusion::energy::NRF52840_DK);
     motor.init();
     // Reads the records (in a deferred call); the capsule restores the core
     // from them.

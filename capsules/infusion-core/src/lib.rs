@@ -107,6 +107,7 @@ pub use crate::pump::{
 };
 /// The syscall ABI (driver, command, upcall and allow numbers): one source,
 /// shared with the libtock-rs API crate.
+pub use energy_core as energy;
 pub use pump_abi as abi;
 /// Command numbers of the syscall interface.
 pub use pump_abi::command;

@@ -172,6 +172,13 @@ impl<'a, A: Alarm<'a>> Infusion<'a, A> {
         }
     }
 
+    /// Counts the battery from the pump's own work at `profile`'s prices
+    /// (SR-BAT-001). Call it before the records are loaded: the restore
+    /// then continues the saved count, or starts a new battery.
+    pub fn set_energy_profile(&self, profile: infusion_core::energy::EnergyProfile) {
+        self.core.map(|core| core.set_energy_profile(profile));
+    }
+
     /// Where the board keeps its record of why it started (see
     /// [`crate::reset`]); read and counted when the stored records have
     /// been restored. Without one, every start is a power-on.
