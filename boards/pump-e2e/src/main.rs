@@ -764,8 +764,12 @@ fn fresh_status(pump: &mut Pump) -> Result<pump_protocol::StatusSnapshot, String
 }
 
 /// The service outlook (protocol 1.1, SR-BAT-004) of a new pump counting
-/// its battery with the board's energy profile: nearly full, an ERI years
-/// ahead and before end of service, and the status snapshot's refill-by date.
+/// its battery with the board's energy profile: nearly full, the ERI more
+/// than its 90-day lead ahead and at least that lead before end of service,
+/// and the status snapshot's refill-by date. (Seconds after the first boot
+/// the average current still holds the boot's signature checks and writes,
+/// and the e2e's basal is the board's fast 250 µL/h: the dates are months,
+/// not years, away.)
 fn check_outlook(
     pump: &mut Pump,
     status: &pump_protocol::StatusSnapshot,
@@ -778,15 +782,15 @@ fn check_outlook(
             _ => None,
         })
     })?;
-    const YEAR_MS: u64 = 365 * 86_400_000;
+    const ERI_LEAD_MS: u64 = 90 * 86_400_000;
     let (Some(eri), Some(eos)) = (outlook.eri_time_ms, outlook.eos_time_ms) else {
         return Err(format!("no ERI or EOS date: {outlook:?}"));
     };
     if outlook.charge_percent < 99
         || outlook.replacement_recommended
         || outlook.end_of_service
-        || eri < outlook.time_ms + YEAR_MS
-        || eos <= eri
+        || eri < outlook.time_ms + ERI_LEAD_MS
+        || eos < eri + ERI_LEAD_MS
         || outlook.refill_by_time_ms.is_none()
         || outlook.refill_by_time_ms.map(|t| t / 3_600_000)
             != status.refill_by_time_ms.map(|t| t / 3_600_000)
