@@ -7,6 +7,8 @@
 #   fuzz/campaign.sh 60 oracle stream       # only these
 #   FUZZ_JOBS=2 fuzz/campaign.sh 600 oracle # two workers (both cores)
 #   FUZZ_FAIL_ON_FINDING=1: exit 1 if a target found something (CI)
+#   FUZZ_RUNS=1000000 fuzz/campaign.sh 7200 rx_check  # stop after N executions
+#                                           (or the time, whichever first)
 #
 # Needs cargo-fuzz and the nightly toolchain (NIGHTLY, default
 # nightly-2025-05-19). Built without a sanitizer (the crates under test
@@ -20,6 +22,8 @@ nightly=${NIGHTLY:-nightly-2025-05-19}
 jobs=${FUZZ_JOBS:-1}
 out=${FUZZ_FIGURES:-campaign-latest.txt}
 targets=("$@")
+runs=()
+[ -n "${FUZZ_RUNS:-}" ] && runs=(-runs="$FUZZ_RUNS")
 par=()
 [ "$jobs" -gt 1 ] && par=(-jobs="$jobs" -workers="$jobs")
 tdir=()
@@ -34,7 +38,7 @@ for t in "${targets[@]}"; do
     start=$(date +%s)
     set +e
     cargo "+$nightly" fuzz run -s none "${tdir[@]}" "$t" "corpus/$t" -- \
-        -max_total_time="$seconds" -print_final_stats=1 "${par[@]}" \
+        -max_total_time="$seconds" -print_final_stats=1 "${par[@]}" "${runs[@]}" \
         -artifact_prefix="artifacts/$t/" >"$log" 2>&1
     status=$?
     set -e

@@ -4,6 +4,8 @@
 //! it under `[dev-dependencies]` only.
 #![forbid(unsafe_code)]
 
+use std::sync::OnceLock;
+
 use ed25519_dalek::{Signer, SigningKey};
 use infusion_core::{AppId, BoardConfig, HardwareLimits, Role};
 use pump_protocol::command_auth::{
@@ -40,14 +42,24 @@ pub const CATHETER_VOLUME_NL: u32 = 150_000;
 /// Watchdog check-in timeout of the test envelope.
 pub const CHECKIN_TIMEOUT_MS: u32 = 15 * 60_000;
 
+/// A test key from its seed byte, derived once per process: deriving the
+/// public half is a scalar multiplication, and the system tests and fuzz
+/// targets sign many commands.
+fn cached_key(cell: &'static OnceLock<SigningKey>, seed: u8) -> SigningKey {
+    cell.get_or_init(|| SigningKey::from_bytes(&[seed; 32]))
+        .clone()
+}
+
 /// The clinic's test signing key. Test material only: the seed is public.
 pub fn clinic_key() -> SigningKey {
-    SigningKey::from_bytes(&[7; 32])
+    static KEY: OnceLock<SigningKey> = OnceLock::new();
+    cached_key(&KEY, 7)
 }
 
 /// A key the board does not trust.
 pub fn untrusted_key() -> SigningKey {
-    SigningKey::from_bytes(&[9; 32])
+    static KEY: OnceLock<SigningKey> = OnceLock::new();
+    cached_key(&KEY, 9)
 }
 
 /// The test board: roles for [`DOSING`] and [`TELEMETRY`], the clinic test key.
@@ -108,7 +120,8 @@ pub struct RxBuilder {
 
 /// The patient's own programmer (PTM) in the tests. Test material only.
 pub fn ptm_key() -> SigningKey {
-    SigningKey::from_bytes(&[5; 32])
+    static KEY: OnceLock<SigningKey> = OnceLock::new();
+    cached_key(&KEY, 5)
 }
 
 /// What [`RxBuilder`] pairs by default: the test PTM, and clinician boluses

@@ -30,12 +30,22 @@ pub const DAY_MS: u64 = 24 * HOUR_MS;
 pub const CONCENTRATION_UG_PER_ML: u32 = 500;
 pub const STALL_STEPS: u32 = 8;
 
+/// A test key from its seed byte, derived once per process: deriving the
+/// public half is a scalar multiplication, and the oracle and the fuzz
+/// targets ask for keys after every action.
+fn cached_key(cell: &'static std::sync::OnceLock<SigningKey>, seed: u8) -> SigningKey {
+    cell.get_or_init(|| SigningKey::from_bytes(&[seed; 32]))
+        .clone()
+}
+
 pub fn clinic_key() -> SigningKey {
-    SigningKey::from_bytes(&[7; 32])
+    static KEY: std::sync::OnceLock<SigningKey> = std::sync::OnceLock::new();
+    cached_key(&KEY, 7)
 }
 
 pub fn other_key() -> SigningKey {
-    SigningKey::from_bytes(&[9; 32])
+    static KEY: std::sync::OnceLock<SigningKey> = std::sync::OnceLock::new();
+    cached_key(&KEY, 9)
 }
 
 pub fn board() -> BoardConfig {
@@ -128,7 +138,8 @@ pub fn signed(serial: u32) -> Vec<u8> {
 
 /// The patient's own programmer (PTM) in the tests.
 pub fn ptm_key() -> SigningKey {
-    SigningKey::from_bytes(&[5; 32])
+    static KEY: std::sync::OnceLock<SigningKey> = std::sync::OnceLock::new();
+    cached_key(&KEY, 5)
 }
 
 /// Format 2 of [`prescription`], pairing `pairing`.
