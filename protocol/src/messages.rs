@@ -270,6 +270,10 @@ code_enum! {
         ClinicianBolusLimit = 30 @ (1, 1),
         /// A refill withdrew more than the reservoir record holds.
         RefillDiscrepancy = 31 @ (1, 1),
+        /// A bolus asked to last longer than the longest bolus the pump
+        /// runs (24 h): that is a basal change, which only a prescription
+        /// makes.
+        BolusTooLong = 32 @ (1, 1),
     }
 }
 

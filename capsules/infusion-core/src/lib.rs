@@ -103,11 +103,14 @@ pub use crate::platform::{
 pub use crate::pump::{
     mean_rate_nl_per_h, Authenticated, BatteryEstimate, CommandResult, InfusionCore, RegionState,
     ResetReason, StoredRecords, APP_RECORD_MAX_LEN, BATTERY_CHECK_INTERVAL_MS,
-    MAX_STEPS_PER_WAKEUP, REPEATED_RESETS_ALARM_AT, RESERVATION_STEPS, SAVED_STATE_LEN,
+    MAX_BOLUS_DURATION_MS, MAX_STEPS_PER_WAKEUP, REPEATED_RESETS_ALARM_AT, RESERVATION_STEPS,
+    SAVED_STATE_LEN,
 };
+/// Board energy profiles and the charge arithmetic (the boards pass one to
+/// [`InfusionCore::set_energy_profile`]).
+pub use energy_core as energy;
 /// The syscall ABI (driver, command, upcall and allow numbers): one source,
 /// shared with the libtock-rs API crate.
-pub use energy_core as energy;
 pub use pump_abi as abi;
 /// Command numbers of the syscall interface.
 pub use pump_abi::command;

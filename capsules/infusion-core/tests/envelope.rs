@@ -314,3 +314,56 @@ fn repeated_or_instantly_replaced_basal_requests_do_not_fill_the_ledger() {
     advance(&mut core, HOUR_MS, true);
     assert_eq!(core.set_basal(DOSING, 30_000, HOUR_MS), Ok(()));
 }
+
+#[test]
+fn sr_env_011_basal_plus_bolus_stays_within_the_pumps_maximum_rate() {
+    // The board's motor reaches 10 mL/h: 100 µL over 36 s is exactly that.
+    let mut core = running(0);
+    core.set_basal(DOSING, 0, 0).unwrap();
+    assert_eq!(
+        core.start_bolus(DOSING, DeliveryKind::Priming, 100_000, 35_999, 0),
+        Err(ErrorCode::OutsideHardwareLimits)
+    );
+    let mut with_basal = running(0);
+    with_basal.set_basal(DOSING, 1_000, 0).unwrap();
+    // The same bolus on top of a basal would ask the motor for more.
+    assert_eq!(
+        with_basal.start_bolus(DOSING, DeliveryKind::Priming, 100_000, 36_000, 0),
+        Err(ErrorCode::OutsideHardwareLimits)
+    );
+    assert_eq!(with_basal.bolus_remaining_nl(), 0);
+    assert_eq!(
+        core.start_bolus(DOSING, DeliveryKind::Priming, 100_000, 36_000, 0),
+        Ok(())
+    );
+}
+
+#[test]
+fn sr_env_012_no_bolus_lasts_longer_than_the_24_h_window() {
+    let max = infusion_core::MAX_BOLUS_DURATION_MS;
+    assert_eq!(max, 24 * 3_600_000);
+    for kind in [
+        DeliveryKind::ClinicianBolus,
+        DeliveryKind::PatientBolus,
+        DeliveryKind::Priming,
+        DeliveryKind::Bridge,
+    ] {
+        let mut core = running(0);
+        let before = format!("{:?}", core.safety_state());
+        // 49 days, what any u32 of milliseconds used to allow.
+        for duration_ms in [max + 1, u32::MAX] {
+            assert_eq!(
+                core.start_bolus(DOSING, kind, 10_000, duration_ms, 0),
+                Err(ErrorCode::BolusTooLong),
+                "{kind:?}"
+            );
+        }
+        assert_eq!(format!("{:?}", core.safety_state()), before);
+        assert_eq!(core.bolus_remaining_nl(), 0);
+    }
+    let mut core = running(0);
+    assert_eq!(
+        core.start_bolus(DOSING, DeliveryKind::Priming, 10_000, max, 0),
+        Ok(())
+    );
+}

@@ -3,7 +3,7 @@
 //! plain), timer firings early, on time and late, fault inputs, encoder
 //! pulses, storage faults and clean, torn and corrupted resets.
 //!
-//! `cargo test` runs a short version (`ORACLE_CASES`, default 96 cases of up
+//! `cargo test` runs a short version (`ORACLE_CASES`, default 256 cases of up
 //! to 48 actions, each from a factory-new and from a running pump). For a
 //! campaign: `ORACLE_CASES=5000 cargo test --release -p infusion-core --test
 //! oracle`. The same oracle is the fuzz target `oracle` in `fuzz/`.
@@ -18,7 +18,7 @@ fn cases() -> u32 {
     std::env::var("ORACLE_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(96)
+        .unwrap_or(256)
 }
 
 fn scenario() -> impl Strategy<Value = Vec<[u8; ACTION_BYTES]>> {

@@ -90,6 +90,11 @@ impl Limits<'_> {
         if volume_nl == 0 || duration_ms == 0 {
             return Err(ErrorCode::InvalidArgument);
         }
+        // SR-ENV-012: a bolus longer than the 24 h window is a basal change
+        // nobody prescribed (GIP 1.4.9-1.4.10).
+        if duration_ms > MAX_BOLUS_DURATION_MS {
+            return Err(ErrorCode::BolusTooLong);
+        }
         if v.bolus_active {
             return Err(ErrorCode::Busy);
         }
@@ -218,6 +223,11 @@ fn bolus_rate_nl_per_h(run: &Run) -> u64 {
         u32::try_from(run.ms_num).unwrap_or(u32::MAX),
     ))
 }
+
+/// The longest bolus the pump runs, of any kind: the envelope's 24 h window.
+/// A longer one would be a basal change, which only a signed prescription
+/// makes (SR-ENV-012).
+pub const MAX_BOLUS_DURATION_MS: u32 = 24 * 60 * 60 * 1000;
 
 /// Mean rate of `volume_nl` over `duration_ms`, rounded up (the safe side
 /// for rate limits), saturating.
