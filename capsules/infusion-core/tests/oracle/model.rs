@@ -24,7 +24,8 @@
 //! - an accepted bolus is within the envelope, a patient bolus keeps the
 //!   lockout and the count, a clinician bolus only as signed, once, with the
 //!   signed count and spacing, and no bolus record exceeds its request
-//!   (SR-ENV-003, SR-ENV-004, SR-AUTH-005, SR-AUTH-006);
+//!   (SR-ENV-003, SR-ENV-004, SR-AUTH-005, SR-AUTH-006), and lasts at
+//!   most the 24 h window (SR-ENV-012);
 //! - a refused command changed no safety state (SR-ROLE-003, SR-AUTH-002,
 //!   SR-RX-006); a forged, unsigned, replayed or misaddressed signed command
 //!   is refused (SR-AUTH-002..004); unentitled callers get `NotPermitted`;
@@ -59,6 +60,7 @@ use crate::support::{
 pub const VERIFIES: &[&str] = &[
     "SR-RX-005",
     "SR-ENV-003",
+    "SR-ENV-012",
     "SR-ENV-004",
     "SR-ENV-005",
     "SR-ENV-008",
@@ -770,6 +772,10 @@ impl Oracle {
             volume > 0 && duration > 0 && volume <= rx.max_bolus_nl,
             "SR-ENV-003: bolus {num} of {volume} nL over {duration} ms accepted, envelope {} nL",
             rx.max_bolus_nl
+        );
+        ensure!(
+            u64::from(duration) <= WINDOW_MS,
+            "SR-ENV-012: bolus {num} over {duration} ms accepted, longer than the 24 h window"
         );
         ensure!(
             self.blocked().is_none(),
