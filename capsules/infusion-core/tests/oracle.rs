@@ -57,7 +57,7 @@ proptest! {
 #[test]
 fn oracle_lists_the_requirements_it_checks() {
     assert!(oracle::VERIFIES.contains(&"SR-ENV-005"));
-    assert_eq!(oracle::VERIFIES.len(), 19);
+    assert_eq!(oracle::VERIFIES.len(), 20);
 }
 
 /// A scenario with every kind of action runs clean from a running pump:
@@ -102,6 +102,8 @@ fn sr_per_007_a_corrupted_image_is_not_a_new_day() {
         Action::Signed(Order::Suspend, Seal::Replayed(0)),
         Action::Install(RxVariant::Next),
         Action::Signed(Order::Refill(0, 10_000_000, true), Seal::Genuine),
+        // Lost state comes back suspended: the clinic resumes.
+        Action::Signed(Order::Resume, Seal::Genuine),
         Action::Basal(50_000),
     ];
     for _ in 0..4 {

@@ -205,6 +205,14 @@ fn sr_per_007_lost_therapy_state_latches_keeps_the_floor_and_assumes_the_worst()
             .unwrap();
         core.refill(TELEMETRY, 0, 10_000_000, CONCENTRATION_UG_PER_ML, MINUTE_MS)
             .unwrap();
+        // Whether the clinic had suspended is lost too: suspended until the
+        // clinic resumes.
+        assert_eq!(core.pump_state(), PumpState::Suspended);
+        assert_eq!(
+            core.set_basal(DOSING, 10_000, MINUTE_MS),
+            Err(ErrorCode::Suspended)
+        );
+        core.resume(TELEMETRY, MINUTE_MS).unwrap();
         assert_eq!(core.pump_state(), PumpState::Running);
         // The worst case: the daily maximum was delivered just now.
         assert_eq!(

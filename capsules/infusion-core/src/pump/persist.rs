@@ -51,6 +51,9 @@ impl<P: Platform> InfusionCore<P> {
             self.p.last_time_ms = now_ms;
             let now = self.clock(now_ms);
             self.raise(AlarmCode::EnvelopeIntegrity, now);
+            // Whether the clinic had suspended went with the image: come
+            // back suspended until the clinic resumes.
+            self.p.suspended = true;
             let s = self.config.nl_per_step;
             let worst_steps = u64::from(self.config.limits.max_volume_per_24h_nl / s.max(1));
             self.count_unconfirmed(worst_steps, DeliveryKind::Basal, now, now);

@@ -256,6 +256,10 @@ impl<P: Platform> InfusionCore<P> {
         self.rx = None;
         self.p.signed_rx = None;
         self.p.reservoir_nl = 0;
+        // Whether the clinic had suspended went with the record: come back
+        // suspended, so a reinstall alone does not restart a therapy the
+        // clinic had stopped; the clinic resumes (SR-PER-007).
+        self.p.suspended = true;
         let s = self.config.nl_per_step;
         let worst_steps = u64::from(self.config.limits.max_volume_per_24h_nl / s.max(1));
         self.raise(AlarmCode::EnvelopeIntegrity, now);

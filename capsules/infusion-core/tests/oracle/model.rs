@@ -1135,6 +1135,9 @@ impl Oracle {
                 // integrity; the log of what was in flight is lost with it.
                 self.model.rx = None;
                 self.model.integrity = true;
+                // SR-PER-007: whether the clinic had suspended is lost with
+                // the record, so the pump comes back suspended.
+                self.model.suspended = true;
                 self.model.open_boluses.clear();
                 let motor = self.steps() as u64 * u64::from(NL_PER_STEP);
                 self.model.forgotten_nl = i128::from(motor) - i128::from(self.model.logged_nl);
