@@ -356,3 +356,34 @@ fn sr_role_005_an_audit_flood_is_folded_and_keeps_therapy_events() {
     let events = drain(&mut core, 6_000);
     assert!(matches!(&events[..], [(_, Message::AccessDenied(a))] if a.command == 7));
 }
+
+#[test]
+fn sr_alm_005_no_board_setting_silences_an_alarm_for_longer_than_15_minutes() {
+    let max = u64::from(infusion_core::MAX_ALARM_SILENCE_MS);
+    assert_eq!(max, 15 * 60_000);
+    // A board asking for a day's silence gets 15 minutes.
+    let mut config = board();
+    config.alarm_silence_ms = 24 * 3_600_000;
+    let mut core = infusion_core::InfusionCore::new(config, Rig::default());
+    core.restore_from(None, 0);
+    core.install_prescription(TELEMETRY, &signed(1), 0).unwrap();
+    core.refill(TELEMETRY, 0, 10_000_000, CONCENTRATION_UG_PER_ML, 0)
+        .unwrap();
+    core.on_fault_input(AlarmCode::Occlusion, true, 0);
+    core.acknowledge_alarm(TELEMETRY, AlarmCode::Occlusion, 1_000)
+        .unwrap();
+    assert!(!core.platform().signal.unwrap().audible);
+    advance(&mut core, 1_000 + max - 1, true);
+    assert!(!core.platform().signal.unwrap().audible);
+    advance(&mut core, 1_000 + max, true);
+    assert!(core.platform().signal.unwrap().audible);
+    // The log says how long it really was.
+    let silenced: Vec<u32> = drain(&mut core, 1_000 + max)
+        .into_iter()
+        .filter_map(|(_, m)| match m {
+            Message::AlarmAcknowledged(a) => Some(a.silence_duration_ms),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(silenced, [infusion_core::MAX_ALARM_SILENCE_MS]);
+}

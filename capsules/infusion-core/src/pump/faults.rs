@@ -13,6 +13,12 @@ use crate::config::{AppId, Role};
 use crate::events::Event;
 use crate::platform::Platform;
 
+/// The longest an acknowledged alarm stays silent, whatever the board's
+/// `alarm_silence_ms`: an implant's patient may be asleep, alone or unable
+/// to act, and a tone paused for hours is an alarm nobody hears (GIP 3.2.1,
+/// SR-ALM-005). The boards use 10 minutes.
+pub const MAX_ALARM_SILENCE_MS: u32 = 15 * 60_000;
+
 impl<P: Platform> InfusionCore<P> {
     pub(super) fn raise(&mut self, code: AlarmCode, now: u64) {
         if self.p.alarms.raise(code) {
@@ -51,7 +57,8 @@ impl<P: Platform> InfusionCore<P> {
     ) -> Result<(), ErrorCode> {
         let now = self.clock(now_ms);
         self.authorize(caller, &[Role::Telemetry], command::ACKNOWLEDGE_ALARM, now)?;
-        let silence_ms = self.config.alarm_silence_ms;
+        // SR-ALM-005: whatever the board says, the tone comes back.
+        let silence_ms = self.config.alarm_silence_ms.min(MAX_ALARM_SILENCE_MS);
         if !self
             .p
             .alarms

@@ -41,6 +41,7 @@ pub use battery::{BatteryEstimate, BATTERY_CHECK_INTERVAL_MS};
 pub use commands::CommandResult;
 pub use delivery::MAX_STEPS_PER_WAKEUP;
 pub use envelope::{mean_rate_nl_per_h, MAX_BOLUS_DURATION_MS};
+pub use faults::MAX_ALARM_SILENCE_MS;
 pub use faults::{ResetReason, REPEATED_RESETS_ALARM_AT};
 pub use infusion::InfusionCore;
 pub use records::{RegionState, StoredRecords};
