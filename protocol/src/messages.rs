@@ -199,6 +199,9 @@ code_enum! {
         /// The board's watchdog reset the pump's kernel again within 24 h
         /// of the last time it did.
         RepeatedResets = 12 @ (1, 1),
+        /// A self-test of the pump's own hardware failed (RAM, program
+        /// memory, clock, images or watchdog): delivery has stopped.
+        SelfTestFailed = 13 @ (1, 1),
     }
 }
 
@@ -724,6 +727,21 @@ payload! {
 }
 
 payload! {
+    /// A self-test of the pump's own hardware failed (protocol 1.1):
+    /// delivery stopped under the high `SelfTestFailed` alarm.
+    pub struct SelfTestFailed {
+        /// When (pump clock).
+        pub time_ms: u64,
+        /// Which test: 1 RAM, 2 program memory, 3 clock against a second
+        /// source, 4 app images, 5 watchdog.
+        pub test: u8,
+        /// What it found: the failing word's index (RAM), the CRC-32C found
+        /// (program memory, images), the drift in ppm (clock), 0 otherwise.
+        pub detail: u32,
+    }
+}
+
+payload! {
     /// A refill withdrew more than the reservoir record held (protocol
     /// 1.1). The record is not clamped silently: the refill is refused and
     /// the `RefillDiscrepancy` alarm raised.
@@ -1019,6 +1037,8 @@ catalogue! {
     KernelStarted = 0x0119, Event @ (1, 1);
     /// Event 0x011A.
     ServiceOutlook = 0x011A, Event @ (1, 1);
+    /// Event 0x011B.
+    SelfTestFailed = 0x011B, Event @ (1, 1);
     /// Command 0x0201.
     GetStatus = 0x0201, Command;
     /// Command 0x0202.

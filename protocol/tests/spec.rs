@@ -534,6 +534,7 @@ fn message_field_tables_match_the_payload_structs() {
                 AccessDeniedRepeated,
                 KernelStarted,
                 ServiceOutlook,
+                SelfTestFailed,
                 GetStatus,
                 InstallPrescription,
                 ClinicianBolus,

@@ -12,7 +12,8 @@ pub fn priority_of(code: AlarmCode) -> AlarmPriority {
         | AlarmCode::EnvelopeIntegrity
         | AlarmCode::DosingWatchdog
         | AlarmCode::RefillDiscrepancy
-        | AlarmCode::EndOfService => AlarmPriority::High,
+        | AlarmCode::EndOfService
+        | AlarmCode::SelfTestFailed => AlarmPriority::High,
         AlarmCode::ReservoirLow
         | AlarmCode::BatteryReplacement
         | AlarmCode::AppFault
@@ -32,6 +33,7 @@ pub fn stops_delivery(code: AlarmCode) -> bool {
             | AlarmCode::ReservoirEmpty
             | AlarmCode::EnvelopeIntegrity
             | AlarmCode::EndOfService
+            | AlarmCode::SelfTestFailed
     )
 }
 

@@ -56,6 +56,7 @@ events!(
     RefillDiscrepancy,
     AccessDeniedRepeated,
     KernelStarted,
+    SelfTestFailed,
 );
 
 /// A queued event and its sequence number.

@@ -94,6 +94,7 @@ pub mod platform;
 mod pump;
 pub mod relay;
 pub mod rx;
+pub mod selftest;
 
 pub use crate::alarms::AlarmSignal;
 pub use crate::config::{AppId, BoardConfig, HardwareLimits, Role};

@@ -23,6 +23,7 @@ fn sr_alm_001_priorities_follow_iec_60601_1_8() {
         (RefillDiscrepancy, High),
         (EndOfService, High),
         (RepeatedResets, Medium),
+        (SelfTestFailed, High),
         (AlarmCode::Other(999), High),
     ];
     for (code, priority) in expected {
@@ -30,7 +31,7 @@ fn sr_alm_001_priorities_follow_iec_60601_1_8() {
     }
     assert_eq!(
         AlarmCode::ALL.len(),
-        12,
+        13,
         "a new alarm code needs a priority here"
     );
 }

@@ -357,6 +357,7 @@ pub fn message_fields(message: &Message) -> (String, Map<String, Value>) {
         AccessDeniedRepeated,
         KernelStarted,
         ServiceOutlook,
+        SelfTestFailed,
         GetStatus,
         GetServiceOutlook,
         ClinicianBolus,

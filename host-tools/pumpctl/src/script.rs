@@ -28,6 +28,7 @@
 //! | `dosing-restart` | – | the kernel restarts the dosing app from its saved state |
 //! | `install` | `file=PATH` | the programmer sends an install frame written by `pumpctl rx sign` (PATH relative to the script) |
 //! | `outlook` | – | the patient's programmer reads the service outlook (`GetServiceOutlook`): charge, ERI and end-of-service dates, refill-by date; the answers are in `summary.json` under `outlooks` |
+//! | `self-test-fail`, `self-test-pass` | `test=ram\|program-memory\|clock\|images\|watchdog` [`detail=N`] | the board reports a hardware self-test (SR-STS-001): a failure stops delivery under the high `SelfTestFailed` alarm; once every failed test has passed again, `clear-fault code=self-test-failed` clears it |
 //! | `attack` | `mode=unsigned\|forged\|replay` [`command=clinician-bolus\|suspend\|resume`] [`dose_ug=D` `duration_min=M`] | someone without the clinic's key sends a command over the link: its plain 1.0 frame, one signed with another key, or the programmer's last signed command again (default command: a clinician bolus of 200 µg over 2 min) |
 //!
 //! The simulated programmer signs every command that changes therapy with
@@ -103,6 +104,11 @@ pub enum Event {
     Install(PathBuf),
     /// The PTM asks for the service outlook (battery, ERI, EOS, refill-by).
     Outlook,
+    /// The board reports a hardware self-test: `Err(detail)` if it failed.
+    SelfTest(
+        infusion_core::selftest::SelfTest,
+        core::result::Result<(), u32>,
+    ),
     /// An attacker on the link sends a command.
     Attack {
         /// Unsigned, forged or replayed.
@@ -274,6 +280,31 @@ pub fn parse(name: &str, text: &str, base: &Path) -> Result<Vec<Timed>> {
             },
             "dosing-hang" => Event::DosingHang,
             "outlook" => Event::Outlook,
+            "self-test-fail" | "self-test-pass" => {
+                use infusion_core::selftest::SelfTest;
+                let name = args
+                    .take("test")
+                    .ok_or_else(|| at(format!("`{event_name}` needs test=NAME")))?;
+                let test = SelfTest::ALL
+                    .into_iter()
+                    .find(|t| kebab(&format!("{t:?}")) == name)
+                    .ok_or_else(|| {
+                        at(format!(
+                            "test=`{name}`: expected one of ram, program-memory, clock, images, watchdog"
+                        ))
+                    })?;
+                if event_name == "self-test-pass" {
+                    Event::SelfTest(test, Ok(()))
+                } else {
+                    let detail = match args.take("detail") {
+                        Some(d) => d
+                            .parse()
+                            .map_err(|_| at(format!("detail=`{d}`: expected a number")))?,
+                        None => 0,
+                    };
+                    Event::SelfTest(test, Err(detail))
+                }
+            }
             "dosing-restart" => Event::DosingRestart,
             "install" => {
                 let file = args.take("file").ok_or_else(|| {

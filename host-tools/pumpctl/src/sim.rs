@@ -1096,6 +1096,7 @@ impl Sim {
         self.core = InfusionCore::new(self.config.clone(), platform);
         self.core.set_energy_profile(self.energy);
         self.core.restore_records(&read_back.stored(), back);
+        power_on_self_test(&mut self.core, back);
         self.truth.resets += 1;
         self.dosing = None;
         // The telemetry app starts again over its flash log.
@@ -1176,6 +1177,7 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
     let mut core = InfusionCore::new(board_config.clone(), platform);
     core.set_energy_profile(cfg.energy);
     core.restore_records(&StoredRecords::BLANK, 0);
+    power_on_self_test(&mut core, 0);
     let mut prescription = cfg.prescription.clone();
     prescription.device_id = board::SIM_DEVICE_ID;
     prescription.serial = 1;
@@ -1423,6 +1425,14 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
                         dosing_hung = false;
                     }
                 }
+                Event::SelfTest(test, outcome) => {
+                    let what = match outcome {
+                        Ok(()) => "passed".to_string(),
+                        Err(detail) => format!("FAILED (detail {detail})"),
+                    };
+                    sim.note(t, &format!("self-test {test:?} {what}"));
+                    sim.core.on_self_test(*test, *outcome, t);
+                }
                 Event::Outlook => {
                     let ask = Message::GetServiceOutlook(pump_protocol::GetServiceOutlook {});
                     for answer in sim.host_request(t, ask) {
@@ -1586,4 +1596,13 @@ pub fn write_steps_csv(path: &std::path::Path, steps: &[(u64, u64)]) -> Result<(
 /// Where simulation output goes.
 pub fn default_out_dir() -> PathBuf {
     PathBuf::from("pumpctl-sim")
+}
+
+/// The board's power-on RAM test (SR-STS-002) over a scratch region, as the
+/// boards run it before anything lives there: the simulated RAM is sound,
+/// so it passes; a failure is injected with the script's `self-test-fail`.
+fn power_on_self_test(core: &mut InfusionCore<SimPlatform>, now_ms: u64) {
+    let mut scratch = [0u32; 256];
+    let outcome = infusion_core::selftest::march_c_minus(&mut scratch[..]).map_err(|i| i as u32);
+    core.on_self_test(infusion_core::selftest::SelfTest::Ram, outcome, now_ms);
 }

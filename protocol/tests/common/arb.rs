@@ -341,6 +341,15 @@ pub fn message_of(kind: MessageKind) -> BoxedStrategy<Message> {
                 })
             })
             .boxed(),
+        K::SelfTestFailed => (t(), any::<u8>(), any::<u32>())
+            .prop_map(|(a, b, c)| {
+                Message::SelfTestFailed(SelfTestFailed {
+                    time_ms: a,
+                    test: b,
+                    detail: c,
+                })
+            })
+            .boxed(),
         K::GetServiceOutlook => Just(Message::GetServiceOutlook(GetServiceOutlook {})).boxed(),
         K::AuthenticatedCommand => vec(
             any::<u8>(),

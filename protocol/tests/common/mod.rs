@@ -339,6 +339,14 @@ pub fn examples() -> Vec<Frame> {
                 refill_by_time_ms: Some(t + 58 * 86_400_000),
             }),
         ),
+        event(
+            41_900,
+            Message::SelfTestFailed(SelfTestFailed {
+                time_ms: t + 1_660_000,
+                test: 2,
+                detail: 0x1234_5678,
+            }),
+        ),
         event(301, Message::GetStatus(GetStatus {})),
         event(312, Message::GetServiceOutlook(GetServiceOutlook {})),
         event(
@@ -462,6 +470,11 @@ pub fn added_code_example(enum_name: &str, name: &str) -> Option<Frame> {
             time_ms: t + 1_640_000,
             code: AlarmCode::RepeatedResets,
             priority: AlarmPriority::Medium,
+        }),
+        ("AlarmCode", "SelfTestFailed") => Message::AlarmRaised(AlarmRaised {
+            time_ms: t + 1_660_000,
+            code: AlarmCode::SelfTestFailed,
+            priority: AlarmPriority::High,
         }),
         ("ErrorCode", name) => {
             let error = ErrorCode::ALL.iter().copied().find(|e| e.name() == name)?;

@@ -95,6 +95,8 @@ impl<P: Platform> InfusionCore<P> {
         let clearable = match code {
             AlarmCode::MotorStall | AlarmCode::Occlusion => !self.fault_input_asserted,
             AlarmCode::AppFault | AlarmCode::RefillDiscrepancy | AlarmCode::RepeatedResets => true,
+            // SR-STS-001: only once every test that failed has passed again.
+            AlarmCode::SelfTestFailed => self.self_tests_failed == 0,
             _ => false,
         };
         if !clearable || !self.p.alarms.is_active(code) {

@@ -35,6 +35,9 @@ pub struct InfusionCore<P: Platform> {
     pub(super) watchdog: Watchdog,
     pub(super) steps_since_encoder: u32,
     pub(super) fault_input_asserted: bool,
+    /// Self-tests (bits of `SelfTest::bit`) that failed since boot and have
+    /// not passed since: the `SelfTestFailed` alarm clears only when none.
+    pub(super) self_tests_failed: u8,
     pub(super) signal: AlarmSignal,
     pub(super) relay: Relay,
     /// Steps the motor has been asked for since the device was provisioned
@@ -76,6 +79,7 @@ impl<P: Platform> InfusionCore<P> {
             watchdog: Watchdog::default(),
             steps_since_encoder: 0,
             fault_input_asserted: false,
+            self_tests_failed: 0,
             signal: AlarmSignal::OFF,
             relay: Relay::new(),
             steps_accounted: 0,

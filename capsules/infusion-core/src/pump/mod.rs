@@ -32,6 +32,7 @@ mod programming;
 mod records;
 mod relay_ops;
 mod reservoir;
+mod self_test;
 mod state;
 mod watchdog;
 mod watchdog_state;
