@@ -367,3 +367,99 @@ fn sr_env_012_no_bolus_lasts_longer_than_the_24_h_window() {
         Ok(())
     );
 }
+
+#[test]
+fn sr_env_004_the_daily_count_is_a_rolling_window_on_any_day() {
+    // The same count three days in, where the window's start is a real
+    // time and not the pump's first day.
+    let t0 = 3 * DAY_MS;
+    let mut core = running(0);
+    advance(&mut core, t0, true);
+    let bolus = |core: &mut Core, t| {
+        core.start_bolus(DOSING, DeliveryKind::PatientBolus, 10_000, 60_000, t)
+    };
+    for i in 0..4 {
+        let t = t0 + i * HOUR_MS;
+        advance(&mut core, t, true);
+        assert_eq!(bolus(&mut core, t), Ok(()), "bolus {i}");
+    }
+    let t = t0 + 5 * HOUR_MS;
+    advance(&mut core, t, true);
+    assert_eq!(bolus(&mut core, t), Err(ErrorCode::BolusCountReached));
+    // One millisecond before the first leaves the window, still four.
+    advance(&mut core, t0 + DAY_MS - 1, true);
+    assert_eq!(
+        bolus(&mut core, t0 + DAY_MS - 1),
+        Err(ErrorCode::BolusCountReached)
+    );
+    // The window is (now - 24 h, now]: at exactly 24 h the first is out.
+    advance(&mut core, t0 + DAY_MS, true);
+    assert_eq!(bolus(&mut core, t0 + DAY_MS), Ok(()));
+}
+
+#[test]
+fn sr_env_001_and_002_basal_limits_hold_at_their_exact_boundaries() {
+    // Verifies: SR-ENV-002
+    // Basal plus a running bolus exactly at the motor's 10 mL/h: allowed;
+    // one nL/h more: not (SR-ENV-011 from the basal's side).
+    let mut core = running(0);
+    core.start_bolus(DOSING, DeliveryKind::Priming, 99_900, 36_000, 0)
+        .unwrap();
+    assert_eq!(
+        core.set_basal(DOSING, 10_001, 0),
+        Err(ErrorCode::OutsideHardwareLimits)
+    );
+    assert_eq!(core.set_basal(DOSING, 10_000, 0), Ok(()));
+    // A basal whose 24 h is exactly the daily maximum is allowed (the test
+    // envelope's 1.5 mL is 62.5 µL/h, above its 50 µL/h basal maximum, so
+    // a board-size envelope shows it).
+    let mut rx = prescription(2);
+    rx.envelope.max_volume_per_24h_nl = 1_200_000;
+    rx.envelope.silence_policy = pump_protocol::prescription::SilencePolicy::StopDelivery;
+    let mut core = running(0);
+    core.install_prescription(TELEMETRY, &sign_with(&rx, &clinic_key()), 0)
+        .unwrap();
+    assert_eq!(
+        core.set_basal(DOSING, 50_001, 0),
+        Err(ErrorCode::RateAboveEnvelope)
+    );
+    assert_eq!(core.set_basal(DOSING, 50_000, 0), Ok(()));
+    rx.serial = 3;
+    rx.envelope.max_volume_per_24h_nl = 1_199_999;
+    core.install_prescription(TELEMETRY, &sign_with(&rx, &clinic_key()), 0)
+        .unwrap();
+    assert_eq!(
+        core.set_basal(DOSING, 50_000, 0),
+        Err(ErrorCode::DailyLimitReached)
+    );
+    // A reservoir of exactly one step still starts a basal.
+    let mut core = fresh(0);
+    core.install_prescription(TELEMETRY, &signed(1), 0).unwrap();
+    core.refill(TELEMETRY, 0, NL_PER_STEP, CONCENTRATION_UG_PER_ML, 0)
+        .unwrap();
+    assert_eq!(core.set_basal(DOSING, 10_000, 0), Ok(()));
+}
+
+#[test]
+fn sr_env_009_a_full_ledger_refuses_a_basal_change_and_keeps_the_running_one() {
+    let mut core = running(0);
+    let mut t = 0;
+    let mut accepted = 0;
+    let refused = loop {
+        let rate = if accepted % 2 == 0 { 40_000 } else { 50_000 };
+        match core.set_basal(DOSING, rate, t) {
+            Ok(()) => accepted += 1,
+            Err(e) => break e,
+        }
+        // Each run makes a step, so it stays in the 24 h window.
+        t += MINUTE_MS;
+        advance(&mut core, t, true);
+        assert!(accepted <= 100, "the ledger never filled");
+    };
+    assert_eq!(refused, ErrorCode::Busy);
+    assert_eq!(accepted, infusion_core::ledger::MAX_RUNS);
+    // The refused change left the running basal running.
+    let steps = core.platform().steps;
+    advance(&mut core, t + 10 * MINUTE_MS, true);
+    assert!(core.platform().steps > steps);
+}
