@@ -202,6 +202,9 @@ code_enum! {
         /// A self-test of the pump's own hardware failed (RAM, program
         /// memory, clock, images or watchdog): delivery has stopped.
         SelfTestFailed = 13 @ (1, 1),
+        /// The encoder saw the mechanism move when no step was commanded:
+        /// drug may be flowing that nobody ordered. Delivery has stopped.
+        UncommandedMotion = 14 @ (1, 1),
     }
 }
 

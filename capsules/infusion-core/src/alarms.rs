@@ -13,7 +13,8 @@ pub fn priority_of(code: AlarmCode) -> AlarmPriority {
         | AlarmCode::DosingWatchdog
         | AlarmCode::RefillDiscrepancy
         | AlarmCode::EndOfService
-        | AlarmCode::SelfTestFailed => AlarmPriority::High,
+        | AlarmCode::SelfTestFailed
+        | AlarmCode::UncommandedMotion => AlarmPriority::High,
         AlarmCode::ReservoirLow
         | AlarmCode::BatteryReplacement
         | AlarmCode::AppFault
@@ -34,6 +35,7 @@ pub fn stops_delivery(code: AlarmCode) -> bool {
             | AlarmCode::EnvelopeIntegrity
             | AlarmCode::EndOfService
             | AlarmCode::SelfTestFailed
+            | AlarmCode::UncommandedMotion
     )
 }
 

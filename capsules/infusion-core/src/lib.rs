@@ -24,7 +24,7 @@
 //! core.on_timer(now_ms);
 //! // Hardware inputs:
 //! core.on_fault_input(AlarmCode::MotorStall, asserted, now_ms);
-//! core.on_encoder_pulse();
+//! core.on_encoder_pulse(now_ms);
 //! ```
 //!
 //! Times are core milliseconds from a monotonic counter that survives

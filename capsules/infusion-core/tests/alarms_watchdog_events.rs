@@ -24,6 +24,7 @@ fn sr_alm_001_priorities_follow_iec_60601_1_8() {
         (EndOfService, High),
         (RepeatedResets, Medium),
         (SelfTestFailed, High),
+        (UncommandedMotion, High),
         (AlarmCode::Other(999), High),
     ];
     for (code, priority) in expected {
@@ -31,7 +32,7 @@ fn sr_alm_001_priorities_follow_iec_60601_1_8() {
     }
     assert_eq!(
         AlarmCode::ALL.len(),
-        13,
+        14,
         "a new alarm code needs a priority here"
     );
 }
@@ -387,4 +388,26 @@ fn sr_alm_005_no_board_setting_silences_an_alarm_for_longer_than_15_minutes() {
         })
         .collect();
     assert_eq!(silenced, [infusion_core::MAX_ALARM_SILENCE_MS]);
+}
+
+#[test]
+fn sr_alm_004_releasing_one_fault_input_does_not_clear_another() {
+    // Found by the oracle's proptest front end: the stall and occlusion
+    // inputs shared one flag, so releasing the stall input let a clinician
+    // clear an occlusion whose input was still asserted.
+    let mut core = running(0);
+    core.on_fault_input(AlarmCode::Occlusion, true, 0);
+    core.on_fault_input(AlarmCode::MotorStall, false, 10);
+    assert_eq!(
+        core.clear_fault(TELEMETRY, AlarmCode::Occlusion, 20),
+        Err(ErrorCode::InvalidArgument)
+    );
+    assert_eq!(
+        core.set_basal(DOSING, 10_000, 20),
+        Err(ErrorCode::FaultActive)
+    );
+    core.on_fault_input(AlarmCode::Occlusion, false, 30);
+    core.clear_fault(TELEMETRY, AlarmCode::Occlusion, 40)
+        .unwrap();
+    assert_eq!(core.set_basal(DOSING, 10_000, 50), Ok(()));
 }

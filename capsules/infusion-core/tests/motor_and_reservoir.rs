@@ -2,7 +2,7 @@
 mod support;
 
 use infusion_core::ledger::Channel;
-use pump_protocol::{AlarmCode, AlarmPriority, DeliveryKind, ErrorCode, Message};
+use pump_protocol::{AlarmCode, AlarmPriority, DeliveryKind, ErrorCode, Message, PumpState};
 use support::*;
 
 /// The ideal volume of a basal at `rate` for `elapsed_ms`, in nL, as a
@@ -134,7 +134,7 @@ fn sr_mot_004_missing_encoder_pulses_declare_a_stall() {
     for _ in 0..20 {
         let t = core.next_wakeup().unwrap();
         core.on_timer(t);
-        core.on_encoder_pulse();
+        core.on_encoder_pulse(t);
     }
     assert!(!core.alarms().is_active(AlarmCode::MotorStall));
     let before = core.platform().steps;
@@ -142,6 +142,52 @@ fn sr_mot_004_missing_encoder_pulses_declare_a_stall() {
     assert_eq!(core.platform().steps - before, u64::from(STALL_STEPS) + 1);
     assert!(core.alarms().is_active(AlarmCode::MotorStall));
     assert!(!core.platform().motor_enabled);
+}
+
+#[test]
+fn sr_mot_006_encoder_pulses_nobody_commanded_stop_delivery() {
+    let mut board = board();
+    board.max_steps_without_encoder = STALL_STEPS;
+    let mut core = infusion_core::InfusionCore::restore(board, Rig::default(), None, 0);
+    core.install_prescription(TELEMETRY, &signed(1), 0).unwrap();
+    core.refill(TELEMETRY, 0, 10_000_000, CONCENTRATION_UG_PER_ML, 0)
+        .unwrap();
+    core.set_basal(DOSING, 40_000, 0).unwrap();
+    // One pulse a step, and one of slack, is the mechanism doing as told.
+    let mut t = 0;
+    for _ in 0..5 {
+        t = core.next_wakeup().unwrap();
+        core.on_timer(t);
+        core.on_encoder_pulse(t);
+    }
+    core.on_encoder_pulse(t);
+    assert!(!core.alarms().is_active(AlarmCode::UncommandedMotion));
+    // A third pulse before the next step: it moved on its own.
+    core.on_encoder_pulse(t + 1);
+    assert!(core.alarms().is_active(AlarmCode::UncommandedMotion));
+    assert_eq!(
+        infusion_core::alarms::priority_of(AlarmCode::UncommandedMotion),
+        AlarmPriority::High
+    );
+    assert_eq!(core.pump_state(), PumpState::FaultStopped);
+    assert!(!core.platform().motor_enabled);
+    let steps = core.platform().steps;
+    advance(&mut core, t + HOUR_MS, true);
+    assert_eq!(core.platform().steps, steps);
+    assert_eq!(
+        core.set_basal(DOSING, 10_000, t + HOUR_MS),
+        Err(ErrorCode::FaultActive)
+    );
+    // The clinic clears it after examining the mechanism; delivery resumes.
+    core.clear_fault(TELEMETRY, AlarmCode::UncommandedMotion, t + HOUR_MS)
+        .unwrap();
+    assert_eq!(core.set_basal(DOSING, 10_000, t + HOUR_MS), Ok(()));
+    // Pulses while idle on a board without an encoder mean nothing.
+    let mut bare = running(0);
+    for i in 0..10 {
+        bare.on_encoder_pulse(i);
+    }
+    assert!(!bare.alarms().is_active(AlarmCode::UncommandedMotion));
 }
 
 #[test]

@@ -283,7 +283,7 @@ impl Harness {
                 self.check(Model::allowed(a, false), |c, t| c.clear_fault(a, code, t))?;
             }
             Op::FaultInput(code, on) => self.core.on_fault_input(code, on, now),
-            Op::EncoderPulse => self.core.on_encoder_pulse(),
+            Op::EncoderPulse => self.core.on_encoder_pulse(now),
             Op::Reset => {
                 let core = std::mem::replace(&mut self.core, fresh(now));
                 self.core = reset(core, now);

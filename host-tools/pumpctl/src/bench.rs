@@ -305,7 +305,7 @@ pub fn max_rate_run(days: u32) -> Result<(crate::flashstore::StorageSummary, ene
         core.on_timer(now);
         wakeups += 1;
         if core.platform_mut().take_pulse() {
-            core.on_encoder_pulse();
+            core.on_encoder_pulse(now);
         }
     }
     let storage = core

@@ -562,7 +562,7 @@ fn deliver_upcalls(
     let mut relay_answered = false;
     for _ in 0..10_000 {
         if core.platform_mut().take_pulse() {
-            core.on_encoder_pulse();
+            core.on_encoder_pulse(t);
         }
         let pending = std::mem::take(&mut core.platform_mut().pending);
         if pending.is_empty() {

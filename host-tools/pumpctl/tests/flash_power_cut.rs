@@ -56,7 +56,7 @@ fn scenario(cut: Option<u64>) -> (Core, u32) {
         core.platform_mut().now_ms = t;
         core.on_timer(t);
         if core.platform_mut().take_pulse() {
-            core.on_encoder_pulse();
+            core.on_encoder_pulse(t);
         }
     }
     (core, last_sequence)

@@ -471,6 +471,11 @@ pub fn added_code_example(enum_name: &str, name: &str) -> Option<Frame> {
             code: AlarmCode::RepeatedResets,
             priority: AlarmPriority::Medium,
         }),
+        ("AlarmCode", "UncommandedMotion") => Message::AlarmRaised(AlarmRaised {
+            time_ms: t + 1_670_000,
+            code: AlarmCode::UncommandedMotion,
+            priority: AlarmPriority::High,
+        }),
         ("AlarmCode", "SelfTestFailed") => Message::AlarmRaised(AlarmRaised {
             time_ms: t + 1_660_000,
             code: AlarmCode::SelfTestFailed,

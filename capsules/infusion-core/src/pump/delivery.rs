@@ -57,6 +57,11 @@ use crate::events::Event;
 use crate::ledger::{Channel, Run};
 use crate::platform::{Notification, Platform};
 
+/// Encoder pulses accepted after the last commanded step before the core
+/// calls it uncommanded motion (SR-MOT-006): the step's own pulse and one
+/// of slack.
+pub const UNCOMMANDED_PULSES_ALLOWED: u32 = 2;
+
 impl<P: Platform> InfusionCore<P> {
     pub(super) fn stop_all(&mut self, outcome: DeliveryOutcome, now: u64) {
         self.end_run(Channel::Basal, outcome, now);
@@ -363,6 +368,7 @@ impl<P: Platform> InfusionCore<P> {
         self.platform.step_motor();
         let alarms_before = P::KEEPS_RECORDS_APART.then(|| self.p.alarms.clone());
         self.steps_since_encoder = self.steps_since_encoder.saturating_add(1);
+        self.pulses_since_step = 0;
         let limit = self.config.max_steps_without_encoder;
         if limit > 0 && self.steps_since_encoder > limit {
             self.raise(AlarmCode::MotorStall, now);
@@ -421,7 +427,23 @@ impl<P: Platform> InfusionCore<P> {
     }
 
     /// An encoder pulse confirms the motor moved.
-    pub fn on_encoder_pulse(&mut self) {
+    pub fn on_encoder_pulse(&mut self, now_ms: u64) {
         self.steps_since_encoder = 0;
+        // SR-MOT-006: the encoder pulses once a step; more pulses than
+        // steps (one of slack for a pulse that straddles a step) is the
+        // mechanism moving on its own: free flow or a runaway driver.
+        self.pulses_since_step = self.pulses_since_step.saturating_add(1);
+        let supervised = self.config.max_steps_without_encoder > 0;
+        if supervised
+            && self.pulses_since_step > UNCOMMANDED_PULSES_ALLOWED
+            && !self.p.alarms.is_active(AlarmCode::UncommandedMotion)
+        {
+            let now = self.clock(now_ms);
+            self.stop_all(DeliveryOutcome::Aborted, now);
+            self.raise(AlarmCode::UncommandedMotion, now);
+            self.emit_state(now);
+            self.save();
+            self.sync_outputs(now);
+        }
     }
 }

@@ -162,7 +162,7 @@ impl<P: Platform> InfusionCore<P> {
     /// The limits in force, or why nothing may be delivered at all.
     pub(super) fn limits(&self) -> Result<Limits<'_>, ErrorCode> {
         let rx = self.rx.as_ref().ok_or(ErrorCode::NoPrescription)?;
-        if self.p.alarms.delivery_blocked() || self.fault_input_asserted {
+        if self.p.alarms.delivery_blocked() || self.fault_inputs != 0 {
             return Err(ErrorCode::FaultActive);
         }
         if self.p.suspended {

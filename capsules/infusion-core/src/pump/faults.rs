@@ -19,6 +19,15 @@ use crate::platform::Platform;
 /// SR-ALM-005). The boards use 10 minutes.
 pub const MAX_ALARM_SILENCE_MS: u32 = 15 * 60_000;
 
+/// The bit of a fault input in `InfusionCore::fault_inputs`.
+fn fault_input_bit(code: AlarmCode) -> u8 {
+    match code {
+        AlarmCode::MotorStall => 1,
+        AlarmCode::Occlusion => 2,
+        _ => 4,
+    }
+}
+
 impl<P: Platform> InfusionCore<P> {
     pub(super) fn raise(&mut self, code: AlarmCode, now: u64) {
         if self.p.alarms.raise(code) {
@@ -93,16 +102,21 @@ impl<P: Platform> InfusionCore<P> {
         let now = self.clock(now_ms);
         self.authorize(caller, &[Role::Telemetry], command::CLEAR_FAULT, now)?;
         let clearable = match code {
-            AlarmCode::MotorStall | AlarmCode::Occlusion => !self.fault_input_asserted,
+            AlarmCode::MotorStall | AlarmCode::Occlusion => {
+                self.fault_inputs & fault_input_bit(code) == 0
+            }
             AlarmCode::AppFault | AlarmCode::RefillDiscrepancy | AlarmCode::RepeatedResets => true,
             // SR-STS-001: only once every test that failed has passed again.
             AlarmCode::SelfTestFailed => self.self_tests_failed == 0,
+            // SR-MOT-006: once the clinic has examined the mechanism.
+            AlarmCode::UncommandedMotion => true,
             _ => false,
         };
         if !clearable || !self.p.alarms.is_active(code) {
             return Err(ErrorCode::InvalidArgument);
         }
         self.steps_since_encoder = 0;
+        self.pulses_since_step = 0;
         self.clear(code, now);
         self.emit_state(now);
         self.save();
@@ -113,7 +127,11 @@ impl<P: Platform> InfusionCore<P> {
     /// The motor's stall or occlusion input changed (SR-MOT-003).
     pub fn on_fault_input(&mut self, code: AlarmCode, asserted: bool, now_ms: u64) {
         let now = self.clock(now_ms);
-        self.fault_input_asserted = asserted;
+        if asserted {
+            self.fault_inputs |= fault_input_bit(code);
+        } else {
+            self.fault_inputs &= !fault_input_bit(code);
+        }
         if asserted {
             self.stop_all(DeliveryOutcome::Aborted, now);
             self.raise(code, now);

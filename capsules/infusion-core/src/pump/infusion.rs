@@ -34,7 +34,11 @@ pub struct InfusionCore<P: Platform> {
     pub(super) events: EventQueue,
     pub(super) watchdog: Watchdog,
     pub(super) steps_since_encoder: u32,
-    pub(super) fault_input_asserted: bool,
+    /// Encoder pulses since the last commanded step (SR-MOT-006).
+    pub(super) pulses_since_step: u32,
+    /// The fault inputs now asserted, a bit each (stall, occlusion): one
+    /// released input must not clear another's (SR-ALM-004).
+    pub(super) fault_inputs: u8,
     /// Self-tests (bits of `SelfTest::bit`) that failed since boot and have
     /// not passed since: the `SelfTestFailed` alarm clears only when none.
     pub(super) self_tests_failed: u8,
@@ -78,7 +82,8 @@ impl<P: Platform> InfusionCore<P> {
             events: EventQueue::starting_at(0),
             watchdog: Watchdog::default(),
             steps_since_encoder: 0,
-            fault_input_asserted: false,
+            pulses_since_step: 0,
+            fault_inputs: 0,
             self_tests_failed: 0,
             signal: AlarmSignal::OFF,
             relay: Relay::new(),
@@ -283,7 +288,7 @@ impl<P: Platform> InfusionCore<P> {
         self.rx.is_some()
             && !self.p.suspended
             && !self.p.alarms.delivery_blocked()
-            && !self.fault_input_asserted
+            && self.fault_inputs == 0
     }
 
     /// Writes waiting events into `buf` as stream-encoded frames (SR-EVT-001).

@@ -742,7 +742,7 @@ impl Oracle {
                     }
                 }
             }
-            Action::EncoderPulse => self.core.on_encoder_pulse(),
+            Action::EncoderPulse => self.core.on_encoder_pulse(self.now),
             Action::StorageFault => self.fail_next = true,
             Action::Reset(kind) => {
                 *reset = true;
