@@ -400,6 +400,7 @@ fn sr_env_004_the_daily_count_is_a_rolling_window_on_any_day() {
 #[test]
 fn sr_env_001_and_002_basal_limits_hold_at_their_exact_boundaries() {
     // Verifies: SR-ENV-002
+    // Verifies: SR-ENV-006
     // Basal plus a running bolus exactly at the motor's 10 mL/h: allowed;
     // one nL/h more: not (SR-ENV-011 from the basal's side).
     let mut core = running(0);
@@ -431,6 +432,32 @@ fn sr_env_001_and_002_basal_limits_hold_at_their_exact_boundaries() {
     assert_eq!(
         core.set_basal(DOSING, 50_000, 0),
         Err(ErrorCode::DailyLimitReached)
+    );
+    // A bolus that brings the 24 h total exactly to the daily maximum is
+    // allowed; one step more is not (SR-ENV-006).
+    let mut rx = prescription(4);
+    rx.envelope.max_volume_per_24h_nl = 100_000;
+    rx.envelope.max_basal_rate_nl_per_h = 4_000;
+    rx.envelope.silence_policy = pump_protocol::prescription::SilencePolicy::StopDelivery;
+    let mut core = running(0);
+    core.install_prescription(TELEMETRY, &sign_with(&rx, &clinic_key()), 0)
+        .unwrap();
+    assert_eq!(
+        core.start_bolus(DOSING, DeliveryKind::Priming, 100_250, 3_600_000, 0),
+        Err(ErrorCode::BolusAboveEnvelope)
+    );
+    rx.serial = 5;
+    rx.envelope.max_bolus_nl = 100_250;
+    rx.envelope.max_volume_per_24h_nl = 100_000;
+    core.install_prescription(TELEMETRY, &sign_with(&rx, &clinic_key()), 0)
+        .unwrap();
+    assert_eq!(
+        core.start_bolus(DOSING, DeliveryKind::Priming, 100_250, 3_600_000, 0),
+        Err(ErrorCode::DailyLimitReached)
+    );
+    assert_eq!(
+        core.start_bolus(DOSING, DeliveryKind::Priming, 100_000, 3_600_000, 0),
+        Ok(())
     );
     // A reservoir of exactly one step still starts a basal.
     let mut core = fresh(0);
