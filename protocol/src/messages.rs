@@ -205,6 +205,9 @@ code_enum! {
         /// The encoder saw the mechanism move when no step was commanded:
         /// drug may be flowing that nobody ordered. Delivery has stopped.
         UncommandedMotion = 14 @ (1, 1),
+        /// The pump has been suspended for longer than its reminder time:
+        /// therapy is still off.
+        SuspendedTooLong = 15 @ (1, 1),
     }
 }
 

@@ -18,7 +18,8 @@ pub fn priority_of(code: AlarmCode) -> AlarmPriority {
         AlarmCode::ReservoirLow
         | AlarmCode::BatteryReplacement
         | AlarmCode::AppFault
-        | AlarmCode::RepeatedResets => AlarmPriority::Medium,
+        | AlarmCode::RepeatedResets
+        | AlarmCode::SuspendedTooLong => AlarmPriority::Medium,
         AlarmCode::RefillDue => AlarmPriority::Low,
         // A code this build does not know is treated as the most urgent.
         AlarmCode::Other(_) => AlarmPriority::High,

@@ -105,7 +105,7 @@ pub use crate::pump::{
     mean_rate_nl_per_h, Authenticated, BatteryEstimate, CommandResult, InfusionCore, RegionState,
     ResetReason, StoredRecords, APP_RECORD_MAX_LEN, BATTERY_CHECK_INTERVAL_MS,
     MAX_ALARM_SILENCE_MS, MAX_BOLUS_DURATION_MS, MAX_STEPS_PER_WAKEUP, REPEATED_RESETS_ALARM_AT,
-    RESERVATION_STEPS, SAVED_STATE_LEN,
+    RESERVATION_STEPS, SAVED_STATE_LEN, SUSPEND_REMINDER_MS,
 };
 /// Board energy profiles and the charge arithmetic (the boards pass one to
 /// [`InfusionCore::set_energy_profile`]).

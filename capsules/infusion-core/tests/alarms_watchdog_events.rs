@@ -25,6 +25,7 @@ fn sr_alm_001_priorities_follow_iec_60601_1_8() {
         (RepeatedResets, Medium),
         (SelfTestFailed, High),
         (UncommandedMotion, High),
+        (SuspendedTooLong, Medium),
         (AlarmCode::Other(999), High),
     ];
     for (code, priority) in expected {
@@ -32,7 +33,7 @@ fn sr_alm_001_priorities_follow_iec_60601_1_8() {
     }
     assert_eq!(
         AlarmCode::ALL.len(),
-        14,
+        15,
         "a new alarm code needs a priority here"
     );
 }

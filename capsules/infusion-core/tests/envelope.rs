@@ -2,7 +2,7 @@
 mod support;
 
 use infusion_core::ledger::WINDOW_MS;
-use pump_protocol::{DeliveryKind, ErrorCode, Message};
+use pump_protocol::{AlarmCode, AlarmPriority, DeliveryKind, ErrorCode, Message};
 use support::*;
 
 #[test]
@@ -489,4 +489,35 @@ fn sr_env_009_a_full_ledger_refuses_a_basal_change_and_keeps_the_running_one() {
     let steps = core.platform().steps;
     advance(&mut core, t + 10 * MINUTE_MS, true);
     assert!(core.platform().steps > steps);
+}
+
+#[test]
+fn sr_env_013_a_suspension_left_on_for_4_hours_sounds_a_reminder() {
+    let reminder = infusion_core::SUSPEND_REMINDER_MS;
+    assert_eq!(reminder, 4 * HOUR_MS);
+    let mut core = running(0);
+    core.set_basal(DOSING, 10_000, 0).unwrap();
+    core.suspend(TELEMETRY, HOUR_MS).unwrap();
+    // The core wakes for it, and not before.
+    assert!(core.next_wakeup().is_some_and(|t| t <= HOUR_MS + reminder));
+    advance(&mut core, HOUR_MS + reminder - 1, true);
+    assert!(!core.alarms().is_active(AlarmCode::SuspendedTooLong));
+    advance(&mut core, HOUR_MS + reminder, true);
+    assert!(core.alarms().is_active(AlarmCode::SuspendedTooLong));
+    assert_eq!(
+        infusion_core::alarms::priority_of(AlarmCode::SuspendedTooLong),
+        AlarmPriority::Medium
+    );
+    assert!(core.platform().signal.unwrap().audible);
+    // Resuming ends it.
+    let t = HOUR_MS + reminder + MINUTE_MS;
+    core.resume(TELEMETRY, t).unwrap();
+    assert!(!core.alarms().is_active(AlarmCode::SuspendedTooLong));
+    // A reset while suspended counts again from the restore: at most 4 h.
+    core.suspend(TELEMETRY, t).unwrap();
+    let mut core = reset(core, t + HOUR_MS);
+    advance(&mut core, t + HOUR_MS + reminder - 1, true);
+    assert!(!core.alarms().is_active(AlarmCode::SuspendedTooLong));
+    advance(&mut core, t + HOUR_MS + reminder, true);
+    assert!(core.alarms().is_active(AlarmCode::SuspendedTooLong));
 }

@@ -476,6 +476,11 @@ pub fn added_code_example(enum_name: &str, name: &str) -> Option<Frame> {
             code: AlarmCode::UncommandedMotion,
             priority: AlarmPriority::High,
         }),
+        ("AlarmCode", "SuspendedTooLong") => Message::AlarmRaised(AlarmRaised {
+            time_ms: t + 1_680_000,
+            code: AlarmCode::SuspendedTooLong,
+            priority: AlarmPriority::Medium,
+        }),
         ("AlarmCode", "SelfTestFailed") => Message::AlarmRaised(AlarmRaised {
             time_ms: t + 1_660_000,
             code: AlarmCode::SelfTestFailed,

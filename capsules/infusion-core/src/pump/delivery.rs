@@ -293,6 +293,7 @@ impl<P: Platform> InfusionCore<P> {
         let now = self.clock(now_ms);
         self.draw_wakeup();
         self.check_battery(now);
+        self.check_suspension(now);
         if self.watchdog.is_due(now) {
             self.expire_watchdog(now);
         }

@@ -36,6 +36,9 @@ pub struct InfusionCore<P: Platform> {
     pub(super) steps_since_encoder: u32,
     /// Encoder pulses since the last commanded step (SR-MOT-006).
     pub(super) pulses_since_step: u32,
+    /// Since when therapy has been suspended, as this boot knows it (a
+    /// restore counts from itself: SR-ENV-013).
+    pub(super) suspended_since_ms: Option<u64>,
     /// The fault inputs now asserted, a bit each (stall, occlusion): one
     /// released input must not clear another's (SR-ALM-004).
     pub(super) fault_inputs: u8,
@@ -83,6 +86,7 @@ impl<P: Platform> InfusionCore<P> {
             watchdog: Watchdog::default(),
             steps_since_encoder: 0,
             pulses_since_step: 0,
+            suspended_since_ms: None,
             fault_inputs: 0,
             self_tests_failed: 0,
             signal: AlarmSignal::OFF,
@@ -247,6 +251,7 @@ impl<P: Platform> InfusionCore<P> {
         consider(self.p.alarms.next_silence_end(self.p.last_time_ms));
         consider(self.relay.answer_deadline_ms());
         consider(self.battery_check_due_ms());
+        consider(self.suspension_reminder_due_ms());
         if !self.p.alarms.is_active(AlarmCode::RefillDue) {
             consider(
                 self.refill_by_ms(self.p.last_time_ms)

@@ -34,6 +34,7 @@ mod relay_ops;
 mod reservoir;
 mod self_test;
 mod state;
+mod suspension;
 mod watchdog;
 mod watchdog_state;
 
@@ -47,3 +48,4 @@ pub use faults::{ResetReason, REPEATED_RESETS_ALARM_AT};
 pub use infusion::InfusionCore;
 pub use records::{RegionState, StoredRecords};
 pub use state::{APP_RECORD_MAX_LEN, RESERVATION_STEPS, SAVED_STATE_LEN};
+pub use suspension::SUSPEND_REMINDER_MS;

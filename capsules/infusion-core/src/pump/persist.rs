@@ -63,6 +63,7 @@ impl<P: Platform> InfusionCore<P> {
             }
         }
         self.save();
+        self.suspended_since_ms = self.p.suspended.then_some(self.p.last_time_ms);
         self.sync_outputs(self.p.last_time_ms);
     }
 

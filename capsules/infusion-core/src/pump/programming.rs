@@ -102,6 +102,9 @@ impl<P: Platform> InfusionCore<P> {
         let now = self.clock(now_ms);
         self.authorize(caller, &[Role::Telemetry], command::SUSPEND, now)?;
         self.stop_all(DeliveryOutcome::Stopped, now);
+        if !self.p.suspended {
+            self.suspended_since_ms = Some(now);
+        }
         self.p.suspended = true;
         self.emit_state(now);
         self.save();
@@ -114,6 +117,7 @@ impl<P: Platform> InfusionCore<P> {
         let now = self.clock(now_ms);
         self.authorize(caller, &[Role::Telemetry], command::RESUME, now)?;
         self.p.suspended = false;
+        self.check_suspension(now);
         self.emit_state(now);
         self.save();
         self.sync_outputs(now);

@@ -190,6 +190,7 @@ impl<P: Platform> InfusionCore<P> {
         // second reset counts nothing twice.
         self.steps_reserved = self.steps_accounted;
         self.write_reservation();
+        self.suspended_since_ms = self.p.suspended.then_some(self.p.last_time_ms);
         self.sync_outputs(self.p.last_time_ms);
     }
 
