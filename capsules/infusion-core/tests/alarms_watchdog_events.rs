@@ -412,3 +412,61 @@ fn sr_alm_004_releasing_one_fault_input_does_not_clear_another() {
         .unwrap();
     assert_eq!(core.set_basal(DOSING, 10_000, 50), Ok(()));
 }
+
+#[test]
+fn sr_evt_004_every_programmer_action_and_every_fault_is_logged() {
+    use pump_protocol::{ClearFault, Suspend};
+    let mut core = running(0);
+    drain(&mut core, 0);
+    let kinds = |events: Vec<(u32, Message)>| -> Vec<String> {
+        events
+            .into_iter()
+            .map(|(_, m)| {
+                format!("{:?}", m.kind())
+                    .replace("Some(", "")
+                    .replace(')', "")
+            })
+            .collect()
+    };
+    // A signed command: accepted and what it did.
+    let suspend = clinic_command(&Message::Suspend(Suspend {}), 1);
+    assert!(matches!(
+        send_signed(&mut core, &suspend, MINUTE_MS),
+        infusion_core::CommandResult::SuccessU32U32(..)
+    ));
+    let logged = kinds(drain(&mut core, MINUTE_MS));
+    assert!(
+        logged.contains(&"CommandAuthenticated".into()),
+        "{logged:?}"
+    );
+    assert!(logged.contains(&"PumpStateChanged".into()), "{logged:?}");
+    // A refused one (replayed): refused, with nothing else.
+    send_signed(&mut core, &suspend, 2 * MINUTE_MS);
+    assert_eq!(kinds(drain(&mut core, 2 * MINUTE_MS)), ["CommandRefused"]);
+    // A fault: raised; acknowledged; cleared.
+    core.on_fault_input(AlarmCode::Occlusion, true, 3 * MINUTE_MS);
+    assert!(kinds(drain(&mut core, 3 * MINUTE_MS)).contains(&"AlarmRaised".into()));
+    core.acknowledge_alarm(TELEMETRY, AlarmCode::Occlusion, 4 * MINUTE_MS)
+        .unwrap();
+    assert!(kinds(drain(&mut core, 4 * MINUTE_MS)).contains(&"AlarmAcknowledged".into()));
+    core.on_fault_input(AlarmCode::Occlusion, false, 5 * MINUTE_MS);
+    let clear = clinic_command(
+        &Message::ClearFault(ClearFault {
+            code: AlarmCode::Occlusion,
+        }),
+        2,
+    );
+    send_signed(&mut core, &clear, 6 * MINUTE_MS);
+    let logged = kinds(drain(&mut core, 6 * MINUTE_MS));
+    assert!(logged.contains(&"AlarmCleared".into()), "{logged:?}");
+    assert!(
+        logged.contains(&"CommandAuthenticated".into()),
+        "{logged:?}"
+    );
+    // A prescription refused, and one installed.
+    let _ = core.install_prescription(TELEMETRY, &signed(1), 7 * MINUTE_MS);
+    assert!(kinds(drain(&mut core, 7 * MINUTE_MS)).contains(&"PrescriptionRejected".into()));
+    core.install_prescription(TELEMETRY, &signed(2), 8 * MINUTE_MS)
+        .unwrap();
+    assert!(kinds(drain(&mut core, 8 * MINUTE_MS)).contains(&"PrescriptionInstalled".into()));
+}
