@@ -208,6 +208,9 @@ code_enum! {
         /// The pump has been suspended for longer than its reminder time:
         /// therapy is still off.
         SuspendedTooLong = 15 @ (1, 1),
+        /// The mechanism faulted (stall or occlusion) for the third time
+        /// within 24 h: the clinic should examine the pump and catheter.
+        RepeatedFaults = 16 @ (1, 1),
     }
 }
 

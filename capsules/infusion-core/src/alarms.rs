@@ -19,7 +19,8 @@ pub fn priority_of(code: AlarmCode) -> AlarmPriority {
         | AlarmCode::BatteryReplacement
         | AlarmCode::AppFault
         | AlarmCode::RepeatedResets
-        | AlarmCode::SuspendedTooLong => AlarmPriority::Medium,
+        | AlarmCode::SuspendedTooLong
+        | AlarmCode::RepeatedFaults => AlarmPriority::Medium,
         AlarmCode::RefillDue => AlarmPriority::Low,
         // A code this build does not know is treated as the most urgent.
         AlarmCode::Other(_) => AlarmPriority::High,

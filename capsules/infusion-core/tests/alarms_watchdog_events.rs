@@ -26,6 +26,7 @@ fn sr_alm_001_priorities_follow_iec_60601_1_8() {
         (SelfTestFailed, High),
         (UncommandedMotion, High),
         (SuspendedTooLong, Medium),
+        (RepeatedFaults, Medium),
         (AlarmCode::Other(999), High),
     ];
     for (code, priority) in expected {
@@ -33,7 +34,7 @@ fn sr_alm_001_priorities_follow_iec_60601_1_8() {
     }
     assert_eq!(
         AlarmCode::ALL.len(),
-        15,
+        16,
         "a new alarm code needs a priority here"
     );
 }
@@ -469,4 +470,45 @@ fn sr_evt_004_every_programmer_action_and_every_fault_is_logged() {
     core.install_prescription(TELEMETRY, &signed(2), 8 * MINUTE_MS)
         .unwrap();
     assert!(kinds(drain(&mut core, 8 * MINUTE_MS)).contains(&"PrescriptionInstalled".into()));
+}
+
+#[test]
+fn sr_alm_006_a_third_mechanism_fault_within_24_h_calls_for_the_clinic() {
+    let fault = |core: &mut Core, code, t| {
+        core.on_fault_input(code, true, t);
+        core.on_fault_input(code, false, t + 1);
+        core.clear_fault(TELEMETRY, code, t + 2).unwrap();
+    };
+    let mut core = running(0);
+    fault(&mut core, AlarmCode::Occlusion, HOUR_MS);
+    fault(&mut core, AlarmCode::MotorStall, 2 * HOUR_MS);
+    assert!(!core.alarms().is_active(AlarmCode::RepeatedFaults));
+    // 25.5 h: the first has left the window, so two in 24 h.
+    fault(
+        &mut core,
+        AlarmCode::Occlusion,
+        25 * HOUR_MS + 30 * MINUTE_MS,
+    );
+    assert!(!core.alarms().is_active(AlarmCode::RepeatedFaults));
+    // 25.75 h: with the one at 2 h and the one at 25.5 h, three in 24 h.
+    fault(
+        &mut core,
+        AlarmCode::Occlusion,
+        25 * HOUR_MS + 45 * MINUTE_MS,
+    );
+    assert!(core.alarms().is_active(AlarmCode::RepeatedFaults));
+    assert_eq!(
+        priority_of(AlarmCode::RepeatedFaults),
+        AlarmPriority::Medium
+    );
+    // The clinic clears it once it has looked.
+    core.clear_fault(TELEMETRY, AlarmCode::RepeatedFaults, 26 * HOUR_MS)
+        .unwrap();
+    assert!(!core.alarms().is_active(AlarmCode::RepeatedFaults));
+    // An input held asserted (bouncing) is one fault, not many.
+    let mut core = running(0);
+    for i in 0..5 {
+        core.on_fault_input(AlarmCode::Occlusion, true, i * MINUTE_MS);
+    }
+    assert!(!core.alarms().is_active(AlarmCode::RepeatedFaults));
 }

@@ -481,6 +481,11 @@ pub fn added_code_example(enum_name: &str, name: &str) -> Option<Frame> {
             code: AlarmCode::SuspendedTooLong,
             priority: AlarmPriority::Medium,
         }),
+        ("AlarmCode", "RepeatedFaults") => Message::AlarmRaised(AlarmRaised {
+            time_ms: t + 1_690_000,
+            code: AlarmCode::RepeatedFaults,
+            priority: AlarmPriority::Medium,
+        }),
         ("AlarmCode", "SelfTestFailed") => Message::AlarmRaised(AlarmRaised {
             time_ms: t + 1_660_000,
             code: AlarmCode::SelfTestFailed,

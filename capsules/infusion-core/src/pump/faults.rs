@@ -105,7 +105,10 @@ impl<P: Platform> InfusionCore<P> {
             AlarmCode::MotorStall | AlarmCode::Occlusion => {
                 self.fault_inputs & fault_input_bit(code) == 0
             }
-            AlarmCode::AppFault | AlarmCode::RefillDiscrepancy | AlarmCode::RepeatedResets => true,
+            AlarmCode::AppFault
+            | AlarmCode::RefillDiscrepancy
+            | AlarmCode::RepeatedResets
+            | AlarmCode::RepeatedFaults => true,
             // SR-STS-001: only once every test that failed has passed again.
             AlarmCode::SelfTestFailed => self.self_tests_failed == 0,
             // SR-MOT-006: once the clinic has examined the mechanism.
@@ -134,7 +137,13 @@ impl<P: Platform> InfusionCore<P> {
         }
         if asserted {
             self.stop_all(DeliveryOutcome::Aborted, now);
+            let newly = !self.p.alarms.is_active(code);
             self.raise(code, now);
+            // SR-ALM-006: the third mechanism fault in 24 h is a pattern.
+            if newly && self.mechanism_faults.record(now) >= super::state::REPEATED_FAULTS_ALARM_AT
+            {
+                self.raise(AlarmCode::RepeatedFaults, now);
+            }
             self.save();
         }
         self.sync_outputs(now);

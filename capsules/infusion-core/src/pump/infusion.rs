@@ -39,6 +39,8 @@ pub struct InfusionCore<P: Platform> {
     /// Since when therapy has been suspended, as this boot knows it (a
     /// restore counts from itself: SR-ENV-013).
     pub(super) suspended_since_ms: Option<u64>,
+    /// Recent stalls and occlusions (SR-ALM-006).
+    pub(super) mechanism_faults: super::state::FaultHistory,
     /// The fault inputs now asserted, a bit each (stall, occlusion): one
     /// released input must not clear another's (SR-ALM-004).
     pub(super) fault_inputs: u8,
@@ -87,6 +89,7 @@ impl<P: Platform> InfusionCore<P> {
             steps_since_encoder: 0,
             pulses_since_step: 0,
             suspended_since_ms: None,
+            mechanism_faults: super::state::FaultHistory::default(),
             fault_inputs: 0,
             self_tests_failed: 0,
             signal: AlarmSignal::OFF,

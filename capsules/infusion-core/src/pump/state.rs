@@ -91,3 +91,29 @@ pub(crate) struct DeniedFold {
     pub last_time_ms: u64,
     pub last_command: u16,
 }
+
+/// When the last few mechanism faults (stall, occlusion) were raised, this
+/// boot: the third within 24 h calls for the clinic (SR-ALM-006).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct FaultHistory {
+    /// Raise times, newest last; 0 is an empty slot.
+    pub times_ms: [u64; REPEATED_FAULTS_ALARM_AT],
+}
+
+/// Mechanism faults within 24 h from which `RepeatedFaults` is raised.
+pub const REPEATED_FAULTS_ALARM_AT: usize = 3;
+
+impl FaultHistory {
+    /// Records a fault at `now` and returns how many of the kept ones fall
+    /// in the 24 h before it (itself included).
+    pub fn record(&mut self, now: u64) -> usize {
+        self.times_ms.rotate_left(1);
+        if let Some(last) = self.times_ms.last_mut() {
+            *last = now.max(1);
+        }
+        self.times_ms
+            .iter()
+            .filter(|&&t| t != 0 && t.saturating_add(crate::ledger::WINDOW_MS) > now)
+            .count()
+    }
+}
