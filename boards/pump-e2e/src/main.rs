@@ -37,7 +37,9 @@
 //!    and the catheter's old drug must leave at its old rate as a bridge
 //!    bolus (seen as a running bolus in `StatusSnapshot`);
 //! 6. jams the motor (during the bridge) and checks that the stall stopped
-//!    it;
+//!    it; checks that the power-on RAM test passed in every life, and
+//!    injects a failed self-test (F11), which must be logged and raise the
+//!    high `SelfTestFailed` alarm;
 //! 7. reads the whole log back in `ReadLog` chunks;
 //!
 //! and writes the raw UART stream of all lives of the pump to `uart.bin` for
@@ -1216,6 +1218,33 @@ fn scenario(pump: &mut Pump, install: &[u8], install_change: &[u8]) -> Result<()
             "the motor kept moving after the stall: {steps_before} -> {steps_after} steps"
         ));
     }
+
+    // 6b. Self-tests: the power-on RAM test passed at every boot, and an
+    // injected failure (F11: the board reports a failed program-memory
+    // check) is logged and raises the high SelfTestFailed alarm.
+    let kernel_log = fs::read_to_string(&pump.kernel_log).unwrap_or_default();
+    let posts = kernel_log.matches("[post] RAM test over 1024 bytes: passed").count();
+    if posts != pump.lives || kernel_log.contains("RAM test over 1024 bytes: FAILED") {
+        return Err(format!(
+            "power-on RAM test: {posts} passes in {} lives",
+            pump.lives
+        ));
+    }
+    pump.log(&format!("power-on RAM test passed in each of the {posts} lives"));
+    pump.key("f11", "a self-test fails (injected)")?;
+    pump.wait("SelfTestFailed and AlarmRaised(SelfTestFailed)", 10, |link| {
+        let event = link.frames.iter().any(|f| {
+            matches!(&f.message, Message::SelfTestFailed(s)
+                if s.test == 2 && s.detail == 0xBAD0_C0DE)
+        });
+        let alarm = link.frames.iter().any(|f| {
+            matches!(&f.message, Message::AlarmRaised(a)
+                if a.code == pump_protocol::AlarmCode::SelfTestFailed
+                    && a.priority == pump_protocol::AlarmPriority::High)
+        });
+        (event && alarm).then_some(())
+    })?;
+    pump.log("SelfTestFailed (program memory) logged and its high alarm raised (PASS)");
 
     // 7. Read the whole log back.
     let mut from = 0;

@@ -184,6 +184,12 @@ check "the board's watchdog stopped the hung kernel loop twice (kernel log)" \
     eq "$(grep -c '^\[wdt\] the kernel loop was not fed for' "$run/kernel.log")" 2
 check "the second watchdog reset in a row raised the medium RepeatedResets alarm, once, and the clinic cleared it" \
     sh -c "[ $(live AlarmRaised | grep '"code":"RepeatedResets"' | grep -c '"priority":"Medium"') -eq 1 ] && [ $(live AlarmRaised | grep -c '"code":"RepeatedResets"') -eq 1 ] && [ $(live AlarmCleared | grep -c '"code":"RepeatedResets"') -eq 1 ]"
+# Self-tests (SR-STS-001/002): the power-on RAM test passed at each of the
+# four boots, and the failure F11 injected is logged with its high alarm.
+check "the power-on RAM test passed at every boot (kernel log: 4 of 4)" \
+    eq "$(grep -c '^\[post\] RAM test over 1024 bytes: passed' "$run/kernel.log")" 4
+check "an injected self-test failure logged (SelfTestFailed, program memory) with the high SelfTestFailed alarm" \
+    sh -c "[ $(live SelfTestFailed | grep -c '"test":2') -eq 1 ] && [ $(live AlarmRaised | grep '"code":"SelfTestFailed"' | grep -c '"priority":"High"') -eq 1 ]"
 # Log = motor steps: the DeliveryRecords of all lives (Unconfirmed included)
 # against the mechanism's own count (kept across restarts, the last F7
 # report). Each reset may count up to RESERVATION_STEPS (32) steps the motor

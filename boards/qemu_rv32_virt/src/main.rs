@@ -28,7 +28,9 @@
 //! - A watchdog (`watchdog`) stops the machine when the kernel loop stops
 //!   iterating for 3 s (QEMU exit status `0x57`) after marking the reset
 //!   record; the host starts QEMU again on the same files, and the capsule
-//!   logs the watchdog reset at the next boot. F10 hangs the kernel loop.
+//!   logs the watchdog reset at the next boot. F10 hangs the kernel loop,
+//!   F11 reports a failed self-test (the power-on RAM test runs at every
+//!   boot).
 //! - The one UART carries the apps' text (console, driver 1) and the
 //!   telemetry link (a second console at `infusion::policy::LINK_DRIVER_NUM`
 //!   that only the telemetry app may use; text never contains `0x00`, frames
@@ -246,6 +248,17 @@ struct ProcessList {
     watchdog: &'static watchdog::KernelLoopWatchdog,
     flash: &'static flash::FileFlash,
     store: &'static Store,
+}
+
+/// Words of the power-on RAM test's scratch region.
+const POST_RAM_WORDS: usize = 256;
+
+/// F11 on the simulated keyboard: a hardware self-test fails, as a board
+/// test that found a fault would report it (the end to end's injection).
+impl sim::SelfTestInjector for Pump {
+    fn inject_self_test_failure(&self) {
+        self.report_self_test(infusion::selftest::SelfTest::ProgramMemory, Err(0xBAD0_C0DE));
+    }
 }
 
 impl sim::ProcessReport for ProcessList {
@@ -578,6 +591,16 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
         debug!("[wdt] this boot follows a watchdog reset");
     }
     pump.set_reset_memory(reset_memory);
+    // Power-on RAM test (SR-STS-002) over a scratch region nothing lives in
+    // yet; the capsule reports it once the records are restored.
+    let ram_scratch = static_init!([u32; POST_RAM_WORDS], [0; POST_RAM_WORDS]);
+    let ram_test = infusion::selftest::march_c_minus(&mut ram_scratch[..]).map_err(|i| i as u32);
+    debug!(
+        "[post] RAM test over {} bytes: {}",
+        POST_RAM_WORDS * 4,
+        if ram_test.is_ok() { "passed" } else { "FAILED" }
+    );
+    pump.set_power_on_ram_test(ram_test);
     // QEMU has no battery: it counts at the nRF52840-DK's prices, so the end
     // to end exercises the coulomb count, ERI dates and the outlook.
     pump.set_energy_profile(infusion::energy::NRF52840_DK);
@@ -612,7 +635,7 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
     );
     let sim_keys = static_init!(
         SimKeys<'static, VAlarm>,
-        SimKeys::new(button_pin, mechanism, process_report)
+        SimKeys::new(button_pin, mechanism, process_report, pump)
     );
     let keyboard = setup_keyboard(peripherals, sim_keys);
 

@@ -22,7 +22,8 @@
 //!   high-water marks) to the kernel log, F9 crashes the dosing app (the
 //!   kernel faults it as it would on a memory fault, and the board's fault
 //!   policy restarts it), F10 hangs the kernel loop (the board's watchdog
-//!   resets the machine).
+//!   resets the machine), F11 reports a failed hardware self-test (the
+//!   capsule stops delivery under the `SelfTestFailed` alarm).
 
 use core::cell::Cell;
 use kernel::debug;
@@ -55,6 +56,14 @@ pub mod keys {
     pub const F9: u16 = 67;
     /// Hang the kernel loop (the watchdog test).
     pub const F10: u16 = 68;
+    /// Inject a failed hardware self-test.
+    pub const F11: u16 = 87;
+}
+
+/// Where F11's injected self-test failure goes (the capsule).
+pub trait SelfTestInjector {
+    /// Reports a failed self-test, as a board test that found a fault would.
+    fn inject_self_test_failure(&self);
 }
 
 /// Which line an output pin is.
@@ -466,6 +475,7 @@ pub struct SimKeys<'a, A: Alarm<'a>> {
     button: &'a SimInputPin<'a>,
     mechanism: &'a SimMechanism<'a, A>,
     processes: &'a dyn ProcessReport,
+    self_tests: &'a dyn SelfTestInjector,
 }
 
 impl<'a, A: Alarm<'a>> SimKeys<'a, A> {
@@ -473,11 +483,13 @@ impl<'a, A: Alarm<'a>> SimKeys<'a, A> {
         button: &'a SimInputPin<'a>,
         mechanism: &'a SimMechanism<'a, A>,
         processes: &'a dyn ProcessReport,
+        self_tests: &'a dyn SelfTestInjector,
     ) -> Self {
         Self {
             button,
             mechanism,
             processes,
+            self_tests,
         }
     }
 }
@@ -503,6 +515,10 @@ impl<'a, A: Alarm<'a>> KeyboardClient for SimKeys<'a, A> {
                 keys::F8 if pressed => self.processes.report(),
                 keys::F9 if pressed => self.processes.fault("dosing"),
                 keys::F10 if pressed => hang(),
+                keys::F11 if pressed => {
+                    debug!("[sim] F11: a self-test fails (injected)");
+                    self.self_tests.inject_self_test_failure();
+                }
                 _ => {}
             }
         }

@@ -87,6 +87,8 @@ pub struct Infusion<'a, A: Alarm<'a>> {
     scratch: MapCell<Scratch>,
     /// Where the board keeps its record of why it started ([`crate::reset`]).
     reset_memory: OptionalCell<&'a dyn ResetMemory>,
+    /// The board's power-on RAM test, reported once the core is restored.
+    power_on_ram_test: OptionalCell<Result<(), u32>>,
 }
 
 /// The Tock error code for a core error, by `infusion_core::tock_error_name`
@@ -169,6 +171,7 @@ impl<'a, A: Alarm<'a>> Infusion<'a, A> {
                 rw: [0; RW_SCRATCH_LEN],
             }),
             reset_memory: OptionalCell::empty(),
+            power_on_ram_test: OptionalCell::empty(),
         }
     }
 
@@ -177,6 +180,21 @@ impl<'a, A: Alarm<'a>> Infusion<'a, A> {
     /// then continues the saved count, or starts a new battery.
     pub fn set_energy_profile(&self, profile: infusion_core::energy::EnergyProfile) {
         self.core.map(|core| core.set_energy_profile(profile));
+    }
+
+    /// The board's power-on RAM test (`selftest::march_c_minus` over a
+    /// scratch region), taken before the stored records load and reported
+    /// to the core once they are restored (SR-STS-001).
+    pub fn set_power_on_ram_test(&self, outcome: Result<(), u32>) {
+        self.power_on_ram_test.set(outcome);
+    }
+
+    /// A self-test the board ran after boot (SR-STS-001); before the core is
+    /// restored it is dropped, as the board runs its tests again later.
+    pub fn report_self_test(&self, test: infusion_core::selftest::SelfTest, outcome: Result<(), u32>) {
+        let (now_ms, _) = self.now();
+        self.with_core(|core| core.on_self_test(test, outcome, now_ms));
+        self.settle();
     }
 
     /// Where the board keeps its record of why it started (see
@@ -494,6 +512,9 @@ impl<'a, A: Alarm<'a>> StoreClient for Infusion<'a, A> {
                     })
                     .unwrap_or((ResetReason::PowerOn, 0));
                 core.on_kernel_start(reason, watchdog_resets, now_ms);
+                if let Some(outcome) = self.power_on_ram_test.take() {
+                    core.on_self_test(infusion_core::selftest::SelfTest::Ram, outcome, now_ms);
+                }
             });
             self.restored.set(true);
         }

@@ -157,7 +157,9 @@ pub use crate::driver::{
 pub use crate::platform::{
     AlarmAnnunciator, FaultClient, PumpMotor, RecordStore, StoreClient, TockPlatform,
 };
-pub use infusion_core::{abi, energy, AppId, BoardConfig, HardwareLimits, ResetReason, Role};
+pub use infusion_core::{
+    abi, energy, selftest, AppId, BoardConfig, HardwareLimits, ResetReason, Role,
+};
 
 #[allow(unused_imports)] // for the links in the docs above
 use kernel::{hil, syscall::SyscallDriver};
