@@ -137,3 +137,36 @@ fn sr_role_004_numbers_past_the_table_are_unsupported_for_everyone() {
         }
     }
 }
+
+/// The Tock error each protocol error reaches an app as (the capsule's
+/// `to_tock_error` uses this one mapping): role violations look like an
+/// absent driver, state conflicts are BUSY/OFF, limits SIZE/INVAL,
+/// verification failures RESERVE, unknown commands NOSUPPORT.
+#[test]
+fn tock_error_names_follow_the_documented_classes() {
+    use infusion_core::tock_error_name;
+    use pump_protocol::ErrorCode::*;
+    let expected = [
+        (NotPermitted, "NODEVICE"),
+        (NoSupport, "NOSUPPORT"),
+        (UnknownKind, "NOSUPPORT"),
+        (Busy, "BUSY"),
+        (LockoutActive, "BUSY"),
+        (Suspended, "OFF"),
+        (FaultActive, "OFF"),
+        (NotReady, "OFF"),
+        (NoPrescription, "RESERVE"),
+        (InvalidSignature, "RESERVE"),
+        (WrongDevice, "RESERVE"),
+        (ReplayedSerial, "RESERVE"),
+        (MalformedPrescription, "RESERVE"),
+        (ReservoirInsufficient, "SIZE"),
+        (DailyLimitReached, "SIZE"),
+        (BolusCountReached, "SIZE"),
+        (BolusAboveEnvelope, "INVAL"),
+        (InvalidArgument, "INVAL"),
+    ];
+    for (error, name) in expected {
+        assert_eq!(tock_error_name(error), name, "{error:?}");
+    }
+}

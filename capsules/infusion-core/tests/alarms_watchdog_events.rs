@@ -52,6 +52,17 @@ fn sr_alm_002_highest_active_alarm_wins() {
     assert_eq!(set.top(), Some(AlarmCode::Occlusion));
     set.clear(AlarmCode::Occlusion);
     assert_eq!(set.signal(0).priority, Some(AlarmPriority::Medium));
+    // Raised highest first, the highest still wins (not the latest).
+    let mut set = AlarmSet::default();
+    set.raise(AlarmCode::Occlusion);
+    set.raise(AlarmCode::ReservoirLow);
+    set.raise(AlarmCode::RefillDue);
+    assert_eq!(set.top(), Some(AlarmCode::Occlusion));
+    assert_eq!(set.signal(0).priority, Some(AlarmPriority::High));
+    // A silenced high alarm is silent even while a lower one sounds.
+    set.silence(AlarmCode::Occlusion, 1_000);
+    assert!(!set.signal(0).audible);
+    assert!(set.signal(1_000).audible);
 
     // The same through the core and its alarm output.
     let mut core = running(0);
