@@ -423,6 +423,14 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
     // No fuel gauge on the DK: the capsule counts its own work at the
     // profile's prices (docs/energy.md), set before the records load.
     pump.set_energy_profile(infusion::energy::NRF52840_DK);
+    // Power-on RAM test (SR-STS-002) over a scratch region nothing lives in
+    // yet; the capsule reports it once the records are restored.
+    let ram_scratch = static_init!([u32; 256], [0; 256]);
+    let ram_test = infusion::selftest::march_c_minus(&mut ram_scratch[..]).map_err(|i| i as u32);
+    if ram_test.is_err() {
+        debug!("infusion pump (nrf52840dk): power-on RAM test FAILED");
+    }
+    pump.set_power_on_ram_test(ram_test);
     motor.init();
     store.load();
 
