@@ -58,11 +58,7 @@ impl SelfTest {
 /// with stuck bits in the tests.
 pub trait RamWords {
     /// Number of words.
-    fn len(&self) -> usize;
-    /// Whether there are none.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+    fn word_count(&self) -> usize;
     /// Reads word `i`.
     fn read(&self, i: usize) -> u32;
     /// Writes word `i`.
@@ -70,8 +66,8 @@ pub trait RamWords {
 }
 
 impl RamWords for [u32] {
-    fn len(&self) -> usize {
-        <[u32]>::len(self)
+    fn word_count(&self) -> usize {
+        self.len()
     }
     fn read(&self, i: usize) -> u32 {
         self.get(i).copied().unwrap_or(0)
@@ -90,7 +86,7 @@ impl RamWords for [u32] {
 pub fn march_c_minus<R: RamWords + ?Sized>(ram: &mut R) -> Result<(), usize> {
     const ZERO: u32 = 0;
     const ONE: u32 = u32::MAX;
-    let n = ram.len();
+    let n = ram.word_count();
     // ⇕(w0)
     for i in 0..n {
         ram.write(i, ZERO);

@@ -79,7 +79,7 @@ struct FaultyRam {
 }
 
 impl RamWords for FaultyRam {
-    fn len(&self) -> usize {
+    fn word_count(&self) -> usize {
         self.words.len()
     }
     fn read(&self, i: usize) -> u32 {
@@ -132,6 +132,8 @@ fn sr_sts_003_the_program_memory_crc_finds_a_changed_byte() {
         *b = (i * 31 % 251) as u8;
     }
     let mut crc = ProgramCrc::default();
+    // No reference before the first whole pass.
+    assert_eq!(crc.reference(), None);
     for pass in 0..3 {
         for slice in flash.chunks(4096) {
             crc.feed(slice);
@@ -146,8 +148,15 @@ fn sr_sts_003_the_program_memory_crc_finds_a_changed_byte() {
     }
     let found = crc.finish_pass().unwrap_err();
     assert_ne!(found, reference);
-    // The reference does not move to the corrupted image.
+    // The reference does not move to the corrupted image, and the CRC found
+    // is the one a fresh checker takes as its own reference for it.
     assert_eq!(crc.reference(), Some(reference));
+    let mut fresh = ProgramCrc::default();
+    for slice in flash.chunks(4096) {
+        fresh.feed(slice);
+    }
+    assert_eq!(fresh.finish_pass(), Ok(()));
+    assert_eq!(fresh.reference(), Some(found));
 }
 
 #[test]
@@ -163,4 +172,23 @@ fn sr_sts_004_the_clock_check_finds_a_timer_off_by_more_than_1000_ppm() {
     assert_eq!(clock_drift_ppm(0, day), 1_000_000);
     assert_eq!(clock_drift_ppm(2 * day, day), 1_000_000);
     assert_eq!(clock_drift_ppm(5, 0), u32::MAX);
+}
+
+#[test]
+fn sr_sts_001_each_test_has_its_wire_code() {
+    let codes: Vec<u8> = SelfTest::ALL.iter().map(|t| t.code()).collect();
+    assert_eq!(codes, [1, 2, 3, 4, 5]);
+    let mut core = running(0);
+    drain(&mut core, 0);
+    for test in SelfTest::ALL {
+        core.on_self_test(test, Err(u32::from(test.code()) * 10), 0);
+    }
+    let logged: Vec<(u8, u32)> = drain(&mut core, 0)
+        .into_iter()
+        .filter_map(|(_, m)| match m {
+            Message::SelfTestFailed(f) => Some((f.test, f.detail)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(logged, [(1, 10), (2, 20), (3, 30), (4, 40), (5, 50)]);
 }
