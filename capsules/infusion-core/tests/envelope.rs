@@ -521,3 +521,24 @@ fn sr_env_013_a_suspension_left_on_for_4_hours_sounds_a_reminder() {
     advance(&mut core, t + HOUR_MS + reminder, true);
     assert!(core.alarms().is_active(AlarmCode::SuspendedTooLong));
 }
+
+#[test]
+fn sr_env_009_asking_again_for_the_running_basal_changes_nothing() {
+    let mut core = running(0);
+    core.set_basal(DOSING, 40_000, 0).unwrap();
+    advance(&mut core, 30 * MINUTE_MS, true);
+    drain(&mut core, 30 * MINUTE_MS);
+    let steps = core.platform().steps;
+    // The dosing app re-asserts its rate: no run ends, no record, the
+    // curve goes on (the next step comes when it was due anyway).
+    core.set_basal(DOSING, 40_000, 30 * MINUTE_MS).unwrap();
+    let records: Vec<Message> = drain(&mut core, 30 * MINUTE_MS)
+        .into_iter()
+        .map(|(_, m)| m)
+        .filter(|m| matches!(m, Message::DeliveryRecord(_)))
+        .collect();
+    assert!(records.is_empty(), "{records:?}");
+    advance(&mut core, 60 * MINUTE_MS, true);
+    // 40 µL/h is 160 steps an hour: 80 more in the next half hour.
+    assert_eq!(core.platform().steps - steps, 80);
+}

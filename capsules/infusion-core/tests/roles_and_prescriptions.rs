@@ -239,3 +239,28 @@ fn installing_a_prescription_stops_deliveries_until_requested_again() {
     assert_eq!(core.basal_rate_nl_per_h(), 0);
     assert!(!core.platform().motor_enabled);
 }
+
+#[test]
+fn sr_role_003_a_refused_bolus_is_audited_under_its_own_command() {
+    let mut core = running(0);
+    drain(&mut core, 0);
+    for (kind, num) in [
+        (DeliveryKind::ClinicianBolus, command::CLINICIAN_BOLUS),
+        (DeliveryKind::PatientBolus, command::PATIENT_BOLUS),
+        (DeliveryKind::Priming, command::PRIMING_BOLUS),
+        (DeliveryKind::Bridge, command::BRIDGE_BOLUS),
+    ] {
+        assert_eq!(
+            core.start_bolus(ROGUE, kind, 10_000, 60_000, 0),
+            Err(ErrorCode::NotPermitted)
+        );
+        let audited: Vec<u16> = drain(&mut core, 0)
+            .into_iter()
+            .filter_map(|(_, m)| match m {
+                Message::AccessDenied(a) => Some(a.command),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(audited, [num], "{kind:?}");
+    }
+}
