@@ -388,3 +388,41 @@ fn sr_res_005_refill_concentration_must_match() {
     );
     assert_eq!(format!("{:?}", core.safety_state()), before);
 }
+
+#[test]
+fn sr_mot_001_basal_checkpoints_say_what_each_interval_delivered() {
+    // Verifies: SR-EVT-004
+    let interval = board().basal_record_interval_ms;
+    let mut core = running(0);
+    core.set_basal(DOSING, 36_000, 0).unwrap();
+    drain(&mut core, 0);
+    advance(&mut core, 3 * interval + 1, true);
+    let checkpoints: Vec<(u32, u32)> = drain(&mut core, 3 * interval + 1)
+        .into_iter()
+        .filter_map(|(_, m)| match m {
+            Message::DeliveryRecord(r)
+                if r.outcome == pump_protocol::DeliveryOutcome::Checkpoint =>
+            {
+                Some((r.duration_ms, r.volume_nl))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(checkpoints.len() >= 2, "{checkpoints:?}");
+    let total: u64 = checkpoints.iter().map(|c| u64::from(c.1)).sum();
+    let span: u64 = checkpoints.iter().map(|c| u64::from(c.0)).sum();
+    for (duration_ms, volume_nl) in &checkpoints {
+        // Each covers about one interval, at 36 µL/h (10 nL/s).
+        assert!(
+            u64::from(*duration_ms).abs_diff(interval) <= 100,
+            "{duration_ms} ms for an interval of {interval}"
+        );
+        let ideal = u64::from(*duration_ms) / 100;
+        assert!(
+            u64::from(*volume_nl).abs_diff(ideal) <= 250,
+            "{volume_nl} nL in {duration_ms} ms"
+        );
+    }
+    assert!(span <= 3 * interval + 1);
+    assert!(total <= core.platform().steps * 250);
+}
