@@ -523,3 +523,24 @@ fn sr_alm_006_a_third_mechanism_fault_within_24_h_calls_for_the_clinic() {
     }
     assert!(!core.alarms().is_active(AlarmCode::RepeatedFaults));
 }
+
+#[test]
+fn sr_evt_004_an_app_fault_and_its_restart_are_logged_with_a_medium_alarm() {
+    let mut core = running(0);
+    drain(&mut core, 0);
+    core.on_app_fault(DOSING, 7, MINUTE_MS);
+    core.on_app_restart(DOSING, 1, MINUTE_MS);
+    let events: Vec<Message> = drain(&mut core, MINUTE_MS)
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect();
+    assert!(events.iter().any(|m| matches!(m,
+        Message::AppFault(f) if f.app_id == DOSING.0 && f.fault_code == 7)));
+    assert!(events.iter().any(|m| matches!(m,
+        Message::AppRestarted(r) if r.app_id == DOSING.0 && r.restart_count == 1)));
+    assert!(core.alarms().is_active(AlarmCode::AppFault));
+    assert_eq!(
+        core.platform().signal.unwrap().priority,
+        Some(AlarmPriority::Medium)
+    );
+}
