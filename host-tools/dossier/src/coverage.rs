@@ -165,7 +165,13 @@ impl Coverage {
         }
         let totals: Vec<String> = Reference::ALL
             .iter()
-            .map(|r| self.rows.iter().filter(|row| row.reference == *r).count().to_string())
+            .map(|r| {
+                self.rows
+                    .iter()
+                    .filter(|row| row.reference == *r)
+                    .count()
+                    .to_string()
+            })
             .collect();
         o.push_str(&format!("| rows | {} |\n", totals.join(" | ")));
         let figures: Vec<String> = Reference::ALL
@@ -177,7 +183,10 @@ impl Coverage {
                     .map(|s| self.count(*r, *s))
                     .sum();
                 let applicable = answered + self.count(*r, Status::Gap);
-                format!("{answered} / {applicable} ({})", per_mille(answered, applicable))
+                format!(
+                    "{answered} / {applicable} ({})",
+                    percent_one_decimal(answered, applicable)
+                )
             })
             .collect();
         o.push_str(&format!(
@@ -190,7 +199,7 @@ impl Coverage {
 
 /// `part / whole` as a percentage with one decimal, rounded down so that a
 /// figure never claims more coverage than there is.
-fn per_mille(part: usize, whole: usize) -> String {
+fn percent_one_decimal(part: usize, whole: usize) -> String {
     if whole == 0 {
         return "— %".to_string();
     }
@@ -225,7 +234,11 @@ pub fn parse(text: &str) -> Coverage {
             in_table = true;
             continue;
         }
-        if !in_table || row.iter().all(|c| c.chars().all(|ch| ch == '-' || ch == ':')) {
+        if !in_table
+            || row
+                .iter()
+                .all(|c| c.chars().all(|ch| ch == '-' || ch == ':'))
+        {
             continue;
         }
         let reference_id = row[0].clone();

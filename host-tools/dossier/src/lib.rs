@@ -284,7 +284,7 @@ impl Dossier {
             for id in &row.requirements {
                 let what = if self.requirements.get(id).is_none() {
                     format!("which is not in {REQUIREMENTS_PATH}")
-                } else if !self.tests.by_id.get(id).is_some_and(|t| !t.is_empty()) {
+                } else if self.tests.by_id.get(id).is_none_or(|t| t.is_empty()) {
                     "which no test verifies".to_string()
                 } else {
                     continue;
@@ -313,7 +313,9 @@ impl Dossier {
         if self.coverage.errors.is_empty() && !self.coverage.text.contains(&summary) {
             add(
                 Check::ReferenceCoverage,
-                format!("{path}: the summary differs from the rows; it must contain exactly\n{summary}"),
+                format!(
+                    "{path}: the summary differs from the rows; it must contain exactly\n{summary}"
+                ),
             );
         }
     }
