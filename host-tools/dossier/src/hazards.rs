@@ -47,7 +47,7 @@ impl Hazards {
 }
 
 /// Splits a Markdown table row on unescaped `|`.
-fn cells(line: &str) -> Vec<String> {
+pub(crate) fn cells(line: &str) -> Vec<String> {
     let inner = line.trim().trim_start_matches('|');
     let inner = inner.strip_suffix('|').unwrap_or(inner);
     let mut out = Vec::new();
@@ -71,7 +71,7 @@ fn cells(line: &str) -> Vec<String> {
     out
 }
 
-fn hazard_ids(text: &str) -> Vec<(String, usize)> {
+pub(crate) fn hazard_ids(text: &str) -> Vec<(String, usize)> {
     let b = text.as_bytes();
     let mut out = Vec::new();
     let mut from = 0;

@@ -7,6 +7,8 @@
 //!   only).
 //! - every `.rs` file: which tests name which requirement.
 //! - every `Cargo.lock` and `docs/safety/soup-rationale.toml`: the SOUP list.
+//! - `docs/safety/reference-coverage.md`: the answer to each reference
+//!   requirement (GIP v1.0, Open PCA 1.0.0), checked against the others.
 //!
 //! Outputs: `docs/safety/traceability.md` and `docs/safety/soup.md`, written
 //! by `cargo run -p pump-dossier -- regenerate` and checked for staleness by
@@ -14,6 +16,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod coverage;
 pub mod hazards;
 pub mod imports;
 pub mod requirements;
@@ -62,6 +65,10 @@ pub enum Check {
     /// A direct dependency has no rationale, or the lockfiles, manifests or
     /// rationale file could not be read.
     SoupRationale,
+    /// reference-coverage.md is malformed, a row names an SR that does not
+    /// exist or that no test verifies, or a hazard without a row, or its
+    /// summary differs from its rows.
+    ReferenceCoverage,
 }
 
 /// One problem.
@@ -85,6 +92,8 @@ pub struct Dossier {
     pub requirements: requirements::Requirements,
     /// Parsed hazards.md.
     pub hazards: hazards::Hazards,
+    /// Parsed reference-coverage.md.
+    pub coverage: coverage::Coverage,
     /// Test scan.
     pub tests: TestIndex,
     /// SOUP analysis.
@@ -113,9 +122,11 @@ impl Dossier {
         let areas: BTreeSet<String> = requirements.areas.keys().cloned().collect();
         let hazards = hazards::parse(&read(HAZARDS_PATH), &areas);
         let rationales = soup::parse_rationale(&read(soup::RATIONALE_PATH));
+        let coverage = coverage::parse(&read(coverage::COVERAGE_PATH));
         Dossier {
             requirements,
             hazards,
+            coverage,
             tests: TestIndex::scan(tree),
             soup: soup::analyze(tree),
             rationales,
@@ -145,6 +156,8 @@ impl Dossier {
                 Check::SoupRationale
             } else if path == HAZARDS_PATH {
                 Check::HazardsFile
+            } else if path == coverage::COVERAGE_PATH {
+                Check::ReferenceCoverage
             } else {
                 Check::Requirements
             };
@@ -250,8 +263,61 @@ impl Dossier {
                 }
             }
         }
+        self.coverage_problems(&mut add);
         out.sort();
         out
+    }
+
+    /// The problems of reference-coverage.md: its format, every SR a row
+    /// names must exist and be verified by a test (a row claiming coverage
+    /// by an untested requirement claims nothing), every hazard must have a
+    /// row, and the summary must be the one its rows give.
+    fn coverage_problems(&self, add: &mut impl FnMut(Check, String)) {
+        let path = coverage::COVERAGE_PATH;
+        if self.missing.iter().any(|m| m == path) {
+            return;
+        }
+        for e in &self.coverage.errors {
+            add(Check::ReferenceCoverage, format!("{path} {e}"));
+        }
+        for row in &self.coverage.rows {
+            for id in &row.requirements {
+                let what = if self.requirements.get(id).is_none() {
+                    format!("which is not in {REQUIREMENTS_PATH}")
+                } else if self.tests.by_id.get(id).is_none_or(|t| t.is_empty()) {
+                    "which no test verifies".to_string()
+                } else {
+                    continue;
+                };
+                add(
+                    Check::ReferenceCoverage,
+                    format!(
+                        "{path} line {}: {} names {id}, {what}. A row may name only verified requirements; if none covers it, its status is `gap`.",
+                        row.line, row.reference_id
+                    ),
+                );
+            }
+            for id in &row.hazards {
+                if self.hazards.get(id).is_none() {
+                    add(
+                        Check::ReferenceCoverage,
+                        format!(
+                            "{path} line {}: {} names {id}, which has no row in {HAZARDS_PATH}",
+                            row.line, row.reference_id
+                        ),
+                    );
+                }
+            }
+        }
+        let summary = self.coverage.summary();
+        if self.coverage.errors.is_empty() && !self.coverage.text.contains(&summary) {
+            add(
+                Check::ReferenceCoverage,
+                format!(
+                    "{path}: the summary differs from the rows; it must contain exactly\n{summary}"
+                ),
+            );
+        }
     }
 }
 

@@ -65,3 +65,8 @@ fn soup_list_is_current() {
 fn every_direct_dependency_has_a_soup_rationale() {
     assert_clean(Check::SoupRationale);
 }
+
+#[test]
+fn reference_coverage_rows_name_verified_requirements_and_known_hazards() {
+    assert_clean(Check::ReferenceCoverage);
+}
