@@ -544,3 +544,19 @@ fn sr_evt_004_an_app_fault_and_its_restart_are_logged_with_a_medium_alarm() {
         Some(AlarmPriority::Medium)
     );
 }
+
+#[test]
+fn sr_wdg_003_reset_reasons_round_trip_their_wire_codes_and_names() {
+    use infusion_core::ResetReason;
+    for (reason, code, name) in [
+        (ResetReason::PowerOn, 1, "PowerOn"),
+        (ResetReason::Watchdog, 2, "Watchdog"),
+    ] {
+        assert_eq!(reason.code(), code);
+        assert_eq!(ResetReason::from_code(code), Some(reason));
+        assert_eq!(reason.name(), name);
+    }
+    // A code this build does not know is kept as a number by readers.
+    assert_eq!(ResetReason::from_code(0), None);
+    assert_eq!(ResetReason::from_code(3), None);
+}
