@@ -426,3 +426,43 @@ fn sr_mot_001_basal_checkpoints_say_what_each_interval_delivered() {
     assert!(span <= 3 * interval + 1);
     assert!(total <= core.platform().steps * 250);
 }
+
+#[test]
+fn sr_res_002_the_low_reservoir_alarm_starts_below_its_threshold_exactly() {
+    // The test envelope's threshold is 2 mL.
+    let threshold = envelope().reservoir_low_threshold_nl;
+    let mut core = fresh(0);
+    core.install_prescription(TELEMETRY, &signed(1), 0).unwrap();
+    core.refill(TELEMETRY, 0, threshold, CONCENTRATION_UG_PER_ML, 0)
+        .unwrap();
+    assert!(!core.alarms().is_active(AlarmCode::ReservoirLow));
+    assert!(!core.alarms().is_active(AlarmCode::ReservoirEmpty));
+    core.refill(
+        TELEMETRY,
+        threshold,
+        threshold - 1,
+        CONCENTRATION_UG_PER_ML,
+        0,
+    )
+    .unwrap();
+    assert!(core.alarms().is_active(AlarmCode::ReservoirLow));
+    // One step left is not empty; less than one is.
+    core.refill(
+        TELEMETRY,
+        threshold - 1,
+        NL_PER_STEP,
+        CONCENTRATION_UG_PER_ML,
+        0,
+    )
+    .unwrap();
+    assert!(!core.alarms().is_active(AlarmCode::ReservoirEmpty));
+    core.refill(
+        TELEMETRY,
+        NL_PER_STEP,
+        NL_PER_STEP - 1,
+        CONCENTRATION_UG_PER_ML,
+        0,
+    )
+    .unwrap();
+    assert!(core.alarms().is_active(AlarmCode::ReservoirEmpty));
+}

@@ -38,6 +38,12 @@ fn sr_sts_001_a_failed_self_test_stops_delivery_under_a_latched_high_alarm() {
         core.set_basal(DOSING, 10_000, 2 * HOUR_MS),
         Err(ErrorCode::FaultActive)
     );
+    // A pass of another test does not clear this one's failure.
+    core.on_self_test(SelfTest::Clock, Ok(()), 2 * HOUR_MS);
+    assert_eq!(
+        core.clear_fault(TELEMETRY, AlarmCode::SelfTestFailed, 2 * HOUR_MS),
+        Err(ErrorCode::InvalidArgument)
+    );
     // A second test fails too; the clinic cannot clear until both pass.
     core.on_self_test(SelfTest::Clock, Err(5_000), 2 * HOUR_MS);
     core.on_self_test(SelfTest::Ram, Ok(()), 2 * HOUR_MS);
@@ -191,4 +197,14 @@ fn sr_sts_001_each_test_has_its_wire_code() {
         })
         .collect();
     assert_eq!(logged, [(1, 10), (2, 20), (3, 30), (4, 40), (5, 50)]);
+}
+
+#[test]
+fn sr_sts_001_a_single_failure_clears_once_that_test_passes() {
+    let mut core = running(0);
+    core.on_self_test(SelfTest::Images, Err(1), 0);
+    core.on_self_test(SelfTest::Images, Ok(()), MINUTE_MS);
+    core.clear_fault(TELEMETRY, AlarmCode::SelfTestFailed, MINUTE_MS)
+        .unwrap();
+    assert_eq!(core.pump_state(), PumpState::Running);
 }
