@@ -542,3 +542,25 @@ fn sr_env_009_asking_again_for_the_running_basal_changes_nothing() {
     // 40 µL/h is 160 steps an hour: 80 more in the next half hour.
     assert_eq!(core.platform().steps - steps, 80);
 }
+
+#[test]
+fn sr_env_013_the_core_asks_to_wake_for_the_reminder_itself() {
+    // The dosing app stops checking in, so after its watchdog fires
+    // nothing else wakes the core: the reminder must ask for its own time.
+    let reminder = infusion_core::SUSPEND_REMINDER_MS;
+    let since = HOUR_MS + 7;
+    let mut core = running(0);
+    core.suspend(TELEMETRY, since).unwrap();
+    let mut asked = Vec::new();
+    let mut t = since;
+    while t < since + reminder + HOUR_MS {
+        let Some(next) = core.next_wakeup() else {
+            break;
+        };
+        t = next;
+        asked.push(t);
+        core.on_timer(t);
+    }
+    assert!(asked.contains(&(since + reminder)), "{asked:?}");
+    assert!(core.alarms().is_active(AlarmCode::SuspendedTooLong));
+}
