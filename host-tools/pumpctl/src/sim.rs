@@ -29,7 +29,6 @@
 use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::rc::Rc;
 
 use dosing_core::{CatheterContents, DosingCapsule, DosingConfig, DosingCore, Now, SavedState};
 use infusion_core::command as cmd;
@@ -44,9 +43,7 @@ use pump_protocol::{
     StreamItem, Suspend,
 };
 use rand::{RngExt, SeedableRng};
-use telemetry_core::{
-    LinkOutput, LogStorage, StorageError, TelemetryCapsule, TelemetryCore, RECORD_LEN,
-};
+use telemetry_core::{LinkOutput, TelemetryCapsule, TelemetryCore};
 
 use crate::board::{self, DOSING_APP, NL_PER_STEP, SIM_EPOCH_UTC_MS, TELEMETRY_APP};
 use crate::error::{Error, Result};
@@ -344,60 +341,20 @@ impl DosingCapsule for DosingPort<'_> {
     }
 }
 
-/// Record slots of the telemetry app's log flash. Ample for the host's
-/// daily reads (a day of therapy is a few dozen events); a run that logs
-/// more between two reads loses the oldest, and the host sees a `LogGap`.
-pub const LOG_SLOTS: u32 = 4096;
+/// The telemetry app's log flash: the boards' log region
+/// (`pump_abi::log_region`: 64 pages of 4 KiB) on the flash model, shared so
+/// the app can be rebuilt over the same flash. 90 days of the demo fill a
+/// fraction of it (`docs/persistence.md` §9); a run that logs more between
+/// two reads loses the oldest page, and the host sees a `LogGap`.
+pub type SimFlash = storage_core::SharedSimFlash;
 
-/// One record slot of the log flash: `None` while erased.
-type FlashSlot = Option<Box<[u8; RECORD_LEN]>>;
-
-/// The telemetry app's log flash: record slots that survive power loss
-/// (the handle is shared, so the app can be rebuilt over the same flash).
-#[derive(Clone, Debug)]
-pub struct SimFlash(Rc<RefCell<Vec<FlashSlot>>>);
-
-impl SimFlash {
-    /// `slots` erased slots.
-    pub fn new(slots: u32) -> Self {
-        Self(Rc::new(RefCell::new(vec![None; slots as usize])))
-    }
-}
-
-impl LogStorage for SimFlash {
-    fn slot_count(&self) -> u32 {
-        u32::try_from(self.0.borrow().len()).unwrap_or(u32::MAX)
-    }
-
-    fn read(
-        &mut self,
-        slot: u32,
-        record: &mut [u8; RECORD_LEN],
-    ) -> std::result::Result<(), StorageError> {
-        let slots = self.0.borrow();
-        match slots.get(slot as usize).ok_or(StorageError::OutOfRange)? {
-            Some(stored) => record.copy_from_slice(&stored[..]),
-            // Erased flash.
-            None => record.fill(0xFF),
-        }
-        Ok(())
-    }
-
-    fn write(
-        &mut self,
-        slot: u32,
-        record: &[u8; RECORD_LEN],
-    ) -> std::result::Result<(), StorageError> {
-        let mut slots = self.0.borrow_mut();
-        let stored = slots
-            .get_mut(slot as usize)
-            .ok_or(StorageError::OutOfRange)?;
-        match stored {
-            Some(existing) => existing.copy_from_slice(record),
-            None => *stored = Some(Box::new(*record)),
-        }
-        Ok(())
-    }
+/// The log region, erased.
+pub fn log_flash(seed: u64) -> SimFlash {
+    use infusion_core::abi::log_region;
+    storage_core::SharedSimFlash::new(
+        storage_core::SimFlash::new(log_region::PAGE_BYTES, log_region::PAGES, seed)
+            .expect("a valid geometry"),
+    )
 }
 
 /// The capsule as the telemetry app sees it: every call goes through the
@@ -1165,7 +1122,7 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
     prescription.device_id = board::SIM_DEVICE_ID;
     prescription.serial = 1;
     prescription.issued_time_ms = SIM_EPOCH_UTC_MS;
-    let flash = SimFlash::new(LOG_SLOTS);
+    let flash = log_flash(cfg.seed);
     let mut sim = Sim {
         config: board_config,
         core,
