@@ -167,11 +167,11 @@ fn the_demo_log_fits_its_flash_region_and_wears_it_slowly() {
     assert_eq!(log["pages_erased"], 0);
     assert_eq!(log["records_erased"], 0);
     assert_eq!(summary["log"]["lost_events"], 0);
-    // At least 90 days held (with one page lost to each erase).
-    assert!(log["days_held_x100"].as_u64().unwrap() >= 150_00, "{log}");
+    // Well over the 90 days required (with one page lost to each erase).
+    assert!(log["days_held_x100"].as_u64().unwrap() >= 15_000, "{log}");
     // A handful of erase cycles a year: 10 000 cycles last centuries.
     let cycles = log["erase_cycles_per_page_per_year_x100"].as_u64().unwrap();
-    assert!(cycles > 0 && cycles <= 5_00, "{log}");
+    assert!(cycles > 0 && cycles <= 500, "{log}");
 }
 
 #[test]
