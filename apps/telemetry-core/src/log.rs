@@ -10,6 +10,8 @@
 //! - After it, records back to back, each word-aligned: length of the frame
 //!   (`u16`), magic `LR`, the frame's sequence number, a CRC-32C over all of
 //!   it, then the frame padded to a whole word. A record never spans pages.
+//! - The page's last word is its **seal**, programmed (to 0) when the log
+//!   moves on from the page, before the page after it is erased.
 //!
 //! Rules (NOR flash: a word is programmed once, a page erased as a whole):
 //!
@@ -25,8 +27,12 @@
 //!   fails its CRC and reads as a hole (its length word is written first,
 //!   so the next record is found after it); if even that word is torn, the
 //!   rest of the page is not trusted and the next append opens a new page.
-//!   A torn erase or page header reads as a page that is not part of the
-//!   log (erased again before use).
+//!   A torn page header reads as a page that is not part of the log (erased
+//!   before use). A torn erase may leave the page's header and some of its
+//!   records as they were, with others erased or garbled in between; the
+//!   seal on the head page says that the page after it was being erased,
+//!   so opening leaves that page out of the log, and no hole inside the log
+//!   can come from an erase.
 //! - Sequence numbers strictly increase with the write order (the caller
 //!   ensures it), which lets a read find its start by a binary search over
 //!   the pages.
@@ -52,8 +58,13 @@ pub const RECORD_LEN: usize = RECORD_HEADER_LEN + MAX_FRAME_LEN;
 /// the padding to a word).
 pub const MAX_RECORD_SPAN: u32 = span(MAX_FRAME_LEN);
 
-/// The smallest page the log accepts: a header and the largest record.
-pub const MIN_PAGE_BYTES: u32 = PAGE_HEADER_LEN as u32 + MAX_RECORD_SPAN;
+/// Bytes at the end of every page kept for its seal (one word, programmed
+/// before the page after it is erased; see the module documentation).
+pub const SEAL_LEN: u32 = WORD_BYTES;
+
+/// The smallest page the log accepts: a header, the largest record and the
+/// seal.
+pub const MIN_PAGE_BYTES: u32 = PAGE_HEADER_LEN as u32 + MAX_RECORD_SPAN + SEAL_LEN;
 
 /// Most pages a log may have (bounds the scan at open).
 pub const MAX_PAGES: u32 = 4096;
@@ -176,9 +187,17 @@ impl<S: LogStorage> PersistentLog<S> {
             return;
         };
         self.head = head;
+        // A sealed head: the page after it was being opened (erased), so it
+        // is not part of the log whatever it holds.
+        let sealed = self.is_sealed(head_page);
+        let behind = if sealed {
+            self.pages - 2
+        } else {
+            self.pages - 1
+        };
         // The pages before it whose numbers follow on.
         let mut oldest = head_seq;
-        for back in 1..self.pages {
+        for back in 1..=behind {
             let page = (head_page + self.pages - back) % self.pages;
             match self.page_sequence(page) {
                 Some(seq) if head_seq >= back && seq == head_seq - back => oldest = seq,
@@ -192,10 +211,11 @@ impl<S: LogStorage> PersistentLog<S> {
         self.head_offset = loop {
             match self.record_at(head_page, offset, &mut record) {
                 Slot::Record(len, _) | Slot::Hole(len) => offset += span(len),
-                Slot::Free => break offset,
+                Slot::Free if !sealed => break offset,
+                Slot::Free => break self.records_end(),
                 Slot::Bad => {
                     self.stats.pages_closed_early = self.stats.pages_closed_early.saturating_add(1);
-                    break self.page_bytes;
+                    break self.records_end();
                 }
             }
         };
@@ -264,7 +284,7 @@ impl<S: LogStorage> PersistentLog<S> {
         let len = frame.len();
         let need = span(len);
         let (page, _) = match self.head {
-            Some(head) if self.head_offset.saturating_add(need) <= self.page_bytes => head,
+            Some(head) if self.head_offset.saturating_add(need) <= self.records_end() => head,
             _ => self.open_next_page()?,
         };
         let mut record = [0xFFu8; RECORD_LEN + WORD];
@@ -280,7 +300,7 @@ impl<S: LogStorage> PersistentLog<S> {
             .program(addr, record.get(..need as usize).unwrap_or_default());
         if let Err(error) = programmed {
             // What the failed program left is unknown: close the page.
-            self.head_offset = self.page_bytes;
+            self.head_offset = self.records_end();
             self.stats.pages_closed_early = self.stats.pages_closed_early.saturating_add(1);
             return Err(error.into());
         }
@@ -290,9 +310,16 @@ impl<S: LogStorage> PersistentLog<S> {
         Ok(())
     }
 
-    /// Opens the page after the head: erases it unless blank (the records
-    /// it held leave the log first) and programs its header.
+    /// Opens the page after the head: seals the head, erases the next page
+    /// unless blank (the records it held leave the log first) and programs
+    /// its header.
     fn open_next_page(&mut self) -> Result<(u32, u32), StorageError> {
+        if let Some((head_page, _)) = self.head {
+            if !self.is_sealed(head_page) {
+                let seal_at = head_page * self.page_bytes + self.records_end();
+                self.storage.program(seal_at, &[0u8; SEAL_LEN as usize])?;
+            }
+        }
         let (page, seq) = match self.head {
             Some((page, seq)) => (
                 (page + 1) % self.pages,
@@ -378,7 +405,7 @@ impl<S: LogStorage> PersistentLog<S> {
             let end = if seq == head_seq {
                 self.head_offset
             } else {
-                self.page_bytes
+                self.records_end()
             };
             let mut at = offset.max(PAGE_HEADER_LEN as u32);
             while at < end {
@@ -399,6 +426,19 @@ impl<S: LogStorage> PersistentLog<S> {
             offset = 0;
         }
         None
+    }
+
+    /// Where the records of a page must end: before its seal.
+    fn records_end(&self) -> u32 {
+        self.page_bytes - SEAL_LEN
+    }
+
+    /// Whether page `page` is sealed (its last word programmed, even in
+    /// part; a read error counts as sealed, the cautious answer).
+    fn is_sealed(&mut self, page: u32) -> bool {
+        let mut word = [0u8; WORD];
+        let at = page * self.page_bytes + self.records_end();
+        self.storage.read(at, &mut word).is_err() || u32::from_le_bytes(word) != ERASED_WORD
     }
 
     /// The index of the page holding page sequence `seq` (in the log).
@@ -457,7 +497,7 @@ impl<S: LogStorage> PersistentLog<S> {
 
     /// Reads and checks the record at `offset` of page `page`.
     fn record_at(&mut self, page: u32, offset: u32, record: &mut [u8; RECORD_LEN]) -> Slot {
-        if offset.saturating_add(RECORD_HEADER_LEN as u32) > self.page_bytes {
+        if offset.saturating_add(RECORD_HEADER_LEN as u32) > self.records_end() {
             return Slot::Free;
         }
         let addr = page * self.page_bytes + offset;
@@ -476,7 +516,7 @@ impl<S: LogStorage> PersistentLog<S> {
         if record[2..4] != RECORD_MAGIC
             || len == 0
             || len > MAX_FRAME_LEN
-            || offset.saturating_add(span(len)) > self.page_bytes
+            || offset.saturating_add(span(len)) > self.records_end()
         {
             return Slot::Bad;
         }

@@ -29,7 +29,12 @@ pub struct MemStorage {
 impl MemStorage {
     /// `pages` erased pages of [`TEST_PAGE_BYTES`].
     pub fn new(pages: usize) -> Self {
-        let flash = SimFlash::new(TEST_PAGE_BYTES, pages as u32, 7).expect("a valid geometry");
+        Self::with_seed(pages, 7)
+    }
+
+    /// The same, with the flash's power-cut randomness from `seed`.
+    pub fn with_seed(pages: usize, seed: u64) -> Self {
+        let flash = SimFlash::new(TEST_PAGE_BYTES, pages as u32, seed).expect("a valid geometry");
         Self {
             flash: SharedSimFlash::new(flash),
             writes: Rc::new(RefCell::new(0)),

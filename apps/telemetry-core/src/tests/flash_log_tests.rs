@@ -63,8 +63,10 @@ fn sr_tel_001_a_power_cut_at_any_flash_operation_loses_at_most_the_write_in_flig
     append_all(&mut log, 0..FRAMES);
     assert!(log.stats().pages_erased >= 2, "{:?}", log.stats());
     let total_ops = clean.flash.with(|f| f.ops());
-    for cut in 0..=total_ops {
-        let storage = MemStorage::new(PAGES);
+    // Every operation, torn in several ways (the seed picks which words a
+    // torn program or erase leaves as they were).
+    for (seed, cut) in (1..=24).flat_map(|seed| (0..=total_ops).map(move |cut| (seed, cut))) {
+        let storage = MemStorage::with_seed(PAGES, seed);
         storage.flash.with(|f| f.cut_power_after(cut));
         let mut log = PersistentLog::open(storage.clone());
         let mut acked = Vec::new();
@@ -261,4 +263,60 @@ fn erase_cycles_per_year_from_a_measurement() {
     assert_eq!(erases_per_page_per_year_x100(1, 0, 64), None);
     assert_eq!(erases_per_page_per_year_x100(1, DAY, 0), None);
     assert_eq!(erases_per_page_per_year_x100(0, DAY, 8), Some(0));
+}
+
+/// Verifies: SR-TEL-002
+///
+/// The worst a reset during the wrap's erase can leave: the reused page's
+/// header and some of its records as they were, one record in the middle
+/// erased. The head's seal keeps that page out of the log, so the frames
+/// read back run without a hole from the oldest to the newest (a hole
+/// there would be a loss no `LogGap` reports).
+#[test]
+fn a_reset_during_the_wraps_erase_leaves_that_page_out_of_the_log() {
+    // How many appends before the first erase (on a run without cuts).
+    let probe = MemStorage::new(3);
+    let mut log = PersistentLog::open(probe.clone());
+    let mut n = 0;
+    while probe.flash.with(|f| f.stats().erase_ops) == 0 {
+        log.append(n, &frame(n)).unwrap();
+        n += 1;
+    }
+    let n = n - 1; // append `n` erased the page.
+    let storage = MemStorage::new(3);
+    let mut log = PersistentLog::open(storage.clone());
+    append_all(&mut log, 0..n);
+    let before = storage.flash.with(|f| f.image().to_vec());
+    // The seal completes, the erase is torn.
+    storage.flash.with(|f| f.cut_power_after(1));
+    assert_eq!(
+        log.append(n, &frame(n)),
+        Err(StorageError::Flash(FlashError::PowerLost))
+    );
+    let torn = storage.flash.with(|f| f.last_torn());
+    let Some(storage_core::TornOp::Erase { page }) = torn else {
+        panic!("the erase was not the torn operation: {torn:?}");
+    };
+    storage.flash.with(|f| {
+        f.power_on();
+        // The page as it was, but its third record erased.
+        let start = (page * TEST_PAGE_BYTES) as usize;
+        let end = start + TEST_PAGE_BYTES as usize;
+        f.image_mut()[start..end].copy_from_slice(&before[start..end]);
+        let mut at = start + crate::log::PAGE_HEADER_LEN;
+        for _ in 0..2 {
+            let len = usize::from(u16::from_le_bytes([f.image()[at], f.image()[at + 1]]));
+            at += span(len) as usize;
+        }
+        f.image_mut()[at..at + 4].fill(0xFF);
+    });
+    let mut log = PersistentLog::open(storage.clone());
+    let got = contents(&mut log);
+    let oldest = got[0];
+    assert_eq!(got, (oldest..n).collect::<Vec<_>>());
+    // The log goes on, erasing the page again.
+    append_all(&mut log, n..n + 20);
+    let mut log = PersistentLog::open(storage.clone());
+    let got = contents(&mut log);
+    assert_eq!(got, (got[0]..n + 20).collect::<Vec<_>>());
 }
