@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod link;
+pub mod log_region;
 pub mod rt;
 
 use libtock_platform::allow_ro::AllowRo;

@@ -446,9 +446,7 @@ impl<S: LogStorage> TelemetryCore<S> {
             // A stored frame that no longer decodes is skipped; its number
             // shows as a hole to the host.
             next = stored.sequence.saturating_add(1);
-            cursor = self
-                .log
-                .first_valid_from(stored.write_index.saturating_add(1), &mut record);
+            cursor = self.log.first_valid_from(stored.next_position, &mut record);
         }
         let more = self.log.first_at_or_after(next, &mut record).is_some();
         send(

@@ -5,8 +5,9 @@
 //!
 //! - it drains the infusion capsule's event queue into a persistent log,
 //!   a bounded ring of protocol frames with their sequence numbers over a
-//!   [`LogStorage`] that survives resets, and records every sequence hole
-//!   it sees as a `LogGap` ([`log`]);
+//!   flash region ([`LogStorage`], `storage_core`'s NOR flash model) that
+//!   survives resets, and records every sequence hole it sees as a
+//!   `LogGap` ([`log`]);
 //! - it serves the host link with the protocol crate: status, log reads in
 //!   bounded, resumable chunks, and the programmer's commands, relayed to
 //!   the capsule with its verdict as `Ack` or `Nack`; bolus requests go to
@@ -49,7 +50,9 @@ pub use crate::core::{
     DrainReport, LinkProgress, TelemetryCore, TelemetryStats, DRAIN_BUF_LEN,
     MAX_LINK_BYTES_PER_CALL, MAX_LINK_ITEMS_PER_CALL, MAX_LOG_CHUNK_FRAMES, SIMPLE_RESPONSE_ROOM,
 };
-pub use crate::log::{LogStorage, PersistentLog, StorageError, RECORD_LEN};
+pub use crate::log::{
+    FlashError, Geometry, LogStats, LogStorage, PersistentLog, StorageError, RECORD_LEN,
+};
 pub use crate::output::{LinkOutput, SliceOutput};
 
 #[cfg(test)]

@@ -20,9 +20,11 @@
 //!   shares the UART with the console, frames never mix with other apps'
 //!   text.
 //!
+//! - The event log is kept in the flash region the board lends this app
+//!   alone (`libtock_infusion::log_region`; `docs/persistence.md` §9), so
+//!   it survives resets of the app and of the board.
+//!
 //! Limits of this glue:
-//! - The log is kept in the app's RAM ([`LOG_SLOTS`] records), not in flash:
-//!   neither board exposes app storage yet.
 //! - UTC is the monotonic clock from [`UTC_AT_BOOT_MS`] until the
 //!   programmer sets the clock, then the time it set.
 #![no_main]
@@ -33,6 +35,7 @@ use core::cell::{Cell, RefCell};
 
 use libtock::console::Console;
 use libtock::runtime::{set_main, stack_size, TockSyscalls};
+use libtock_infusion::log_region::LogRegion;
 use libtock_infusion::rt::{Clock, TimerFlag, WakeTimer, ALARM_DRIVER_NUM};
 use libtock_infusion::{Event, InfusionListener, Refused, Subscriptions};
 use libtock_platform::allow_rw::AllowRw;
@@ -40,19 +43,19 @@ use libtock_platform::subscribe::Subscribe;
 use libtock_platform::{share, DefaultConfig, Syscalls};
 use pump_protocol::{AlarmCode, ErrorCode, Refill, ServiceOutlook, StatusSnapshot};
 use telemetry_core::{
-    LogStorage, SliceOutput, StorageError, TelemetryCapsule, TelemetryCore, DRAIN_BUF_LEN,
-    RECORD_LEN, SIMPLE_RESPONSE_ROOM,
+    FlashError, Geometry, LogStorage, SliceOutput, TelemetryCapsule, TelemetryCore, DRAIN_BUF_LEN,
+    SIMPLE_RESPONSE_ROOM,
 };
 
 set_main! {main}
-// 26 KiB of log and 2 KiB of link output in `main`'s frame, and up to
-// 15 KiB for telemetry-core's frames (measured with the QEMU board's F8).
-stack_size! {0xB000}
+// 2 KiB of link output in `main`'s frame, and telemetry-core's frames (a
+// few record buffers of 0.5 KiB on the log's paths): 14.7 KiB at worst
+// from the call graph (boards/qemu_rv32_virt/scripts/stack.sh), which
+// checks it against this.
+stack_size! {0x4000}
 
 type Infusion = libtock_infusion::Infusion<TockSyscalls>;
 
-/// Records the RAM log holds (each [`RECORD_LEN`] bytes).
-const LOG_SLOTS: usize = 48;
 /// Host link output per answer.
 const LINK_OUT_LEN: usize = 2048;
 /// Drain at least this often even without an upcall.
@@ -70,33 +73,45 @@ fn refusal(refused: Refused) -> ErrorCode {
     }
 }
 
-/// The log's records in app RAM.
-struct RamLog<'a> {
-    memory: &'a mut [u8],
+/// The log's flash: the region the board lends this app (the log-region
+/// driver, `libtock_infusion::log_region`), as the NOR flash
+/// `telemetry-core`'s log is written against.
+struct FlashLog {
+    /// `(page bytes, pages)`; no pages if the driver is missing, and the
+    /// log then refuses every append (counted as storage errors).
+    geometry: (u32, u32),
 }
 
-impl LogStorage for RamLog<'_> {
-    fn slot_count(&self) -> u32 {
-        (self.memory.len() / RECORD_LEN) as u32
+type Region = LogRegion<TockSyscalls>;
+
+fn flash_error(error: libtock_platform::ErrorCode) -> FlashError {
+    match error {
+        libtock_platform::ErrorCode::Invalid => FlashError::OutOfBounds,
+        libtock_platform::ErrorCode::Already => FlashError::NotErased,
+        // `BUSY` (the erase budget), `FAIL` (the device) and the rest.
+        _ => FlashError::Device,
+    }
+}
+
+impl LogStorage for FlashLog {
+    fn geometry(&self) -> Geometry {
+        Geometry {
+            page_size_bytes: self.geometry.0,
+            page_count: self.geometry.1,
+            word_size_bytes: 4,
+        }
     }
 
-    fn read(&mut self, slot: u32, record: &mut [u8; RECORD_LEN]) -> Result<(), StorageError> {
-        let start = slot as usize * RECORD_LEN;
-        let bytes = self
-            .memory
-            .get(start..start + RECORD_LEN)
-            .ok_or(StorageError::OutOfRange)?;
-        record.copy_from_slice(bytes);
-        Ok(())
+    fn read(&mut self, addr: u32, buf: &mut [u8]) -> Result<(), FlashError> {
+        Region::read(addr, buf).map_err(flash_error)
     }
 
-    fn write(&mut self, slot: u32, record: &[u8; RECORD_LEN]) -> Result<(), StorageError> {
-        let start = slot as usize * RECORD_LEN;
-        self.memory
-            .get_mut(start..start + RECORD_LEN)
-            .ok_or(StorageError::OutOfRange)?
-            .copy_from_slice(record);
-        Ok(())
+    fn program(&mut self, addr: u32, data: &[u8]) -> Result<(), FlashError> {
+        Region::program(addr, data).map_err(flash_error)
+    }
+
+    fn erase_page(&mut self, page: u32) -> Result<(), FlashError> {
+        Region::erase_page(page).map_err(flash_error)
     }
 }
 
@@ -203,13 +218,14 @@ fn main() {
     let utc_offset_ms = Cell::new(UTC_AT_BOOT_MS);
     let utc = || utc_offset_ms.get().wrapping_add(clock.now_ms());
 
-    // The log's records and the link's output buffer live in `main`'s frame
-    // (the apps' layout gives the stack RAM only, no flash).
-    let mut log_memory = [0u8; LOG_SLOTS * RECORD_LEN];
+    // The link's output buffer lives in `main`'s frame (the apps' layout
+    // gives the stack RAM only); the log is in the board's log region.
     let mut out = [0u8; LINK_OUT_LEN];
-    let mut core = TelemetryCore::new(RamLog {
-        memory: &mut log_memory,
-    });
+    let geometry = Region::geometry().unwrap_or((0, 0));
+    let mut core = TelemetryCore::new(FlashLog { geometry });
+    if !core.log().is_usable() {
+        let _ = Console::write(b"telemetry: no log region, events are not kept\n");
+    }
     let capsule = RefCell::new(Capsule {
         forward: [0; DRAIN_BUF_LEN],
         forward_len: 0,
@@ -227,7 +243,7 @@ fn main() {
     // On every wake-up: the dosing app's verdict on a relayed request (one
     // command 25) goes to the host; then the capsule's events are drained
     // into the log and forwarded live.
-    let service = |core: &mut TelemetryCore<RamLog>| {
+    let service = |core: &mut TelemetryCore<FlashLog>| {
         {
             let mut answer = [0u8; SIMPLE_RESPONSE_ROOM];
             let mut output = SliceOutput::new(&mut answer[..]);

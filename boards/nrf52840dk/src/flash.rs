@@ -1,7 +1,7 @@
 //! The pump's records in the nRF52840's own flash, through the NVMC, as the
 //! [`storage_core::Flash`] the capsule's ring store is written against.
 //!
-//! The region is the last [`PAGES`] 4 KiB pages of the 1 MiB flash (from
+//! The region is the last [`DEVICE_PAGES`] 4 KiB pages of the 1 MiB flash (from
 //! [`REGION_START`], outside the kernel and the apps: `layout.ld` ends the
 //! app region there). The NVMC is synchronous: the CPU stalls while it
 //! programs a word (41 µs at most) or erases a page (85 ms at most,
@@ -19,16 +19,17 @@
 //! `ERASEPAGE` 0x508 (write a page's address to erase it). Built, never run
 //! on hardware (no board here).
 
-use infusion::storage::{PAGES, PAGE_BYTES};
+use infusion::storage::{DEVICE_BYTES, DEVICE_PAGES, PAGE_BYTES};
 use kernel::utilities::registers::interfaces::{Readable, Writeable};
 use kernel::utilities::registers::{register_bitfields, register_structs, ReadOnly, ReadWrite};
 use kernel::utilities::StaticRef;
 use storage_core::{Flash, FlashError, Geometry, ERASED_WORD, WORD_BYTES};
 
-/// First byte of the region: the last 136 KiB of the flash.
-pub const REGION_START: usize = 0x10_0000 - infusion::storage::FLASH_BYTES;
+/// First byte of the region: the last 392 KiB of the flash (the core's
+/// records, 136 KiB, then the telemetry log's region, 256 KiB).
+pub const REGION_START: usize = 0x10_0000 - DEVICE_BYTES;
 // layout.ld ends the app region (`prog`) here.
-const _: () = assert!(REGION_START == 0xDE000);
+const _: () = assert!(REGION_START == 0x9E000);
 
 register_structs! {
     NvmcRegisters {
@@ -77,7 +78,7 @@ fn range(addr: u32, len: usize) -> Result<usize, FlashError> {
     let end = (addr as usize)
         .checked_add(len)
         .ok_or(FlashError::OutOfBounds)?;
-    if end > infusion::storage::FLASH_BYTES {
+    if end > DEVICE_BYTES {
         return Err(FlashError::OutOfBounds);
     }
     Ok(addr as usize)
@@ -87,7 +88,7 @@ impl Flash for &NvmcFlash {
     fn geometry(&self) -> Geometry {
         Geometry {
             page_size_bytes: PAGE_BYTES,
-            page_count: PAGES,
+            page_count: DEVICE_PAGES,
             word_size_bytes: WORD_BYTES,
         }
     }
@@ -127,7 +128,7 @@ impl Flash for &NvmcFlash {
     }
 
     fn erase_page(&mut self, page: u32) -> Result<(), FlashError> {
-        if page >= PAGES {
+        if page >= DEVICE_PAGES {
             return Err(FlashError::OutOfBounds);
         }
         NVMC.config.write(Config::WEN::Een);

@@ -15,10 +15,11 @@
 //! | telemetry link | UARTE0 (TX P0.06, RX P0.08; the DK's USB VCOM) | only the telemetry app (`infusion::policy`) |
 //! | console and kernel debug | Segger RTT | apps' text, `debug!` |
 //!
-//! The pump's records live in the last 136 KiB of the flash, kept apart in
+//! The pump's records live in the last 392 KiB of the flash, kept apart in
 //! two rings (`infusion::storage::FlashRecords`, the same as on QEMU) over
 //! the NVMC (`flash`, synchronous: the CPU waits out each program and
-//! erase). Apps load only
+//! erase), followed by the telemetry log's region (256 KiB), lent to the
+//! telemetry app alone (`infusion::logflash`). Apps load only
 //! with a valid ECDSA P-256 signature by one of the three app keys, which
 //! also fixes their ShortId (`infusion::appid::RoleKeyShortIds`).
 //!
@@ -88,6 +89,7 @@ type PwmPin = capsules_core::virtualizers::virtual_pwm::PwmPinUser<'static, nrf5
 type BuzzerHw = capsules_extra::buzzer_pwm::PwmBuzzer<'static, VAlarm, PwmPin>;
 type AlarmOut = Annunciator<'static, VAlarm, BuzzerHw>;
 type Store = FlashRecords<'static, &'static flash::NvmcFlash>;
+type LogFlash = infusion::logflash::LogFlash<'static, &'static flash::NvmcFlash>;
 type Pump = infusion::Infusion<'static, VAlarm>;
 type Verifier = ecdsa_sw::p256_verifier::EcdsaP256SignatureVerifier<'static>;
 
@@ -163,6 +165,7 @@ struct Platform {
     buttons: &'static capsules_core::button::Button<'static, Gpio>,
     ipc: kernel::ipc::IPC<{ NUM_PROCS as u8 }>,
     pump: &'static Pump,
+    log_flash: &'static LogFlash,
     filter: infusion::policy::PumpSyscallFilter,
     scheduler: &'static RoundRobinSched<'static>,
     systick: cortexm4::systick::SysTick,
@@ -177,6 +180,7 @@ impl SyscallDriverLookup for Platform {
         match driver_num {
             infusion::DRIVER_NUM => f(Some(self.pump)),
             infusion::policy::LINK_DRIVER_NUM => f(Some(self.link)),
+            infusion::logflash::LOG_DRIVER_NUM => f(Some(self.log_flash)),
             capsules_core::console::DRIVER_NUM => f(Some(self.console)),
             capsules_core::alarm::DRIVER_NUM => f(Some(self.alarm)),
             capsules_core::button::DRIVER_NUM => f(Some(self.buttons)),
@@ -434,6 +438,21 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
     motor.init();
     store.load();
 
+    // ---- The telemetry log's flash region, lent to the telemetry app ----
+    let log_flash = static_init!(
+        LogFlash,
+        infusion::logflash::LogFlash::new(
+            storage_core::LogRegion::new(
+                &*nvmc_flash,
+                infusion::storage::LOG_FIRST_PAGE,
+                infusion::storage::LOG_PAGES
+            )
+            .ok(),
+            board_kernel.create_grant(infusion::logflash::LOG_DRIVER_NUM, &memory_allocation_cap),
+            pump,
+        )
+    );
+
     // ---- Button 1: patient bolus request ----
     let buttons = components::button::ButtonComponent::new(
         board_kernel,
@@ -469,6 +488,7 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
             &memory_allocation_cap,
         ),
         pump,
+        log_flash,
         filter: infusion::policy::PumpSyscallFilter::new(TELEMETRY_ID),
         scheduler,
         systick: cortexm4::systick::SysTick::new_with_calibration(64_000_000),

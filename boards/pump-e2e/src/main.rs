@@ -40,7 +40,8 @@
 //!    it; checks that the power-on RAM test passed in every life, and
 //!    injects a failed self-test (F11), which must be logged and raise the
 //!    high `SelfTestFailed` alarm;
-//! 7. reads the whole log back in `ReadLog` chunks;
+//! 7. reads the whole log back in `ReadLog` chunks: it holds every event
+//!    the pump sent in its four lives, from sequence 0;
 //!
 //! and writes the raw UART stream of all lives of the pump to `uart.bin` for
 //! `pumpctl decode`, which the calling script uses for the final assertions.
@@ -53,7 +54,9 @@
 //! reservoir at most a few seconds of steps and one reservation batch lower
 //! and a 24 h total no lower than just before the reset, and the first
 //! prescription sent again is refused `ReplayedSerial` (the serial floor
-//! came back). The flash, the mechanism's position and the reset record are
+//! came back), and the telemetry log read back from flash holds every event
+//! sent before the reset, from sequence 0, with no `LogGap` over an event
+//! that was sent (`check_log`; one line each in `log-checks.txt`). The flash, the mechanism's position and the reset record are
 //! host files in `--out`. It fails (exit 1) as
 //! soon as an expected answer does not come.
 //!
@@ -80,8 +83,9 @@ use pump_protocol::command_auth::{
     MAX_COMMAND_BODY_LEN, MAX_COMMAND_PAYLOAD_LEN, MAX_SIGNED_COMMAND_MESSAGE_LEN,
 };
 use pump_protocol::{
-    encode_stream_frame_vec, AuthenticatedCommand, ClinicianBolus, DecodedFrame, ErrorCode, Frame,
-    Message, MessageKind, ReadLog, Refill, SetClock, StreamDecoder, StreamItem,
+    encode_stream_frame_vec, flags, AuthenticatedCommand, ClinicianBolus, DecodedFrame, ErrorCode,
+    Frame, LogChunkEnd, LogGap, Message, MessageKind, ReadLog, Refill, SetClock, StreamDecoder,
+    StreamItem,
 };
 
 /// The QEMU board's device id (`boards/qemu_rv32_virt`).
@@ -100,6 +104,8 @@ const NL_PER_STEP: u32 = 250;
 
 /// The board's reset record (why it started), in the output directory.
 const RESET_FILE: &str = "pump-reset.bin";
+/// The log checks' results, one line each (`check_log`).
+const LOG_CHECKS_FILE: &str = "log-checks.txt";
 /// QEMU's exit status when the board's watchdog stops it
 /// (`boards/qemu_rv32_virt/src/watchdog.rs`).
 const WATCHDOG_EXIT_STATUS: i32 = 0x57;
@@ -165,6 +171,8 @@ struct Pump {
     next_sequence: u32,
     clinic_key: SigningKey,
     last_counter: u64,
+    /// Frames the link had when the pump was last reset.
+    frames_at_reset: usize,
 }
 
 /// A pumpctl private key file: `#` comment lines, then the seed as 64 hex
@@ -297,7 +305,7 @@ impl Pump {
         let kernel_log = args.out.join("kernel.log");
         let _ = fs::remove_file(&kernel_log);
         let _ = fs::remove_file(args.out.join("uart.bin"));
-        for file in [FLASH_FILE, MECHANISM_FILE, RESET_FILE] {
+        for file in [FLASH_FILE, MECHANISM_FILE, RESET_FILE, LOG_CHECKS_FILE] {
             let _ = fs::remove_file(args.out.join(file));
         }
         let (qemu, uart, monitor) = start_qemu(args)?;
@@ -315,6 +323,7 @@ impl Pump {
             next_sequence: 1,
             clinic_key: read_key(&args.clinic_key)?,
             last_counter: 0,
+            frames_at_reset: 0,
         })
     }
 
@@ -352,6 +361,7 @@ impl Pump {
     }
 
     fn start_again(&mut self) -> Result<(), String> {
+        self.frames_at_reset = self.frame_count();
         let (qemu, uart, monitor) = start_qemu(&self.args)?;
         spawn_reader(&uart, &self.args, &self.link)?;
         self.qemu = qemu;
@@ -583,13 +593,15 @@ impl Pump {
         self.monitor(&format!("sendkey {key} 200"))
     }
 
+    /// Live frames (not read back from the log) whose message satisfies
+    /// `pred`.
     fn count(&self, pred: impl Fn(&Message) -> bool) -> usize {
         self.link
             .lock()
             .unwrap()
             .frames
             .iter()
-            .filter(|f| pred(&f.message))
+            .filter(|f| f.header.flags & flags::FROM_LOG == 0 && pred(&f.message))
             .count()
     }
 
@@ -744,6 +756,135 @@ fn after_reset(
         from,
         20,
     )?;
+    let upto = pump.frames_at_reset;
+    check_log(pump, upto, &format!("after reset {}", life - 1))
+}
+
+/// Whether a frame the pump sent unasked (flags 0) is an event drained
+/// from the capsule (which the telemetry app logs before it forwards it),
+/// not an answer to the host.
+fn is_event(message: &Message) -> bool {
+    !matches!(
+        message,
+        Message::Ack(_) | Message::Nack(_) | Message::StatusSnapshot(_) | Message::LogChunkEnd(_)
+    )
+}
+
+/// Reads the whole log from sequence 0 (`ReadLog` chunks until `more` is
+/// false): the stored frames (FROM_LOG) and the last chunk end.
+fn read_whole_log(pump: &mut Pump) -> Result<(Vec<(u32, Message)>, LogChunkEnd), String> {
+    let mut from = 0;
+    let mut frames = Vec::new();
+    for _ in 0..400 {
+        let start = pump.frame_count();
+        let seen = pump.count(|m| matches!(m, Message::LogChunkEnd(_)));
+        pump.send(Message::ReadLog(ReadLog {
+            from_sequence: from,
+            max_frames: 16,
+        }))?;
+        let end = pump.wait("a LogChunkEnd", 10, |link| {
+            link.frames
+                .iter()
+                .filter_map(|f| match &f.message {
+                    Message::LogChunkEnd(end) => Some(end.clone()),
+                    _ => None,
+                })
+                .nth(seen)
+        })?;
+        frames.extend(
+            pump.link.lock().unwrap().frames[start..]
+                .iter()
+                .filter(|f| f.header.flags & flags::FROM_LOG != 0)
+                .map(|f| (f.sequence(), f.message.clone())),
+        );
+        from = end.next_sequence;
+        if !end.more {
+            return Ok((frames, end));
+        }
+    }
+    Err("the log read did not end in 400 chunks".into())
+}
+
+/// The log read back from flash holds every event the pump sent among the
+/// link's first `upto` frames (in all its lives so far), nothing was erased to
+/// make room (the oldest stored sequence is still 0: the rogue app's
+/// floods pushed nothing out), and no `LogGap` names a number an event was
+/// seen and stored under: a gap may only account for events the capsule
+/// numbered but lost before the telemetry app drained them.
+fn check_log(pump: &mut Pump, upto: usize, when: &str) -> Result<(), String> {
+    let before: Vec<(u32, Message)> = pump.link.lock().unwrap().frames[..upto]
+        .iter()
+        .filter(|f| f.header.flags == 0 && is_event(&f.message))
+        .map(|f| (f.sequence(), f.message.clone()))
+        .collect();
+    let (log, end) = read_whole_log(pump)?;
+    let gaps: Vec<LogGap> = log
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Message::LogGap(g) => Some(g.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut pool: Vec<&Message> = log.iter().map(|(_, m)| m).collect();
+    let mut missing = Vec::new();
+    for (sequence, message) in &before {
+        match pool.iter().position(|m| *m == message) {
+            Some(i) => {
+                pool.swap_remove(i);
+            }
+            None => missing.push(*sequence),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(format!(
+            "the log read {when} lacks {} of the {} events sent before (live sequences {:?})",
+            missing.len(),
+            before.len(),
+            missing
+        ));
+    }
+    if end.oldest_sequence != 0 {
+        return Err(format!(
+            "the log lost its oldest events: it starts at sequence {}",
+            end.oldest_sequence
+        ));
+    }
+    for gap in &gaps {
+        let range = gap.first_missing_sequence
+            ..gap.first_missing_sequence.saturating_add(gap.missing_count);
+        if let Some((sequence, _)) = log
+            .iter()
+            .find(|(s, m)| range.contains(s) && !matches!(m, Message::LogGap(_)))
+        {
+            return Err(format!("LogGap {range:?} covers stored event {sequence}"));
+        }
+        if let Some((sequence, _)) = before
+            .iter()
+            .find(|(s, m)| range.contains(s) && log.iter().any(|(ls, lm)| ls == s && lm == m))
+        {
+            return Err(format!(
+                "LogGap {range:?} names sequence {sequence}, an event seen before the reset"
+            ));
+        }
+    }
+    let line = format!(
+        "log {when}: {} frames read back from sequence 0 (next {}), all {} events sent before among them, {} LogGap(s) {:?}",
+        log.len(),
+        end.next_sequence,
+        before.len(),
+        gaps.len(),
+        gaps.iter()
+            .map(|g| (g.first_missing_sequence, g.missing_count))
+            .collect::<Vec<_>>()
+    );
+    pump.log(&line);
+    // For e2e.sh: one line per check.
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(pump.args.out.join(LOG_CHECKS_FILE))
+        .map_err(|e| format!("{LOG_CHECKS_FILE}: {e}"))?;
+    writeln!(file, "{line}").map_err(|e| format!("{LOG_CHECKS_FILE}: {e}"))?;
     Ok(())
 }
 
@@ -1246,34 +1387,9 @@ fn scenario(pump: &mut Pump, install: &[u8], install_change: &[u8]) -> Result<()
     })?;
     pump.log("SelfTestFailed (program memory) logged and its high alarm raised (PASS)");
 
-    // 7. Read the whole log back.
-    let mut from = 0;
-    let mut chunks = 0;
-    loop {
-        let seen = pump.count(|m| matches!(m, Message::LogChunkEnd(_)));
-        pump.send(Message::ReadLog(ReadLog {
-            from_sequence: from,
-            max_frames: 16,
-        }))?;
-        let end = pump.wait("a LogChunkEnd", 10, |link| {
-            link.frames
-                .iter()
-                .filter_map(|f| match &f.message {
-                    Message::LogChunkEnd(end) => Some(end.clone()),
-                    _ => None,
-                })
-                .nth(seen)
-        })?;
-        chunks += 1;
-        from = end.next_sequence;
-        if !end.more || chunks > 200 {
-            pump.log(&format!(
-                "log read in {chunks} chunks: oldest stored {}, next {}",
-                end.oldest_sequence, end.next_sequence
-            ));
-            break;
-        }
-    }
+    // 7. Read the whole log back: every event of the four lives is in it.
+    let upto = pump.frame_count();
+    check_log(pump, upto, "at the end")?;
     let total = step_count(pump)?;
     pump.log(&format!(
         "mechanism: {total} steps in all, over {} lives of the pump",

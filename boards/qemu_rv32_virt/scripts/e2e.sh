@@ -172,6 +172,15 @@ check "log read back to the end (LogChunkEnd more=false, FROM_LOG frames)" sh -c
     grep -q '\"kind\":\"LogChunkEnd\".*' '$run/decoded.jsonl' &&
     grep '\"kind\":\"LogChunkEnd\"' '$run/decoded.jsonl' | tail -n 1 | grep -q '\"more\":false' &&
     grep -q '\"flags\":1,' '$run/decoded.jsonl'"
+# The telemetry log lives in flash (docs/persistence.md §9): after each
+# reset and at the end pump-e2e read it back whole from sequence 0 and found
+# every event the pump had sent before (log-checks.txt, one line each); a
+# LogGap there would only account for events that never reached the link.
+check "the log read back after each of the 3 resets and at the end held every event sent before it, from sequence 0 ($(sed 's/^log \([^:]*\):.*all \([0-9]*\) events.*, \([0-9]*\) LogGap.*/\1: \2 events, \3 gaps/' "$run/log-checks.txt" 2>/dev/null | tr '\n' ';'))" sh -c "
+    [ \$(grep -c '^log after reset [123]: .* read back from sequence 0 .*, all [0-9]* events sent before among them' '$run/log-checks.txt') -eq 3 ] &&
+    [ \$(grep -c '^log at the end: .* read back from sequence 0 .*, all [0-9]* events sent before among them' '$run/log-checks.txt') -eq 1 ]"
+check "the rogue app's floods pushed nothing out of the log (last LogChunkEnd: oldest_sequence 0)" sh -c "
+    grep '\"kind\":\"LogChunkEnd\"' '$run/decoded.jsonl' | tail -n 1 | grep -q '\"oldest_sequence\":0[,}]'"
 
 # The resets: every boot is logged with its reason (1 power-on: the first
 # boot and the one after the power cut; 2 watchdog, twice in a row), and the
@@ -202,7 +211,7 @@ check "log = motor steps within the stated uncertainty: motor ${motor_nl} nL <= 
     sh -c "[ ${motor_steps:-0} -gt 0 ] && [ $motor_nl -le $logged_nl ] && [ $logged_nl -le $((motor_nl + resets * 32 * 250)) ]"
 
 echo "== memory use at the end (F8, kernel log)"
-grep '^\[sim\] process \|^\[wdt\] longest\|^\[sim\] flash since' "$run/kernel.log" || true
+grep '^\[sim\] process \|^\[wdt\] longest\|^\[sim\] flash since\|^\[sim\] telemetry log region' "$run/kernel.log" || true
 
 if [ "$fail" -ne 0 ]; then
     echo "e2e: FAILED (artifacts in $run)"

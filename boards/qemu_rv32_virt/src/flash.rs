@@ -2,7 +2,8 @@
 //! the capsule's records across QEMU restarts, with the nRF52840 NVMC's
 //! rules, so the ring store runs here as it will on the chip.
 //!
-//! - [`PAGES`](infusion::storage::PAGES) pages of 4 KiB; erasing a page
+//! - [`DEVICE_PAGES`](infusion::storage::DEVICE_PAGES) pages of 4 KiB (the
+//!   core's records, then the telemetry log's region); erasing a page
 //!   writes 4 096 bytes of `0xFF`.
 //! - Programs are word-aligned and refused (`NotErased`) over any word that
 //!   does not read as erased, the store's model of the NVMC (which allows
@@ -19,7 +20,7 @@
 
 use core::cell::Cell;
 
-use infusion::storage::{PAGES, PAGE_BYTES};
+use infusion::storage::{DEVICE_BYTES, DEVICE_PAGES, PAGE_BYTES};
 use storage_core::{Flash, FlashError, Geometry, WORD_BYTES};
 
 use crate::semihost::HostFile;
@@ -43,7 +44,7 @@ impl FileFlash {
     /// file is missing or short.
     pub fn open(name: &[u8]) -> Self {
         Self {
-            file: HostFile::open(name, infusion::storage::FLASH_BYTES, 0xFF),
+            file: HostFile::open(name, DEVICE_BYTES, 0xFF),
             erases: Cell::new(0),
             programs: Cell::new(0),
             errors: Cell::new(0),
@@ -64,7 +65,7 @@ impl FileFlash {
         let end = (addr as usize)
             .checked_add(len)
             .ok_or(FlashError::OutOfBounds)?;
-        if end > infusion::storage::FLASH_BYTES {
+        if end > DEVICE_BYTES {
             return Err(FlashError::OutOfBounds);
         }
         Ok(addr as usize)
@@ -84,7 +85,7 @@ impl Flash for &FileFlash {
     fn geometry(&self) -> Geometry {
         Geometry {
             page_size_bytes: PAGE_BYTES,
-            page_count: PAGES,
+            page_count: DEVICE_PAGES,
             word_size_bytes: WORD_BYTES,
         }
     }
@@ -119,7 +120,7 @@ impl Flash for &FileFlash {
     }
 
     fn erase_page(&mut self, page: u32) -> Result<(), FlashError> {
-        if page >= PAGES {
+        if page >= DEVICE_PAGES {
             return Err(FlashError::OutOfBounds);
         }
         let at = (page * PAGE_BYTES) as usize;

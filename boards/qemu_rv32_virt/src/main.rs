@@ -91,6 +91,7 @@ type VAlarm = VirtualMuxAlarm<'static, Clint>;
 type Motor = StepperMotor<'static, VAlarm, SimOutputPin<'static>, SimInputPin<'static>>;
 type Pump = infusion::Infusion<'static, VAlarm>;
 type Store = FlashRecords<'static, &'static flash::FileFlash>;
+type LogFlash = infusion::logflash::LogFlash<'static, &'static flash::FileFlash>;
 type AlarmOut = Annunciator<'static, VAlarm, SimBuzzer<'static, VAlarm>>;
 type Verifier = ecdsa_sw::p256_verifier::EcdsaP256SignatureVerifier<'static>;
 
@@ -186,6 +187,7 @@ struct Platform {
     buttons: &'static capsules_core::button::Button<'static, SimInputPin<'static>>,
     ipc: kernel::ipc::IPC<{ NUM_PROCS as u8 }>,
     pump: &'static Pump,
+    log_flash: &'static LogFlash,
     scheduler: &'static RoundRobinSched<'static>,
     scheduler_timer: &'static VirtualSchedulerTimer<VAlarm>,
     watchdog: &'static watchdog::KernelLoopWatchdog,
@@ -200,6 +202,7 @@ impl SyscallDriverLookup for Platform {
             infusion::DRIVER_NUM => f(Some(self.pump)),
             capsules_core::console::DRIVER_NUM => f(Some(self.console)),
             infusion::policy::LINK_DRIVER_NUM => f(Some(self.link)),
+            infusion::logflash::LOG_DRIVER_NUM => f(Some(self.log_flash)),
             capsules_core::alarm::DRIVER_NUM => f(Some(self.alarm)),
             capsules_core::button::DRIVER_NUM => f(Some(self.buttons)),
             kernel::ipc::DRIVER_NUM => f(Some(&self.ipc)),
@@ -248,6 +251,7 @@ struct ProcessList {
     watchdog: &'static watchdog::KernelLoopWatchdog,
     flash: &'static flash::FileFlash,
     store: &'static Store,
+    log_flash: &'static LogFlash,
 }
 
 /// Words of the power-on RAM test's scratch region.
@@ -279,6 +283,11 @@ impl sim::ProcessReport for ProcessList {
             stats.state.map_or(0, |s| s.records_copied),
             stats.floor.map_or(0, |s| s.records_written),
             stats.write_errors
+        );
+        let log = self.log_flash.counts();
+        debug!(
+            "[sim] telemetry log region since boot: {} page erases, {} refused (erase budget)",
+            log.erases, log.refused_erases
         );
         let capability = create_capability!(capabilities::ProcessManagementCapability);
         self.kernel.process_each_capability(&capability, |process| {
@@ -609,6 +618,21 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
     // from them.
     store.load();
 
+    // ---- The telemetry log's flash region, lent to the telemetry app ----
+    let log_flash = static_init!(
+        LogFlash,
+        infusion::logflash::LogFlash::new(
+            storage_core::LogRegion::new(
+                &*flash,
+                infusion::storage::LOG_FIRST_PAGE,
+                infusion::storage::LOG_PAGES
+            )
+            .ok(),
+            board_kernel.create_grant(infusion::logflash::LOG_DRIVER_NUM, &memory_allocation_cap),
+            pump,
+        )
+    );
+
     // ---- Button 1 (patient bolus request) and the host's keys ----
     let button_pin = static_init!(SimInputPin<'static>, SimInputPin::new(true));
     let buttons = components::button::ButtonComponent::new(
@@ -631,6 +655,7 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
             watchdog: kernel_watchdog,
             flash,
             store,
+            log_flash,
         }
     );
     let sim_keys = static_init!(
@@ -699,6 +724,7 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
             &memory_allocation_cap,
         ),
         pump,
+        log_flash,
         scheduler,
         scheduler_timer,
         watchdog: kernel_watchdog,

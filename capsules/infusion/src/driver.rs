@@ -449,6 +449,14 @@ impl<'a, A: Alarm<'a>> SyscallDriver for Infusion<'a, A> {
     }
 }
 
+impl<'a, A: Alarm<'a>> crate::logflash::MsClock for Infusion<'a, A> {
+    /// Core time: monotonic, and continued across resets once the records
+    /// are restored.
+    fn now_ms(&self) -> u64 {
+        self.now().0
+    }
+}
+
 impl<'a, A: Alarm<'a>> AlarmClient for Infusion<'a, A> {
     fn alarm(&self) {
         let (now_ms, _) = self.now();

@@ -145,6 +145,7 @@ pub mod appid;
 mod clock;
 mod driver;
 pub mod faults;
+pub mod logflash;
 pub mod motor;
 mod platform;
 pub mod policy;

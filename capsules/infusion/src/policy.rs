@@ -1,5 +1,6 @@
-//! The boards' system call filter: the telemetry link belongs to the
-//! telemetry app alone, and no app reads the console.
+//! The boards' system call filter: the telemetry link and the telemetry
+//! log's flash region ([`crate::logflash`]) belong to the telemetry app
+//! alone, and no app reads the console.
 //!
 //! The link is a console-style driver at [`LINK_DRIVER_NUM`] (on the
 //! nRF52840-DK a UART of its own, on QEMU the shared UART). Only the process
@@ -36,7 +37,8 @@ impl PumpSyscallFilter {
 impl SyscallFilter for PumpSyscallFilter {
     fn filter_syscall(&self, process: &dyn Process, syscall: &Syscall) -> Result<(), ErrorCode> {
         match syscall.driver_number() {
-            Some(LINK_DRIVER_NUM) => match process.short_app_id() {
+            Some(LINK_DRIVER_NUM | crate::logflash::LOG_DRIVER_NUM) => match process.short_app_id()
+            {
                 ShortId::Fixed(id) if id.get() == self.link_owner => Ok(()),
                 _ => Err(ErrorCode::NODEVICE),
             },

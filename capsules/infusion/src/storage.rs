@@ -8,6 +8,7 @@
 //! |---|---:|---|
 //! | state | [`STATE_PAGES`] = 32, from page 0 | `Prescription`, `Therapy`, `AppRecord`, `Reservation` |
 //! | floor | [`FLOOR_PAGES`] = 2, after the state region | `SerialFloor` |
+//! | telemetry log | [`LOG_PAGES`] = 64, after the floor | the telemetry app's event log ([`crate::logflash`]) |
 //!
 //! Writes are synchronous: [`Flash`] models a NOR controller that blocks
 //! while it programs or erases (the nRF52840's NVMC; the QEMU board's
@@ -43,6 +44,16 @@ pub const FLOOR_FIRST_PAGE: u32 = STATE_FIRST_PAGE + STATE_PAGES;
 pub const PAGES: u32 = STATE_PAGES + FLOOR_PAGES;
 /// Bytes the store needs on the device: 136 KiB.
 pub const FLASH_BYTES: usize = (PAGES * PAGE_BYTES) as usize;
+/// Pages of the telemetry log region ([`crate::logflash`]), after the
+/// store's: `pump_abi::log_region::PAGES`, 256 KiB.
+pub const LOG_PAGES: u32 = infusion_core::abi::log_region::PAGES;
+/// First page of the telemetry log region on the device.
+pub const LOG_FIRST_PAGE: u32 = PAGES;
+/// Pages of the board's flash device: the store's and the log region's.
+pub const DEVICE_PAGES: u32 = PAGES + LOG_PAGES;
+/// Bytes of the board's flash device: 392 KiB.
+pub const DEVICE_BYTES: usize = (DEVICE_PAGES * PAGE_BYTES) as usize;
+const _: () = assert!(infusion_core::abi::log_region::PAGE_BYTES == PAGE_BYTES);
 
 /// The largest `Reservation` or `SerialFloor` record the core writes (both
 /// are encoded into 32-byte buffers).

@@ -88,3 +88,21 @@ pub trait Flash {
     /// Erases page `page` to all `0xFF`.
     fn erase_page(&mut self, page: u32) -> Result<(), FlashError>;
 }
+
+impl<F: Flash + ?Sized> Flash for &mut F {
+    fn geometry(&self) -> Geometry {
+        (**self).geometry()
+    }
+
+    fn read(&mut self, addr: u32, buf: &mut [u8]) -> Result<(), FlashError> {
+        (**self).read(addr, buf)
+    }
+
+    fn program(&mut self, addr: u32, data: &[u8]) -> Result<(), FlashError> {
+        (**self).program(addr, data)
+    }
+
+    fn erase_page(&mut self, page: u32) -> Result<(), FlashError> {
+        (**self).erase_page(page)
+    }
+}

@@ -10,6 +10,8 @@
 //!   of the ring. After a power cut at any flash operation, a remount
 //!   returns for every tag the last write that returned `Ok`, or the one
 //!   that was in flight: never an older value, never garbage.
+//! - [`LogRegion`]: pages of a flash lent to one app (the telemetry log),
+//!   every address checked, NOR rules kept, erases rationed.
 //! - [`wear`]: years until the most-worn page reaches its endurance, from
 //!   measured use.
 //! - `SimFlash` (feature `std`): an in-memory flash with erase counters,
@@ -42,6 +44,7 @@ extern crate std;
 mod error;
 mod flash;
 pub mod format;
+pub mod region;
 mod ring;
 #[cfg(feature = "std")]
 mod sim;
@@ -53,6 +56,7 @@ pub use flash::{Flash, FlashError, Geometry, ERASED_WORD, WORD_BYTES};
 pub use format::{
     footprint_bytes, MAX_PAYLOAD_BYTES, MAX_TAGS, PAGE_HEADER_BYTES, RECORD_HEADER_BYTES,
 };
+pub use region::{LogRegion, RegionError};
 pub use ring::{RingStore, StoreStats, MIN_PAGE_BYTES};
 #[cfg(feature = "std")]
-pub use sim::{SimFlash, SimStats, TornOp, WearStats, DEFAULT_ENDURANCE_CYCLES};
+pub use sim::{SharedSimFlash, SimFlash, SimStats, TornOp, WearStats, DEFAULT_ENDURANCE_CYCLES};

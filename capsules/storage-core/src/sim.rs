@@ -440,3 +440,40 @@ mod tests {
         assert!(f.image().iter().all(|&b| b == 0xFF));
     }
 }
+
+/// A [`SimFlash`] shared by handles: a test (or the simulator) keeps one
+/// handle and gives another to the code under test, so it can cut power,
+/// look at the wear, or open the code again over the same contents (a
+/// reset).
+#[derive(Clone, Debug)]
+pub struct SharedSimFlash(std::rc::Rc<core::cell::RefCell<SimFlash>>);
+
+impl SharedSimFlash {
+    /// A handle on `flash`.
+    pub fn new(flash: SimFlash) -> Self {
+        Self(std::rc::Rc::new(core::cell::RefCell::new(flash)))
+    }
+
+    /// Runs `f` on the flash.
+    pub fn with<R>(&self, f: impl FnOnce(&mut SimFlash) -> R) -> R {
+        f(&mut self.0.borrow_mut())
+    }
+}
+
+impl Flash for SharedSimFlash {
+    fn geometry(&self) -> Geometry {
+        self.0.borrow().geometry
+    }
+
+    fn read(&mut self, addr: u32, buf: &mut [u8]) -> Result<(), FlashError> {
+        self.0.borrow_mut().read(addr, buf)
+    }
+
+    fn program(&mut self, addr: u32, data: &[u8]) -> Result<(), FlashError> {
+        self.0.borrow_mut().program(addr, data)
+    }
+
+    fn erase_page(&mut self, page: u32) -> Result<(), FlashError> {
+        self.0.borrow_mut().erase_page(page)
+    }
+}

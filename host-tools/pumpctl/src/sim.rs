@@ -29,7 +29,6 @@
 use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::rc::Rc;
 
 use dosing_core::{CatheterContents, DosingCapsule, DosingConfig, DosingCore, Now, SavedState};
 use infusion_core::command as cmd;
@@ -44,9 +43,7 @@ use pump_protocol::{
     StreamItem, Suspend,
 };
 use rand::{RngExt, SeedableRng};
-use telemetry_core::{
-    LinkOutput, LogStorage, StorageError, TelemetryCapsule, TelemetryCore, RECORD_LEN,
-};
+use telemetry_core::{LinkOutput, TelemetryCapsule, TelemetryCore};
 
 use crate::board::{self, DOSING_APP, NL_PER_STEP, SIM_EPOCH_UTC_MS, TELEMETRY_APP};
 use crate::error::{Error, Result};
@@ -344,59 +341,92 @@ impl DosingCapsule for DosingPort<'_> {
     }
 }
 
-/// Record slots of the telemetry app's log flash. Ample for the host's
-/// daily reads (a day of therapy is a few dozen events); a run that logs
-/// more between two reads loses the oldest, and the host sees a `LogGap`.
-pub const LOG_SLOTS: u32 = 4096;
+/// The telemetry app's log flash: the boards' log region
+/// (`pump_abi::log_region`: 64 pages of 4 KiB) on the flash model, shared so
+/// the app can be rebuilt over the same flash. 90 days of the demo fill a
+/// fraction of it (`docs/persistence.md` §9); a run that logs more between
+/// two reads loses the oldest page, and the host sees a `LogGap`.
+pub type SimFlash = storage_core::SharedSimFlash;
 
-/// One record slot of the log flash: `None` while erased.
-type FlashSlot = Option<Box<[u8; RECORD_LEN]>>;
+/// The log region, erased.
+pub fn log_flash(seed: u64) -> SimFlash {
+    use infusion_core::abi::log_region;
+    storage_core::SharedSimFlash::new(
+        storage_core::SimFlash::new(log_region::PAGE_BYTES, log_region::PAGES, seed)
+            .expect("a valid geometry"),
+    )
+}
 
-/// The telemetry app's log flash: record slots that survive power loss
-/// (the handle is shared, so the app can be rebuilt over the same flash).
-#[derive(Clone, Debug)]
-pub struct SimFlash(Rc<RefCell<Vec<FlashSlot>>>);
+/// The `log_storage` section of `summary.json`: the telemetry app's log on
+/// the boards' log region (`docs/persistence.md` §9).
+#[derive(Clone, Debug, serde::Serialize, PartialEq, Eq)]
+pub struct LogStorageSummary {
+    /// Pages of the region and bytes per page.
+    pub pages: u32,
+    /// Bytes per page.
+    pub page_bytes: u32,
+    /// Records appended (events and the app's own `LogGap`s).
+    pub records_written: u64,
+    /// Flash bytes programmed (records and page headers).
+    pub bytes_programmed: u64,
+    /// Pages opened (a page header written).
+    pub pages_opened: u64,
+    /// Pages erased for reuse.
+    pub pages_erased: u64,
+    /// Records those erases destroyed.
+    pub records_erased: u64,
+    /// Days of this run's events the region holds (× 100): `pages − 1`
+    /// pages (one is lost to each erase) at this run's bytes a day.
+    pub days_held_x100: Option<u64>,
+    /// Erase cycles per page per year at this run's rate, × 100.
+    pub erase_cycles_per_page_per_year_x100: Option<u64>,
+    /// Rated cycles per page.
+    pub endurance_cycles: u32,
+}
 
-impl SimFlash {
-    /// `slots` erased slots.
-    pub fn new(slots: u32) -> Self {
-        Self(Rc::new(RefCell::new(vec![None; slots as usize])))
+fn add_log_stats(
+    a: telemetry_core::LogStats,
+    b: telemetry_core::LogStats,
+) -> telemetry_core::LogStats {
+    telemetry_core::LogStats {
+        records_written: a.records_written.saturating_add(b.records_written),
+        pages_erased: a.pages_erased.saturating_add(b.pages_erased),
+        records_erased: a.records_erased.saturating_add(b.records_erased),
+        pages_opened: a.pages_opened.saturating_add(b.pages_opened),
+        pages_closed_early: a.pages_closed_early.saturating_add(b.pages_closed_early),
     }
 }
 
-impl LogStorage for SimFlash {
-    fn slot_count(&self) -> u32 {
-        u32::try_from(self.0.borrow().len()).unwrap_or(u32::MAX)
-    }
-
-    fn read(
-        &mut self,
-        slot: u32,
-        record: &mut [u8; RECORD_LEN],
-    ) -> std::result::Result<(), StorageError> {
-        let slots = self.0.borrow();
-        match slots.get(slot as usize).ok_or(StorageError::OutOfRange)? {
-            Some(stored) => record.copy_from_slice(&stored[..]),
-            // Erased flash.
-            None => record.fill(0xFF),
-        }
-        Ok(())
-    }
-
-    fn write(
-        &mut self,
-        slot: u32,
-        record: &[u8; RECORD_LEN],
-    ) -> std::result::Result<(), StorageError> {
-        let mut slots = self.0.borrow_mut();
-        let stored = slots
-            .get_mut(slot as usize)
-            .ok_or(StorageError::OutOfRange)?;
-        match stored {
-            Some(existing) => existing.copy_from_slice(record),
-            None => *stored = Some(Box::new(*record)),
-        }
-        Ok(())
+fn log_summary(
+    stats: telemetry_core::LogStats,
+    flash: &SimFlash,
+    elapsed_ms: u64,
+) -> LogStorageSummary {
+    use infusion_core::abi::log_region;
+    let bytes = flash.with(|f| f.stats().bytes_programmed);
+    let held = u64::from(log_region::PAGES - 1) * u64::from(log_region::PAGE_BYTES);
+    let days_held_x100 = (bytes > 0).then(|| {
+        let x = u128::from(held) * u128::from(elapsed_ms) * 100 / (u128::from(bytes) * 86_400_000);
+        u64::try_from(x).unwrap_or(u64::MAX)
+    });
+    // Each page is opened (and, once the ring has come round, erased) once
+    // per pass: the fill rate in pages is the erase rate.
+    let erase_cycles = telemetry_core::log::erases_per_page_per_year_x100(
+        u64::from(stats.pages_opened),
+        elapsed_ms,
+        log_region::PAGES,
+    );
+    LogStorageSummary {
+        pages: log_region::PAGES,
+        page_bytes: log_region::PAGE_BYTES,
+        records_written: u64::from(stats.records_written),
+        bytes_programmed: bytes,
+        pages_opened: u64::from(stats.pages_opened),
+        pages_erased: u64::from(stats.pages_erased),
+        records_erased: u64::from(stats.records_erased),
+        days_held_x100,
+        erase_cycles_per_page_per_year_x100: erase_cycles,
+        endurance_cycles: storage_core::DEFAULT_ENDURANCE_CYCLES,
     }
 }
 
@@ -663,6 +693,8 @@ pub struct SimResult {
     pub commands: Vec<String>,
     /// The capsule's records on the flash model: writes, erases, wear.
     pub storage: Option<crate::flashstore::StorageSummary>,
+    /// The telemetry app's log on its flash region: use and wear.
+    pub log_storage: LogStorageSummary,
     /// The capsule's battery estimate at each daily read-out:
     /// `(monotonic_ms, remaining_pah)`.
     pub battery: Vec<(u64, u64)>,
@@ -743,6 +775,8 @@ impl Truth {
 }
 
 struct Sim {
+    /// The telemetry log's counts in the app's earlier lives.
+    log_stats_earlier: telemetry_core::LogStats,
     config: infusion_core::BoardConfig,
     core: InfusionCore<SimPlatform>,
     dosing: Option<DosingCore>,
@@ -1100,6 +1134,8 @@ impl Sim {
         self.truth.resets += 1;
         self.dosing = None;
         // The telemetry app starts again over its flash log.
+        self.log_stats_earlier =
+            add_log_stats(self.log_stats_earlier, self.telemetry.log().stats());
         self.telemetry = TelemetryCore::new(self.flash.clone());
         self.note(back, "power restored; cores rebuilt from saved state");
         self.settle(back);
@@ -1182,8 +1218,9 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
     prescription.device_id = board::SIM_DEVICE_ID;
     prescription.serial = 1;
     prescription.issued_time_ms = SIM_EPOCH_UTC_MS;
-    let flash = SimFlash::new(LOG_SLOTS);
+    let flash = log_flash(cfg.seed);
     let mut sim = Sim {
+        log_stats_earlier: telemetry_core::LogStats::default(),
         config: board_config,
         core,
         telemetry: TelemetryCore::new(flash.clone()),
@@ -1540,7 +1577,13 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
         .flash
         .as_ref()
         .map(|f| f.summary(end_ms));
+    let log_storage = log_summary(
+        add_log_stats(sim.log_stats_earlier, sim.telemetry.log().stats()),
+        &sim.flash,
+        end_ms,
+    );
     Ok(SimResult {
+        log_storage,
         log: sim.log,
         steps,
         truth: sim.truth,

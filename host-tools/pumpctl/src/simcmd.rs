@@ -197,6 +197,7 @@ fn summary_json(
         "truth": t,
         "log": { "frames": h.counts.frames, "bad_frames": h.counts.bad, "console_lines": h.counts.text_lines, "lost_events": h.lost_events },
         "storage": r.storage,
+        "log_storage": r.log_storage,
         "energy": crate::energy::of_run(r, &cfg.energy),
         "outlooks": r.outlooks.iter().map(outlook_json).collect::<Vec<_>>(),
     })
@@ -253,6 +254,26 @@ fn summary_text(
             crate::flashstore::years(st.projected_years_to_wear_out_x100)
         ));
     }
+    let ls = &r.log_storage;
+    let x100 = |v: Option<u64>| {
+        v.map_or_else(
+            || "-".to_string(),
+            |v| format!("{}.{:02}", v / 100, v % 100),
+        )
+    };
+    s.push_str(&format!(
+        "telemetry log flash: {} records ({} B) in {} of {} pages of {} B, {} erased ({} records lost); holds {} days at this rate; {} erase cycles per page a year of {}\n",
+        ls.records_written,
+        ls.bytes_programmed,
+        ls.pages_opened,
+        ls.pages,
+        ls.page_bytes,
+        ls.pages_erased,
+        ls.records_erased,
+        x100(ls.days_held_x100),
+        x100(ls.erase_cycles_per_page_per_year_x100),
+        ls.endurance_cycles
+    ));
     let doses: Vec<u64> = h.days.iter().map(|d| d.dose_ug).collect();
     let full_days: Vec<u64> = if doses.len() > 2 {
         doses[1..doses.len() - 1].to_vec()

@@ -141,6 +141,39 @@ fn sr_host_005_demo_runs_end_to_end_and_writes_a_valid_svg_chart() {
     }
 }
 
+/// The telemetry log's flash region (the boards' 64 pages of 4 KiB) holds
+/// the demo's 90 days of events with room to spare, loses none, and wears
+/// its pages about twice a year, far inside the 10 000-cycle rating
+/// (`docs/persistence.md` §9).
+///
+/// Verifies: SR-TEL-010
+#[test]
+fn the_demo_log_fits_its_flash_region_and_wears_it_slowly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    pumpctl()
+        .arg("demo")
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("telemetry log flash: "));
+    let summary = read_json(&out.join("summary.json"));
+    let log = &summary["log_storage"];
+    assert_eq!(log["pages"], 64);
+    assert_eq!(log["page_bytes"], 4096);
+    let records = log["records_written"].as_u64().unwrap();
+    assert!((2_500..=3_500).contains(&records), "{log}");
+    assert_eq!(log["pages_erased"], 0);
+    assert_eq!(log["records_erased"], 0);
+    assert_eq!(summary["log"]["lost_events"], 0);
+    // Well over the 90 days required (with one page lost to each erase).
+    assert!(log["days_held_x100"].as_u64().unwrap() >= 15_000, "{log}");
+    // A handful of erase cycles a year: 10 000 cycles last centuries.
+    let cycles = log["erase_cycles_per_page_per_year_x100"].as_u64().unwrap();
+    assert!(cycles > 0 && cycles <= 500, "{log}");
+}
+
 #[test]
 fn simulation_is_deterministic_for_a_seed() {
     let dir = tempfile::tempdir().unwrap();

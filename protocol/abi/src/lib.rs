@@ -21,6 +21,49 @@ pub const DRIVER_NUM: u32 = 0x8000_0100;
 /// alone by the boards' syscall filter).
 pub const LINK_DRIVER_NUM: u32 = 0x8000_0101;
 
+/// The telemetry log region's driver number: a dedicated flash region the
+/// boards' syscall filter gives to the telemetry app alone (see
+/// [`log_region`]).
+pub const LOG_DRIVER_NUM: u32 = 0x8000_0102;
+
+/// The telemetry log region: its geometry on both boards and the commands
+/// of its driver (`capsules/infusion/src/logflash.rs`, served by
+/// `storage_core::LogRegion`). The telemetry app's log
+/// (`telemetry_core::PersistentLog`) runs over it; pumpctl's simulated
+/// pump gives its log the same geometry.
+///
+/// | # | command | r2, r3 | success |
+/// |---|---------|--------|---------|
+/// | 0 | driver exists | – | `SUCCESS` |
+/// | 1 | geometry | – | `SUCCESS_U32_U32(page bytes, pages)` |
+/// | 2 | read into read-write allow 0 | offset, length | `SUCCESS` |
+/// | 3 | program from read-only allow 0 | offset, length | `SUCCESS` |
+/// | 4 | erase a page | page | `SUCCESS` |
+///
+/// Failures: `INVAL` (out of the region, misaligned, a length past the
+/// allow), `ALREADY` (a program over a word that is not erased), `BUSY` (an
+/// erase past the region's erase budget), `FAIL` (the device failed),
+/// `RESERVE` (no buffer allowed).
+pub mod log_region {
+    /// Bytes in a page of the region (the nRF52840's erase unit).
+    pub const PAGE_BYTES: u32 = 4096;
+    /// Pages in the region: 256 KiB. Sized in `docs/persistence.md` §9:
+    /// 90 days of the demo's events take a fraction of it, and the ring
+    /// wears each page a few times a year.
+    pub const PAGES: u32 = 64;
+    /// Command: the geometry.
+    pub const GEOMETRY: u32 = 1;
+    /// Command: read.
+    pub const READ: u32 = 2;
+    /// Command: program.
+    pub const PROGRAM: u32 = 3;
+    /// Command: erase a page.
+    pub const ERASE: u32 = 4;
+    /// Allow number of the read buffer (read-write) and of the program
+    /// buffer (read-only).
+    pub const BUFFER: u32 = 0;
+}
+
 /// Who may call a command (the role a board's role table gives an app by its
 /// credential-checked `ShortId`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

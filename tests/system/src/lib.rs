@@ -28,9 +28,7 @@ use pump_protocol::{
     StreamItem,
 };
 use pump_test_support::{board, DOSING, NL_PER_STEP, TELEMETRY};
-use telemetry_core::{
-    LinkOutput, LogStorage, StorageError, TelemetryCapsule, TelemetryCore, RECORD_LEN,
-};
+use telemetry_core::{LinkOutput, TelemetryCapsule, TelemetryCore};
 
 /// The capsule's hardware, recorded.
 #[derive(Debug, Default)]
@@ -348,38 +346,16 @@ impl TelemetryCapsule for CapsuleAdapter {
     }
 }
 
-/// Log records in memory, shared so the telemetry app can be "reset".
-#[derive(Clone)]
-pub struct MemLog(Rc<RefCell<Vec<[u8; RECORD_LEN]>>>);
+/// The telemetry app's log flash in memory (NOR rules), shared so the
+/// telemetry app can be "reset".
+pub type MemLog = storage_core::SharedSimFlash;
 
-impl MemLog {
-    /// `slots` erased record slots.
-    pub fn new(slots: usize) -> Self {
-        Self(Rc::new(RefCell::new(vec![[0xFF; RECORD_LEN]; slots])))
-    }
-}
-
-impl LogStorage for MemLog {
-    fn slot_count(&self) -> u32 {
-        self.0.borrow().len() as u32
-    }
-    fn read(&mut self, slot: u32, record: &mut [u8; RECORD_LEN]) -> Result<(), StorageError> {
-        record.copy_from_slice(
-            self.0
-                .borrow()
-                .get(slot as usize)
-                .ok_or(StorageError::OutOfRange)?,
-        );
-        Ok(())
-    }
-    fn write(&mut self, slot: u32, record: &[u8; RECORD_LEN]) -> Result<(), StorageError> {
-        self.0
-            .borrow_mut()
-            .get_mut(slot as usize)
-            .ok_or(StorageError::OutOfRange)?
-            .copy_from_slice(record);
-        Ok(())
-    }
+/// `pages` erased pages of 4 KiB (the boards' log region has
+/// `pump_abi::log_region::PAGES`).
+fn mem_log(pages: usize) -> MemLog {
+    storage_core::SharedSimFlash::new(
+        storage_core::SimFlash::nrf52840(pages as u32, 1).expect("a valid geometry"),
+    )
 }
 
 /// Host-side output buffer.
@@ -430,11 +406,11 @@ pub struct Pump {
 }
 
 impl Pump {
-    /// A new pump at core time 0 with `log_slots` log records.
-    pub fn new(log_slots: usize) -> Self {
+    /// A new pump at core time 0 with `log_pages` pages of log flash.
+    pub fn new(log_pages: usize) -> Self {
         let core = InfusionCore::restore(board(), Rig::default(), None, 0);
         let kernel = Rc::new(RefCell::new(Kernel { core, now_ms: 0 }));
-        let log = MemLog::new(log_slots);
+        let log = mem_log(log_pages);
         let mut pump = Self {
             dosing: DosingCore::new(dosing_config(), SavedState::new(CatheterContents::Unknown)),
             dosing_capsule: CapsuleAdapter::new(kernel.clone(), DOSING),

@@ -30,7 +30,7 @@ fn refill(withdrawn_volume_nl: u32, added_volume_nl: u32) -> Message {
 }
 
 fn started(rx: &RxBuilder, fill_nl: u32) -> Pump {
-    let mut pump = Pump::new(4096);
+    let mut pump = Pump::new(64);
     pump.host_ok(Message::SetClock(SetClock {
         utc_time_ms: pump_test_support::UTC_2025_01_01_MS,
     }));

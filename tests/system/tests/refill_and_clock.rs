@@ -31,7 +31,7 @@ fn basal_rate(pump: &Pump) -> u32 {
 }
 
 fn started(rx: &RxBuilder, utc_ms: u64) -> Pump {
-    let mut pump = Pump::new(1024);
+    let mut pump = Pump::new(64);
     pump.host_ok(Message::SetClock(SetClock {
         utc_time_ms: utc_ms,
     }));

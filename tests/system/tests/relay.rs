@@ -10,7 +10,7 @@ use pump_test_support::{RxBuilder, MINUTE_MS, NL_PER_STEP, UTC_2025_01_01_MS};
 
 fn started() -> Pump {
     let rx = RxBuilder::new(1);
-    let mut pump = Pump::new(1024);
+    let mut pump = Pump::new(64);
     pump.host_ok(Message::SetClock(SetClock {
         utc_time_ms: UTC_2025_01_01_MS,
     }));

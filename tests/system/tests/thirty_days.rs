@@ -33,7 +33,7 @@ const STEPS: [(u16, u32); 4] = [(0, 200), (360, 300), (690, 350), (1320, 150)];
 
 #[test]
 fn sr_dos_011_thirty_days_deliver_the_prescriptions_integral() {
-    let mut pump = Pump::new(4096);
+    let mut pump = Pump::new(64);
     pump.run_until(MINUTE_MS);
     // The programmer sets the clock, installs a prescription signed by the
     // clinic test key and records the first fill, all over the host link.

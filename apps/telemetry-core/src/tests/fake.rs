@@ -9,44 +9,52 @@ use pump_protocol::{
     StreamItem, MAX_STREAM_FRAME_LEN,
 };
 
-use crate::{LinkOutput, LogStorage, StorageError, TelemetryCapsule, RECORD_LEN};
+use storage_core::{FlashError, Geometry, SharedSimFlash, SimFlash};
 
-/// Record slots in memory, shared so that a test can drop a core and open
-/// a new one over the same contents (a reset).
+use crate::{LinkOutput, LogStorage, TelemetryCapsule};
+
+/// Bytes in a page of the tests' flash: room for a header and the largest
+/// record (a few dozen of the tests' records).
+pub const TEST_PAGE_BYTES: u32 = 1024;
+
+/// A flash region in memory (`storage_core::SimFlash`, NOR rules, power
+/// cuts), shared so that a test can drop a core and open a new one over the
+/// same contents (a reset), and counting programs.
 #[derive(Clone)]
 pub struct MemStorage {
-    pub slots: Rc<RefCell<Vec<[u8; RECORD_LEN]>>>,
+    pub flash: SharedSimFlash,
     pub writes: Rc<RefCell<u32>>,
 }
 
 impl MemStorage {
-    pub fn new(slots: usize) -> Self {
+    /// `pages` erased pages of [`TEST_PAGE_BYTES`].
+    pub fn new(pages: usize) -> Self {
+        Self::with_seed(pages, 7)
+    }
+
+    /// The same, with the flash's power-cut randomness from `seed`.
+    pub fn with_seed(pages: usize, seed: u64) -> Self {
+        let flash = SimFlash::new(TEST_PAGE_BYTES, pages as u32, seed).expect("a valid geometry");
         Self {
-            // Erased flash.
-            slots: Rc::new(RefCell::new(std::vec![[0xFF; RECORD_LEN]; slots])),
+            flash: SharedSimFlash::new(flash),
             writes: Rc::new(RefCell::new(0)),
         }
     }
 }
 
 impl LogStorage for MemStorage {
-    fn slot_count(&self) -> u32 {
-        self.slots.borrow().len() as u32
+    fn geometry(&self) -> Geometry {
+        self.flash.geometry()
     }
-    fn read(&mut self, slot: u32, record: &mut [u8; RECORD_LEN]) -> Result<(), StorageError> {
-        let slots = self.slots.borrow();
-        let stored = slots.get(slot as usize).ok_or(StorageError::OutOfRange)?;
-        record.copy_from_slice(stored);
-        Ok(())
+    fn read(&mut self, addr: u32, buf: &mut [u8]) -> Result<(), FlashError> {
+        self.flash.read(addr, buf)
     }
-    fn write(&mut self, slot: u32, record: &[u8; RECORD_LEN]) -> Result<(), StorageError> {
+    fn program(&mut self, addr: u32, data: &[u8]) -> Result<(), FlashError> {
         *self.writes.borrow_mut() += 1;
-        let mut slots = self.slots.borrow_mut();
-        let stored = slots
-            .get_mut(slot as usize)
-            .ok_or(StorageError::OutOfRange)?;
-        stored.copy_from_slice(record);
-        Ok(())
+        self.flash.program(addr, data)
+    }
+    fn erase_page(&mut self, page: u32) -> Result<(), FlashError> {
+        self.flash.erase_page(page)
     }
 }
 

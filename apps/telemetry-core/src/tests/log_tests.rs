@@ -15,8 +15,9 @@ pub struct Rig {
 pub const UTC_MS: u64 = 1_735_689_600_000;
 
 impl Rig {
-    pub fn new(slots: usize) -> Self {
-        let storage = MemStorage::new(slots);
+    /// A rig over `pages` erased pages of `fake::TEST_PAGE_BYTES`.
+    pub fn new(pages: usize) -> Self {
+        let storage = MemStorage::new(pages);
         Self {
             core: TelemetryCore::new(storage.clone()),
             storage,
@@ -185,30 +186,40 @@ fn sr_tel_002_the_capsules_gap_report_is_kept_and_explains_its_hole() {
 
 #[test]
 fn sr_tel_002_a_read_older_than_the_ring_says_what_was_overwritten() {
-    let mut rig = Rig::new(8);
-    rig.capsule.queue_records(0..20);
+    // Two pages: the third page opened reuses the first, erasing its records.
+    let mut rig = Rig::new(2);
+    rig.capsule.queue_records(0..60);
     rig.drain_all();
+    let stats = rig.core.log().stats();
+    assert_eq!(stats.pages_erased, 1);
+    let erased = stats.records_erased;
+    assert!(erased > 0 && erased < 60, "{stats:?}");
     let (frames, end) = rig.read_log(0, 16, 64 * 1024);
-    assert_eq!(sequences(&frames), [0, 12, 13, 14, 15, 16, 17, 18, 19]);
+    assert_eq!(
+        sequences(&frames),
+        core::iter::once(0)
+            .chain(erased..erased + 15)
+            .collect::<Vec<_>>()
+    );
     assert!(matches!(
         frames[0].1,
         Message::LogGap(LogGap {
             first_missing_sequence: 0,
-            missing_count: 12,
+            missing_count,
             ..
-        })
+        }) if missing_count == erased
     ));
-    assert_eq!(
-        end,
-        LogChunkEnd {
-            next_sequence: 20,
-            oldest_sequence: 12,
-            more: false
-        }
-    );
+    assert_eq!(end.oldest_sequence, erased);
+    assert!(end.more);
     // From inside the ring: no gap.
-    let (frames, _) = rig.read_log(15, 16, 64 * 1024);
-    assert_eq!(sequences(&frames), [15, 16, 17, 18, 19]);
+    let (frames, _) = rig.read_log(55, 16, 64 * 1024);
+    assert_eq!(sequences(&frames), [55, 56, 57, 58, 59]);
+    // The same after a reset of the app.
+    rig.reset();
+    assert_eq!(rig.core.log().oldest_sequence(), Some(erased));
+    let (frames, _) = rig.read_log(0, 16, 64 * 1024);
+    assert_eq!(frames.len(), 16);
+    assert_eq!(frames[1].0, erased);
 }
 
 #[test]
@@ -264,8 +275,17 @@ fn sr_tel_001_a_torn_record_reads_as_a_hole() {
     let mut rig = Rig::new(16);
     rig.capsule.queue_records(0..6);
     rig.drain_all();
-    // A reset mid-write left record 3 half written.
-    rig.storage.slots.borrow_mut()[3][40] ^= 0xA5;
+    // Record 3 damaged (its frame, not its length word).
+    let mut buf = [0u8; crate::RECORD_LEN];
+    let at = rig
+        .core
+        .log()
+        .first_at_or_after(3, &mut buf)
+        .unwrap()
+        .position as u32;
+    rig.storage
+        .flash
+        .with(|f| f.image_mut()[at as usize + 20] ^= 0xA5);
     rig.reset();
     assert_eq!(sequences(&rig.read_all(0)), [0, 1, 2, 4, 5]);
     rig.capsule.queue_records(6..8);
@@ -294,10 +314,10 @@ proptest! {
     #[test]
     fn every_sequence_number_is_either_stored_or_reported_missing(
         steps in proptest::collection::vec(1u32..4, 1..120),
-        slots in 4usize..64,
+        pages in 2usize..6,
         resets in proptest::collection::vec(any::<bool>(), 120),
     ) {
-        let mut rig = Rig::new(slots);
+        let mut rig = Rig::new(pages);
         let mut sequence = 0u32;
         let mut sent = Vec::new();
         for (i, step) in steps.iter().enumerate() {
