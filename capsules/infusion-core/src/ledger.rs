@@ -306,11 +306,17 @@ impl Ledger {
     }
 
     /// An ended run no longer needed: all its steps left the window, or it
-    /// made none and is not a patient bolus (which counts for the lockout and
-    /// the daily count even when it made no step).
+    /// made none and is not a bolus. A patient or clinician bolus counts for
+    /// its lockout or interval and its daily count even when it made no step:
+    /// one ended by a reset before its first step must not free the next
+    /// (SR-ENV-004, SR-AUTH-006).
     fn expired(run: &Run, now_ms: u64, nl_per_step: u32) -> bool {
         let left_window = run.last_step_time(nl_per_step).saturating_add(WINDOW_MS) <= now_ms;
-        let empty = run.steps_done == 0 && run.kind() != DeliveryKind::PatientBolus;
+        let counted = matches!(
+            run.kind(),
+            DeliveryKind::PatientBolus | DeliveryKind::ClinicianBolus
+        );
+        let empty = run.steps_done == 0 && !counted;
         !run.active && (left_window || empty)
     }
 

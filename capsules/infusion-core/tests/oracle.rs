@@ -132,3 +132,22 @@ fn sr_per_007_a_corrupted_image_is_not_a_new_day() {
     .unwrap();
     assert!(o.core.platform().step_times.len() > 23 * 200);
 }
+
+/// Found by this oracle (issue 20): a clinician bolus ended by a reset before
+/// its first step was pruned from the ledger as an empty run, so a second
+/// signed clinician bolus started at once, inside the signed minimum
+/// interval. Boluses of both kinds now count from their start, steps or not.
+#[test]
+fn sr_auth_006_a_clinician_bolus_ended_by_a_reset_still_counts() {
+    // Verifies: SR-AUTH-006
+    use oracle::{Order, ResetKind, Seal};
+    let mut o = Oracle::running().unwrap();
+    o.run(&[
+        Action::Signed(Order::ClinicianBolus(48, 5_361_920), Seal::Genuine),
+        Action::Bolus(3, 816, 8_902_272),
+        Action::Reset(ResetKind::Clean),
+        Action::Signed(Order::ClinicianBolus(49, 2_053_120), Seal::Genuine),
+        Action::Bolus(3, 216, 5_977_216),
+    ])
+    .unwrap();
+}
