@@ -9,6 +9,8 @@
 //! - every `Cargo.lock` and `docs/safety/soup-rationale.toml`: the SOUP list.
 //! - `docs/safety/reference-coverage.md`: the answer to each reference
 //!   requirement (GIP v1.0, Open PCA 1.0.0), checked against the others.
+//! - `docs/safety/mutants.tsv` (optional): the recorded mutation runs, for
+//!   the mutants each requirement's tests caught.
 //!
 //! Outputs: `docs/safety/traceability.md` and `docs/safety/soup.md`, written
 //! by `cargo run -p pump-dossier -- regenerate` and checked for staleness by
@@ -19,6 +21,7 @@
 pub mod coverage;
 pub mod hazards;
 pub mod imports;
+pub mod mutants;
 pub mod requirements;
 pub mod rustscan;
 pub mod soup;
@@ -96,6 +99,8 @@ pub struct Dossier {
     pub coverage: coverage::Coverage,
     /// Test scan.
     pub tests: TestIndex,
+    /// The recorded mutation runs (none when the file is absent).
+    pub mutant_runs: Result<Vec<mutants::MutantRecord>, mutants::MutantsError>,
     /// SOUP analysis.
     pub soup: soup::Soup,
     /// Parsed soup-rationale.toml.
@@ -128,6 +133,7 @@ impl Dossier {
             hazards,
             coverage,
             tests: TestIndex::scan(tree),
+            mutant_runs: mutants::parse_tsv(&tree.read(mutants::MUTANTS_PATH).unwrap_or_default()),
             soup: soup::analyze(tree),
             rationales,
             current_traceability: tree.read(TRACEABILITY_PATH),
@@ -138,7 +144,8 @@ impl Dossier {
 
     /// The traceability matrix as it should be.
     pub fn traceability_md(&self) -> String {
-        trace::render(&self.requirements, &self.hazards, &self.tests)
+        let runs = self.mutant_runs.as_deref().unwrap_or(&[]);
+        trace::render(&self.requirements, &self.hazards, &self.tests, runs)
     }
 
     /// The SOUP list as it should be.
@@ -244,6 +251,9 @@ impl Dossier {
             &self.traceability_md(),
         ) {
             add(Check::Traceability, problem);
+        }
+        if let Err(e) = &self.mutant_runs {
+            add(Check::Traceability, e.to_string());
         }
         if let Some(problem) = stale(SOUP_PATH, self.current_soup.as_deref(), &self.soup_md()) {
             add(Check::SoupStale, problem);

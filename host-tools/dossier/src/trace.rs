@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::hazards::Hazards;
+use crate::mutants::{self, MutantRecord, Outcome};
 use crate::requirements::Requirements;
 use crate::test_index::TestIndex;
 
@@ -22,7 +23,12 @@ fn cell(s: &str) -> String {
 }
 
 /// Renders the matrix. Deterministic: everything is sorted by ID or path.
-pub fn render(reqs: &Requirements, hazards: &Hazards, tests: &TestIndex) -> String {
+pub fn render(
+    reqs: &Requirements,
+    hazards: &Hazards,
+    tests: &TestIndex,
+    mutant_runs: &[MutantRecord],
+) -> String {
     let no_tests = BTreeSet::new();
     let tests_of = |id: &str| tests.by_id.get(id).unwrap_or(&no_tests);
     let mut entries: Vec<_> = reqs.entries.iter().collect();
@@ -144,10 +150,12 @@ when a test names an unknown requirement, or when a requirement names an unknown
     }
 
     o.push_str("## Requirement → tests → hazards\n\n");
+    let caught = mutants::caught_per_requirement(tests, mutant_runs);
+    o.push_str(&mutation_runs_summary(mutant_runs));
     if entries.is_empty() {
         o.push_str("No requirements yet.\n\n");
     } else {
-        o.push_str("| Requirement | Title | Tests | Hazards |\n|---|---|---|---|\n");
+        o.push_str("| Requirement | Title | Tests | Mutants caught by its tests | Hazards |\n|---|---|---|---:|---|\n");
         for r in &entries {
             let ts = tests_of(&r.id);
             let tests_cell = if ts.is_empty() {
@@ -161,11 +169,13 @@ when a test names an unknown requirement, or when a requirement names an unknown
                 .map(|h| format!("[{h}](#{})", h.to_ascii_lowercase()))
                 .collect::<Vec<_>>()
                 .join(", ");
+            let caught_cell = caught.get(&r.id).map_or(0, |m| m.len());
             o.push_str(&format!(
-                "| `{}` | {} | {} | {} |\n",
+                "| `{}` | {} | {} | {} | {} |\n",
                 r.id,
                 cell(&r.title),
                 tests_cell,
+                caught_cell,
                 hazards_cell
             ));
         }
@@ -228,6 +238,38 @@ when a test names an unknown requirement, or when a requirement names an unknown
     o
 }
 
+/// What the mutant column counts, and the runs it comes from.
+fn mutation_runs_summary(records: &[MutantRecord]) -> String {
+    let counts = mutants::run_counts(records);
+    let mut o = String::from(
+        "The column *Mutants caught by its tests* counts the mutants of the recorded `cargo-mutants` runs \
+(`docs/safety/mutants.tsv`, verification.md §3) that made a test naming the requirement fail: a lower bound, \
+since `cargo test` stops at the first failing test binary. 0 means no recorded mutant was caught by those tests, \
+not that none would be. ",
+    );
+    if counts.is_empty() {
+        o.push_str("No run is recorded.\n\n");
+        return o;
+    }
+    let n = |c: &std::collections::BTreeMap<Outcome, usize>, o: Outcome| {
+        c.get(&o).copied().unwrap_or(0)
+    };
+    let runs: Vec<String> = counts
+        .iter()
+        .map(|(run, c)| {
+            format!(
+                "`{run}` ({} caught, {} missed, {} timeout, {} unviable)",
+                n(c, Outcome::Caught),
+                n(c, Outcome::Missed),
+                n(c, Outcome::Timeout),
+                n(c, Outcome::Unviable)
+            )
+        })
+        .collect();
+    o.push_str(&format!("Runs: {}.\n\n", runs.join(", ")));
+    o
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,14 +293,19 @@ mod tests {
             .entry("SR-ENV-001".into())
             .or_default()
             .extend(["b/src/x.rs::t2".to_string(), "a/tests/y.rs::t1".to_string()]);
-        let md = render(&reqs, &hazards, &tests);
-        assert_eq!(md, render(&reqs, &hazards, &tests));
+        let runs = crate::mutants::parse_tsv(
+            "r1\tcaught\tsrc/x.rs:1:1: replace f with g\tt2\nr1\tmissed\tsrc/x.rs:2:1: m\t\n",
+        )
+        .unwrap();
+        let md = render(&reqs, &hazards, &tests, &runs);
+        assert_eq!(md, render(&reqs, &hazards, &tests, &runs));
+        assert!(md.contains("Runs: `r1` (1 caught, 1 missed, 0 timeout, 0 unviable)."));
         assert!(
             md.contains("- Requirements: 2 (1 verified by at least one test, 1 without a test).")
         );
         assert!(md.contains("- Hazards: 4 (2 controlled by at least one requirement, 1 outside the firmware's reach, 1 awaiting a requirement)."));
         assert!(md.contains("- Requirement areas without entries: `MOT`, `RX`."));
-        assert!(md.contains("| `SR-ENV-001` | a | `a/tests/y.rs::t1`<br>`b/src/x.rs::t2` | [HAZ-001](#haz-001), [HAZ-002](#haz-002) |\n| `SR-ENV-002` | b | **none** |"));
+        assert!(md.contains("| `SR-ENV-001` | a | `a/tests/y.rs::t1`<br>`b/src/x.rs::t2` | 1 | [HAZ-001](#haz-001), [HAZ-002](#haz-002) |\n| `SR-ENV-002` | b | **none** | 0 |"));
         let haz1 = md
             .find("### <a id=\"haz-001\"></a>HAZ-001 (S5): one")
             .unwrap();
