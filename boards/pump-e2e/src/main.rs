@@ -763,10 +763,16 @@ fn after_reset(
 /// Whether a frame the pump sent unasked (flags 0) is an event drained
 /// from the capsule (which the telemetry app logs before it forwards it),
 /// not an answer to the host.
+/// Whether a frame is a logged event, not an answer to a host request
+/// (answers are numbered in the link's own sequence and never stored).
 fn is_event(message: &Message) -> bool {
     !matches!(
         message,
-        Message::Ack(_) | Message::Nack(_) | Message::StatusSnapshot(_) | Message::LogChunkEnd(_)
+        Message::Ack(_)
+            | Message::Nack(_)
+            | Message::StatusSnapshot(_)
+            | Message::ServiceOutlook(_)
+            | Message::LogChunkEnd(_)
     )
 }
 
