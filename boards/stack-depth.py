@@ -179,6 +179,10 @@ def parse_disassembly(out, read):
     `llvm-objdump -d --no-show-raw-insn`; `read` gives a word of the image."""
     starts, targets, indirect, current, auipc, held, table = {}, {}, {}, None, {}, {}, set()
     sp_drop, branches = {}, {}
+    # The Thumb outliner makes `OUTLINED_FUNCTION_n` end in `bx rN` when
+    # the sequence it took ended in `blx rN`: its callers hold rN (a callee
+    # loaded from a literal pool) across the `bl`. Followed after the pass.
+    outlined_jump, bl_sites, outlined_writes = {}, [], {}
     for line in out.splitlines():
         m = HEADER.match(line)
         if m:
@@ -193,6 +197,8 @@ def parse_disassembly(out, read):
         if current is None or not m:
             continue
         addr, op, args = int(m.group(1), 16), m.group(2), m.group(3)
+        if current.startswith("OUTLINED_FUNCTION") and args and not op.startswith(NO_WRITE):
+            outlined_writes.setdefault(current, set()).add(args.split(",")[0].strip())
         drop = stack_drop(op, args)
         if drop is None or sp_drop.get(current) is None:
             sp_drop[current] = None
@@ -209,7 +215,13 @@ def parse_disassembly(out, read):
         if (op.startswith("bx") and args.strip() != "lr") or (
                 re.match(r"(mov|ldr)", op) and args.split(",")[0].strip() == "pc"):
             indirect[current] = indirect.get(current, 0) + 1
+            if op == "bx" and current.startswith("OUTLINED_FUNCTION"):
+                outlined_jump.setdefault(current, []).append(args.strip())
             continue
+        if op == "bl":
+            t = re.search(r"(?:^|[ ,])0x([0-9a-f]+)(?:\s|$)", args)
+            if t:
+                bl_sites.append((current, int(t.group(1), 16), dict(held)))
         # RISC-V: `jr rX` is a jump table only if rX was loaded from a
         # table entry (`add rY, rI, rB` then `lw rX, 0x0(rY)`).
         m = re.match(r"(\w+), 0x0\((\w+)\)$", args)
@@ -250,6 +262,24 @@ def parse_disassembly(out, read):
                 continue
         if INDIRECT.match(op):
             indirect[current] = indirect.get(current, 0) + 1
+    # An outlined `bx rN` reaches what each caller held in rN; counted as
+    # the caller's call (the outlined code moves no stack pointer). It stays
+    # indirect unless every caller and every such jump resolves, and only
+    # when the outlined code keeps rN as it came (it writes no rN).
+    for name, regs in outlined_jump.items():
+        start = next((a for a, n in starts.items() if n == name), None)
+        sites = [(c, h) for c, t, h in bl_sites if t == start]
+        if not sites or sp_drop.get(name) != 0:
+            continue
+        if any(r in outlined_writes.get(name, ()) for r in regs):
+            continue
+        if all(all(r in h for r in regs) for _, h in sites):
+            for caller, h in sites:
+                for r in regs:
+                    targets[caller].add(h[r])
+            indirect[name] -= len(regs)
+            if indirect[name] == 0:
+                del indirect[name]
     # A call's target, to the function that holds it. A branch or jump
     # leaves its function only to another function's first instruction (a
     # tail call); one into the middle of another is bytes after the last

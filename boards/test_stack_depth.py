@@ -132,6 +132,45 @@ class EdgeTests(unittest.TestCase):
         self.assertEqual(r["worst"], 32)
         self.assertEqual(r["indirect"], {})
 
+    def test_an_outlined_bx_reaches_what_its_callers_hold_in_that_register(self):
+        # The Thumb outliner's tail: `bl OUTLINED_FUNCTION_n`, whose last
+        # instruction is `bx r6`, with r6 loaded from a literal pool by the
+        # caller (seen in the telemetry app on the nRF52840).
+        words = {0x180: 0x201}
+        outlined = [(0x300, "sub.w", "r2, r7, #0x40"), (0x304, "movs", "r3, #0x4"),
+                    (0x306, "str", "r4, [r7, #-64]"), (0x30a, "bx", "r6")]
+        r = run({
+            (0x100, "start"): [
+                (0x100, "ldr", "r6, [pc, #0x7c]         @ 0x180"),
+                (0x102, "bl", "0x300 <OUTLINED_FUNCTION_38> @ imm = #0x1fc"),
+            ],
+            (0x200, "callee"): [(0x200, "bx", "lr")],
+            (0x300, "OUTLINED_FUNCTION_38"): outlined,
+        }, {"start": 8, "callee": 24}, read=words.get)
+        self.assertEqual(r["worst"], 32)
+        self.assertEqual(r["indirect"], {})
+        # A caller that does not hold r6 leaves the jump unbounded.
+        r = run({
+            (0x100, "start"): [
+                (0x100, "ldr", "r6, [pc, #0x7c]         @ 0x180"),
+                (0x102, "bl", "0x300 <OUTLINED_FUNCTION_38> @ imm = #0x1fc"),
+            ],
+            (0x110, "other"): [(0x110, "bl", "0x300 <OUTLINED_FUNCTION_38> @ imm = #0x1ec")],
+            (0x200, "callee"): [(0x200, "bx", "lr")],
+            (0x300, "OUTLINED_FUNCTION_38"): outlined,
+        }, {"start": 8, "callee": 24, "other": 8}, read=words.get)
+        self.assertEqual(r["indirect"], {"OUTLINED_FUNCTION_38": 1})
+        # Nor does an outlined body that writes the register itself.
+        r = run({
+            (0x100, "start"): [
+                (0x100, "ldr", "r6, [pc, #0x7c]         @ 0x180"),
+                (0x102, "bl", "0x300 <OUTLINED_FUNCTION_38> @ imm = #0x1fc"),
+            ],
+            (0x200, "callee"): [(0x200, "bx", "lr")],
+            (0x300, "OUTLINED_FUNCTION_38"): [(0x300, "mov", "r6, r0"), (0x302, "bx", "r6")],
+        }, {"start": 8, "callee": 24}, read=words.get)
+        self.assertEqual(r["indirect"], {"OUTLINED_FUNCTION_38": 1})
+
     def test_a_register_overwritten_after_the_literal_load_is_not_followed(self):
         words = {0x180: 0x201}
         r = run({
