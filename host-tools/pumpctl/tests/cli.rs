@@ -1053,6 +1053,32 @@ fn sr_host_001_rx_check_passes_the_examples_and_names_fields_of_problems() {
 }
 
 #[test]
+fn sr_host_001_a_drug_not_in_the_library_is_refused_and_nothing_is_signed() {
+    // Verifies: SR-HOST-001 (Open PCA R6.9.0(4): an unknown drug is reported)
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let unknown = edited(
+        "morphine.toml",
+        &[("name = \"morphine\"", "name = \"morphin\"")],
+    );
+    let rx = write_rx(d, "unknown.toml", &unknown);
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "error: drug.name: `morphin` is not in the drug library (known: ",
+        ));
+    rx_sign(d, &rx, 7, &[]).assert().code(1);
+    assert!(!d.join("rx-7.bin").exists(), "a prescription was signed");
+    // The same file with the library's name signs.
+    let known = write_rx(d, "known.toml", &edited("morphine.toml", &[]));
+    rx_sign(d, &known, 8, &[]).assert().success();
+    assert!(d.join("rx-8.bin").exists());
+}
+
+#[test]
 fn sr_host_001_daily_total_counts_every_allotted_bolus() {
     let dir = tempfile::tempdir().unwrap();
     // 493.75 µg basal + 6 × 50 µg = 793.75 µg; the envelope allows 700 µg.
