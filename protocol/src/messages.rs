@@ -742,10 +742,11 @@ payload! {
         /// When (pump clock).
         pub time_ms: u64,
         /// Which test: 1 RAM, 2 program memory, 3 clock against a second
-        /// source, 4 app images, 5 watchdog.
+        /// source, 4 app images, 5 watchdog, 6 CPU.
         pub test: u8,
         /// What it found: the failing word's index (RAM), the CRC-32C found
-        /// (program memory, images), the drift in ppm (clock), 0 otherwise.
+        /// (program memory, images), the drift in ppm (clock), the failing
+        /// check's index (CPU), 0 otherwise.
         pub detail: u32,
     }
 }

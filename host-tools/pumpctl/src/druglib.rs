@@ -42,12 +42,27 @@ pub struct DrugEntry {
     pub design_values: String,
 }
 
+/// Which library this is, as its file says.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LibraryVersion {
+    /// The library's version name.
+    pub version: String,
+    /// The date from which the clinic uses it (ISO 8601).
+    pub effective_date: String,
+}
+
 /// The drug library.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DrugLibrary {
+    /// Which library this is.
+    pub library: LibraryVersion,
     /// Every drug.
     pub drug: Vec<DrugEntry>,
+    /// SHA-256 of the file's bytes, lower-case hex (set by [`parse`](Self::parse)).
+    #[serde(skip)]
+    pub sha256_hex: String,
 }
 
 impl DrugLibrary {
@@ -58,7 +73,22 @@ impl DrugLibrary {
 
     /// Parses a library file.
     pub fn parse(path: &std::path::Path, text: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| toml_error(path, text, &e))
+        use sha2::{Digest, Sha256};
+        let mut library: Self = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
+        library.sha256_hex = Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(library)
+    }
+
+    /// One line naming this library: version, effective date and digest
+    /// (SR-HOST-019).
+    pub fn identity(&self) -> String {
+        format!(
+            "drug library {} (effective {}, sha-256 {})",
+            self.library.version, self.library.effective_date, self.sha256_hex
+        )
     }
 
     /// The entry for a drug name (case-insensitive).
@@ -91,6 +121,27 @@ mod tests {
             assert!(!d.source.is_empty());
             assert!(!d.design_values.is_empty());
         }
+    }
+
+    #[test]
+    fn sr_host_019_the_library_is_named_by_its_version_and_the_digest_of_its_bytes() {
+        // Verifies: SR-HOST-019
+        let lib = DrugLibrary::builtin().unwrap();
+        assert_eq!(lib.sha256_hex.len(), 64);
+        assert!(lib.identity().contains(&lib.sha256_hex));
+        assert!(lib.identity().contains(&lib.library.version));
+        // Any change of the bytes changes the digest, even with the same
+        // version: the record tells an edited file from the released one.
+        let edited = BUILTIN.replace(
+            "min_patient_bolus_lockout_min = ",
+            "min_patient_bolus_lockout_min =  ",
+        );
+        let other = DrugLibrary::parse(std::path::Path::new("x"), &edited).unwrap();
+        assert_eq!(other.library, lib.library);
+        assert_ne!(other.sha256_hex, lib.sha256_hex);
+        // A library without its version is refused.
+        let bare = BUILTIN.replace("[library]", "[unnamed]");
+        assert!(DrugLibrary::parse(std::path::Path::new("x"), &bare).is_err());
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod script;
 pub mod sign;
 pub mod sim;
 pub mod simcmd;
+pub mod simhw;
 pub mod simlink;
 pub mod trumpet;
 pub mod units;

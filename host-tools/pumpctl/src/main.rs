@@ -427,7 +427,11 @@ fn rx_check(args: &RxCheckArgs) -> Result<ExitCode> {
         0,
     );
     let mut out = std::io::stdout().lock();
-    let mut text = format!("{}:\n", args.rx.display());
+    let mut text = format!(
+        "{}:\nchecked against {}\n",
+        args.rx.display(),
+        library.identity()
+    );
     for line in &report.summary {
         text.push_str(line);
         text.push('\n');
@@ -523,7 +527,26 @@ fn rx_sign(args: &RxSignArgs) -> Result<ExitCode> {
         PathBuf::from(format!("{stem}-{}.install.bin", args.serial))
     });
     pumpctl::error::write_file(&out, &frame)?;
-    let mut text = String::new();
+    // The library this prescription was checked against, recorded beside
+    // it: the pump never sees the library (SR-HOST-019).
+    let record_path = signing_record_path(&out);
+    let record = serde_json::json!({
+        "drug": prescription.drug_name.as_str(),
+        "device_id": args.device,
+        "serial": args.serial,
+        "issued_time_ms": issued,
+        "install_frame": out.display().to_string(),
+        "install_frame_sha256": sha256_hex(&frame),
+        "clinic_public_key": keys::hex(key.verifying_key().as_bytes()),
+        "drug_library": {
+            "version": library.library.version,
+            "effective_date": library.library.effective_date,
+            "sha256": library.sha256_hex,
+        },
+        "warnings_accepted": warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    });
+    pumpctl::error::write_file(&record_path, format!("{record:#}\n").as_bytes())?;
+    let mut text = format!("checked against {}\n", library.identity());
     for line in &report.summary {
         text.push_str(line);
         text.push('\n');
@@ -540,8 +563,29 @@ fn rx_sign(args: &RxSignArgs) -> Result<ExitCode> {
         out.display(),
         frame.len()
     ));
+    text.push_str(&format!(
+        "recorded the drug library with it in {}\n",
+        record_path.display()
+    ));
     out_result(std::io::stdout().lock().write_all(text.as_bytes()))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where `rx sign` records what a signed frame was checked against: the
+/// frame's path with `.record.json` appended.
+fn signing_record_path(frame: &std::path::Path) -> PathBuf {
+    let mut path = frame.as_os_str().to_owned();
+    path.push(".record.json");
+    PathBuf::from(path)
+}
+
+/// SHA-256 of `bytes`, lower-case hex.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn keygen(args: &KeygenArgs) -> Result<ExitCode> {

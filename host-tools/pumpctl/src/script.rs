@@ -28,7 +28,8 @@
 //! | `dosing-restart` | – | the kernel restarts the dosing app from its saved state |
 //! | `install` | `file=PATH` | the programmer sends an install frame written by `pumpctl rx sign` (PATH relative to the script) |
 //! | `outlook` | – | the patient's programmer reads the service outlook (`GetServiceOutlook`): charge, ERI and end-of-service dates, refill-by date; the answers are in `summary.json` under `outlooks` |
-//! | `self-test-fail`, `self-test-pass` | `test=ram\|program-memory\|clock\|images\|watchdog` [`detail=N`] | the board reports a hardware self-test (SR-STS-001): a failure stops delivery under the high `SelfTestFailed` alarm; once every failed test has passed again, `clear-fault code=self-test-failed` clears it |
+//! | `self-test-fail`, `self-test-pass` | `test=ram\|program-memory\|clock\|images\|watchdog\|cpu` [`detail=N`] | the board reports a hardware self-test (SR-STS-001): a failure stops delivery under the high `SelfTestFailed` alarm; once every failed test has passed again, `clear-fault code=self-test-failed` clears it |
+//! | `hardware-fault` | `part=flash\|ram\|rtc` | a part of the simulated board fails: a program-memory bit flips, a RAM bit sticks at 1, or the system timer runs 0.5 % fast of the RTC; the core's hourly self-tests (SR-STS-005) find it within two days (flash), 16 hours (ram) or an hour (rtc) |
 //! | `attack` | `mode=unsigned\|forged\|replay` [`command=clinician-bolus\|suspend\|resume`] [`dose_ug=D` `duration_min=M`] | someone without the clinic's key sends a command over the link: its plain 1.0 frame, one signed with another key, or the programmer's last signed command again (default command: a clinician bolus of 200 µg over 2 min) |
 //!
 //! The simulated programmer signs every command that changes therapy with
@@ -109,6 +110,8 @@ pub enum Event {
         infusion_core::selftest::SelfTest,
         core::result::Result<(), u32>,
     ),
+    /// A part of the board fails; the hourly self-tests find it.
+    HardwareFault(crate::simhw::HardwarePart),
     /// An attacker on the link sends a command.
     Attack {
         /// Unsigned, forged or replayed.
@@ -290,7 +293,7 @@ pub fn parse(name: &str, text: &str, base: &Path) -> Result<Vec<Timed>> {
                     .find(|t| kebab(&format!("{t:?}")) == name)
                     .ok_or_else(|| {
                         at(format!(
-                            "test=`{name}`: expected one of ram, program-memory, clock, images, watchdog"
+                            "test=`{name}`: expected one of ram, program-memory, clock, images, watchdog, cpu"
                         ))
                     })?;
                 if event_name == "self-test-pass" {
@@ -304,6 +307,14 @@ pub fn parse(name: &str, text: &str, base: &Path) -> Result<Vec<Timed>> {
                     };
                     Event::SelfTest(test, Err(detail))
                 }
+            }
+            "hardware-fault" => {
+                let name = args
+                    .take("part")
+                    .ok_or_else(|| at("`hardware-fault` needs part=flash|ram|rtc".into()))?;
+                let part = crate::simhw::HardwarePart::from_name(&name)
+                    .ok_or_else(|| at(format!("part=`{name}`: expected one of flash, ram, rtc")))?;
+                Event::HardwareFault(part)
             }
             "dosing-restart" => Event::DosingRestart,
             "install" => {

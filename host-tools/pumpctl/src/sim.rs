@@ -812,6 +812,8 @@ struct Sim {
     /// See [`SimResult::battery`].
     battery: Vec<(u64, u64)>,
     outlooks: Vec<pump_protocol::ServiceOutlook>,
+    /// The board's memory and second clock, for the hourly self-tests.
+    hw: crate::simhw::SimHardware,
 }
 
 impl Sim {
@@ -1131,6 +1133,8 @@ impl Sim {
         self.core.set_energy_profile(self.energy);
         self.core.restore_records(&read_back.stored(), back);
         power_on_self_test(&mut self.core, back);
+        // The hourly tests' first run is part of the boot (SR-STS-005).
+        self.run_self_tests(back);
         self.truth.resets += 1;
         self.dosing = None;
         // The telemetry app starts again over its flash log.
@@ -1140,6 +1144,15 @@ impl Sim {
         self.note(back, "power restored; cores rebuilt from saved state");
         self.settle(back);
         self.boot_dosing(back);
+    }
+}
+
+impl Sim {
+    /// The board's part of the hourly self-tests: after every timer call,
+    /// and once at boot (SR-STS-005).
+    fn run_self_tests(&mut self, t: u64) {
+        self.hw.now_ms = t;
+        self.core.run_self_tests(&mut self.hw, t);
     }
 }
 
@@ -1245,7 +1258,9 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
         energy: cfg.energy,
         battery: Vec::new(),
         outlooks: Vec::new(),
+        hw: crate::simhw::SimHardware::default(),
     };
+    sim.run_self_tests(0);
 
     // Boot: the apps start; over the link the clinic sets the clock,
     // installs the prescription (signed with the simulator's test-only
@@ -1470,6 +1485,10 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
                     sim.note(t, &format!("self-test {test:?} {what}"));
                     sim.core.on_self_test(*test, *outcome, t);
                 }
+                Event::HardwareFault(part) => {
+                    sim.note(t, &format!("hardware fault injected: {part:?}"));
+                    sim.hw.inject(*part, t);
+                }
                 Event::Outlook => {
                     let ask = Message::GetServiceOutlook(pump_protocol::GetServiceOutlook {});
                     for answer in sim.host_request(t, ask) {
@@ -1507,6 +1526,7 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
         if sim.core.next_wakeup().is_some_and(|w| w <= t) {
             sim.core.on_timer(t);
             sim.truth.wakeups += 1;
+            sim.run_self_tests(t);
             sim.settle(t);
         }
         if !dosing_hung && sim.dosing_wake.is_some_and(|w| w <= t) {

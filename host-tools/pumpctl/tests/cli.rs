@@ -1053,6 +1053,81 @@ fn sr_host_001_rx_check_passes_the_examples_and_names_fields_of_problems() {
 }
 
 #[test]
+fn sr_host_001_a_drug_not_in_the_library_is_refused_and_nothing_is_signed() {
+    // Verifies: SR-HOST-001 (Open PCA R6.9.0(4): an unknown drug is reported)
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let unknown = edited(
+        "morphine.toml",
+        &[("name = \"morphine\"", "name = \"morphin\"")],
+    );
+    let rx = write_rx(d, "unknown.toml", &unknown);
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "error: drug.name: `morphin` is not in the drug library (known: ",
+        ));
+    rx_sign(d, &rx, 7, &[]).assert().code(1);
+    assert!(!d.join("rx-7.bin").exists(), "a prescription was signed");
+    // The same file with the library's name signs.
+    let known = write_rx(d, "known.toml", &edited("morphine.toml", &[]));
+    rx_sign(d, &known, 8, &[]).assert().success();
+    assert!(d.join("rx-8.bin").exists());
+}
+
+#[test]
+fn sr_host_019_rx_sign_records_the_drug_library_it_checked_against() {
+    // Verifies: SR-HOST-019
+    use sha2::{Digest, Sha256};
+    let hex = |bytes: &[u8]| -> String {
+        Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let library =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/drug-library.toml"))
+            .unwrap();
+    let identity = format!(
+        "checked against drug library 2026.1 (effective 2026-12-01, sha-256 {})",
+        hex(&library)
+    );
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(example("morphine.toml"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(identity.as_str()));
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    rx_sign(d, &example("morphine.toml"), 9, &[])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(identity.as_str()));
+    let frame = std::fs::read(d.join("rx-9.bin")).unwrap();
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("rx-9.bin.record.json")).unwrap()).unwrap();
+    assert_eq!(record["drug_library"]["version"], "2026.1");
+    assert_eq!(record["drug_library"]["effective_date"], "2026-12-01");
+    assert_eq!(record["drug_library"]["sha256"], hex(&library));
+    assert_eq!(record["install_frame_sha256"], hex(&frame));
+    assert_eq!(record["serial"], 9);
+    assert_eq!(record["device_id"], 0x00C0_FFEE);
+    assert_eq!(record["drug"], "morphine");
+    // A refused prescription leaves no record.
+    let unknown = edited(
+        "morphine.toml",
+        &[("name = \"morphine\"", "name = \"morphin\"")],
+    );
+    let rx = write_rx(d, "unknown.toml", &unknown);
+    rx_sign(d, &rx, 10, &[]).assert().code(1);
+    assert!(!d.join("rx-10.bin.record.json").exists());
+}
+
+#[test]
 fn sr_host_001_daily_total_counts_every_allotted_bolus() {
     let dir = tempfile::tempdir().unwrap();
     // 493.75 µg basal + 6 × 50 µg = 793.75 µg; the envelope allows 700 µg.

@@ -47,6 +47,8 @@ pub struct InfusionCore<P: Platform> {
     /// Self-tests (bits of `SelfTest::bit`) that failed since boot and have
     /// not passed since: the `SelfTestFailed` alarm clears only when none.
     pub(super) self_tests_failed: u8,
+    /// The hourly self-tests' schedule and state (SR-STS-005).
+    pub(super) periodic: crate::selftest::periodic::PeriodicSelfTests,
     pub(super) signal: AlarmSignal,
     pub(super) relay: Relay,
     /// Steps the motor has been asked for since the device was provisioned
@@ -92,6 +94,7 @@ impl<P: Platform> InfusionCore<P> {
             mechanism_faults: super::state::FaultHistory::default(),
             fault_inputs: 0,
             self_tests_failed: 0,
+            periodic: crate::selftest::periodic::PeriodicSelfTests::default(),
             signal: AlarmSignal::OFF,
             relay: Relay::new(),
             steps_accounted: 0,
@@ -235,7 +238,8 @@ impl<P: Platform> InfusionCore<P> {
     }
 
     /// When the core next needs [`on_timer`](Self::on_timer): the next step,
-    /// watchdog deadline, end of an alarm silence or refill-due instant. `None` means it sleeps until a command or input.
+    /// watchdog deadline, end of an alarm silence, refill-due instant or
+    /// hourly self-test (once the board runs them). `None` means it sleeps until a command or input.
     pub fn next_wakeup(&self) -> Option<u64> {
         let s = self.config.nl_per_step;
         let mut next: Option<u64> = None;
@@ -255,6 +259,7 @@ impl<P: Platform> InfusionCore<P> {
         consider(self.relay.answer_deadline_ms());
         consider(self.battery_check_due_ms());
         consider(self.suspension_reminder_due_ms());
+        consider(self.periodic.next_due_ms());
         if !self.p.alarms.is_active(AlarmCode::RefillDue) {
             consider(
                 self.refill_by_ms(self.p.last_time_ms)

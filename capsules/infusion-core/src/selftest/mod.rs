@@ -1,15 +1,20 @@
-//! Self-tests of the pump's own hardware (SR-STS-001..003): the arithmetic
+//! Self-tests of the pump's own hardware (SR-STS-001..006): the arithmetic
 //! of each test, so that the simulator, the tests and the boards run the
-//! same code; the board runs them on its memory and clocks and reports the
-//! outcome to [`InfusionCore::on_self_test`](crate::InfusionCore::on_self_test).
+//! same code. The board runs the power-on tests on its memory and reports
+//! their outcome to [`InfusionCore::on_self_test`](crate::InfusionCore::on_self_test);
+//! the core runs the periodic ones on the hour through
+//! [`InfusionCore::run_self_tests`](crate::InfusionCore::run_self_tests)
+//! ([`periodic`]), over the memory and second clock the board lends it.
 //!
 //! | test | when | what it costs |
 //! |---|---|---|
 //! | RAM ([`march_c_minus`]) over the capsule's scratch region | at boot | 10 passes over the region: about 10 µs per KiB at 64 MHz |
-//! | program memory ([`ProgramCrc`]), CRC-32C in slices | a slice at every daily check; the first whole pass is the reference | about 160 ms of CPU a day for 1 MiB at 64 MHz, ~0.1 µAh |
-//! | clock ([`clock_drift_ppm`]): the system timer against the RTC | at every daily check | two reads |
+//! | RAM, a 512-byte slice of the board's region, contents restored | every hour ([`periodic`]) | about 5 µs |
+//! | CPU ([`cpu::cpu_check`]): known answers of the integer ALU | every hour | under 1 µs |
+//! | program memory ([`ProgramCrc`]), CRC-32C in slices | 1/24 of it every hour; the first whole pass since boot is the reference | about 160 ms of CPU a day for 1 MiB at 64 MHz, ~0.2 µAh a day (`docs/energy.md`) |
+//! | clock ([`clock_drift_ppm`]): the system timer against the RTC | every hour, over the hour since the last run | two reads |
 //! | app images: the board's own checksums of what it loaded | at boot | the board's loader |
-//! | watchdog: the board arms it and sees it would fire | at boot, where the board can without a reset loop | board-specific |
+//! | watchdog | not run in the field (a deliberate deviation, `docs/safety/reference-coverage.md` GIP 3.5.5) | — |
 //!
 //! A failure stops delivery under the latched high `SelfTestFailed`
 //! alarm and logs a `SelfTestFailed` event naming the test; a clinician
@@ -17,6 +22,9 @@
 //! passed again.
 
 use pump_protocol::CRC32C;
+
+pub mod cpu;
+pub mod periodic;
 
 /// The hardware self-tests, by their wire code (`SelfTestFailed.test`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,16 +39,19 @@ pub enum SelfTest {
     Images = 4,
     /// The watchdog itself.
     Watchdog = 5,
+    /// The CPU's integer operations ([`cpu::cpu_check`]).
+    Cpu = 6,
 }
 
 impl SelfTest {
     /// Every test.
-    pub const ALL: [SelfTest; 5] = [
+    pub const ALL: [SelfTest; 6] = [
         SelfTest::Ram,
         SelfTest::ProgramMemory,
         SelfTest::Clock,
         SelfTest::Images,
         SelfTest::Watchdog,
+        SelfTest::Cpu,
     ];
 
     /// The wire code.
