@@ -199,6 +199,12 @@ check "the power-on RAM test passed at every boot (kernel log: 4 of 4)" \
     eq "$(grep -c '^\[post\] RAM test over 1024 bytes: passed' "$run/kernel.log")" 4
 check "an injected self-test failure logged (SelfTestFailed, program memory) with the high SelfTestFailed alarm" \
     sh -c "[ $(live SelfTestFailed | grep -c '"test":2') -eq 1 ] && [ $(live AlarmRaised | grep '"code":"SelfTestFailed"' | grep -c '"priority":"High"') -eq 1 ]"
+# The hourly self-tests (SR-STS-005) ran at least once in the last life
+# (their first run follows the restore), over a share of the kernel's code,
+# and found nothing: the one SelfTestFailed of the run is F11's.
+sts=$(grep '^\[sts\] hourly self-tests since boot: ' "$run/kernel.log" | tail -n 1 | sed 's/^\[sts\] hourly self-tests since boot: \([0-9]*\) runs, \([0-9]*\) bytes.*/\1 \2/')
+check "the hourly self-tests ran in the last life and found nothing (kernel log: ${sts:-none} = runs, program bytes)" \
+    sh -c "set -- ${sts:-0 0}; [ \$1 -ge 1 ] && [ \$2 -gt 0 ] && [ $(live SelfTestFailed | wc -l) -eq 1 ]"
 # Log = motor steps: the DeliveryRecords of all lives (Unconfirmed included)
 # against the mechanism's own count (kept across restarts, the last F7
 # report). Each reset may count up to RESERVATION_STEPS (32) steps the motor
@@ -211,7 +217,7 @@ check "log = motor steps within the stated uncertainty: motor ${motor_nl} nL <= 
     sh -c "[ ${motor_steps:-0} -gt 0 ] && [ $motor_nl -le $logged_nl ] && [ $logged_nl -le $((motor_nl + resets * 32 * 250)) ]"
 
 echo "== memory use at the end (F8, kernel log)"
-grep '^\[sim\] process \|^\[wdt\] longest\|^\[sim\] flash since\|^\[sim\] telemetry log region' "$run/kernel.log" || true
+grep '^\[sim\] process \|^\[wdt\] longest\|^\[sim\] flash since\|^\[sim\] telemetry log region\|^\[sts\] ' "$run/kernel.log" || true
 
 if [ "$fail" -ne 0 ]; then
     echo "e2e: FAILED (artifacts in $run)"

@@ -71,6 +71,7 @@ use rv32i::csr;
 
 mod flash;
 mod io;
+mod selftest_hw;
 mod semihost;
 mod sim;
 mod watchdog;
@@ -252,6 +253,7 @@ struct ProcessList {
     flash: &'static flash::FileFlash,
     store: &'static Store,
     log_flash: &'static LogFlash,
+    self_tests: &'static selftest_hw::SelfTestStats,
 }
 
 /// Words of the power-on RAM test's scratch region.
@@ -288,6 +290,11 @@ impl sim::ProcessReport for ProcessList {
         debug!(
             "[sim] telemetry log region since boot: {} page erases, {} refused (erase budget)",
             log.erases, log.refused_erases
+        );
+        let (runs, program_bytes) = self.self_tests.counts();
+        debug!(
+            "[sts] hourly self-tests since boot: {} runs, {} bytes of program memory checked",
+            runs, program_bytes
         );
         let capability = create_capability!(capabilities::ProcessManagementCapability);
         self.kernel.process_each_capability(&capability, |process| {
@@ -610,6 +617,15 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
         if ram_test.is_ok() { "passed" } else { "FAILED" }
     );
     pump.set_power_on_ram_test(ram_test);
+    // The hourly self-tests (SR-STS-005): the kernel's code, a RAM region
+    // of their own and the host's clock; the first run follows the restore.
+    let self_test_stats = static_init!(selftest_hw::SelfTestStats, Default::default());
+    let self_test_ram = static_init!([u32; selftest_hw::RAM_WORDS], [0; selftest_hw::RAM_WORDS]);
+    let self_test_hw = static_init!(
+        selftest_hw::QemuSelfTestHardware,
+        selftest_hw::QemuSelfTestHardware::new(self_test_ram, self_test_stats)
+    );
+    pump.set_self_test_hardware(self_test_hw);
     // QEMU has no battery: it counts at the nRF52840-DK's prices, so the end
     // to end exercises the coulomb count, ERI dates and the outlook.
     pump.set_energy_profile(infusion::energy::NRF52840_DK);
@@ -656,6 +672,7 @@ unsafe fn start() -> (&'static kernel::Kernel, Platform, &'static Chip) {
             flash,
             store,
             log_flash,
+            self_tests: self_test_stats,
         }
     );
     let sim_keys = static_init!(

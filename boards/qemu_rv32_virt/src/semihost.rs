@@ -30,6 +30,10 @@ const SYS_FLEN: usize = 0x0C;
 /// SYS_GET_CMDLINE: `[buffer, length]`; returns 0 and the length written.
 const SYS_GET_CMDLINE: usize = 0x15;
 
+/// SYS_ELAPSED: `[low, high]` get the ticks since QEMU started; returns 0.
+const SYS_ELAPSED: usize = 0x30;
+/// SYS_TICKFREQ: returns the ticks per second of SYS_ELAPSED.
+const SYS_TICKFREQ: usize = 0x31;
 /// `fopen` modes of SYS_OPEN.
 const MODE_READ_WRITE_BINARY: usize = 3; // "r+b": an existing file
 const MODE_CREATE_BINARY: usize = 7; // "w+b": created (or truncated)
@@ -52,6 +56,23 @@ pub fn print_now(text: &str) {
             rv32i::semihost_command(SYS_WRITEC, byte as *const u8 as usize, 0);
         }
     }
+}
+
+/// The host's monotonic clock since QEMU started, in ms (SYS_ELAPSED at
+/// SYS_TICKFREQ); `None` if QEMU does not give it.
+pub fn elapsed_ms() -> Option<u64> {
+    // SYS_TICKFREQ reads no parameter block; a zeroed word stands in.
+    let mut unused = [0usize; 1];
+    let freq = call(SYS_TICKFREQ, &mut unused);
+    if freq as isize <= 0 {
+        return None;
+    }
+    let mut block = [0usize; 2];
+    if call(SYS_ELAPSED, &mut block) != 0 {
+        return None;
+    }
+    let ticks = (block[0] as u64) | ((block[1] as u64) << 32);
+    Some(ticks / (freq as u64 / 1000).max(1))
 }
 
 /// The semihosting command line (`-semihosting-config arg=…,arg=…`, the

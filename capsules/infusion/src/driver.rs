@@ -2,6 +2,7 @@
 
 use core::cell::Cell;
 use core::mem::MaybeUninit;
+use infusion_core::selftest::periodic::SelfTestHardware;
 use infusion_core::{
     command, AppId, BoardConfig, CommandResult, InfusionCore, Notification, ResetReason, Role,
     StoredRecords,
@@ -82,6 +83,9 @@ pub struct Infusion<'a, A: Alarm<'a>> {
     /// The core, built in its static slot and restored there once the saved
     /// record has been read.
     core: TakeCell<'a, InfusionCore<TockPlatform<'a>>>,
+    /// What the board lends the hourly self-tests (SR-STS-005); without
+    /// it only the power-on test runs.
+    self_test_hw: TakeCell<'a, dyn SelfTestHardware<Ram = [u32]> + 'a>,
     restored: Cell<bool>,
     clock: Clock<A::Ticks>,
     scratch: MapCell<Scratch>,
@@ -164,6 +168,7 @@ impl<'a, A: Alarm<'a>> Infusion<'a, A> {
             alarm,
             apps,
             core: TakeCell::new(core),
+            self_test_hw: TakeCell::empty(),
             restored: Cell::new(false),
             clock: Clock::new(alarm.now()),
             scratch: MapCell::new(Scratch {
@@ -187,6 +192,22 @@ impl<'a, A: Alarm<'a>> Infusion<'a, A> {
     /// to the core once they are restored (SR-STS-001).
     pub fn set_power_on_ram_test(&self, outcome: Result<(), u32>) {
         self.power_on_ram_test.set(outcome);
+    }
+
+    /// Lends the hourly self-tests (SR-STS-005) the board's program memory,
+    /// a RAM region and its second clock. They run once the records are
+    /// restored and then whenever the core's next wake-up says so, from the
+    /// alarm callback, with nothing else running.
+    pub fn set_self_test_hardware(&self, hw: &'a mut (dyn SelfTestHardware<Ram = [u32]> + 'a)) {
+        self.self_test_hw.replace(hw);
+    }
+
+    /// Runs the hourly self-tests if they are due (the core keeps the
+    /// schedule); a no-op on a board that lent no hardware.
+    fn run_self_tests(&self, now_ms: u64) {
+        self.self_test_hw.map(|hw| {
+            self.with_core(|core| core.run_self_tests(hw, now_ms));
+        });
     }
 
     /// A self-test the board ran after boot (SR-STS-001); before the core is
@@ -461,6 +482,7 @@ impl<'a, A: Alarm<'a>> AlarmClient for Infusion<'a, A> {
     fn alarm(&self) {
         let (now_ms, _) = self.now();
         self.with_core(|core| core.on_timer(now_ms));
+        self.run_self_tests(now_ms);
         self.settle();
     }
 }
@@ -525,6 +547,7 @@ impl<'a, A: Alarm<'a>> StoreClient for Infusion<'a, A> {
                 }
             });
             self.restored.set(true);
+            self.run_self_tests(self.now().0);
         }
         self.settle();
     }

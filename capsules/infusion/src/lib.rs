@@ -56,6 +56,9 @@
 //! core_alarm.set_alarm_client(infusion);
 //! motor.set_fault_client(infusion);
 //! store.set_client(infusion);
+//! // The hourly self-tests (SR-STS-005): the board lends its program
+//! // memory, a RAM region and a second clock (`selftest::periodic`).
+//! infusion.set_self_test_hardware(static_init!(BoardSelfTestHw, BoardSelfTestHw::new()));
 //! store.load(); // the capsule restores the core once the records are read
 //! ```
 //!
