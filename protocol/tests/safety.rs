@@ -363,6 +363,33 @@ fn sr_pro_005_resynchronises_after_garbage_and_overlong_items() {
 
 // ------------------------------------------------------------ SR-PRO-006 --
 
+/// A buffer shorter than the largest frame but as long as this one takes
+/// it, byte for byte as a full-size buffer does, and one byte less is
+/// refused with the size needed (the short-buffer path of `encode_frame`,
+/// a mutation survivor).
+#[test]
+fn sr_pro_006_a_buffer_of_exactly_the_frames_length_is_enough() {
+    for frame in examples() {
+        let name = frame.message.kind_code();
+        let bytes = encode(&frame);
+        let mut exact = vec![0u8; bytes.len()];
+        assert_eq!(
+            encode_frame(&frame, &mut exact),
+            Ok(bytes.len()),
+            "kind {name:#06x}"
+        );
+        assert_eq!(exact, bytes, "kind {name:#06x}");
+        let mut short = vec![0u8; bytes.len() - 1];
+        assert_eq!(
+            encode_frame(&frame, &mut short),
+            Err(FrameError::BufferTooSmall {
+                needed: bytes.len()
+            }),
+            "kind {name:#06x}"
+        );
+    }
+}
+
 /// The size limits are compile-time constants with the documented values,
 /// and the catalogue fits them.
 #[test]
