@@ -16,6 +16,7 @@ pub mod druglib;
 pub mod energy;
 pub mod error;
 pub mod flashstore;
+pub mod fleet;
 pub mod keys;
 pub mod pairing;
 pub mod report;

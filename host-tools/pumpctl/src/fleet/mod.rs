@@ -1,0 +1,167 @@
+//! `pumpctl fleet`: many virtual patients over years, in parallel, and
+//! their tables as Parquet (docs/fleet.md); `pumpctl export --parquet`
+//! writes real telemetry logs into the same tables.
+//!
+//! * [`profile`]: the fault profile file.
+//! * [`patient`]: a patient's seed, prescription, PTM use and script.
+//! * [`run`]: simulating a shard's patients (rayon) and writing them.
+//! * [`tables`]: rows from a telemetry log.
+//! * [`parquet`]: the Parquet files and their layout.
+//! * [`summary`]: rates per patient-year with confidence intervals.
+
+pub mod cli;
+pub mod export;
+pub mod parquet;
+pub mod patient;
+pub mod profile;
+pub mod run;
+pub mod summary;
+pub mod tables;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// A slice of the fleet: patient `i` belongs to shard `i mod count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, `0..count`.
+    pub index: u32,
+    /// Number of shards.
+    pub count: u32,
+}
+
+impl Shard {
+    /// The whole fleet.
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    /// Whether patient `id` is in this shard.
+    pub fn holds(self, id: u32) -> bool {
+        id % self.count == self.index
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let bad = || format!("`{s}`: expected I/N with 0 <= I < N (e.g. 0/4)");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: u32 = i.trim().parse().map_err(|_| bad())?;
+        let count: u32 = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// A prescription of the fleet's set, checked and ready to simulate.
+#[derive(Clone, Debug)]
+pub struct Rx {
+    /// Its file name (as given).
+    pub name: String,
+    /// The simulator's configuration for it (days, seed and events are set
+    /// per patient).
+    pub config: crate::sim::SimConfig,
+}
+
+fn rx_of(name: &str, text: &str) -> Result<Rx> {
+    let run = crate::simcmd::Run {
+        rx_text: text.to_string(),
+        rx_name: PathBuf::from(name),
+        events: Vec::new(),
+        days: 1,
+        seed: 0,
+        fill_ul: 0,
+        extra_keys: Vec::new(),
+        out: PathBuf::new(),
+        charts: false,
+        progress: false,
+        battery_mah: None,
+    };
+    Ok(Rx {
+        name: name.to_string(),
+        config: crate::simcmd::config(&run)?,
+    })
+}
+
+/// The prescription set: each path is a `.toml` file or a folder of them
+/// (sorted by name); none gives the demo's prescription.
+pub fn load_prescriptions(paths: &[PathBuf]) -> Result<Vec<Rx>> {
+    if paths.is_empty() {
+        return Ok(vec![rx_of(
+            "examples/baclofen-flex.toml",
+            crate::simcmd::DEMO_RX,
+        )?]);
+    }
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut inside: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|e| crate::error::io_error(path, "list", &e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            inside.sort();
+            files.extend(inside);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    let mut set = Vec::new();
+    for file in &files {
+        let text = crate::error::read_text(file)?;
+        // A folder may hold other TOML (a fleet profile): only prescriptions
+        // that parse as one join the set; a named file must be one.
+        match rx_of(&file.display().to_string(), &text) {
+            Ok(rx) => set.push(rx),
+            Err(e) if paths.iter().any(|p| p == file) => return Err(e),
+            Err(_) => {}
+        }
+    }
+    if set.is_empty() {
+        return Err(Error(format!(
+            "no prescription in {}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok(set)
+}
+
+/// Writes the shard's summary as `OUT/summary/shard=I/summary.json`.
+pub fn write_summary(out: &Path, shard: u32, summary: &summary::Summary) -> Result<PathBuf> {
+    let dir = out.join("summary").join(format!("shard={shard}"));
+    crate::error::create_dir(&dir)?;
+    let path = dir.join("summary.json");
+    let text = serde_json::to_string_pretty(summary)
+        .map_err(|e| Error(format!("cannot encode the summary: {e}")))?;
+    crate::error::write_file(&path, text.as_bytes())?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_parse_and_partition() {
+        let s: Shard = "1/3".parse().expect("shard");
+        assert_eq!(s, Shard { index: 1, count: 3 });
+        assert!(s.holds(4) && !s.holds(3));
+        for bad in ["3/3", "0/0", "1", "a/2", "-1/2"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+    }
+}
