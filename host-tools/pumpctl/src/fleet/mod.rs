@@ -71,6 +71,38 @@ pub struct Rx {
     /// The simulator's configuration for it (days, seed and events are set
     /// per patient).
     pub config: crate::sim::SimConfig,
+    /// The most a day can take from the reservoir under this prescription
+    /// (basal schedule plus every patient bolus it allows), nL: the clinic
+    /// plans refills so that a fill lasts (see [`refill_interval_days`]).
+    pub max_daily_nl: u64,
+}
+
+/// The prescription's largest daily use, nL (integer, rounded up).
+fn max_daily_nl(rx: &pump_protocol::prescription::Prescription) -> u64 {
+    let steps = &rx.therapy.basal_steps;
+    let mut basal_ug_min = 0u64;
+    for (i, step) in steps.iter().enumerate() {
+        let end = steps
+            .get(i + 1)
+            .map_or(24 * 60, |s| u64::from(s.start_minute_of_day));
+        let minutes = end.saturating_sub(u64::from(step.start_minute_of_day));
+        basal_ug_min += u64::from(step.rate_ug_per_day) * minutes;
+    }
+    let bolus_ug = rx.therapy.patient_bolus.map_or(0, |b| {
+        u64::from(b.dose_ug) * u64::from(b.max_per_24h) * 24 * 60
+    });
+    let ug_min = basal_ug_min + bolus_ug;
+    let conc = u64::from(rx.concentration_ug_per_ml.max(1));
+    // µg·min/day over 1440 min, then µg -> nL at the concentration.
+    (ug_min * crate::units::NL_PER_ML).div_ceil(24 * 60 * conc)
+}
+
+/// Days between planned refills for a prescription: the profile's interval,
+/// shortened so a fill lasts at the prescription's largest daily use with a
+/// 20 % reserve (a clinic plans refills by consumption).
+pub fn refill_interval_days(profile_days: u32, fill_nl: u64, max_daily_nl: u64) -> u32 {
+    let lasting = (fill_nl * 80 / 100) / max_daily_nl.max(1);
+    profile_days.min(u32::try_from(lasting).unwrap_or(u32::MAX)).max(1)
 }
 
 fn rx_of(name: &str, text: &str) -> Result<Rx> {
@@ -87,9 +119,11 @@ fn rx_of(name: &str, text: &str) -> Result<Rx> {
         progress: false,
         battery_mah: None,
     };
+    let config = crate::simcmd::config(&run)?;
     Ok(Rx {
         name: name.to_string(),
-        config: crate::simcmd::config(&run)?,
+        max_daily_nl: max_daily_nl(&config.prescription),
+        config,
     })
 }
 

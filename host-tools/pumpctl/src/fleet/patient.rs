@@ -137,17 +137,18 @@ fn episodes(
     out
 }
 
-/// Draws patient `patient_id`'s plan.
+/// Draws patient `patient_id`'s plan; `max_daily_nl` is each prescription's
+/// largest daily use (the refill plan follows it).
 pub fn plan(
     profile: &Profile,
-    rx_count: usize,
+    max_daily_nl: &[u64],
     fleet_seed: u64,
     patient_id: u32,
     days: u32,
 ) -> Plan {
     let seed = patient_seed(fleet_seed, patient_id);
     let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(seed);
-    let rx_index = rng.random_range(0..rx_count.max(1));
+    let rx_index = rng.random_range(0..max_daily_nl.len().max(1));
     let weights: Vec<u32> = profile.ptm.iter().map(|p| p.weight).collect();
     let ptm_index = pick_weighted(&mut rng, &weights);
     let mut injected = Injected::default();
@@ -170,9 +171,14 @@ pub fn plan(
     }
     // Refills first: faults give way to them.
     let r = profile.refill;
+    let interval_days = super::refill_interval_days(
+        r.interval_days,
+        u64::from(r.volume_ul) * NL_PER_UL,
+        max_daily_nl.get(rx_index).copied().unwrap_or(0),
+    );
     let mut n = 1u64;
     loop {
-        let planned_day = n * u64::from(r.interval_days);
+        let planned_day = n * u64::from(interval_days);
         let late = r.late_days_max > 0 && rng.random_range(0..100u32) < r.late_percent;
         let late_days = if late {
             rng.random_range(1..=u64::from(r.late_days_max))
@@ -188,9 +194,10 @@ pub fn plan(
             volume_nl,
             concentration_ug_per_ml: None,
         };
-        line.try_add(at, at + MS_PER_MIN, vec![(at, event)]);
-        injected.refills += 1;
-        injected.late_refills += u32::from(late);
+        if line.try_add(at, at + MS_PER_MIN, vec![(at, event)]) {
+            injected.refills += 1;
+            injected.late_refills += u32::from(late);
+        }
         n += 1;
     }
     let f = &profile.faults;
@@ -261,13 +268,13 @@ mod tests {
     #[test]
     fn a_patient_depends_on_the_fleet_seed_and_index_only() {
         let p = Profile::parse(DEFAULT_PROFILE).expect("profile");
-        let a = plan(&p, 3, 7, 42, 3650);
-        let b = plan(&p, 3, 7, 42, 3650);
+        let a = plan(&p, &[1, 2, 3], 7, 42, 3650);
+        let b = plan(&p, &[1, 2, 3], 7, 42, 3650);
         assert_eq!(a.events, b.events);
         assert_eq!(a.seed, b.seed);
-        let c = plan(&p, 3, 7, 43, 3650);
+        let c = plan(&p, &[1, 2, 3], 7, 43, 3650);
         assert_ne!(a.seed, c.seed);
-        let d = plan(&p, 3, 8, 42, 3650);
+        let d = plan(&p, &[1, 2, 3], 8, 42, 3650);
         assert_ne!(a.seed, d.seed);
     }
 
@@ -276,7 +283,7 @@ mod tests {
         let mut p = Profile::parse(DEFAULT_PROFILE).expect("profile");
         p.faults.stall.per_1000_patient_years = 100_000;
         p.faults.occlusion.per_1000_patient_years = 100_000;
-        let plan = plan(&p, 1, 1, 0, 3650);
+        let plan = plan(&p, &[1], 1, 0, 3650);
         assert!(plan.injected.stalls > 100 && plan.injected.occlusions > 100);
         let mut jammed = false;
         let mut occluded = false;

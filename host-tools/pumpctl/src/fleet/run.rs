@@ -119,6 +119,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     if opts.prescriptions.is_empty() {
         return Err(Error("the prescription set is empty".to_string()));
     }
+    let max_daily: Vec<u64> = opts.prescriptions.iter().map(|r| r.max_daily_nl).collect();
     let ids: Vec<u32> = (0..opts.patients).filter(|i| opts.shard.holds(*i)).collect();
     let pool = {
         let mut b = rayon::ThreadPoolBuilder::new();
@@ -156,7 +157,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
                 .map(|&id| {
                     let plan = patient::plan(
                         &opts.profile,
-                        opts.prescriptions.len(),
+                        &max_daily,
                         opts.seed,
                         id,
                         days,

@@ -172,12 +172,16 @@ pub fn summarize(command: &str, profile: &str, shard: &str, patients: &[PatientR
     ));
     let mut by_code: BTreeMap<String, u64> = BTreeMap::new();
     for p in patients {
-        for (code, n) in &p.figures.alarms_by_code {
+        for (code, n) in &p.figures.alarms_in_service_by_code {
             *by_code.entry(code.clone()).or_default() += n;
         }
     }
     for (code, n) in by_code {
-        rates.push(poisson_rate(&format!("alarm {code}"), n, patient_years));
+        rates.push(poisson_rate(
+            &format!("alarm {code} (after the first fill)"),
+            n,
+            patient_years,
+        ));
     }
     Summary {
         command: command.to_string(),

@@ -105,14 +105,18 @@ pub struct Figures {
     pub boluses_granted: u64,
     /// Patient boluses denied.
     pub boluses_denied: u64,
-    /// Alarms raised, by code.
+    /// Alarms raised, by code (every one in the log).
     pub alarms_by_code: BTreeMap<String, u64>,
+    /// Of those, the ones raised after the first fill (`ReservoirRefilled`):
+    /// an implant's empty reservoir before its first fill is no hazard.
+    pub alarms_in_service_by_code: BTreeMap<String, u64>,
     /// Time with a motor-stall or occlusion alarm active (delivery stopped),
     /// ms; an alarm still active at the end counts up to `end_utc_ms`.
     pub therapy_lost_ms: u64,
     /// `DeliveryDenied` events: the capsule's envelope refused a delivery.
     pub envelope_refusals: u64,
-    /// Deliveries aborted at the instant the reservoir-empty alarm rose.
+    /// Deliveries aborted at the instant the reservoir-empty alarm rose
+    /// (after the first fill).
     pub empty_reservoir_cuts: u64,
     /// Events lost (`LogGap`).
     pub lost_events: u64,
@@ -225,6 +229,7 @@ pub fn rows(patient_id: u32, items: &[Item], history: &History, end_utc_ms: u64)
     let mut seq = 0u32;
     let mut empty_at: Vec<u64> = Vec::new();
     let mut aborted_at: Vec<u64> = Vec::new();
+    let mut filled = false;
     for item in items {
         let Item::Frame { frame, .. } = item else {
             continue;
@@ -244,12 +249,19 @@ pub fn rows(patient_id: u32, items: &[Item], history: &History, end_utc_ms: u64)
                     .alarms_by_code
                     .entry(code_name(m.code.name(), m.code.code()))
                     .or_default() += 1;
-                if m.code == AlarmCode::ReservoirEmpty {
-                    empty_at.push(m.time_ms);
+                if filled {
+                    *out.figures
+                        .alarms_in_service_by_code
+                        .entry(code_name(m.code.name(), m.code.code()))
+                        .or_default() += 1;
+                    if m.code == AlarmCode::ReservoirEmpty {
+                        empty_at.push(m.time_ms);
+                    }
                 }
             }
+            Message::ReservoirRefilled(_) => filled = true,
             Message::DeliveryDenied(_) => out.figures.envelope_refusals += 1,
-            Message::DeliveryRecord(m) if m.outcome == DeliveryOutcome::Aborted => {
+            Message::DeliveryRecord(m) if m.outcome == DeliveryOutcome::Aborted && filled => {
                 aborted_at.push(m.time_ms)
             }
             Message::PatientBolusGranted(_) => out.figures.boluses_granted += 1,
