@@ -6,6 +6,7 @@
 pub mod analysis;
 pub mod bench;
 pub mod bench_auth;
+pub mod bench_fleet;
 pub mod board;
 pub mod chart;
 pub mod cmdcli;

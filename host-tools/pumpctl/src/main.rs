@@ -179,6 +179,9 @@ struct BenchArgs {
     /// Size of the generated log to decode, MB.
     #[arg(long, default_value_t = 64)]
     mb: u64,
+    /// Patients of the fleet measurement (each simulated for --days / 4).
+    #[arg(long, default_value_t = 16)]
+    fleet_patients: u32,
 }
 
 #[derive(Subcommand)]
@@ -426,7 +429,7 @@ fn energy_cmd(args: &EnergyArgs) -> Result<ExitCode> {
 
 fn bench_cmd(args: &BenchArgs) -> Result<ExitCode> {
     let scratch = std::env::temp_dir().join(format!("pumpctl-bench-{}", std::process::id()));
-    let figures = bench::run(args.days, args.mb, &scratch)?;
+    let figures = bench::run(args.days, args.mb, args.fleet_patients, &scratch)?;
     let _ = std::fs::remove_dir_all(&scratch);
     print(&bench::table(&figures))?;
     Ok(ExitCode::SUCCESS)

@@ -142,7 +142,10 @@ fn bad_fleet_input_is_a_clear_error() {
         .expect("run");
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("refill.late_percent: expected 0 to 100"), "{stderr}");
+    assert!(
+        stderr.contains("refill.late_percent: expected 0 to 100"),
+        "{stderr}"
+    );
     let out = assert_cmd::Command::cargo_bin("pumpctl")
         .expect("bin")
         .args(["fleet", "--shard", "2/2"])
@@ -174,15 +177,23 @@ fn export_writes_a_log_into_the_same_tables() {
         .arg(sim_dir.join("telemetry.log"))
         .output()
         .expect("export");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for table in TABLES {
         let path = fleet::parquet::part_path(&export_out, table, 0);
         let file = std::fs::File::open(&path).expect("open");
         let exported = ParquetRecordBatchReaderBuilder::try_new(file).expect("parquet");
-        let file = std::fs::File::open(fleet::parquet::part_path(&fleet_out, table, 0))
-            .expect("open");
+        let file =
+            std::fs::File::open(fleet::parquet::part_path(&fleet_out, table, 0)).expect("open");
         let simulated = ParquetRecordBatchReaderBuilder::try_new(file).expect("parquet");
-        assert_eq!(exported.schema(), simulated.schema(), "{table}: schemas differ");
+        assert_eq!(
+            exported.schema(),
+            simulated.schema(),
+            "{table}: schemas differ"
+        );
     }
     let days = rows(&fleet::parquet::part_path(&export_out, "patient_day", 0));
     // The demo runs 90 days (and the clinic's last read-out on day 90).

@@ -102,7 +102,9 @@ fn max_daily_nl(rx: &pump_protocol::prescription::Prescription) -> u64 {
 /// 20 % reserve (a clinic plans refills by consumption).
 pub fn refill_interval_days(profile_days: u32, fill_nl: u64, max_daily_nl: u64) -> u32 {
     let lasting = (fill_nl * 80 / 100) / max_daily_nl.max(1);
-    profile_days.min(u32::try_from(lasting).unwrap_or(u32::MAX)).max(1)
+    profile_days
+        .min(u32::try_from(lasting).unwrap_or(u32::MAX))
+        .max(1)
 }
 
 fn rx_of(name: &str, text: &str) -> Result<Rx> {

@@ -112,11 +112,7 @@ fn pick_weighted(rng: &mut rand::rngs::ChaCha8Rng, weights: &[u32]) -> usize {
 
 /// Episodes of one fault kind: one Bernoulli draw a day at
 /// `per_1000_patient_years / 365 000`, at a uniform time of day.
-fn episodes(
-    rng: &mut rand::rngs::ChaCha8Rng,
-    rate: FaultRate,
-    days: u32,
-) -> Vec<(u64, u64)> {
+fn episodes(rng: &mut rand::rngs::ChaCha8Rng, rate: FaultRate, days: u32) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
     if rate.per_1000_patient_years == 0 {
         return out;

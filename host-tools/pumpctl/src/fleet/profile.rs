@@ -197,7 +197,10 @@ impl Profile {
                 return Err(invalid(&format!("ptm.{}.from/to", p.name), "HH:MM"));
             };
             if to <= from {
-                return Err(invalid(&format!("ptm.{}.to", p.name), "a time after `from`"));
+                return Err(invalid(
+                    &format!("ptm.{}.to", p.name),
+                    "a time after `from`",
+                ));
             }
             if p.presses_per_day > 48 {
                 return Err(invalid(
@@ -254,19 +257,22 @@ mod tests {
     fn bad_profiles_get_typed_errors() {
         let base = DEFAULT_PROFILE;
         let bad = base.replace("[refill]", "[refil]");
-        assert!(matches!(
-            Profile::parse(&bad),
-            Err(ProfileError::Syntax(_))
-        ));
-        let bad = format!("{base}\n[faults.stall]\nper_1000_patient_years = 400000\nduration_min = [1, 2]\n");
+        assert!(matches!(Profile::parse(&bad), Err(ProfileError::Syntax(_))));
+        let bad = format!(
+            "{base}\n[faults.stall]\nper_1000_patient_years = 400000\nduration_min = [1, 2]\n"
+        );
         // A second [faults.stall] table is a syntax error; build one instead.
         assert!(Profile::parse(&bad).is_err());
         let mut p = Profile::parse(base).expect("default");
         p.faults.stall.per_1000_patient_years = 400_000;
-        assert!(matches!(p.check(), Err(ProfileError::Invalid { key, .. }) if key == "faults.stall.per_1000_patient_years"));
+        assert!(
+            matches!(p.check(), Err(ProfileError::Invalid { key, .. }) if key == "faults.stall.per_1000_patient_years")
+        );
         let mut p = Profile::parse(base).expect("default");
         p.faults.occlusion.duration_min = [10, 5];
-        assert!(matches!(p.check(), Err(ProfileError::Invalid { key, .. }) if key == "faults.occlusion.duration_min"));
+        assert!(
+            matches!(p.check(), Err(ProfileError::Invalid { key, .. }) if key == "faults.occlusion.duration_min")
+        );
         let mut p = Profile::parse(base).expect("default");
         p.ptm[0].to = "25:00".into();
         assert!(p.check().is_err());

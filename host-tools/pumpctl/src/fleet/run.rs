@@ -88,8 +88,8 @@ fn simulate(opts: &Options, plan: Plan) -> Result<PatientOut> {
         u32::try_from(u64::from(opts.profile.initial_fill_ul) * NL_PER_UL).unwrap_or(u32::MAX);
     cfg.record_steps = false;
     cfg.progress = false;
-    let result = crate::sim::run(&cfg)
-        .map_err(|e| Error(format!("patient {}: {e}", plan.patient_id)))?;
+    let result =
+        crate::sim::run(&cfg).map_err(|e| Error(format!("patient {}: {e}", plan.patient_id)))?;
     let end_utc_ms = SIM_EPOCH_UTC_MS + u64::from(plan.days) * MS_PER_DAY;
     let rows = tables::rows_of_log(plan.patient_id, &result.log, Some(end_utc_ms));
     let ptm_use = opts.profile.ptm.get(plan.ptm_index).map(|p| p.name.clone());
@@ -112,7 +112,9 @@ fn simulate(opts: &Options, plan: Plan) -> Result<PatientOut> {
 
 /// Runs the shard.
 pub fn run(opts: &Options) -> Result<Outcome> {
-    let days = opts.days.unwrap_or(opts.years.saturating_mul(DAYS_PER_YEAR));
+    let days = opts
+        .days
+        .unwrap_or(opts.years.saturating_mul(DAYS_PER_YEAR));
     if days == 0 {
         return Err(Error("--years (or --days) must be at least 1".to_string()));
     }
@@ -120,7 +122,9 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         return Err(Error("the prescription set is empty".to_string()));
     }
     let max_daily: Vec<u64> = opts.prescriptions.iter().map(|r| r.max_daily_nl).collect();
-    let ids: Vec<u32> = (0..opts.patients).filter(|i| opts.shard.holds(*i)).collect();
+    let ids: Vec<u32> = (0..opts.patients)
+        .filter(|i| opts.shard.holds(*i))
+        .collect();
     let pool = {
         let mut b = rayon::ThreadPoolBuilder::new();
         if let Some(n) = opts.threads {
@@ -155,13 +159,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
             chunk
                 .par_iter()
                 .map(|&id| {
-                    let plan = patient::plan(
-                        &opts.profile,
-                        &max_daily,
-                        opts.seed,
-                        id,
-                        days,
-                    );
+                    let plan = patient::plan(&opts.profile, &max_daily, opts.seed, id, days);
                     let out = simulate(opts, plan);
                     bar.inc(1);
                     out
