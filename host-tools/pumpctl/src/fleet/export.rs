@@ -37,6 +37,6 @@ pub fn export(
     }
     let mut files = writer.finish()?;
     let summary = super::summary::summarize(command, "(field data: none)", "0/1", &patients);
-    files.push(super::write_summary(out, 0, &summary)?);
+    files.push(super::summary::write_summary(out, 0, &summary)?);
     Ok((files, summary))
 }

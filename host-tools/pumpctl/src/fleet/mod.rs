@@ -19,7 +19,7 @@ pub mod summary;
 pub mod tables;
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 
@@ -73,7 +73,7 @@ pub struct Rx {
     pub config: crate::sim::SimConfig,
     /// The most a day can take from the reservoir under this prescription
     /// (basal schedule plus every patient bolus it allows), nL: the clinic
-    /// plans refills so that a fill lasts (see [`refill_interval_days`]).
+    /// plans refills so that a fill lasts (see [`patient::refill_interval_days`]).
     pub max_daily_nl: u64,
 }
 
@@ -95,16 +95,6 @@ fn max_daily_nl(rx: &pump_protocol::prescription::Prescription) -> u64 {
     let conc = u64::from(rx.concentration_ug_per_ml.max(1));
     // µg·min/day over 1440 min, then µg -> nL at the concentration.
     (ug_min * crate::units::NL_PER_ML).div_ceil(24 * 60 * conc)
-}
-
-/// Days between planned refills for a prescription: the profile's interval,
-/// shortened so a fill lasts at the prescription's largest daily use with a
-/// 20 % reserve (a clinic plans refills by consumption).
-pub fn refill_interval_days(profile_days: u32, fill_nl: u64, max_daily_nl: u64) -> u32 {
-    let lasting = (fill_nl * 80 / 100) / max_daily_nl.max(1);
-    profile_days
-        .min(u32::try_from(lasting).unwrap_or(u32::MAX))
-        .max(1)
 }
 
 fn rx_of(name: &str, text: &str) -> Result<Rx> {
@@ -174,17 +164,6 @@ pub fn load_prescriptions(paths: &[PathBuf]) -> Result<Vec<Rx>> {
         )));
     }
     Ok(set)
-}
-
-/// Writes the shard's summary as `OUT/summary/shard=I/summary.json`.
-pub fn write_summary(out: &Path, shard: u32, summary: &summary::Summary) -> Result<PathBuf> {
-    let dir = out.join("summary").join(format!("shard={shard}"));
-    crate::error::create_dir(&dir)?;
-    let path = dir.join("summary.json");
-    let text = serde_json::to_string_pretty(summary)
-        .map_err(|e| Error(format!("cannot encode the summary: {e}")))?;
-    crate::error::write_file(&path, text.as_bytes())?;
-    Ok(path)
 }
 
 #[cfg(test)]

@@ -15,6 +15,16 @@ pub const DAYS_PER_YEAR: u32 = 365;
 /// Planned refills happen at this minute of the day (10:00 UTC).
 const REFILL_MINUTE: u64 = 10 * 60;
 
+/// Days between planned refills for a prescription: the profile's interval,
+/// shortened so a fill lasts at the prescription's largest daily use with a
+/// 20 % reserve (a clinic plans refills by consumption).
+pub fn refill_interval_days(profile_days: u32, fill_nl: u64, max_daily_nl: u64) -> u32 {
+    let lasting = (fill_nl * 80 / 100) / max_daily_nl.max(1);
+    profile_days
+        .min(u32::try_from(lasting).unwrap_or(u32::MAX))
+        .max(1)
+}
+
 /// SplitMix64: a well-mixed 64-bit step, for deriving seeds.
 pub fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -167,7 +177,7 @@ pub fn plan(
     }
     // Refills first: faults give way to them.
     let r = profile.refill;
-    let interval_days = super::refill_interval_days(
+    let interval_days = refill_interval_days(
         r.interval_days,
         u64::from(r.volume_ul) * NL_PER_UL,
         max_daily_nl.get(rx_index).copied().unwrap_or(0),

@@ -199,7 +199,11 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         &patients,
     );
     if opts.write {
-        files.push(super::write_summary(&opts.out, opts.shard.index, &summary)?);
+        files.push(super::summary::write_summary(
+            &opts.out,
+            opts.shard.index,
+            &summary,
+        )?);
     }
     Ok(Outcome {
         summary,

@@ -12,6 +12,7 @@
 //!   interval the normal one (mean ± 1.96 standard errors).
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use super::tables::{hours, PatientRow};
 
@@ -212,11 +213,22 @@ pub fn table(s: &Summary) -> String {
     out.push_str("| per patient-year | rate | 95 % CI | total |\n|---|---|---|---|\n");
     for r in &s.rates {
         out.push_str(&format!(
-            "| {} | {:.4} | {:.4} – {:.4} | {} |\n",
+            "| {} | {:.4} | {:.4} – {:.4} | {:.1} |\n",
             r.what, r.per_patient_year, r.ci95_low, r.ci95_high, r.total
         ));
     }
     out
+}
+
+/// Writes the shard's summary as `OUT/summary/shard=I/summary.json`.
+pub fn write_summary(out: &Path, shard: u32, summary: &Summary) -> crate::error::Result<PathBuf> {
+    let dir = out.join("summary").join(format!("shard={shard}"));
+    crate::error::create_dir(&dir)?;
+    let path = dir.join("summary.json");
+    let text = serde_json::to_string_pretty(summary)
+        .map_err(|e| crate::error::Error(format!("cannot encode the summary: {e}")))?;
+    crate::error::write_file(&path, text.as_bytes())?;
+    Ok(path)
 }
 
 #[cfg(test)]
