@@ -6,8 +6,8 @@
 //! * Counts (alarms by code, envelope refusals, empty-reservoir cuts,
 //!   resets, accepted attacks) are Poisson: the rate is k / T over T
 //!   patient-years, its interval the exact (chi-square) Poisson interval,
-//!   computed with the Wilson–Hilferty approximation of the chi-square
-//!   quantiles (within 1 % of the exact bounds for k ≥ 1).
+//!   exact (bisection on the Poisson CDF) up to k = 100 and the
+//!   Wilson–Hilferty approximation of the chi-square quantiles above.
 //! * Therapy hours lost per patient-year is a mean over patients, its
 //!   interval the normal one (mean ± 1.96 standard errors).
 
@@ -44,20 +44,52 @@ fn chi2_quantile(p_z: f64, dof: f64) -> f64 {
     (dof * x * x * x).max(0.0)
 }
 
+/// P(X <= k) for X ~ Poisson(lambda) (for small k and lambda).
+fn poisson_cdf(k: u64, lambda: f64) -> f64 {
+    let mut term = (-lambda).exp();
+    let mut sum = term;
+    for i in 1..=k {
+        term *= lambda / i as f64;
+        sum += term;
+    }
+    sum
+}
+
+/// The lambda at which `f` (decreasing in lambda) crosses `target`.
+fn bisect(target: f64, f: impl Fn(f64) -> f64) -> f64 {
+    let (mut lo, mut hi) = (0.0f64, 250.0f64);
+    for _ in 0..200 {
+        let mid = (lo + hi) / 2.0;
+        if f(mid) > target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    (lo + hi) / 2.0
+}
+
+/// Counts up to this use the exact interval (bisection on the Poisson CDF);
+/// above it, Wilson–Hilferty (within 0.1 % there).
+const EXACT_UP_TO: u64 = 100;
+
 /// Poisson rate of `k` events over `years`.
 pub fn poisson_rate(what: &str, k: u64, years: f64) -> Rate {
     let kf = k as f64;
     let years = years.max(f64::MIN_POSITIVE);
-    let low = if k == 0 {
-        0.0
-    } else {
-        chi2_quantile(-Z95, 2.0 * kf) / 2.0
-    };
-    let high = if k == 0 {
+    let (low, high) = if k == 0 {
         // Exact: -ln(0.025).
-        3.688_879_454
+        (0.0, 3.688_879_454)
+    } else if k <= EXACT_UP_TO {
+        (
+            bisect(0.975, |l| poisson_cdf(k - 1, l)),
+            bisect(0.025, |l| poisson_cdf(k, l)),
+        )
     } else {
-        chi2_quantile(Z95, 2.0 * kf + 2.0) / 2.0
+        (
+            chi2_quantile(-Z95, 2.0 * kf) / 2.0,
+            chi2_quantile(Z95, 2.0 * kf + 2.0) / 2.0,
+        )
     };
     Rate {
         what: what.to_string(),
@@ -239,15 +271,19 @@ mod tests {
     fn poisson_intervals_match_the_exact_bounds() {
         // Exact 95 % bounds for k = 10: 4.7954 .. 18.3904.
         let r = poisson_rate("x", 10, 1.0);
-        assert!((r.ci95_low - 4.7954).abs() < 0.05, "{r:?}");
-        assert!((r.ci95_high - 18.3904).abs() < 0.1, "{r:?}");
+        assert!((r.ci95_low - 4.7954).abs() < 0.001, "{r:?}");
+        assert!((r.ci95_high - 18.3904).abs() < 0.001, "{r:?}");
         let r = poisson_rate("x", 0, 100.0);
         assert_eq!(r.ci95_low, 0.0);
         assert!((r.ci95_high - 0.036_888_794).abs() < 1e-6);
         // k = 1: exact 0.0253 .. 5.5716.
         let r = poisson_rate("x", 1, 1.0);
-        assert!((r.ci95_low - 0.0253).abs() < 0.005, "{r:?}");
-        assert!((r.ci95_high - 5.5716).abs() < 0.06, "{r:?}");
+        assert!((r.ci95_low - 0.0253).abs() < 0.0005, "{r:?}");
+        assert!((r.ci95_high - 5.5716).abs() < 0.001, "{r:?}");
+        // k = 200 (approximated): exact 173.24 .. 229.70.
+        let r = poisson_rate("x", 200, 1.0);
+        assert!((r.ci95_low - 173.24).abs() < 0.2, "{r:?}");
+        assert!((r.ci95_high - 229.70).abs() < 0.2, "{r:?}");
     }
 
     #[test]
