@@ -6,9 +6,9 @@ fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs this too,
     // so keep that case short.
     let quick = !std::env::args().any(|a| a == "--bench");
-    let (days, mb) = if quick { (7, 2) } else { (365, 64) };
+    let (days, mb, patients) = if quick { (7, 2, 2) } else { (365, 64, 16) };
     let scratch = std::env::temp_dir().join(format!("pumpctl-bench-{}", std::process::id()));
-    match pumpctl::bench::run(days, mb, &scratch) {
+    match pumpctl::bench::run(days, mb, patients, &scratch) {
         Ok(figures) => print!("{}", pumpctl::bench::table(&figures)),
         Err(e) => {
             eprintln!("bench failed: {e}");

@@ -13,6 +13,9 @@ use crate::units::{self, MS_PER_DAY};
 pub struct Day {
     /// `YYYY-MM-DD`.
     pub date: String,
+    /// The same day as days since 1970-01-01 (UTC).
+    #[serde(skip)]
+    pub utc_day: u64,
     /// Basal (including the watchdog's silence fallback).
     pub basal_nl: u64,
     /// Patient boluses.
@@ -99,6 +102,7 @@ pub struct History {
 fn day_of(history: &mut BTreeMap<u64, Day>, time_ms: u64) -> &mut Day {
     history.entry(time_ms / MS_PER_DAY).or_insert_with(|| Day {
         date: units::fmt_date(time_ms),
+        utc_day: time_ms / MS_PER_DAY,
         ..Day::default()
     })
 }

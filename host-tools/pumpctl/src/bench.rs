@@ -57,6 +57,8 @@ pub struct Figures {
     pub wear_max_rate_years_x100: Option<u64>,
     /// What verifying one signed command costs, and the MAC alternative.
     pub command_verify: crate::bench_auth::VerifyCost,
+    /// The fleet against `simulate`.
+    pub fleet: crate::bench_fleet::FleetFigures,
 }
 
 /// Days of the maximum-rate wear run.
@@ -89,8 +91,9 @@ pub fn demo_year_config(sim_days: u32, scratch: &Path) -> Result<crate::sim::Sim
     crate::simcmd::config(&run)
 }
 
-/// Runs the benchmark; `decode_mb` sizes the decode input.
-pub fn run(sim_days: u32, decode_mb: u64, scratch: &Path) -> Result<Figures> {
+/// Runs the benchmark; `decode_mb` sizes the decode input; the fleet part
+/// runs `fleet_patients` patients for `sim_days` / 4 days each (at least 1).
+pub fn run(sim_days: u32, decode_mb: u64, fleet_patients: u32, scratch: &Path) -> Result<Figures> {
     let cfg = demo_year_config(sim_days, scratch)?;
     let started = Instant::now();
     let result = crate::sim::run(&cfg)?;
@@ -143,6 +146,7 @@ pub fn run(sim_days: u32, decode_mb: u64, scratch: &Path) -> Result<Figures> {
 
     let max_rate = max_rate_storage(WEAR_MAX_RATE_DAYS)?;
     let command_verify = crate::bench_auth::measure();
+    let fleet = crate::bench_fleet::run(fleet_patients, (sim_days / 4).max(1))?;
     let bytes = big.len() as u64;
     Ok(Figures {
         wear_demo_years_x100: result
@@ -163,6 +167,7 @@ pub fn run(sim_days: u32, decode_mb: u64, scratch: &Path) -> Result<Figures> {
         decoder_mb_s_x10: mb_s_x10(bytes, decoder_us),
         json_mb_s_x10: mb_s_x10(bytes, json_us),
         command_verify,
+        fleet,
     })
 }
 
@@ -176,7 +181,7 @@ pub fn table(f: &Figures) -> String {
          | flash wear, the simulated year's prescription (nRF52840, 128 KiB ring, 10 000 cycles) | wears out in {} | goal ≥ 100 years |\n\
          | flash wear at the board's maximum continuous rate ({} nL/h, {} days simulated) | wears out in {} | goal ≥ 20 years |\n\
          | verify one signed command (Ed25519 verify_strict, host CPU) | {} µs | keyed MAC (HMAC-SHA-256) of the same bytes: {} µs |\n\
-         \n({} MB log, {} frames; release build recommended: `cargo bench -p pumpctl` or `pumpctl bench` from a --release build)\n",
+         {}\n({} MB log, {} frames; release build recommended: `cargo bench -p pumpctl` or `pumpctl bench` from a --release build)\n",
         f.sim_days,
         f.sim_steps,
         f.sim_wall_ms,
@@ -192,6 +197,7 @@ pub fn table(f: &Figures) -> String {
         crate::flashstore::years(f.wear_max_rate_years_x100),
         fmt_x10(f.command_verify.ed25519_ns / 100),
         fmt_x10(f.command_verify.hmac_sha256_ns / 100),
+        crate::bench_fleet::rows(&f.fleet),
         f.decode_bytes / 1_000_000,
         f.decode_frames,
     )

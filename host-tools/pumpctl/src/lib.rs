@@ -6,6 +6,7 @@
 pub mod analysis;
 pub mod bench;
 pub mod bench_auth;
+pub mod bench_fleet;
 pub mod board;
 pub mod chart;
 pub mod cmdcli;
@@ -16,6 +17,7 @@ pub mod druglib;
 pub mod energy;
 pub mod error;
 pub mod flashstore;
+pub mod fleet;
 pub mod keys;
 pub mod pairing;
 pub mod report;

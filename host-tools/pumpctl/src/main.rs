@@ -68,6 +68,15 @@ enum Command {
         after_help = "Examples:\n  pumpctl decode pumpctl-demo/telemetry.log\n  pumpctl decode pumpctl-demo/telemetry.log --json | head\n  cat telemetry.log | pumpctl decode - --csv > events.csv\n  pumpctl decode serial:/dev/ttyACM0@115200 --follow"
     )]
     Decode(DecodeArgs),
+    /// Simulate a fleet of virtual patients over years, in parallel: Parquet
+    /// tables and hazard rates per patient-year (docs/fleet.md).
+    #[command(after_help = pumpctl::fleet::cli::FLEET_HELP)]
+    Fleet(pumpctl::fleet::cli::FleetArgs),
+    /// Export telemetry logs into the fleet's Parquet tables.
+    #[command(
+        after_help = "Example:\n  pumpctl export --parquet --out field/ pump-17.log pump-18.log\n\nPatient i is the i-th log. Same layout and schema as `pumpctl fleet` (docs/fleet.md)."
+    )]
+    Export(pumpctl::fleet::cli::ExportArgs),
 }
 
 const SIMULATE_HELP: &str = "Examples:
@@ -170,6 +179,9 @@ struct BenchArgs {
     /// Size of the generated log to decode, MB.
     #[arg(long, default_value_t = 64)]
     mb: u64,
+    /// Patients of the fleet measurement (each simulated for --days / 4).
+    #[arg(long, default_value_t = 16)]
+    fleet_patients: u32,
 }
 
 #[derive(Subcommand)]
@@ -282,6 +294,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Trumpet(args) => trumpet_cmd(&args),
         Command::Bench(args) => bench_cmd(&args),
         Command::Energy(args) => energy_cmd(&args),
+        Command::Fleet(args) => {
+            print(&pumpctl::fleet::cli::fleet(&args)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export(args) => {
+            print(&pumpctl::fleet::cli::export(&args)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -409,7 +429,7 @@ fn energy_cmd(args: &EnergyArgs) -> Result<ExitCode> {
 
 fn bench_cmd(args: &BenchArgs) -> Result<ExitCode> {
     let scratch = std::env::temp_dir().join(format!("pumpctl-bench-{}", std::process::id()));
-    let figures = bench::run(args.days, args.mb, &scratch)?;
+    let figures = bench::run(args.days, args.mb, args.fleet_patients, &scratch)?;
     let _ = std::fs::remove_dir_all(&scratch);
     print(&bench::table(&figures))?;
     Ok(ExitCode::SUCCESS)

@@ -1333,15 +1333,20 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
             }
         } else {
             same_t = 0;
-            bar.set_position(t / MS_PER_DAY);
+            // Only when the day changes: the bar's bookkeeping is per call.
+            if t / MS_PER_DAY != last_t / MS_PER_DAY {
+                bar.set_position(t / MS_PER_DAY);
+            }
         }
         last_t = t;
         sim.core.platform_mut().now_ms = t;
 
         // Scripted events first (the outside world), then the capsule's
         // timer, then the apps.
+        let mut events_ran = false;
         while let Some(e) = cfg.events.get(event_i).filter(|e| e.at_ms <= t) {
             event_i += 1;
+            events_ran = true;
             match &e.event {
                 Event::Bolus => {
                     if !dosing_hung {
@@ -1523,7 +1528,15 @@ pub fn run(cfg: &SimConfig) -> Result<SimResult> {
             // A power loss moved time on; start the loop again from there.
             continue;
         }
-        if sim.core.next_wakeup().is_some_and(|w| w <= t) {
+        // The capsule's wake-up time changes only through what reached it:
+        // without a scripted event at this instant, the one asked above
+        // still holds (asking costs a walk over the ledger).
+        let core_due = if events_ran {
+            sim.core.next_wakeup()
+        } else {
+            core_wake
+        };
+        if core_due.is_some_and(|w| w <= t) {
             sim.core.on_timer(t);
             sim.truth.wakeups += 1;
             sim.run_self_tests(t);
