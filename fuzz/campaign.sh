@@ -31,10 +31,6 @@ tdir=()
 if [ ${#targets[@]} -eq 0 ]; then
     targets=(stream prescription refill relay signed_command dosing_record saved_state telemetry_link rx_check oracle)
 fi
-# zerocopy (through arrow's ahash, for pumpctl) takes the pinned nightly
-# for Rust 1.89 and uses x86 AVX-512 types that this nightly has not
-# stabilised; its own cfg switches them off (cargo-fuzz appends RUSTFLAGS).
-export RUSTFLAGS="${RUSTFLAGS:-} --cfg no_zerocopy_simd_x86_avx12_1_89_0"
 cargo "+$nightly" fuzz build -s none "${tdir[@]}" >/dev/null
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t" "artifacts/$t"

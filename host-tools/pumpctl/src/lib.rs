@@ -4,8 +4,10 @@
 #![forbid(unsafe_code)]
 
 pub mod analysis;
+#[cfg(feature = "fleet")]
 pub mod bench;
 pub mod bench_auth;
+#[cfg(feature = "fleet")]
 pub mod bench_fleet;
 pub mod board;
 pub mod chart;
@@ -17,6 +19,7 @@ pub mod druglib;
 pub mod energy;
 pub mod error;
 pub mod flashstore;
+#[cfg(feature = "fleet")]
 pub mod fleet;
 pub mod keys;
 pub mod pairing;

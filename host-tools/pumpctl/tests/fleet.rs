@@ -1,3 +1,4 @@
+#![cfg(feature = "fleet")]
 //! `pumpctl fleet`: the output depends on the fleet seed and the patients
 //! only — not on the thread count, not on the sharding — and bad input gets
 //! a clear error.
