@@ -390,6 +390,49 @@ fn sr_pro_006_a_buffer_of_exactly_the_frames_length_is_enough() {
     }
 }
 
+/// A stream item as long as the longest encoding of the largest frame
+/// (`MAX_ENCODED_FRAME_LEN`: `MAX_FRAME_LEN` bytes none of which is zero,
+/// which COBS cannot shorten) is decoded, not refused as too long: whether
+/// it arrives whole in one `feed` or byte by byte, it gets exactly the
+/// verdict `decode_frame` gives the same bytes. One byte more is too long.
+/// (The whole-item path's bound was a surviving mutant: no test built an
+/// item of exactly that length, because every real frame has a zero in its
+/// header.)
+#[test]
+fn sr_pro_006_an_item_of_the_largest_encoded_length_is_decoded_not_refused() {
+    let frame: Vec<u8> = (0..MAX_FRAME_LEN).map(|i| (i % 255) as u8 + 1).collect();
+    let mut item = vec![0u8; cobs::max_encoding_length(frame.len())];
+    let n = cobs::encode(&frame, &mut item);
+    assert_eq!(n, MAX_ENCODED_FRAME_LEN);
+    let expected = decode_frame(&frame).expect_err("magic 01 02 is not a frame");
+    assert_ne!(expected, FrameError::TooLong { len: MAX_FRAME_LEN });
+
+    let mut stream = vec![0u8];
+    stream.extend_from_slice(&item);
+    stream.push(0);
+    let want = StreamItem::Invalid {
+        error: expected,
+        offset: 1,
+        len: MAX_ENCODED_FRAME_LEN as u64,
+    };
+    assert_eq!(decode_stream(&stream), vec![want.clone()], "whole");
+    let mut bytewise = StreamDecoder::new();
+    let items: Vec<StreamItem> = stream.iter().filter_map(|&b| bytewise.push(b)).collect();
+    assert_eq!(items, vec![want], "byte by byte");
+
+    let mut longer = vec![0u8];
+    longer.extend_from_slice(&item);
+    longer.push(0x01);
+    longer.push(0);
+    assert!(matches!(
+        decode_stream(&longer).as_slice(),
+        [StreamItem::Invalid {
+            error: FrameError::TooLong { .. },
+            ..
+        }]
+    ));
+}
+
 /// The size limits are compile-time constants with the documented values,
 /// and the catalogue fits them.
 #[test]
