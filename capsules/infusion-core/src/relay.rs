@@ -184,11 +184,6 @@ impl Relay {
         Ok(ticket)
     }
 
-    /// Whether an entry is waiting to be taken.
-    pub fn has_waiting(&self) -> bool {
-        self.entries.iter().any(|e| e.state == EntryState::Waiting)
-    }
-
     /// Takes the oldest waiting entry into `buf`. A notice leaves the relay;
     /// a request stays until answered or expired.
     pub fn take(&mut self, buf: &mut [u8]) -> Result<TakenEntry, ErrorCode> {

@@ -240,6 +240,35 @@ fn sr_evt_001_events_have_increasing_sequences_and_drain_whole() {
     assert_eq!(sequences[0], frames as u32);
 }
 
+/// The queue says how many events wait, a pending gap report counting as
+/// one, and that many `pop`s empty it: the count the core reports to the
+/// telemetry app (command 13) is exactly what it can read.
+#[test]
+fn sr_evt_002_the_queue_counts_what_waits_and_a_gap_report_is_one_of_them() {
+    let mut queue = EventQueue::starting_at(7);
+    assert!(queue.is_empty());
+    assert_eq!(queue.len(), 0);
+    let event =
+        |t| Event::PatientBolusRequested(pump_protocol::PatientBolusRequested { time_ms: t });
+    for t in 0..3 {
+        queue.push(event(t), t);
+    }
+    assert!(!queue.is_empty());
+    assert_eq!(queue.len(), 3);
+    for t in 3..(EVENT_QUEUE_LEN as u64 + 2) {
+        queue.push(event(t), t);
+    }
+    // Full, and two dropped: the gap report waits too.
+    assert_eq!(queue.len(), EVENT_QUEUE_LEN + 1);
+    let mut popped = 0;
+    while queue.pop().is_some() {
+        popped += 1;
+        assert_eq!(queue.len(), EVENT_QUEUE_LEN + 1 - popped);
+    }
+    assert_eq!(popped, EVENT_QUEUE_LEN + 1);
+    assert!(queue.is_empty());
+}
+
 #[test]
 fn sr_evt_002_overflow_drops_oldest_and_reports_the_exact_gap() {
     let mut queue = EventQueue::starting_at(100);

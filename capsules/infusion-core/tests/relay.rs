@@ -295,6 +295,60 @@ fn sr_rel_003_bad_posts_get_typed_errors_and_leave_the_relay_unchanged() {
     );
 }
 
+/// Every relayed kind with a payload that decodes exactly as that kind is
+/// accepted and reaches the dosing app byte for byte; the same payload one
+/// byte longer is `BadPayload` (the other half of SR-REL-003: the check
+/// must not refuse what is well formed).
+#[test]
+fn sr_rel_003_every_relayed_kind_with_a_well_formed_payload_is_carried() {
+    use infusion_core::relay::Relay;
+    use pump_protocol::{AlarmCode, ClearFault, Resume, SetClock};
+    let well_formed = [
+        Message::ClinicianBolus(ClinicianBolus {
+            dose_ug: 25,
+            duration_ms: 60_000,
+        }),
+        Message::PatientBolusRequest(PatientBolusRequest {}),
+        Message::Suspend(Suspend {}),
+        Message::Resume(Resume {}),
+        Message::Refill(Refill {
+            withdrawn_volume_nl: 1_000,
+            added_volume_nl: 4_000_000,
+            concentration_ug_per_ml: 1_000,
+        }),
+        Message::ClearFault(ClearFault {
+            code: AlarmCode::Occlusion,
+        }),
+        Message::SetClock(SetClock {
+            utc_time_ms: 1_700_000_000_000,
+        }),
+    ];
+    for message in &well_formed {
+        let kind = message.kind_code();
+        let bytes = payload(message);
+        let mut relay = Relay::new();
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(
+            relay.post(kind, &longer, 0),
+            Err(ErrorCode::BadPayload),
+            "{kind:#06x}"
+        );
+        relay
+            .post(kind, &bytes, 0)
+            .unwrap_or_else(|e| panic!("{kind:#06x}: {e:?}"));
+        let mut buf = [0u8; RELAY_PAYLOAD_MAX_LEN];
+        let taken = relay.take(&mut buf).expect("waiting");
+        assert_eq!(taken.kind.code(), kind);
+        assert_eq!(&buf[..taken.len], &bytes[..], "{kind:#06x}");
+    }
+    // The install notice carries nothing: the app reads the prescription.
+    let mut relay = Relay::new();
+    let install = MessageKind::InstallPrescription.code();
+    assert_eq!(relay.post(install, &[0], 0), Err(ErrorCode::BadPayload));
+    assert!(relay.post(install, &[], 0).is_ok());
+}
+
 #[test]
 fn sr_rel_004_one_request_at_a_time_until_its_result_is_read() {
     let mut core = ready();

@@ -194,6 +194,45 @@ fn sr_rx_004_limits_outside_hardware_are_refused() {
     assert!(core.prescription().is_none());
 }
 
+/// The internal-consistency checks at their edges: a safe (silence) basal
+/// whose 24 h would exceed the daily maximum by one nanolitre, a
+/// concentration of zero and a daily maximum of zero are refused; the safe
+/// basal whose 24 h is exactly the daily maximum installs.
+#[test]
+fn sr_rx_004_inconsistent_limits_are_refused_at_their_exact_edges() {
+    let silence_at = |rate_nl_per_h: u32, max_24h_nl: u32| {
+        let mut rx = prescription(1);
+        rx.envelope.silence_policy =
+            pump_protocol::prescription::SilencePolicy::ContinueBasal { rate_nl_per_h };
+        rx.envelope.max_volume_per_24h_nl = max_24h_nl;
+        rx
+    };
+    let mut zero_concentration = prescription(1);
+    zero_concentration.concentration_ug_per_ml = 0;
+    let mut zero_daily = prescription(1);
+    zero_daily.envelope.max_volume_per_24h_nl = 0;
+    zero_daily.envelope.silence_policy = pump_protocol::prescription::SilencePolicy::StopDelivery;
+    let refused = [
+        silence_at(50_000, 24 * 50_000 - 1),
+        zero_concentration,
+        zero_daily,
+    ];
+    let mut core = fresh(0);
+    for (i, rx) in refused.iter().enumerate() {
+        assert_eq!(
+            core.install_prescription(TELEMETRY, &sign_with(rx, &clinic_key()), 0),
+            Err(ErrorCode::OutsideHardwareLimits),
+            "case {i}"
+        );
+    }
+    assert!(core.prescription().is_none());
+    let exact = silence_at(50_000, 24 * 50_000);
+    assert_eq!(
+        core.install_prescription(TELEMETRY, &sign_with(&exact, &clinic_key()), 0),
+        Ok(())
+    );
+}
+
 #[test]
 fn sr_rx_005_no_step_without_prescription() {
     let mut core = fresh(0);
