@@ -181,23 +181,23 @@ pub fn patient_batch(rows: &[PatientRow]) -> Result<RecordBatch> {
 pub fn day_batch(rows: &[DayRow]) -> Result<RecordBatch> {
     let mut dates = Date32Builder::with_capacity(rows.len());
     for r in rows {
-        dates.append_value(i32_of(r.utc_day));
+        dates.append_value(i32_of(r.day.utc_day));
     }
     let columns = vec![
         ints32(rows, |r| Some(u64::from(r.patient_id))),
         Arc::new(dates.finish()) as ArrayRef,
-        ints(rows, |r| Some(r.basal_nl)),
-        ints(rows, |r| Some(r.patient_bolus_nl)),
-        ints(rows, |r| Some(r.clinician_bolus_nl)),
-        ints(rows, |r| Some(r.flush_nl)),
-        ints(rows, |r| Some(r.total_nl)),
-        ints(rows, |r| Some(r.dose_ug)),
-        ints32(rows, |r| Some(u64::from(r.boluses_requested))),
-        ints32(rows, |r| Some(u64::from(r.boluses_granted))),
-        ints32(rows, |r| Some(u64::from(r.boluses_denied))),
-        ints32(rows, |r| Some(u64::from(r.alarms_raised))),
-        strs(rows, |r| r.worst_alarm.as_deref()),
-        ints(rows, |r| r.reservoir_end_nl),
+        ints(rows, |r| Some(r.day.basal_nl)),
+        ints(rows, |r| Some(r.day.patient_bolus_nl)),
+        ints(rows, |r| Some(r.day.clinician_bolus_nl)),
+        ints(rows, |r| Some(r.day.flush_nl)),
+        ints(rows, |r| Some(r.day.total_nl)),
+        ints(rows, |r| Some(r.day.dose_ug)),
+        ints32(rows, |r| Some(u64::from(r.day.boluses_requested))),
+        ints32(rows, |r| Some(u64::from(r.day.boluses_granted))),
+        ints32(rows, |r| Some(u64::from(r.day.boluses_denied))),
+        ints32(rows, |r| Some(u64::from(r.day.alarms_raised))),
+        strs(rows, |r| r.day.worst_alarm.as_deref()),
+        ints(rows, |r| r.day.reservoir_end_nl),
     ];
     batch(&day_schema(), columns)
 }

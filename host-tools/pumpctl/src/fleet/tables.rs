@@ -9,41 +9,18 @@ use std::collections::BTreeMap;
 use pump_protocol::{AlarmCode, DeliveryKind, DeliveryOutcome, ErrorCode, Message, MessageClass};
 
 use super::patient::Injected;
-use crate::analysis::History;
+use crate::analysis::{Day, History};
 use crate::decode::{code_name, Item};
 use crate::units::MS_PER_HOUR;
 
-/// One row of `patient_day`.
+/// One row of `patient_day`: the day as `pumpctl report` counts it
+/// ([`crate::analysis::Day`], one source for both), and whose it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DayRow {
     /// Patient.
     pub patient_id: u32,
-    /// Days since 1970-01-01 (UTC).
-    pub utc_day: u64,
-    /// See [`crate::analysis::Day`].
-    pub basal_nl: u64,
-    /// Patient boluses.
-    pub patient_bolus_nl: u64,
-    /// Clinician boluses.
-    pub clinician_bolus_nl: u64,
-    /// Priming and bridge.
-    pub flush_nl: u64,
-    /// Everything.
-    pub total_nl: u64,
-    /// As a dose.
-    pub dose_ug: u64,
-    /// Presses.
-    pub boluses_requested: u32,
-    /// Granted.
-    pub boluses_granted: u32,
-    /// Denied.
-    pub boluses_denied: u32,
-    /// Alarms raised.
-    pub alarms_raised: u32,
-    /// Highest priority raised.
-    pub worst_alarm: Option<String>,
-    /// Reservoir at the end of the day.
-    pub reservoir_end_nl: Option<u64>,
+    /// The day's figures.
+    pub day: Day,
 }
 
 /// One row of `event`: a pump event in the log.
@@ -287,19 +264,7 @@ pub fn rows(patient_id: u32, items: &[Item], history: &History, end_utc_ms: u64)
         .iter()
         .map(|d| DayRow {
             patient_id,
-            utc_day: d.utc_day,
-            basal_nl: d.basal_nl,
-            patient_bolus_nl: d.patient_bolus_nl,
-            clinician_bolus_nl: d.clinician_bolus_nl,
-            flush_nl: d.flush_nl,
-            total_nl: d.total_nl,
-            dose_ug: d.dose_ug,
-            boluses_requested: d.boluses_requested,
-            boluses_granted: d.boluses_granted,
-            boluses_denied: d.boluses_denied,
-            alarms_raised: d.alarms_raised,
-            worst_alarm: d.worst_alarm.clone(),
-            reservoir_end_nl: d.reservoir_end_nl,
+            day: d.clone(),
         })
         .collect();
     out
