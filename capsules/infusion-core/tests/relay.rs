@@ -101,6 +101,42 @@ fn sr_rel_001_request_reaches_the_dosing_app_and_its_verdict_comes_back() {
     assert_eq!(core.relay_result(TELEMETRY, 16), Err(ErrorCode::NotReady));
 }
 
+/// A refusal comes back through the command table as the error's own wire
+/// code (not 0, which would read as accepted).
+#[test]
+fn sr_rel_001_a_refused_request_reaches_telemetry_with_its_error_code() {
+    let mut core = ready();
+    let message = Message::ClinicianBolus(ClinicianBolus {
+        dose_ug: 25,
+        duration_ms: 60_000,
+    });
+    let CommandResult::SuccessU32U32(_, ticket) =
+        send_signed(&mut core, &clinic_command(&message, 1), 1)
+    else {
+        panic!("post refused")
+    };
+    let mut rw = [0u8; 32];
+    core.command(DOSING, u32::from(RELAY_TAKE), 0, 0, &[], &mut rw, 2);
+    let refusal = u32::from(ErrorCode::Busy.code());
+    assert_ne!(refusal, 0);
+    assert_eq!(
+        core.command(
+            DOSING,
+            u32::from(RELAY_ANSWER),
+            ticket,
+            refusal,
+            &[],
+            &mut rw,
+            3
+        ),
+        CommandResult::Success
+    );
+    assert_eq!(
+        core.command(TELEMETRY, u32::from(RELAY_RESULT), 0, 0, &[], &mut rw, 4),
+        CommandResult::SuccessU32U32(ticket, refusal)
+    );
+}
+
 #[test]
 fn sr_rel_001_the_command_table_carries_the_relay() {
     let mut core = ready();
