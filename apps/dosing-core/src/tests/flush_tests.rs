@@ -3,7 +3,7 @@ use pump_protocol::{
 };
 use pump_test_support::{RxBuilder, CATHETER_VOLUME_NL, HOUR_MS, MINUTE_MS};
 
-use super::fake::{config, Call, FakeCapsule, Sim, DEAD_VOLUME_NL};
+use super::fake::{config, Call, FakeCapsule, Sim, DEAD_VOLUME_NL, STEP_NL};
 use crate::{CatheterContents, DosingCore, FlushKind, PatientBolusVerdict, Phase, SavedState};
 
 const FLUSH_NL: u32 = CATHETER_VOLUME_NL + DEAD_VOLUME_NL;
@@ -310,4 +310,103 @@ fn an_unconfirmed_bridge_chunk_counts_its_upper_bound() {
         bridge_calls(&sim.capsule),
         [(100_000, 4 * HOUR_MS as u32), (100_000, 4 * HOUR_MS as u32)]
     );
+}
+
+#[test]
+fn sr_dos_007_until_the_refill_the_old_drug_runs_the_schedule_last_prescribed_for_it() {
+    // Verifies: SR-DOS-007
+    let mut sim = Sim::start(&RxBuilder::new(1), 0);
+    // A new schedule for the same drug: the catheter's drug now runs under it.
+    install(&mut sim, &RxBuilder::new(2).steps(&[(0, 600)]));
+    assert_eq!(sim.capsule.basal_sets(), [25_000, 50_000]);
+    // Then another concentration: until the refill, the drug in the pump
+    // keeps its latest schedule, 600 µg/day at 500 µg/mL.
+    sim.monotonic_ms = HOUR_MS;
+    install(&mut sim, &RxBuilder::new(3).drug("baclofen", 2_000));
+    assert_eq!(sim.core.phase(), Phase::DrugChangePending);
+    assert_eq!(sim.capsule.basal_sets(), [25_000, 50_000, 50_000]);
+    // And the bridge after the refill runs at that rate too.
+    sim.monotonic_ms = 2 * HOUR_MS;
+    refill(&mut sim, 2_000);
+    assert_eq!(bridge_calls(&sim.capsule), [(100_000, 2 * HOUR_MS as u32)]);
+}
+
+#[test]
+fn reinstalling_the_drug_the_catheter_holds_drops_a_pending_bridge() {
+    let mut sim = Sim::start(&RxBuilder::new(1), 0);
+    install(&mut sim, &RxBuilder::new(2).drug("baclofen", 2_000));
+    refill(&mut sim, 2_000);
+    assert_eq!(sim.core.phase(), Phase::Bridging);
+    // The change is reverted: the catheter's drug is the prescribed one
+    // again, and its schedule runs at once instead of a bridge at that
+    // same rate.
+    sim.monotonic_ms = HOUR_MS;
+    install(&mut sim, &RxBuilder::new(3));
+    assert_eq!(sim.core.phase(), Phase::Running);
+    assert_eq!(sim.core.refill_status().flush_remaining_nl, 0);
+    assert_eq!(sim.capsule.basal_sets(), [25_000, 25_000, 0, 25_000]);
+    assert_eq!(bridge_calls(&sim.capsule).len(), 1);
+}
+
+#[test]
+fn sr_dos_010_a_flush_restored_with_exactly_one_motor_step_left_delivers_that_step() {
+    // Verifies: SR-DOS-010
+    let mut saved = SavedState::new(CatheterContents::Empty);
+    saved.flush = Some(crate::Flush {
+        kind: FlushKind::Priming,
+        remaining_nl: STEP_NL,
+    });
+    let mut sim = Sim {
+        core: DosingCore::new(config(), saved),
+        capsule: FakeCapsule::new(Some(RxBuilder::new(1).signed())),
+        monotonic_ms: 0,
+        utc_offset_ms: 0,
+        wakes: std::vec::Vec::new(),
+    };
+    let now = sim.now();
+    sim.core.wake(&mut sim.capsule, now);
+    // One step at the envelope's maximum basal rate (100 000 nL/h): 9 s.
+    assert_eq!(
+        sim.capsule.boluses(),
+        [(DeliveryKind::Priming, STEP_NL, 9_000)]
+    );
+    assert_eq!(sim.core.phase(), Phase::Priming);
+    assert!(sim.capsule.basal_sets().is_empty());
+    sim.monotonic_ms = 9_000;
+    sim.delivery_done(DeliveryKind::Priming, DeliveryOutcome::Completed, STEP_NL);
+    assert_eq!(sim.core.phase(), Phase::Running);
+    assert_eq!(sim.capsule.basal_sets(), [25_000]);
+    assert!(sim.core.saved_state().flush.is_none());
+}
+
+#[test]
+fn a_bridge_waits_for_the_edge_rather_than_ask_for_less_than_a_motor_step() {
+    let old = RxBuilder::new(1).steps(&[(0, 200), (360, 300), (1320, 150)]);
+    let mut sim = Sim::start(&old, 4 * HOUR_MS);
+    install(&mut sim, &old.clone().drug("baclofen", 1_000));
+    // Refilled 30 s before 06:00: at the night rate (16 666 nL/h) only
+    // 138 nL fit before the edge, less than one step.
+    sim.monotonic_ms = 6 * HOUR_MS - 30_000;
+    refill(&mut sim, 1_000);
+    assert_eq!(sim.core.phase(), Phase::Bridging);
+    assert!(bridge_calls(&sim.capsule).is_empty());
+    // The first chunk starts on the edge, at the day rate (25 000 nL/h).
+    sim.run_until(6 * HOUR_MS);
+    assert_eq!(bridge_calls(&sim.capsule), [(100_000, 4 * HOUR_MS as u32)]);
+}
+
+#[test]
+fn sr_dos_006_until_the_refill_the_app_wakes_on_the_old_schedules_edges() {
+    // Verifies: SR-DOS-006, SR-DOS-007
+    let old = RxBuilder::new(1).steps(&[(0, 200), (360, 300), (1320, 150)]);
+    let mut sim = Sim::start(&old, 5 * HOUR_MS);
+    sim.monotonic_ms = 5 * HOUR_MS + 7 * MINUTE_MS;
+    install(&mut sim, &RxBuilder::new(2).drug("baclofen", 2_000));
+    assert_eq!(sim.core.phase(), Phase::DrugChangePending);
+    assert_eq!(sim.capsule.basal_sets(), [16_666, 16_666]);
+    sim.run_until(6 * HOUR_MS);
+    assert!(sim
+        .wakes
+        .contains(&(6 * HOUR_MS, crate::WakeReason::ScheduleEdge)));
+    assert_eq!(sim.capsule.basal_sets(), [16_666, 16_666, 25_000]);
 }

@@ -234,3 +234,59 @@ fn sr_dos_006_a_lost_completion_upcall_does_not_block_boluses_for_ever() {
     grant_ok(sim.core.request_patient_bolus(&mut sim.capsule, now));
     let _ = at(0);
 }
+
+#[test]
+fn sr_dos_004_a_grant_leaves_the_rolling_day_exactly_24_h_later_as_the_capsule_counts_it() {
+    // Verifies: SR-DOS-004
+    let mut sim = Sim::start(&RxBuilder::new(1), 0);
+    for k in 0..4u64 {
+        sim.monotonic_ms = k * 2 * HOUR_MS;
+        let now = sim.now();
+        grant_ok(sim.core.request_patient_bolus(&mut sim.capsule, now));
+        sim.monotonic_ms += MINUTE_MS;
+        finish_bolus(&mut sim);
+    }
+    // The envelope counts a bolus for the 24 h after its start, not at
+    // 24 h: the therapy's count uses the same window.
+    assert_eq!(
+        sim.core
+            .own_patient_bolus_status(at(DAY_MS - 1))
+            .boluses_left_24h,
+        0
+    );
+    assert_eq!(
+        sim.core
+            .own_patient_bolus_status(at(DAY_MS))
+            .boluses_left_24h,
+        1
+    );
+    sim.monotonic_ms = DAY_MS;
+    let now = sim.now();
+    assert_eq!(
+        grant_ok(sim.core.request_patient_bolus(&mut sim.capsule, now)),
+        0
+    );
+}
+
+#[test]
+fn sr_dos_006_the_app_wakes_when_the_patient_bolus_lockout_ends() {
+    // Verifies: SR-DOS-006
+    let mut sim = Sim::start(&RxBuilder::new(1), 0);
+    let now = sim.now();
+    grant_ok(sim.core.request_patient_bolus(&mut sim.capsule, now));
+    // The therapy's lockout is 2 h; the watchdog's wake-ups do not fall on
+    // its end, so only a wake-up for it refreshes the display on time.
+    sim.run_until(3 * HOUR_MS);
+    assert!(
+        sim.wakes
+            .contains(&(2 * HOUR_MS, crate::WakeReason::LockoutEnd)),
+        "{:?}",
+        sim.wakes
+    );
+    assert_eq!(
+        sim.core
+            .own_patient_bolus_status(at(2 * HOUR_MS))
+            .lockout_remaining_ms,
+        0
+    );
+}

@@ -401,3 +401,69 @@ fn sr_dos_015_varints_past_their_width_are_refused_as_postcard_refuses_them() {
     assert_eq!(decode_record(&variant(0x10)), Err(RecordError::Malformed));
     assert!(postcard_decode(&variant(0x10)[1..]).is_none());
 }
+
+#[test]
+fn sr_dos_015_a_state_change_without_grants_is_saved_at_once() {
+    // Verifies: SR-DOS-015
+    // The first wake-up learns what the catheter holds.
+    let mut sim = Sim::start(&RxBuilder::new(1), 0);
+    assert!(!sim.core.record_unsaved());
+    assert_eq!(&sim.capsule.saved_record().state, sim.core.saved_state());
+    assert!(matches!(
+        sim.capsule.saved_record().state.catheter,
+        CatheterContents::Drug { .. }
+    ));
+    // A refill after a change of concentration starts a bridge.
+    sim.capsule.prescription = Some(RxBuilder::new(2).drug("baclofen", 2_000).signed());
+    sim.run_until(HOUR_MS);
+    sim.command(pump_protocol::Message::Refill(pump_protocol::Refill {
+        withdrawn_volume_nl: 1_000_000,
+        added_volume_nl: 18_000_000,
+        concentration_ug_per_ml: 2_000,
+    }));
+    let saved = sim.capsule.saved_record().state;
+    assert_eq!(saved.flush.map(|f| f.kind), Some(FlushKind::Bridge));
+    assert!(saved.patient_grants_ms.is_empty());
+    assert_eq!(&saved, sim.core.saved_state());
+}
+
+#[test]
+fn sr_dos_015_a_grant_leaves_the_record_a_day_later_and_the_refresh_stops() {
+    // Verifies: SR-DOS-015, SR-DOS-010
+    let mut sim = Sim::start(&RxBuilder::new(1), 0);
+    sim.core.request_patient_bolus(&mut sim.capsule, at(0));
+    sim.run_until(24 * HOUR_MS + HOUR_MS);
+    assert!(sim.core.saved_state().patient_grants_ms.is_empty());
+    assert!(sim
+        .capsule
+        .saved_record()
+        .state
+        .patient_grants_ms
+        .is_empty());
+    // No grant held: no refresh every minute.
+    let saves = sim.capsule.record_saves.len();
+    sim.run_until(24 * HOUR_MS + 6 * HOUR_MS);
+    assert_eq!(sim.capsule.record_saves.len(), saves);
+}
+
+#[test]
+fn sr_dos_015_a_record_cut_short_anywhere_is_refused_whole() {
+    // Verifies: SR-DOS-015
+    let mut state = SavedState::new(CatheterContents::Drug {
+        drug: Drug {
+            name: String::from("baclofen"),
+            concentration_ug_per_ml: 500,
+        },
+        basal_steps: RxBuilder::new(1).build().therapy.basal_steps,
+    });
+    state.patient_grants_ms.push(5 * MINUTE_MS).unwrap();
+    let bytes = encoded(&state, HOUR_MS);
+    assert_eq!(decode_record(&bytes).unwrap().state, state);
+    for len in 1..bytes.len() {
+        assert_eq!(
+            decode_record(&bytes[..len]),
+            Err(RecordError::Malformed),
+            "cut to {len} bytes"
+        );
+    }
+}

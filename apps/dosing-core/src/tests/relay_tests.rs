@@ -207,3 +207,138 @@ fn sr_dos_014_a_refused_answer_changes_nothing_and_an_empty_relay_is_a_wakeup() 
     assert_eq!(sim.capsule.count(Call::CheckIn), 1);
     assert!(sim.capsule.relay_answers().is_empty());
 }
+
+#[test]
+fn sr_dos_006_a_relay_upcall_checks_in_once_whether_its_request_decodes_or_not() {
+    // Verifies: SR-DOS-006
+    // One request per upcall: the upcall is one wake-up, with one check-in
+    // (not none because the entry did not decode, nor a second one after
+    // the wake-up the request itself ran).
+    let payload = |message: &Message| {
+        let mut buf = [0u8; 16];
+        let len = message.encode_payload(&mut buf).unwrap();
+        buf[..len].to_vec()
+    };
+    let entries = [
+        (
+            MessageKind::ClinicianBolus,
+            payload(&clinician(50, 600_000)),
+        ),
+        (MessageKind::ClinicianBolus, std::vec![0xFF]),
+        (
+            MessageKind::PatientBolusRequest,
+            payload(&Message::PatientBolusRequest(PatientBolusRequest {})),
+        ),
+        (MessageKind::PatientBolusRequest, std::vec![1]),
+    ];
+    for (kind, payload) in entries {
+        let mut sim = Sim::start(&RxBuilder::new(1), 0);
+        sim.capsule.post(kind, &payload);
+        sim.capsule.clear_calls();
+        sim.monotonic_ms = HOUR_MS;
+        relay(&mut sim);
+        assert_eq!(sim.capsule.relay_answers().len(), 1, "{kind:?} {payload:?}");
+        assert_eq!(
+            sim.capsule.count(Call::CheckIn),
+            1,
+            "{kind:?} {payload:?}: {:?}",
+            sim.capsule.calls
+        );
+    }
+}
+
+/// A core (flat 300 µg/day, 25 000 nL/h) on a capsule that gives no status:
+/// what the app knows of the pump's state comes from refusals and from the
+/// programmer's commands, here relayed as notices.
+fn without_status() -> Sim {
+    let mut sim = Sim::start(&RxBuilder::new(1), 0);
+    sim.capsule.status_supported = false;
+    sim
+}
+
+#[test]
+fn sr_dos_014_a_relayed_suspend_notice_stops_the_app_without_a_status() {
+    // Verifies: SR-DOS-014, SR-DOS-005
+    let mut sim = without_status();
+    sim.capsule.fault = Some(ErrorCode::Suspended);
+    sim.monotonic_ms = HOUR_MS;
+    sim.capsule.post_message(&Message::Suspend(Suspend {}));
+    relay(&mut sim);
+    assert_eq!(sim.core.phase(), Phase::Suspended);
+    assert_eq!(sim.core.basal_running_nl_per_h(), Some(0));
+    // A press is the app's own refusal: nothing reaches the capsule.
+    let now = sim.now();
+    assert!(matches!(
+        sim.core.request_patient_bolus(&mut sim.capsule, now),
+        crate::PatientBolusVerdict::Denied {
+            reason: ErrorCode::Suspended,
+            decided_by: crate::Decider::Dosing,
+            ..
+        }
+    ));
+    assert!(sim.capsule.boluses().is_empty());
+    assert_eq!(sim.capsule.basal_sets(), [25_000]);
+}
+
+#[test]
+fn sr_dos_013_relayed_resume_clear_fault_and_prescription_notices_restart_basal_without_a_status() {
+    // Verifies: SR-DOS-013, SR-DOS-014
+    let notices = [
+        Message::Resume(Resume {}),
+        Message::ClearFault(ClearFault {
+            code: pump_protocol::AlarmCode::Occlusion,
+        }),
+    ];
+    for notice in notices {
+        // Suspended, as a relayed suspend notice told the app.
+        let mut sim = without_status();
+        sim.capsule.fault = Some(ErrorCode::Suspended);
+        sim.capsule.post_message(&Message::Suspend(Suspend {}));
+        relay(&mut sim);
+        assert_eq!(sim.core.phase(), Phase::Suspended);
+        sim.capsule.fault = None;
+        sim.monotonic_ms = HOUR_MS;
+        sim.capsule.post_message(&notice);
+        relay(&mut sim);
+        assert_eq!(sim.core.phase(), Phase::Running, "{notice:?}");
+        assert_eq!(sim.capsule.basal_sets(), [25_000, 25_000], "{notice:?}");
+    }
+
+    // Fault-stopped, as a refusal told the app; a new prescription ends it.
+    let mut sim = without_status();
+    sim.fault_stop();
+    assert_eq!(sim.core.phase(), Phase::FaultStopped);
+    sim.capsule.fault = None;
+    sim.monotonic_ms = HOUR_MS;
+    sim.capsule.prescription = Some(RxBuilder::new(2).steps(&[(0, 600)]).signed());
+    sim.capsule.post(MessageKind::InstallPrescription, &[]);
+    relay(&mut sim);
+    assert_eq!(sim.core.phase(), Phase::Running);
+    assert_eq!(sim.capsule.basal_sets().last(), Some(&50_000));
+}
+
+#[test]
+fn sr_dos_005_a_relayed_clock_notice_lifts_the_hold_on_a_refused_basal() {
+    // Verifies: SR-DOS-005, SR-DOS-014
+    let mut sim = Sim::start(&RxBuilder::new(1), 0);
+    sim.capsule
+        .basal_answers
+        .push_back(Err(ErrorCode::DailyLimitReached));
+    // A new rate is asked for and refused: held for the retry interval.
+    sim.capsule.prescription = Some(RxBuilder::new(2).steps(&[(0, 600)]).signed());
+    sim.monotonic_ms = HOUR_MS;
+    let now = sim.now();
+    sim.core.wake(&mut sim.capsule, now);
+    assert_eq!(sim.capsule.basal_sets(), [25_000, 50_000]);
+    sim.monotonic_ms += 60_000;
+    let now = sim.now();
+    sim.core.wake(&mut sim.capsule, now);
+    assert_eq!(sim.capsule.basal_sets(), [25_000, 50_000]);
+    // The programmer set the clock (to the time it was): a programmer
+    // command, so the refused rate may be asked for again at once.
+    sim.capsule.post_message(&Message::SetClock(SetClock {
+        utc_time_ms: now.utc_ms,
+    }));
+    relay(&mut sim);
+    assert_eq!(sim.capsule.basal_sets(), [25_000, 50_000, 50_000]);
+}
