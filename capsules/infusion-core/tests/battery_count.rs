@@ -161,3 +161,41 @@ fn sr_bat_004_the_outlook_recommends_replacement_once_the_count_says_so_before_t
     assert!(late.replacement_recommended, "{late:?}");
     assert!(!late.end_of_service);
 }
+
+#[test]
+fn sr_bat_002_the_eri_is_logged_with_the_charge_left_in_percent() {
+    // Verifies: SR-BAT-002
+    // 1 mA for 200 days: the ERI comes with 101 days (90 + 10 + 1) of
+    // charge left, a little over half of the battery.
+    let mut core = counted(
+        EnergyProfile {
+            sleep_current_na: 1_000_000,
+            ..free()
+        },
+        0,
+    );
+    drain(&mut core, 0);
+    for day in 1..=120u64 {
+        let now = day * MS_PER_DAY;
+        advance(&mut core, now, false);
+        let logged: Vec<pump_protocol::BatteryState> = drain(&mut core, now)
+            .into_iter()
+            .filter_map(|(_, m)| match m {
+                pump_protocol::Message::BatteryState(b) => Some(b),
+                _ => None,
+            })
+            .collect();
+        if let Some(state) = logged.first() {
+            assert_eq!(logged.len(), 1);
+            assert!(state.replacement_recommended);
+            let left = core.battery_estimate(now).unwrap().remaining_pah;
+            assert_eq!(
+                u64::from(state.charge_percent),
+                left * 100 / free().battery_capacity_pah
+            );
+            assert!((50..=51).contains(&state.charge_percent), "{state:?}");
+            return;
+        }
+    }
+    panic!("no ERI in 120 days");
+}
