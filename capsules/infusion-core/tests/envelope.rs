@@ -564,3 +564,32 @@ fn sr_env_013_the_core_asks_to_wake_for_the_reminder_itself() {
     assert!(asked.contains(&(since + reminder)), "{asked:?}");
     assert!(core.alarms().is_active(AlarmCode::SuspendedTooLong));
 }
+
+/// The patient's programmer reads the lockout and the boluses left through
+/// command 18, open to every app: the numbers the envelope enforces.
+#[test]
+fn sr_env_004_the_command_table_reports_the_lockout_and_the_boluses_left() {
+    use infusion_core::command::PATIENT_BOLUS_STATE;
+    let mut core = running(0);
+    let read = |core: &mut Core, caller, now| {
+        core.command(
+            caller,
+            u32::from(PATIENT_BOLUS_STATE),
+            0,
+            0,
+            &[],
+            &mut [],
+            now,
+        )
+    };
+    assert_eq!(
+        read(&mut core, TELEMETRY, 0),
+        infusion_core::CommandResult::SuccessU32U32(0, 4)
+    );
+    core.start_bolus(DOSING, DeliveryKind::PatientBolus, 10_000, 60_000, 0)
+        .unwrap();
+    advance(&mut core, 10 * MINUTE_MS, true);
+    let expected = infusion_core::CommandResult::SuccessU32U32((50 * MINUTE_MS) as u32, 3);
+    assert_eq!(read(&mut core, DOSING, 10 * MINUTE_MS), expected);
+    assert_eq!(read(&mut core, ROGUE, 10 * MINUTE_MS), expected);
+}
