@@ -79,6 +79,35 @@ fn sr_alm_002_highest_active_alarm_wins() {
     assert!(core.platform().signal.unwrap().audible);
 }
 
+/// Command 1 packs the pump state in the low half of its first value and
+/// the highest active alarm in the high half; the reservoir and the 24 h
+/// volume follow. What the telemetry app shows is what the core decided.
+#[test]
+fn sr_alm_002_the_status_command_carries_the_highest_alarm_beside_the_state() {
+    let mut core = running(0);
+    core.on_battery(2_600, 5, true, 0);
+    core.on_fault_input(AlarmCode::MotorStall, true, 0);
+    let status = core.status(0);
+    assert_eq!(status.top_alarm, Some(AlarmCode::MotorStall));
+    let answer = core.command(
+        TELEMETRY,
+        u32::from(infusion_core::command::STATUS),
+        0,
+        0,
+        &[],
+        &mut [],
+        0,
+    );
+    assert_eq!(
+        answer,
+        infusion_core::CommandResult::SuccessU32U32U32(
+            u32::from(status.pump_state.code()) | (u32::from(AlarmCode::MotorStall.code()) << 16),
+            status.reservoir_nl,
+            status.delivered_24h_nl,
+        )
+    );
+}
+
 #[test]
 fn sr_alm_003_acknowledge_silences_for_a_bounded_time_only() {
     let mut core = running(0);
