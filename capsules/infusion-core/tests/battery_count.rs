@@ -199,3 +199,40 @@ fn sr_bat_002_the_eri_is_logged_with_the_charge_left_in_percent() {
     }
     panic!("no ERI in 120 days");
 }
+
+#[test]
+fn sr_bat_001_a_saved_image_is_charged_for_every_byte_written_crc_included() {
+    // Verifies: SR-BAT-001
+    let mut core = counted(
+        EnergyProfile {
+            flash_byte_charge_pah: 1_000,
+            ..free()
+        },
+        0,
+    );
+    core.install_prescription(TELEMETRY, &signed(1), 0).unwrap();
+    let before = core.battery_estimate(0).unwrap().remaining_pah;
+    core.platform_mut().saved = None;
+    core.set_clock(TELEMETRY, 1_800_000_000_000, 0).unwrap();
+    let written = core
+        .platform()
+        .saved
+        .as_ref()
+        .expect("a clock change is saved")
+        .len() as u64;
+    let after = core.battery_estimate(0).unwrap().remaining_pah;
+    assert_eq!(before - after, 1_000 * written);
+}
+
+/// Found by the test above: a profile that prices sleep at nothing made the
+/// projection divide by a zero average current at the first boot's instant.
+#[test]
+fn sr_bat_001_a_profile_with_no_sleep_current_projects_without_dividing_by_zero() {
+    // Verifies: SR-BAT-001
+    let core = counted(free(), 0);
+    let estimate = core.battery_estimate(0).unwrap();
+    assert_eq!(estimate.remaining_pah, free().battery_capacity_pah);
+    assert_eq!(estimate.average_current_na, 1);
+    let outlook = core.service_outlook(0);
+    assert_eq!(outlook.charge_percent, 100);
+}

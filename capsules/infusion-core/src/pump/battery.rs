@@ -122,8 +122,10 @@ impl<P: Platform> InfusionCore<P> {
         let elapsed = now_ms.saturating_sub(b.since_ms);
         let used = b.used_pah.saturating_add(e.self_discharge_pah(elapsed));
         let remaining = e.battery_capacity_pah.saturating_sub(used);
+        // Never 0: the projection divides by it, and a profile may price
+        // sleep at nothing.
         let average = if elapsed == 0 {
-            u64::from(e.sleep_current_na)
+            u64::from(e.sleep_current_na).max(1)
         } else {
             let rate = u128::from(used) * 3_600 / u128::from(elapsed);
             u64::try_from(rate).unwrap_or(u64::MAX).max(1)
