@@ -98,6 +98,36 @@ fn sr_per_003_corrupt_state_fails_safe() {
     assert!(!core.alarms().is_active(AlarmCode::EnvelopeIntegrity));
 }
 
+/// A lost image is counted as the worst day the hardware allows: the
+/// board's daily maximum, in whole steps, logged as unconfirmed and held in
+/// the 24 h window (not more, which would lock the pump out for longer than
+/// the loss can justify, and not less).
+#[test]
+fn sr_per_007_a_lost_image_counts_exactly_the_hardwares_daily_maximum_as_delivered() {
+    // Verifies: SR-PER-007
+    let mut core = running(0);
+    core.set_basal(DOSING, 40_000, 0).unwrap();
+    advance(&mut core, HOUR_MS, true);
+    let mut saved = core.platform().saved.clone().unwrap();
+    let mid = saved.len() / 2;
+    saved[mid] ^= 0x10;
+    let mut core =
+        infusion_core::InfusionCore::restore(board(), Rig::default(), Some(&saved), HOUR_MS);
+    let nl_per_step = board().nl_per_step;
+    let worst_nl = board().limits.max_volume_per_24h_nl / nl_per_step * nl_per_step;
+    let unconfirmed: Vec<u32> = drain(&mut core, HOUR_MS)
+        .into_iter()
+        .filter_map(|(_, m)| match m {
+            Message::DeliveryRecord(r) if r.outcome == DeliveryOutcome::Unconfirmed => {
+                Some(r.volume_nl)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(unconfirmed, vec![worst_nl]);
+    assert_eq!(core.status(HOUR_MS).delivered_24h_nl, worst_nl);
+}
+
 #[test]
 fn sr_per_004_a_failed_state_write_stops_delivery_under_a_high_alarm() {
     let mut core = running(0);

@@ -145,6 +145,15 @@ fn sr_per_006_steps_are_reserved_in_batches_not_saved_one_by_one() {
         core.platform().writes[&RecordKind::Therapy] - therapy_before,
         6
     );
+    // 960 is a multiple of the batch; 20 steps later a 33-step batch would
+    // still be on its 30th reservation, a 32-step one is on its 31st.
+    advance(&mut core, 6 * HOUR_MS + 7 * MINUTE_MS + 30_000);
+    let steps = core.platform().steps;
+    assert_eq!(steps, 980);
+    assert_eq!(
+        core.platform().writes[&RecordKind::Reservation],
+        980u64.div_ceil(RESERVATION_STEPS)
+    );
 }
 
 #[test]
