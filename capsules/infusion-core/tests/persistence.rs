@@ -128,6 +128,58 @@ fn sr_per_007_a_lost_image_counts_exactly_the_hardwares_daily_maximum_as_deliver
     assert_eq!(core.status(HOUR_MS).delivered_24h_nl, worst_nl);
 }
 
+/// An image of another format is not read as this one, even with a good
+/// CRC: a firmware update that changed the layout restores as lost state
+/// (SR-PER-007), never as fields read in the wrong places.
+#[test]
+fn sr_per_003_an_image_of_another_format_with_a_good_crc_is_refused() {
+    // Verifies: SR-PER-003
+    let mut core = running(0);
+    core.set_basal(DOSING, 40_000, 0).unwrap();
+    advance(&mut core, HOUR_MS, true);
+    let good = core.platform().saved.clone().unwrap();
+    let body_len = good.len() - pump_protocol::CRC_LEN;
+    let mut other = good[..body_len].to_vec();
+    other[0] -= 1;
+    let crc = pump_protocol::CRC32C.checksum(&other);
+    other.extend_from_slice(&crc.to_le_bytes());
+    let restored = |image: &[u8]| {
+        infusion_core::InfusionCore::restore(board(), Rig::default(), Some(image), HOUR_MS)
+    };
+    assert!(restored(&good).prescription().is_some());
+    let core = restored(&other);
+    assert!(core.prescription().is_none());
+    assert!(core.alarms().is_active(AlarmCode::EnvelopeIntegrity));
+}
+
+/// The saved prescription must be the one the saved serial floor names: an
+/// image (good CRC) whose floor disagrees with its prescription's serial
+/// fails safe rather than trusting either.
+#[test]
+fn sr_per_003_a_prescription_that_is_not_the_saved_floors_fails_safe() {
+    // Verifies: SR-PER-003
+    let core = running(0);
+    let good = core.platform().saved.clone().unwrap();
+    let body_len = good.len() - pump_protocol::CRC_LEN;
+    let mut body = good[..body_len].to_vec();
+    // format, Some(signed prescription) as a varint length and its bytes,
+    // then the serial floor: 1, the prescription's serial.
+    assert_eq!(body[1], 1, "the image holds a prescription");
+    let (len, len_bytes) = if body[2] & 0x80 == 0 {
+        (usize::from(body[2]), 1)
+    } else {
+        (usize::from(body[2] & 0x7F) | (usize::from(body[3]) << 7), 2)
+    };
+    let floor_at = 2 + len_bytes + len;
+    assert_eq!(body[floor_at], 1, "serial floor 1");
+    body[floor_at] = 0;
+    let crc = pump_protocol::CRC32C.checksum(&body);
+    body.extend_from_slice(&crc.to_le_bytes());
+    let core = infusion_core::InfusionCore::restore(board(), Rig::default(), Some(&body), 10);
+    assert!(core.prescription().is_none());
+    assert!(core.alarms().is_active(AlarmCode::EnvelopeIntegrity));
+}
+
 #[test]
 fn sr_per_004_a_failed_state_write_stops_delivery_under_a_high_alarm() {
     let mut core = running(0);
