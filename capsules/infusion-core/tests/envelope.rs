@@ -593,3 +593,16 @@ fn sr_env_004_the_command_table_reports_the_lockout_and_the_boluses_left() {
     assert_eq!(read(&mut core, DOSING, 10 * MINUTE_MS), expected);
     assert_eq!(read(&mut core, ROGUE, 10 * MINUTE_MS), expected);
 }
+
+/// Suspending a pump that is already suspended does not restart the
+/// reminder's clock: 4 h after the first suspend, whatever came between.
+#[test]
+fn sr_env_013_a_second_suspend_does_not_postpone_the_reminder() {
+    let reminder = infusion_core::SUSPEND_REMINDER_MS;
+    let mut core = running(0);
+    core.suspend(TELEMETRY, HOUR_MS).unwrap();
+    advance(&mut core, 3 * HOUR_MS, true);
+    core.suspend(TELEMETRY, 3 * HOUR_MS).unwrap();
+    advance(&mut core, HOUR_MS + reminder, true);
+    assert!(core.alarms().is_active(AlarmCode::SuspendedTooLong));
+}
