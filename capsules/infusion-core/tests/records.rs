@@ -156,6 +156,26 @@ fn sr_per_006_steps_are_reserved_in_batches_not_saved_one_by_one() {
     );
 }
 
+/// A reset with no reserved step outstanding logs no unconfirmed delivery:
+/// an empty `Unconfirmed` record would tell the clinic a loss that did not
+/// happen.
+#[test]
+fn sr_per_006_a_reset_with_nothing_reserved_logs_no_unconfirmed_delivery() {
+    let core = running(0);
+    let records = core.platform().store.clone();
+    let mut core = boot(&records, MINUTE_MS);
+    let events = drain_with(&mut core, MINUTE_MS);
+    assert_eq!(
+        logged_volume_nl(&events, Some(DeliveryOutcome::Unconfirmed)),
+        0
+    );
+    assert!(
+        !events.iter().any(|(_, m)| matches!(m,
+            Message::DeliveryRecord(r) if r.outcome == DeliveryOutcome::Unconfirmed)),
+        "{events:?}"
+    );
+}
+
 #[test]
 fn sr_per_006_a_reset_mid_batch_counts_the_reserved_steps_and_logs_them() {
     let mut core = running(0);
