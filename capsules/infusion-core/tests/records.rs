@@ -318,6 +318,28 @@ fn sr_per_008_the_serial_floor_survives_the_loss_of_either_copy() {
     );
 }
 
+/// The serial floor is written back at a restore only when one of its
+/// copies is missing or unreadable: a clean boot spends no erase on it, a
+/// damaged floor region gets its copy back.
+#[test]
+fn sr_per_007_the_floor_is_rewritten_at_boot_only_when_its_region_was_not_readable() {
+    let core = running(0);
+    let records = core.platform().store.clone();
+    let floor_writes = |core: &Core| {
+        core.platform()
+            .writes
+            .get(&RecordKind::SerialFloor)
+            .copied()
+            .unwrap_or(0)
+    };
+    assert_eq!(floor_writes(&boot(&records, MINUTE_MS)), 0);
+    let mut core = InfusionCore::new(board(), RecordRig::default());
+    let mut damaged = stored(&records);
+    damaged.floor_region = RegionState::Damaged;
+    core.restore_records(&damaged, MINUTE_MS);
+    assert!(floor_writes(&core) >= 1);
+}
+
 #[test]
 fn sr_per_007_only_a_blank_store_starts_as_a_new_pump() {
     let core = boot(&Records::new(), 0);
