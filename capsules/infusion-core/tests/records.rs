@@ -280,6 +280,37 @@ fn sr_per_007_a_damaged_state_region_is_never_a_new_pump() {
     );
 }
 
+/// Lost therapy records count exactly the hardware's daily maximum, in
+/// whole steps, as unconfirmed basal: the worst the pump could have done.
+#[test]
+fn sr_per_007_a_damaged_state_region_counts_exactly_the_hardwares_daily_maximum() {
+    let core = running(0);
+    let records = core.platform().store.clone();
+    let mut stored = stored(&records);
+    stored.state_region = RegionState::Damaged;
+    let mut core = InfusionCore::new(board(), RecordRig::default());
+    core.restore_records(&stored, MINUTE_MS);
+    let nl_per_step = board().nl_per_step;
+    let worst_nl = board().limits.max_volume_per_24h_nl / nl_per_step * nl_per_step;
+    let events = drain_with(&mut core, MINUTE_MS);
+    assert_eq!(
+        logged_volume_nl(&events, Some(DeliveryOutcome::Unconfirmed)),
+        u64::from(worst_nl)
+    );
+    assert_eq!(core.status(MINUTE_MS).delivered_24h_nl, worst_nl);
+}
+
+/// A pump that was switched on but never programmed restarts as it was,
+/// with no integrity alarm: serial floor 0 and no prescription agree.
+#[test]
+fn sr_per_007_a_pump_never_programmed_restarts_without_an_integrity_alarm() {
+    let core = boot(&Records::new(), 0);
+    let records = core.platform().store.clone();
+    let core = boot(&records, MINUTE_MS);
+    assert_eq!(core.pump_state(), PumpState::NoPrescription);
+    assert!(!core.alarms().is_active(AlarmCode::EnvelopeIntegrity));
+}
+
 #[test]
 fn sr_per_008_the_serial_floor_survives_the_loss_of_either_copy() {
     let mut core = running(0);
