@@ -606,3 +606,28 @@ fn sr_env_013_a_second_suspend_does_not_postpone_the_reminder() {
     advance(&mut core, HOUR_MS + reminder, true);
     assert!(core.alarms().is_active(AlarmCode::SuspendedTooLong));
 }
+
+/// With exactly one step of the daily maximum left, a basal still starts
+/// (that step is allowed); once it is made, none does.
+#[test]
+fn sr_env_005_a_basal_starts_while_one_step_of_the_daily_maximum_is_left() {
+    // Verifies: SR-ENV-005
+    let mut rx = prescription(2);
+    rx.envelope.max_volume_per_24h_nl = 100_000;
+    rx.envelope.max_basal_rate_nl_per_h = 4_000;
+    rx.envelope.silence_policy = pump_protocol::prescription::SilencePolicy::StopDelivery;
+    let mut core = running(0);
+    core.install_prescription(TELEMETRY, &sign_with(&rx, &clinic_key()), 0)
+        .unwrap();
+    core.start_bolus(DOSING, DeliveryKind::Priming, 99_750, HOUR_MS as u32, 0)
+        .unwrap();
+    advance(&mut core, 2 * HOUR_MS, true);
+    assert_eq!(core.status(2 * HOUR_MS).delivered_24h_nl, 99_750);
+    assert_eq!(core.set_basal(DOSING, 4_000, 2 * HOUR_MS), Ok(()));
+    advance(&mut core, 3 * HOUR_MS, true);
+    assert_eq!(core.status(3 * HOUR_MS).delivered_24h_nl, 100_000);
+    assert_eq!(
+        core.set_basal(DOSING, 3_000, 3 * HOUR_MS),
+        Err(ErrorCode::DailyLimitReached)
+    );
+}
