@@ -298,6 +298,34 @@ fn sr_evt_002_the_queue_counts_what_waits_and_a_gap_report_is_one_of_them() {
     assert!(queue.is_empty());
 }
 
+/// The count the core gives the telemetry app (`PENDING_EVENTS`) is exactly the
+/// number of frames the next drain yields, a folded run of refusals
+/// counting as one, and 0 once drained.
+#[test]
+fn sr_evt_002_the_pending_count_is_what_the_next_drain_yields() {
+    let mut core = running(0);
+    drain(&mut core, 0);
+    assert_eq!(core.pending_events(), 0);
+    core.set_basal(DOSING, 40_000, 0).unwrap();
+    for _ in 0..5 {
+        let _ = core.command(ROGUE, 2, 1, 0, &[], &mut [], 0);
+    }
+    let pending = core.pending_events();
+    assert!(pending >= 2, "{pending}");
+    let pending_events = u32::from(infusion_core::command::PENDING_EVENTS);
+    let reported = core.command(TELEMETRY, pending_events, 0, 0, &[], &mut [], 0);
+    assert_eq!(
+        reported,
+        infusion_core::CommandResult::SuccessU32(pending as u32)
+    );
+    assert_eq!(drain(&mut core, 0).len(), pending);
+    assert_eq!(core.pending_events(), 0);
+    // One refusal: its AccessDenied waits, the fold it opens holds nothing.
+    let _ = core.command(ROGUE, 2, 1, 0, &[], &mut [], 0);
+    assert_eq!(core.pending_events(), 1);
+    assert_eq!(drain(&mut core, 0).len(), 1);
+}
+
 #[test]
 fn sr_evt_002_overflow_drops_oldest_and_reports_the_exact_gap() {
     let mut queue = EventQueue::starting_at(100);

@@ -631,3 +631,17 @@ fn sr_env_005_a_basal_starts_while_one_step_of_the_daily_maximum_is_left() {
         Err(ErrorCode::DailyLimitReached)
     );
 }
+
+/// What is left of a running bolus, in nanolitres, as the programmer shows
+/// it: the whole volume before its first step, less a step for each made.
+#[test]
+fn sr_env_003_the_running_bolus_reports_what_is_left_of_it() {
+    let mut core = running(0);
+    core.start_bolus(DOSING, DeliveryKind::Priming, 20_000, HOUR_MS as u32, 0)
+        .unwrap();
+    assert_eq!(core.bolus_remaining_nl(), 20_000);
+    advance(&mut core, 30 * MINUTE_MS, true);
+    let made = core.platform().steps as u32;
+    assert!(made > 0 && made < 80, "{made}");
+    assert_eq!(core.bolus_remaining_nl(), 20_000 - made * NL_PER_STEP);
+}

@@ -180,6 +180,20 @@ fn sr_per_003_a_prescription_that_is_not_the_saved_floors_fails_safe() {
     assert!(core.alarms().is_active(AlarmCode::EnvelopeIntegrity));
 }
 
+/// The core's time is the latest it has seen, and a restore starts from
+/// the saved one: a board whose tick counter restarts at a reset goes on
+/// from there, so no window runs backwards.
+#[test]
+fn sr_per_001_core_time_is_the_latest_seen_and_survives_a_reset() {
+    let mut core = running(0);
+    core.set_basal(DOSING, 40_000, 0).unwrap();
+    advance(&mut core, 5 * HOUR_MS, true);
+    assert_eq!(core.core_time_ms(), 5 * HOUR_MS);
+    let saved = core.platform().saved.clone().unwrap();
+    let core = infusion_core::InfusionCore::restore(board(), Rig::default(), Some(&saved), 0);
+    assert_eq!(core.core_time_ms(), 5 * HOUR_MS);
+}
+
 #[test]
 fn sr_per_004_a_failed_state_write_stops_delivery_under_a_high_alarm() {
     let mut core = running(0);
