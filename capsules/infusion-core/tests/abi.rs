@@ -170,3 +170,44 @@ fn tock_error_names_follow_the_documented_classes() {
         assert_eq!(tock_error_name(error), name, "{error:?}");
     }
 }
+
+/// The one reader of read-command answers: what `FULL_STATUS` wrote is
+/// decoded back; a refusal keeps its own error; a length past the buffer,
+/// bytes that do not decode and an answer of the wrong shape are
+/// `InvalidArgument`.
+#[test]
+fn read_commands_answers_decode_through_one_reader() {
+    use infusion_core::command::FULL_STATUS;
+    use infusion_core::CommandResult;
+    use pump_protocol::{ErrorCode, StatusSnapshot};
+    let mut core = support::running(0);
+    let mut rw = [0u8; 128];
+    let answer = core.command(
+        support::TELEMETRY,
+        u32::from(FULL_STATUS),
+        0,
+        0,
+        &[],
+        &mut rw,
+        0,
+    );
+    let status: StatusSnapshot = answer.read_postcard(&rw).unwrap();
+    assert_eq!(status, core.status(0));
+    let refused = CommandResult::Failure(ErrorCode::NotPermitted);
+    assert_eq!(
+        refused.read_postcard::<StatusSnapshot>(&rw),
+        Err(ErrorCode::NotPermitted)
+    );
+    for bad in [
+        CommandResult::SuccessU32(rw.len() as u32 + 1),
+        CommandResult::SuccessU32(0),
+        CommandResult::Success,
+        CommandResult::SuccessU32U32(1, 1),
+    ] {
+        assert_eq!(
+            bad.read_postcard::<StatusSnapshot>(&rw),
+            Err(ErrorCode::InvalidArgument),
+            "{bad:?}"
+        );
+    }
+}

@@ -272,14 +272,8 @@ impl DosingCapsule for DosingPort<'_> {
     fn status(&mut self) -> std::result::Result<pump_protocol::StatusSnapshot, ErrorCode> {
         // Command 20: a postcard `StatusSnapshot` in the read-write allow.
         let mut buf = [0u8; 128];
-        match self.call(cmd::FULL_STATUS, 0, 0, &mut buf) {
-            CommandResult::SuccessU32(len) => buf
-                .get(..len as usize)
-                .and_then(|bytes| postcard::from_bytes(bytes).ok())
-                .ok_or(ErrorCode::InvalidArgument),
-            CommandResult::Failure(e) => Err(e),
-            _ => Err(ErrorCode::InvalidArgument),
-        }
+        self.call(cmd::FULL_STATUS, 0, 0, &mut buf)
+            .read_postcard(&buf)
     }
 
     fn report_patient_denial(
@@ -510,26 +504,14 @@ impl TelemetryCapsule for TelemetryPort<'_, '_> {
 
     fn service_outlook(&mut self) -> std::result::Result<pump_protocol::ServiceOutlook, ErrorCode> {
         let mut buf = [0u8; 64];
-        match self.call(cmd::SERVICE_OUTLOOK, 0, 0, &[], &mut buf) {
-            CommandResult::SuccessU32(len) => buf
-                .get(..len as usize)
-                .and_then(|bytes| postcard::from_bytes(bytes).ok())
-                .ok_or(ErrorCode::InvalidArgument),
-            CommandResult::Failure(e) => Err(e),
-            _ => Err(ErrorCode::InvalidArgument),
-        }
+        self.call(cmd::SERVICE_OUTLOOK, 0, 0, &[], &mut buf)
+            .read_postcard(&buf)
     }
 
     fn status(&mut self) -> std::result::Result<StatusSnapshot, ErrorCode> {
         let mut buf = [0u8; 128];
-        match self.call(cmd::FULL_STATUS, 0, 0, &[], &mut buf) {
-            CommandResult::SuccessU32(len) => buf
-                .get(..len as usize)
-                .and_then(|bytes| postcard::from_bytes(bytes).ok())
-                .ok_or(ErrorCode::InvalidArgument),
-            CommandResult::Failure(e) => Err(e),
-            _ => Err(ErrorCode::InvalidArgument),
-        }
+        self.call(cmd::FULL_STATUS, 0, 0, &[], &mut buf)
+            .read_postcard(&buf)
     }
 
     fn authenticated_command(

@@ -118,14 +118,8 @@ impl CapsuleAdapter {
     /// read-write allow, decoded as the libtock-rs binaries decode it.
     fn full_status(&mut self) -> Result<StatusSnapshot, ErrorCode> {
         let mut buf = [0u8; 128];
-        match self.command(command::FULL_STATUS, 0, 0, &[], &mut buf) {
-            CommandResult::SuccessU32(len) => buf
-                .get(..len as usize)
-                .and_then(|bytes| postcard::from_bytes(bytes).ok())
-                .ok_or(ErrorCode::InvalidArgument),
-            CommandResult::Failure(e) => Err(e),
-            _ => Err(ErrorCode::InvalidArgument),
-        }
+        self.command(command::FULL_STATUS, 0, 0, &[], &mut buf)
+            .read_postcard(&buf)
     }
 }
 
@@ -299,14 +293,8 @@ impl TelemetryCapsule for CapsuleAdapter {
 
     fn service_outlook(&mut self) -> Result<pump_protocol::ServiceOutlook, ErrorCode> {
         let mut buf = [0u8; 64];
-        match self.command(command::SERVICE_OUTLOOK, 0, 0, &[], &mut buf) {
-            CommandResult::SuccessU32(len) => buf
-                .get(..len as usize)
-                .and_then(|bytes| postcard::from_bytes(bytes).ok())
-                .ok_or(ErrorCode::InvalidArgument),
-            CommandResult::Failure(e) => Err(e),
-            _ => Err(ErrorCode::InvalidArgument),
-        }
+        self.command(command::SERVICE_OUTLOOK, 0, 0, &[], &mut buf)
+            .read_postcard(&buf)
     }
 
     fn status(&mut self) -> Result<StatusSnapshot, ErrorCode> {

@@ -34,6 +34,25 @@ impl From<Result<(), ErrorCode>> for CommandResult {
     }
 }
 
+impl CommandResult {
+    /// The answer of a read command that writes a postcard value into the
+    /// read-write allow and returns its length (`FULL_STATUS`,
+    /// `SERVICE_OUTLOOK`): the value decoded from `rw`, the command's own
+    /// refusal, or `InvalidArgument` for any other answer or bytes that do
+    /// not decode. One reader for every host that drives the core.
+    pub fn read_postcard<T: serde::de::DeserializeOwned>(self, rw: &[u8]) -> Result<T, ErrorCode> {
+        match self {
+            Self::SuccessU32(len) => usize::try_from(len)
+                .ok()
+                .and_then(|len| rw.get(..len))
+                .and_then(|bytes| postcard::from_bytes(bytes).ok())
+                .ok_or(ErrorCode::InvalidArgument),
+            Self::Failure(e) => Err(e),
+            _ => Err(ErrorCode::InvalidArgument),
+        }
+    }
+}
+
 impl<P: Platform> InfusionCore<P> {
     /// The syscall interface: a direct translation target for the Tock glue.
     /// See the crate docs for the table. `ro` is the read-only allow buffer,
