@@ -702,6 +702,12 @@ impl Oracle {
                     }
                     self.timer(t);
                     self.check_steps()?;
+                    // The telemetry app drains when the core says events
+                    // wait; a long wait must not outrun the queue here
+                    // either (one silent day logs more than it holds).
+                    if self.core.pending_events() >= infusion_core::events::EVENT_QUEUE_LEN / 2 {
+                        self.drain()?;
+                    }
                 }
                 self.now = until;
                 if alive {
