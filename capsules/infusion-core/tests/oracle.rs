@@ -137,6 +137,33 @@ fn sr_per_007_a_corrupted_image_is_not_a_new_day() {
 /// its first step was pruned from the ledger as an empty run, so a second
 /// signed clinician bolus started at once, inside the signed minimum
 /// interval. Boluses of both kinds now count from their start, steps or not.
+/// A stop (basal rate 0) from the dosing app is accepted on a pump without a
+/// prescription and moves nothing; a rate is refused. The libFuzzer
+/// campaign of 2026-12-06 found the oracle calling the stop a basal rate
+/// accepted without a prescription (an error of the oracle, not the core).
+#[test]
+fn sr_rx_005_a_stop_without_a_prescription_is_no_delivery() {
+    // Verifies: SR-RX-005
+    use oracle::Caller;
+    let mut o = Oracle::new();
+    o.run(&[
+        Action::Wait {
+            ms: 256,
+            late_ms: 16_391,
+            alive: false,
+        },
+        Action::Raw(Caller::Dosing, 2, 0, 838_860_800, 50),
+        Action::Raw(Caller::Dosing, 2, 50_000, 0, 0),
+        Action::Wait {
+            ms: 3_600_000,
+            late_ms: 0,
+            alive: true,
+        },
+    ])
+    .unwrap();
+    assert_eq!(o.motor_steps(), 0);
+}
+
 #[test]
 fn sr_auth_006_a_clinician_bolus_ended_by_a_reset_still_counts() {
     // Verifies: SR-AUTH-006

@@ -566,6 +566,11 @@ impl Oracle {
         Ok(())
     }
 
+    /// The steps the motor has made.
+    pub fn motor_steps(&self) -> usize {
+        self.steps()
+    }
+
     fn steps(&self) -> usize {
         self.core.platform().step_times.len()
     }
@@ -1087,7 +1092,10 @@ impl Oracle {
                 "SR-AUTH-002: plain command {num} changed the safety state"
             );
         }
-        if num == 2 && result == CommandResult::Success {
+        // A rate of 0 stops basal delivery, which is never a step: it may be
+        // accepted without a prescription (the step checks after every
+        // action still hold it to SR-RX-005).
+        if num == 2 && a1 != 0 && result == CommandResult::Success {
             ensure!(
                 self.model.rx.is_some(),
                 "SR-RX-005: a basal rate was accepted without a prescription"
