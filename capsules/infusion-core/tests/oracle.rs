@@ -164,6 +164,49 @@ fn sr_rx_005_a_stop_without_a_prescription_is_no_delivery() {
     assert_eq!(o.motor_steps(), 0);
 }
 
+/// A stall latched before the pump's state was lost goes with the record:
+/// the lost state comes back suspended under the integrity alarm, and only
+/// the clinic's recovery (a new prescription, a signed resume and a refill)
+/// lets the motor run again. The libFuzzer campaign of 2026-12-06 found the
+/// oracle still holding the forgotten latch against a bolus after that
+/// recovery (an error of the oracle, not the core).
+#[test]
+fn sr_per_007_a_stall_latched_before_lost_state_needs_the_clinics_recovery() {
+    // Verifies: SR-PER-007, SR-ALM-004
+    use oracle::{Order, ResetKind, RxVariant, Seal};
+    use pump_protocol::AlarmCode;
+    let mut o = Oracle::running().unwrap();
+    o.run(&[
+        Action::FaultInput(AlarmCode::MotorStall, true),
+        Action::Reset(ResetKind::Clean),
+        Action::Reset(ResetKind::Corrupt(15_677, 179)),
+        Action::Bolus(5, 296, 6_967_458),
+        Action::Install(RxVariant::NextPaired(3, 5_014_400)),
+        Action::Bolus(5, 296, 6_967_458),
+        Action::Signed(Order::Resume, Seal::Genuine),
+        Action::Signed(Order::Refill(0, 16_567_458, true), Seal::Genuine),
+    ])
+    .unwrap();
+    assert_eq!(o.motor_steps(), 0, "nothing moves before the recovery");
+    // The lost day counts as the hardware's maximum delivered (SR-PER-007).
+    o.run(&[
+        Action::Wait {
+            ms: 25 * 3_600_000,
+            late_ms: 0,
+            alive: true,
+        },
+        Action::Basal(50_000),
+        Action::Bolus(5, 296, 6_967_458),
+        Action::Wait {
+            ms: 3_600_000,
+            late_ms: 0,
+            alive: true,
+        },
+    ])
+    .unwrap();
+    assert!(o.motor_steps() > 0, "the recovered pump delivers");
+}
+
 #[test]
 fn sr_auth_006_a_clinician_bolus_ended_by_a_reset_still_counts() {
     // Verifies: SR-AUTH-006

@@ -1152,6 +1152,11 @@ impl Oracle {
                 // SR-PER-007: whether the clinic had suspended is lost with
                 // the record, so the pump comes back suspended.
                 self.model.suspended = true;
+                // The stall and occlusion latches go with the record too:
+                // nothing moves until the clinic's recovery (a new
+                // prescription, a refill and a signed resume), and a fault
+                // still there latches again at its input's next edge.
+                self.model.latched.clear();
                 self.model.open_boluses.clear();
                 let motor = self.steps() as u64 * u64::from(NL_PER_STEP);
                 self.model.forgotten_nl = i128::from(motor) - i128::from(self.model.logged_nl);
