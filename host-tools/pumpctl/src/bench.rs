@@ -12,7 +12,9 @@
 //!   (`StreamDecoder::feed` alone, counting frames) as the baseline.
 //! * Flash wear: the years to wear-out the flash model projects for the
 //!   year's run and for the capsule alone at the board's maximum continuous
-//!   rate ([`max_rate_storage`]).
+//!   rate ([`max_rate_storage`]), and, against the latter, the hours an app
+//!   gone wrong needs by repeating a command that writes
+//!   ([`crate::bench_flood`]).
 //!
 //! Integer arithmetic only: MB/s = bytes / µs.
 
@@ -59,6 +61,8 @@ pub struct Figures {
     pub command_verify: crate::bench_auth::VerifyCost,
     /// The fleet against `simulate`.
     pub fleet: crate::bench_fleet::FleetFigures,
+    /// What an app gone wrong can do to the state ring.
+    pub floods: Vec<crate::bench_flood::FloodFigures>,
 }
 
 /// Days of the maximum-rate wear run.
@@ -147,6 +151,7 @@ pub fn run(sim_days: u32, decode_mb: u64, fleet_patients: u32, scratch: &Path) -
     let max_rate = max_rate_storage(WEAR_MAX_RATE_DAYS)?;
     let command_verify = crate::bench_auth::measure();
     let fleet = crate::bench_fleet::run(fleet_patients, (sim_days / 4).max(1))?;
+    let floods = crate::bench_flood::run()?;
     let bytes = big.len() as u64;
     Ok(Figures {
         wear_demo_years_x100: result
@@ -168,6 +173,7 @@ pub fn run(sim_days: u32, decode_mb: u64, fleet_patients: u32, scratch: &Path) -
         json_mb_s_x10: mb_s_x10(bytes, json_us),
         command_verify,
         fleet,
+        floods,
     })
 }
 
@@ -200,6 +206,12 @@ pub fn table(f: &Figures) -> String {
         crate::bench_fleet::rows(&f.fleet),
         f.decode_bytes / 1_000_000,
         f.decode_frames,
+    ) + &crate::bench_flood::table(
+        &f.floods,
+        &format!(
+            "wears out in {}",
+            crate::flashstore::years(f.wear_max_rate_years_x100)
+        ),
     )
 }
 
