@@ -9,6 +9,7 @@
 #   FUZZ_FAIL_ON_FINDING=1: exit 1 if a target found something (CI)
 #   FUZZ_RUNS=1000000 fuzz/campaign.sh 7200 rx_check  # stop after N executions
 #                                           (or the time, whichever first)
+#   FUZZ_ARGS="-max_len=1024" fuzz/campaign.sh 3600 oracle  # more libFuzzer flags
 #
 # Needs cargo-fuzz and the nightly toolchain (NIGHTLY, default
 # nightly-2025-05-19). Built without a sanitizer (the crates under test
@@ -28,6 +29,9 @@ par=()
 [ "$jobs" -gt 1 ] && par=(-jobs="$jobs" -workers="$jobs")
 tdir=()
 [ -n "${FUZZ_TARGET_DIR:-}" ] && tdir=(--target-dir "$FUZZ_TARGET_DIR")
+# Word-split on purpose: a list of libFuzzer flags.
+# shellcheck disable=SC2206
+extra=(${FUZZ_ARGS:-})
 if [ ${#targets[@]} -eq 0 ]; then
     targets=(stream prescription refill relay signed_command dosing_record saved_state telemetry_link rx_check oracle)
 fi
@@ -38,7 +42,7 @@ for t in "${targets[@]}"; do
     start=$(date +%s)
     set +e
     cargo "+$nightly" fuzz run -s none "${tdir[@]}" "$t" "corpus/$t" -- \
-        -max_total_time="$seconds" -print_final_stats=1 "${par[@]}" "${runs[@]}" \
+        -max_total_time="$seconds" -print_final_stats=1 "${par[@]}" "${runs[@]}" "${extra[@]}" \
         -artifact_prefix="artifacts/$t/" >"$log" 2>&1
     status=$?
     set -e
