@@ -9,6 +9,7 @@ pub mod bench;
 pub mod bench_auth;
 #[cfg(feature = "fleet")]
 pub mod bench_fleet;
+#[cfg(feature = "fleet")]
 pub mod bench_flood;
 pub mod board;
 pub mod chart;
