@@ -11,7 +11,7 @@
 //! Trust: every flood here needs a compromised dosing or telemetry app;
 //! nobody on the link can cause one.
 
-use infusion_core::{ErrorCode, InfusionCore, StoredRecords};
+use infusion_core::{InfusionCore, StoredRecords};
 
 use crate::board::{self, DOSING_APP, TELEMETRY_APP};
 use crate::error::{Error, Result};
@@ -95,22 +95,15 @@ pub struct FloodFigures {
     pub charge_to_rating_uah: Option<u64>,
 }
 
-fn fail(what: &str, e: ErrorCode) -> Error {
-    Error(format!("flood bench: {what}: {e:?}"))
-}
-
-/// A pump on the boards' flash model with the demo's basal-only
-/// prescription installed and nothing running.
-fn pump() -> Result<InfusionCore<SimPlatform>> {
-    let rx = crate::bench::basal_only_prescription(50_000);
-    let signed = crate::sign::sign(&rx, &board::simulator_test_key())?;
+/// A pump on the boards' flash model with nothing running. None of the
+/// floods needs a prescription: each command here is one the core accepts,
+/// or refuses and audits, without one.
+fn pump() -> InfusionCore<SimPlatform> {
     let mut platform = SimPlatform::default();
     platform.flash = Some(PumpFlash::new(1));
     let mut core = InfusionCore::new(board::board_config(&[]), platform);
     core.restore_records(&StoredRecords::BLANK, 0);
-    core.install_prescription(TELEMETRY_APP, &signed, 0)
-        .map_err(|e| fail("install", e))?;
-    Ok(core)
+    core
 }
 
 fn call(core: &mut InfusionCore<SimPlatform>, flood: Flood, i: u64, now: u64, buf: &mut [u8]) {
@@ -135,7 +128,7 @@ fn call(core: &mut InfusionCore<SimPlatform>, flood: Flood, i: u64, now: u64, bu
 
 /// Runs one flood.
 pub fn measure(flood: Flood) -> Result<FloodFigures> {
-    let mut core = pump()?;
+    let mut core = pump();
     let mut buf = vec![0u8; 16 * 1024];
     while core.pending_events() > 0 {
         let _ = core.drain_events(TELEMETRY_APP, &mut buf, 0);
@@ -238,7 +231,7 @@ mod tests {
         // The core writes the dosing app's record only when it changes, so
         // the flood must alternate; the same record over and over costs no
         // flash at all.
-        let mut core = pump().unwrap();
+        let mut core = pump();
         let record = [0x11u8; 1024];
         core.save_app_record(DOSING_APP, &record, 1).unwrap();
         let before = summary(&core).unwrap().flash_bytes_programmed;
