@@ -11,7 +11,7 @@
 //! Trust: every flood here needs a compromised dosing or telemetry app;
 //! nobody on the link can cause one.
 
-use infusion_core::{InfusionCore, StoredRecords};
+use infusion_core::{InfusionCore, StoredRecords, APP_RECORD_MAX_LEN};
 
 use crate::board::{self, DOSING_APP, TELEMETRY_APP};
 use crate::error::{Error, Result};
@@ -110,7 +110,7 @@ fn call(core: &mut InfusionCore<SimPlatform>, flood: Flood, i: u64, now: u64, bu
     // Results are ignored on purpose: a flood repeats whatever the core says.
     match flood {
         Flood::AppRecordAlternating => {
-            let record = [if i % 2 == 0 { 0xA5 } else { 0x5A }; 1024];
+            let record = [if i % 2 == 0 { 0xA5 } else { 0x5A }; APP_RECORD_MAX_LEN];
             let _ = core.save_app_record(DOSING_APP, &record, now);
         }
         Flood::StopWithNothingRunning => {
@@ -152,20 +152,18 @@ pub fn measure(flood: Flood) -> Result<FloodFigures> {
     let max_erases_per_page = after.max_erases_per_page;
     let flash_time_us =
         flash_bytes.div_ceil(4) * NVMC_WORD_WRITE_US + page_erases * NVMC_PAGE_ERASE_US;
-    let hours_to_rating_x10 = (max_erases_per_page > 0).then(|| {
-        let total = u128::from(flash_time_us) * u128::from(after.endurance_cycles) * 10
-            / u128::from(max_erases_per_page)
-            / 3_600_000_000;
-        u64::try_from(total).unwrap_or(u64::MAX)
-    });
+    let to_rating = |whole_flood: u64, unit: u128| {
+        scale_to_rating(
+            whole_flood,
+            after.endurance_cycles,
+            max_erases_per_page,
+            unit,
+        )
+    };
+    let hours_to_rating_x10 = to_rating(flash_time_us * 10, 3_600_000_000);
     let p = energy_core::NRF52840_DK;
     let charge = flash_bytes * p.flash_byte_charge_pah + page_erases * p.flash_erase_charge_pah;
-    let charge_to_rating_uah = (max_erases_per_page > 0).then(|| {
-        let total = u128::from(charge) * u128::from(after.endurance_cycles)
-            / u128::from(max_erases_per_page)
-            / 1_000_000;
-        u64::try_from(total).unwrap_or(u64::MAX)
-    });
+    let charge_to_rating_uah = to_rating(charge, 1_000_000);
     Ok(FloodFigures {
         charge_to_rating_uah,
         flood,
@@ -177,6 +175,16 @@ pub fn measure(flood: Flood) -> Result<FloodFigures> {
         flash_time_us,
         hours_to_rating_x10,
         charge_pah_per_call: charge / calls.max(1),
+    })
+}
+
+/// What the whole flood cost, scaled to the calls that bring the most-worn
+/// page to its rating, in units of `unit` (`None`: the flood wore nothing).
+fn scale_to_rating(whole_flood: u64, endurance: u32, max_erases: u32, unit: u128) -> Option<u64> {
+    (max_erases > 0).then(|| {
+        let scaled =
+            u128::from(whole_flood) * u128::from(endurance) / u128::from(max_erases) / unit;
+        u64::try_from(scaled).unwrap_or(u64::MAX)
     })
 }
 
