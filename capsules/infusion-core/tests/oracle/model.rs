@@ -603,10 +603,10 @@ impl Oracle {
         a2: u32,
         ro: &[u8],
     ) -> Result<CommandResult, Finding> {
-        let before = format!("{:?}", self.core.safety_state());
+        let before = self.core.safety_state();
         let result = self.command(caller, num, a1, a2, ro);
         if let CommandResult::Failure(e) = result {
-            let after = format!("{:?}", self.core.safety_state());
+            let after = self.core.safety_state();
             // SR-RES-006: withdrawing more than recorded is refused and
             // raises its alarm: the one refusal that changes alarms.
             ensure!(
@@ -1002,7 +1002,7 @@ impl Oracle {
         // The counter must be above the last accepted (SR-AUTH-003); a
         // replay with `last` 0 is counter 0, never accepted either.
         let valid = valid && signer_known && counter > self.model.counters[signer_index(signer)];
-        let before = format!("{:?}", self.core.safety_state());
+        let before = self.core.safety_state();
         let result = self.checked(caller, 28, bytes.len() as u32, 0, &bytes)?;
         let ok = !matches!(result, CommandResult::Failure(_));
         if !valid {
@@ -1012,7 +1012,7 @@ impl Oracle {
                 self.model.counters[signer_index(signer)]
             );
             ensure!(
-                before == format!("{:?}", self.core.safety_state()),
+                before == self.core.safety_state(),
                 "SR-AUTH-002: {order:?} sealed {seal:?} changed the safety state"
             );
             return Ok(());
@@ -1067,7 +1067,7 @@ impl Oracle {
         // Raw commands never carry a valid signature or prescription: the
         // allow buffer is a few bytes of `fill`.
         let ro = vec![fill; usize::from(fill % 24)];
-        let before = format!("{:?}", self.core.safety_state());
+        let before = self.core.safety_state();
         let result = if num == 3 || num == 4 || num == 5 || num == 6 {
             if caller == Caller::Dosing {
                 // A bolus from the dosing app: the same checks as `Bolus`.
@@ -1088,7 +1088,7 @@ impl Oracle {
                 "SR-AUTH-002: plain command {num} from {caller:?} succeeded: {result:?}"
             );
             ensure!(
-                before == format!("{:?}", self.core.safety_state()),
+                before == self.core.safety_state(),
                 "SR-AUTH-002: plain command {num} changed the safety state"
             );
         }
