@@ -73,6 +73,18 @@ pub const fn charge_pah(current_na: u64, duration_ms: u64) -> u64 {
     current_na.saturating_mul(duration_ms) / (MS_PER_HOUR / 1_000)
 }
 
+/// nRF52840 NVMC: erasing one page takes this long, µs (PS, t_ERASEPAGE
+/// max). The charge below and the flood bench's flash time both use it.
+pub const NRF52840_NVMC_PAGE_ERASE_US: u64 = 85_000;
+
+/// nRF52840 NVMC: programming one 32-bit word takes this long, µs (PS,
+/// t_WRITE).
+pub const NRF52840_NVMC_WORD_WRITE_US: u64 = 41;
+
+/// Current while the NVMC erases or programs, nA: the PS's flash current
+/// plus the CPU halted on HFINT, about 7.5 mA.
+const NRF52840_NVMC_CURRENT_NA: u64 = 7_500_000;
+
 /// The nRF52840-DK with the pump's mechanism; sources and guesses in
 /// `docs/energy.md`.
 pub const NRF52840_DK: EnergyProfile = EnergyProfile {
@@ -90,11 +102,13 @@ pub const NRF52840_DK: EnergyProfile = EnergyProfile {
     wakeup_charge_pah: charge_pah(4_000_000, 1) / 2,
     // Guess: a 250 nL step is a 20 ms coil pulse at 20 mA.
     motor_step_charge_pah: charge_pah(20_000_000, 20),
-    // PS: page erase 85 ms (max) at about 7.5 mA (flash erase current plus
-    // the CPU halted on HFINT).
-    flash_erase_charge_pah: charge_pah(7_500_000, 85),
-    // PS: a 32-bit word written in 41 µs at about 7.5 mA: per byte 10.25 µs.
-    flash_byte_charge_pah: 7_500_000 * 41 / 4 / 3_600_000,
+    flash_erase_charge_pah: charge_pah(
+        NRF52840_NVMC_CURRENT_NA,
+        NRF52840_NVMC_PAGE_ERASE_US / 1_000,
+    ),
+    // A word is 4 bytes: per byte a quarter of a word's time. nA × µs
+    // over the µs in an hour, times 1 000 (nA to pA), is pAh.
+    flash_byte_charge_pah: NRF52840_NVMC_CURRENT_NA * NRF52840_NVMC_WORD_WRITE_US / 4 / MS_PER_HOUR,
     // Guess: 20 ms of radio and CPU at 8 mA to wake and set up a session.
     link_session_charge_pah: charge_pah(8_000_000, 20),
     // PS: radio TX/RX at 1 Mb/s ≈ 6.4 mA plus CPU: 8 µs a byte at 10 mA.
@@ -270,6 +284,13 @@ mod tests {
     use super::*;
 
     const YEAR_MS: u64 = 365 * MS_PER_DAY;
+
+    #[test]
+    fn the_flash_charges_follow_the_nvmc_times() {
+        // 85 ms at 7.5 mA is 177 083 pAh; a byte, 10.25 µs at 7.5 mA, 21 pAh.
+        assert_eq!(NRF52840_DK.flash_erase_charge_pah, 177_083);
+        assert_eq!(NRF52840_DK.flash_byte_charge_pah, 21);
+    }
 
     #[test]
     fn a_sleeping_pump_costs_its_sleep_current_and_the_cells_own_loss() {

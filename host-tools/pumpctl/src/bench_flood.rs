@@ -26,11 +26,11 @@ pub const FLOOD_ERASES: u32 = 20;
 /// reported as it stands (a write the core skips never wears anything).
 pub const FLOOD_MAX_CALLS: u64 = 2_000_000;
 
-/// NVMC page erase, µs (nRF52840 PS, t_ERASEPAGE max).
-pub const NVMC_PAGE_ERASE_US: u64 = 85_000;
-
-/// NVMC programming of one 32-bit word, µs (nRF52840 PS, t_WRITE).
-pub const NVMC_WORD_WRITE_US: u64 = 41;
+// The NVMC's times: one source with the energy model's flash charge.
+use energy_core::{
+    NRF52840_NVMC_PAGE_ERASE_US as NVMC_PAGE_ERASE_US,
+    NRF52840_NVMC_WORD_WRITE_US as NVMC_WORD_WRITE_US,
+};
 
 /// The floods measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
