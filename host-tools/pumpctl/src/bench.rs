@@ -14,7 +14,8 @@
 //!   year's run and for the capsule alone at the board's maximum continuous
 //!   rate ([`max_rate_storage`]), and, against the latter, the hours an app
 //!   gone wrong needs by repeating a command that writes
-//!   ([`crate::bench_flood`]).
+//!   ([`crate::bench_flood`]), and the dosing app's own record refresh
+//!   against its first design's ([`crate::bench_app_record`]).
 //!
 //! Integer arithmetic only: MB/s = bytes / µs.
 
@@ -63,6 +64,8 @@ pub struct Figures {
     pub fleet: crate::bench_fleet::FleetFigures,
     /// What an app gone wrong can do to the state ring.
     pub floods: Vec<crate::bench_flood::FloodFigures>,
+    /// The dosing app's record refresh, now and in the first design.
+    pub app_record_refresh: Vec<crate::bench_app_record::RefreshFigures>,
 }
 
 /// Days of the maximum-rate wear run.
@@ -152,6 +155,7 @@ pub fn run(sim_days: u32, decode_mb: u64, fleet_patients: u32, scratch: &Path) -
     let command_verify = crate::bench_auth::measure();
     let fleet = crate::bench_fleet::run(fleet_patients, (sim_days / 4).max(1))?;
     let floods = crate::bench_flood::run()?;
+    let app_record_refresh = crate::bench_app_record::run()?;
     let bytes = big.len() as u64;
     Ok(Figures {
         wear_demo_years_x100: result
@@ -174,6 +178,7 @@ pub fn run(sim_days: u32, decode_mb: u64, fleet_patients: u32, scratch: &Path) -
         command_verify,
         fleet,
         floods,
+        app_record_refresh,
     })
 }
 
@@ -212,7 +217,7 @@ pub fn table(f: &Figures) -> String {
             "wears out in {}",
             crate::flashstore::years(f.wear_max_rate_years_x100)
         ),
-    )
+    ) + &crate::bench_app_record::table(&f.app_record_refresh)
 }
 
 /// The board's maximum continuous rate: 96 % of the hardware's daily limit

@@ -98,7 +98,7 @@ pub struct FloodFigures {
 /// A pump on the boards' flash model with nothing running. None of the
 /// floods needs a prescription: each command here is one the core accepts,
 /// or refuses and audits, without one.
-fn pump() -> InfusionCore<SimPlatform> {
+pub(crate) fn pump() -> InfusionCore<SimPlatform> {
     let mut platform = SimPlatform::default();
     platform.flash = Some(PumpFlash::new(1));
     let mut core = InfusionCore::new(board::board_config(&[]), platform);

@@ -6,6 +6,8 @@
 pub mod analysis;
 #[cfg(feature = "fleet")]
 pub mod bench;
+#[cfg(feature = "fleet")]
+pub mod bench_app_record;
 pub mod bench_auth;
 #[cfg(feature = "fleet")]
 pub mod bench_fleet;

@@ -207,6 +207,26 @@ fn sr_dos_015_a_refused_save_is_tried_again_at_the_next_wake_up() {
 }
 
 #[test]
+fn sr_dos_015_a_held_grant_refreshes_the_record_every_15_minutes_however_often_the_app_wakes() {
+    // A 2 min check-in timeout wakes the app every minute; the record is
+    // refreshed only every 15 (its wear on the capsule's state ring).
+    let rx = RxBuilder::new(1).envelope(|e| e.dosing_checkin_timeout_ms = 2 * 60_000);
+    let mut sim = Sim::start(&rx, 0);
+    sim.capsule.checkin_timeout_ms = 2 * 60_000;
+    sim.run_until(MINUTE_MS);
+    sim.core
+        .request_patient_bolus(&mut sim.capsule, at(MINUTE_MS));
+    let saves_at_grant = sim.capsule.record_saves.len();
+    sim.run_until(6 * HOUR_MS);
+    let refreshes = sim.capsule.record_saves.len() - saves_at_grant;
+    // 6 h / 15 min = 24, one of which may be the bolus's end.
+    assert!((23..=25).contains(&refreshes), "{refreshes} saves in 6 h");
+    // Still refreshed: little of the clock is lost at a reset.
+    let saved_at = sim.capsule.saved_record().saved_at_monotonic_ms;
+    assert!(6 * HOUR_MS - saved_at <= RECORD_REFRESH_MS + MINUTE_MS);
+}
+
+#[test]
 fn sr_dos_015_an_unchanged_state_without_grants_is_not_saved_again() {
     let mut sim = Sim::start(&RxBuilder::new(1), 0);
     let saves_at_start = sim.capsule.record_saves.len();
