@@ -273,8 +273,9 @@ impl DosingCore {
     /// A core starting from `saved`: the state [`load_record`] read back
     /// from the capsule, or `SavedState::new(..)` when there is none. The
     /// core saves its record itself (command 26) whenever the state
-    /// changes, and while it holds patient grants at least every
-    /// [`RECORD_REFRESH_MS`] (see [`crate::record`]).
+    /// changes, and while it holds patient grants again at its first
+    /// wake-up [`RECORD_REFRESH_MS`] after the last save (see
+    /// [`crate::record`]).
     ///
     /// [`load_record`]: crate::load_record
     pub fn new(config: DosingConfig, saved: SavedState) -> Self {

@@ -39,9 +39,10 @@
 //! resets). The record carries the time it was saved, and the shell resumes
 //! its clock from there ([`Restored::monotonic_offset_ms`]): time the app
 //! did not run is not counted, so a restart can lengthen a lockout or the
-//! 24 h window by the downtime, never shorten them. The core saves again at
-//! least every [`RECORD_REFRESH_MS`] while it holds grants, which bounds
-//! the time lost between the last save and a reset.
+//! 24 h window by the downtime, never shorten them. While it holds grants
+//! the core saves again at its first wake-up [`RECORD_REFRESH_MS`] after the
+//! last save, which bounds the time lost between the last save and a reset
+//! to that interval plus one wake period (half the check-in timeout).
 //!
 //! [`CatheterContents::Unknown`]: crate::CatheterContents::Unknown
 
@@ -61,17 +62,16 @@ pub const RECORD_FORMAT: u8 = 1;
 pub const SAVED_RECORD_MAX_LEN: usize = 768;
 
 /// While the app holds patient grants, it saves its record again at its
-/// first wake-up this long after the last save, so a reset loses at most
-/// about this much of its clock (lockouts and the 24 h window lengthen by
-/// it, never shorten).
+/// first wake-up this long after the last save (no wake-up is added for
+/// it), so a reset loses at most this much of its clock plus one wake
+/// period; lockouts and the 24 h window lengthen by that, never shorten.
 ///
 /// Why 15 minutes and not 1: a patient who presses once a day holds grants
-/// all day, and the record is rewritten at every refresh. On the simulator
-/// (`pumpctl simulate`, 10 days, baclofen at the drug library's limits: 24
-/// basal steps, 24 boluses a day, a 2 min check-in timeout) a one-minute
-/// refresh wrote 14 182 records in 10 days and wore the capsule's state
-/// ring to its 10 000 cycles in 10.8 years, less than an implant's life;
-/// at 15 minutes, 29.9 years (`docs/persistence.md` §8).
+/// all day, and the record is rewritten at every refresh. With a check-in
+/// timeout of 2 min the app wakes every minute, and a one-minute refresh at
+/// the drug library's limits wore the capsule's state ring to its 10 000
+/// cycles within an implant's life (`docs/persistence.md` §8 has the
+/// simulator's figures for both intervals).
 pub const RECORD_REFRESH_MS: u64 = 15 * 60_000;
 
 /// Why a record could not be saved or restored.

@@ -81,6 +81,9 @@ pub const NRF52840_NVMC_PAGE_ERASE_US: u64 = 85_000;
 /// t_WRITE).
 pub const NRF52840_NVMC_WORD_WRITE_US: u64 = 41;
 
+/// Microseconds in an hour.
+const US_PER_HOUR: u64 = MS_PER_HOUR * 1_000;
+
 /// Current while the NVMC erases or programs, nA: the PS's flash current
 /// plus the CPU halted on HFINT, about 7.5 mA.
 const NRF52840_NVMC_CURRENT_NA: u64 = 7_500_000;
@@ -106,9 +109,11 @@ pub const NRF52840_DK: EnergyProfile = EnergyProfile {
         NRF52840_NVMC_CURRENT_NA,
         NRF52840_NVMC_PAGE_ERASE_US / 1_000,
     ),
-    // A word is 4 bytes: per byte a quarter of a word's time. nA × µs
-    // over the µs in an hour, times 1 000 (nA to pA), is pAh.
-    flash_byte_charge_pah: NRF52840_NVMC_CURRENT_NA * NRF52840_NVMC_WORD_WRITE_US / 4 / MS_PER_HOUR,
+    // A word is 4 bytes: per byte a quarter of a word's time. nA × µs × 1 000
+    // (nA to pA) over the µs in an hour is pAh.
+    flash_byte_charge_pah: NRF52840_NVMC_CURRENT_NA * NRF52840_NVMC_WORD_WRITE_US * 1_000
+        / 4
+        / US_PER_HOUR,
     // Guess: 20 ms of radio and CPU at 8 mA to wake and set up a session.
     link_session_charge_pah: charge_pah(8_000_000, 20),
     // PS: radio TX/RX at 1 Mb/s ≈ 6.4 mA plus CPU: 8 µs a byte at 10 mA.

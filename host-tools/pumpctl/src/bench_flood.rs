@@ -3,14 +3,21 @@
 //! flash model of the boards (the 32-page state ring of 4 KiB pages rated
 //! 10 000 cycles) until the most-worn page has been erased
 //! [`FLOOD_ERASES`] times, and is priced at the nRF52840 NVMC's own times
-//! (PS: page erase 85 ms max, a 32-bit word in 41 µs). That is the fastest
-//! the flash allows, so the hours to the rating are a lower bound: CPU and
-//! syscall time only slow an attacker down. The baseline in the same run is
+//! (PS: page erase 85 ms max, a 32-bit word in 41 µs). The hours to the
+//! rating are an estimate, not a bound: CPU and syscall time would slow an
+//! attacker down, a part that erases faster than the PS's maximum would
+//! speed one up (the charge, on the other hand, needs the maximum times to
+//! be on the safe side). The baseline in the same run is
 //! the legitimate load, `pumpctl bench`'s maximum-rate wear row.
 //!
 //! Trust: every flood here needs a compromised dosing or telemetry app;
 //! nobody on the link can cause one.
 
+// The NVMC's times: one source with the energy model's flash charge.
+use energy_core::{
+    NRF52840_NVMC_PAGE_ERASE_US as NVMC_PAGE_ERASE_US,
+    NRF52840_NVMC_WORD_WRITE_US as NVMC_WORD_WRITE_US,
+};
 use infusion_core::{InfusionCore, StoredRecords, APP_RECORD_MAX_LEN};
 
 use crate::board::{self, DOSING_APP, TELEMETRY_APP};
@@ -25,12 +32,6 @@ pub const FLOOD_ERASES: u32 = 20;
 /// A flood that has not worn the ring this much after this many calls is
 /// reported as it stands (a write the core skips never wears anything).
 pub const FLOOD_MAX_CALLS: u64 = 2_000_000;
-
-// The NVMC's times: one source with the energy model's flash charge.
-use energy_core::{
-    NRF52840_NVMC_PAGE_ERASE_US as NVMC_PAGE_ERASE_US,
-    NRF52840_NVMC_WORD_WRITE_US as NVMC_WORD_WRITE_US,
-};
 
 /// The floods measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

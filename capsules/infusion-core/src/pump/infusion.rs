@@ -325,7 +325,7 @@ impl<P: Platform> InfusionCore<P> {
     /// A copy of every safety-relevant piece of state, for tests that
     /// check a refusal changed nothing. A copy, not a view, so that a test
     /// can hold it across the command and compare with `==` (the stateful
-    /// fuzz target does so on every command; formatting it was a third of
+    /// fuzz target does so on every command; formatting it was 29 % of
     /// that target's time).
     #[doc(hidden)]
     pub fn safety_state(&self) -> impl PartialEq + core::fmt::Debug {
