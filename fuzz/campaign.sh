@@ -46,7 +46,11 @@ for t in "${targets[@]}"; do
         -artifact_prefix="artifacts/$t/" >"$log" 2>&1
     status=$?
     set -e
-    [ "$jobs" -gt 1 ] && cat fuzz-*.log >>"$log" 2>/dev/null && rm -f fuzz-*.log
+    # With -jobs, libFuzzer copies each job's log (fuzz-N.log) into its own
+    # output when the job ends, so $log already holds every worker's final
+    # stats; appending the files again counted every execution twice (the
+    # oracle run of 2026-12-07 reported 16 133 592 for 8 066 796).
+    [ "$jobs" -gt 1 ] && rm -f fuzz-*.log
     took=$(( $(date +%s) - start ))
     execs=$(grep -h 'stat::number_of_executed_units' "$log" | awk '{s+=$2} END {print s+0}')
     rate=$(( execs / (took > 0 ? took : 1) ))
