@@ -25,7 +25,7 @@ use dosing_core::{
 };
 use pump_protocol::prescription::{BasalStep, MAX_BASAL_STEPS, MAX_DRUG_NAME_LEN};
 
-use crate::bench_flood::pump;
+use crate::bench_flood::{flash_summary, pump};
 use crate::board::DOSING_APP;
 use crate::error::{Error, Result};
 use crate::units::MS_PER_DAY;
@@ -169,12 +169,7 @@ pub fn measure(case: RefreshCase, refresh_ms: u64) -> Result<RefreshFigures> {
             .map_err(|e| Error(format!("{case:?}: the capsule refused the record: {e:?}")))?;
         now += refresh_ms.max(1);
     }
-    let summary = core
-        .platform()
-        .flash
-        .as_ref()
-        .map(|f| f.summary(end_ms))
-        .ok_or_else(|| Error("the flash was lost".into()))?;
+    let summary = flash_summary(&core, end_ms)?;
     Ok(RefreshFigures {
         case,
         refresh_ms,

@@ -189,12 +189,21 @@ fn scale_to_rating(whole_flood: u64, endurance: u32, max_erases: u32, unit: u128
     })
 }
 
-fn summary(core: &InfusionCore<SimPlatform>) -> Result<crate::flashstore::StorageSummary> {
+/// The flash's figures, its wear projected over `elapsed_ms` (the floods
+/// use none of the projection: they scale by erases).
+pub(crate) fn flash_summary(
+    core: &InfusionCore<SimPlatform>,
+    elapsed_ms: u64,
+) -> Result<crate::flashstore::StorageSummary> {
     core.platform()
         .flash
         .as_ref()
-        .map(|f| f.summary(1))
+        .map(|f| f.summary(elapsed_ms))
         .ok_or_else(|| Error("the flash was lost".into()))
+}
+
+fn summary(core: &InfusionCore<SimPlatform>) -> Result<crate::flashstore::StorageSummary> {
+    flash_summary(core, 1)
 }
 
 /// Every flood.
