@@ -119,22 +119,27 @@ impl Run {
     /// before the reset could. Its kind is `Basal`, so it is never mistaken
     /// for a patient bolus.
     pub fn unconfirmed(at_ms: u64, steps: u32, nl_per_step: u32) -> Self {
-        // Step k of a run is due ceil(k·…) ms after its start, here 1 ms:
-        // starting 1 ms early makes every step count from `at_ms` itself.
-        let start_ms = at_ms.saturating_sub(1);
-        let volume = u64::from(steps) * u64::from(nl_per_step);
+        // The whole volume is carried in and the curve has no slope, so every
+        // step is due at `at_ms` itself, also at 0, where a curve started
+        // 1 ms early would have to begin before the clock's origin and
+        // would leave the steps out of the window at the restore's own
+        // instant (found by the oracle, 2026-12-07). The callers pass at
+        // most a u32 of nanolitres (the daily maximum, or steps reserved
+        // from the reservoir), so the carry stays below 2^54 and never
+        // saturates into an undercount.
+        let volume_nl = u64::from(steps) * u64::from(nl_per_step);
         Self {
             channel: Channel::Basal,
             kind_code: DeliveryKind::Basal.code(),
-            start_ms,
+            start_ms: at_ms,
             ms_num: 1,
-            nl_den: volume.max(1),
-            carry_nl_ms_per_h: 0,
+            nl_den: 0,
+            carry_nl_ms_per_h: volume_nl.saturating_mul(MS_PER_HOUR),
             steps_planned: Some(steps),
             steps_done: steps,
             active: false,
             steps_reported: steps,
-            reported_at_ms: start_ms,
+            reported_at_ms: at_ms,
             late_ms: 0,
         }
     }

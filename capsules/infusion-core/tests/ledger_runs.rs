@@ -79,3 +79,33 @@ fn nothing_is_due_before_a_run_starts_whatever_it_carries() {
     assert_eq!(run.steps_due(999, NL_PER_STEP), 0);
     assert_eq!(run.steps_due(1_000, NL_PER_STEP), 1);
 }
+
+/// Steps a reset could not confirm count as made at the restore's own
+/// instant, at every instant including the clock's origin, and leave the
+/// window exactly 24 h later: never earlier (an overdose) and never later
+/// (a lockout the loss does not justify). The oracle found the origin case:
+/// a curve started 1 ms early cannot start before 0, and the lost day was
+/// missing from the window in the restore's own millisecond (SR-PER-007).
+#[test]
+fn sr_per_007_unconfirmed_steps_count_from_the_restores_own_instant_even_at_zero() {
+    // Verifies: SR-PER-007
+    use infusion_core::ledger::{Ledger, WINDOW_MS};
+    for at_ms in [0, 1, 59_999, 86_400_000, u64::from(u32::MAX)] {
+        let run = Run::unconfirmed(at_ms, 40_000, NL_PER_STEP);
+        assert_eq!(run.steps_made_by(at_ms, NL_PER_STEP), 40_000, "at {at_ms}");
+        if let Some(before) = at_ms.checked_sub(1) {
+            assert_eq!(run.steps_made_by(before, NL_PER_STEP), 0, "at {at_ms}");
+        }
+        assert_eq!(run.last_step_time(NL_PER_STEP), at_ms);
+        assert_eq!(run.next_step_time(NL_PER_STEP), None);
+        assert_eq!(run.carry_out(at_ms + 5, NL_PER_STEP), 0, "hands on nothing");
+        let mut ledger = Ledger::new();
+        ledger.push(run, at_ms, NL_PER_STEP).unwrap();
+        assert_eq!(ledger.steps_in_window(at_ms, NL_PER_STEP), 40_000);
+        assert_eq!(
+            ledger.steps_in_window(at_ms + WINDOW_MS - 1, NL_PER_STEP),
+            40_000
+        );
+        assert_eq!(ledger.steps_in_window(at_ms + WINDOW_MS, NL_PER_STEP), 0);
+    }
+}

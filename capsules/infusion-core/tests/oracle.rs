@@ -133,6 +133,56 @@ fn sr_per_007_a_corrupted_image_is_not_a_new_day() {
     assert!(o.core.platform().step_times.len() > 23 * 200);
 }
 
+/// Found by this oracle's campaign of 2026-12-07 (run 7, after 1 843 614
+/// executions): a pump that lost its image at the clock's origin, then was
+/// reprogrammed, refilled and resumed by the clinic in the same millisecond,
+/// accepted a patient bolus. The lost day was counted from 1 ms after the
+/// restore, so at the restore's own instant the window was empty. It now
+/// counts from that instant, and the oracle expects every bolus and step
+/// refused for the 24 h the assumed day fills (it had kept the lost
+/// bolus's start instead, which the requirement does not promise).
+#[test]
+fn sr_per_007_a_lost_image_refuses_a_bolus_in_the_restores_own_millisecond() {
+    // Verifies: SR-PER-007, SR-ENV-004
+    use oracle::{Order, ResetKind, RxVariant, Seal};
+    const HOUR: u64 = 3_600_000;
+    let mut o = Oracle::running().unwrap();
+    let mut recovery = vec![
+        Action::Bolus(4, 56_825, 5_794_201),
+        Action::Reset(ResetKind::Corrupt(65_535, 255)),
+        Action::Reset(ResetKind::Corrupt(65_535, 231)),
+        Action::Install(RxVariant::NextPaired(2, 2_735_079)),
+        Action::Signed(Order::Resume, Seal::Genuine),
+        Action::Signed(Order::Refill(0, 8_980_326, true), Seal::Genuine),
+    ];
+    recovery.push(Action::Bolus(4, 56_825, 5_794_201));
+    o.run(&recovery).unwrap();
+    assert_eq!(o.core.bolus_remaining_nl(), 0, "the bolus was refused");
+    assert!(o.core.platform().step_times.is_empty());
+    // Still refused a moment before the day leaves the window, granted once
+    // it has (the first bolus's lockout went with the image).
+    o.run(&[
+        Action::Wait {
+            ms: 24 * HOUR - 1,
+            late_ms: 0,
+            alive: true,
+        },
+        Action::Bolus(4, 56_825, 5_794_201),
+    ])
+    .unwrap();
+    assert_eq!(o.core.bolus_remaining_nl(), 0);
+    o.run(&[
+        Action::Wait {
+            ms: 1,
+            late_ms: 0,
+            alive: true,
+        },
+        Action::Bolus(4, 56_825, 5_794_201),
+    ])
+    .unwrap();
+    assert!(o.core.bolus_remaining_nl() > 0, "granted after the 24 h");
+}
+
 /// Found by this oracle (issue 20): a clinician bolus ended by a reset before
 /// its first step was pruned from the ledger as an empty run, so a second
 /// signed clinician bolus started at once, inside the signed minimum

@@ -128,6 +128,57 @@ fn sr_per_007_a_lost_image_counts_exactly_the_hardwares_daily_maximum_as_deliver
     assert_eq!(core.status(HOUR_MS).delivered_24h_nl, worst_nl);
 }
 
+/// The oracle's finding of 2026-12-07, as a test: a pump that lost its
+/// image at the clock's origin, then was reprogrammed, resumed and refilled
+/// by the clinic in the same millisecond, granted the patient a bolus,
+/// because the assumed day was not yet in the window at that instant. The
+/// lost day counts from the restore's own instant, so every bolus is
+/// refused until it leaves the window 24 h later (SR-PER-007, SR-ENV-004).
+#[test]
+fn sr_per_007_a_lost_image_refuses_a_bolus_from_the_restores_own_instant_even_at_zero() {
+    // Verifies: SR-PER-007
+    let mut core = running(0);
+    core.start_bolus(DOSING, DeliveryKind::PatientBolus, 10_000, 60_000, 0)
+        .unwrap();
+    let mut saved = core.platform().saved.clone().unwrap();
+    let mid = saved.len() / 2;
+    saved[mid] ^= 0x10;
+    let mut core = infusion_core::InfusionCore::restore(board(), Rig::default(), Some(&saved), 0);
+    let nl_per_step = board().nl_per_step;
+    let worst_nl = board().limits.max_volume_per_24h_nl / nl_per_step * nl_per_step;
+    assert_eq!(core.status(0).delivered_24h_nl, worst_nl);
+    core.install_prescription(TELEMETRY, &signed(2), 0).unwrap();
+    let counter = core.utc_ms(0) + 1;
+    let resume = clinic_command(&Message::Resume(pump_protocol::Resume {}), counter);
+    assert!(matches!(
+        send_signed(&mut core, &resume, 0),
+        infusion_core::CommandResult::SuccessU32U32(..)
+    ));
+    core.refill(TELEMETRY, 0, 10_000_000, CONCENTRATION_UG_PER_ML, 0)
+        .unwrap();
+    assert_eq!(
+        core.start_bolus(DOSING, DeliveryKind::PatientBolus, 10_000, 60_000, 0),
+        Err(ErrorCode::DailyLimitReached)
+    );
+    assert_eq!(core.bolus_remaining_nl(), 0);
+    assert_eq!(
+        core.start_bolus(
+            DOSING,
+            DeliveryKind::PatientBolus,
+            10_000,
+            60_000,
+            DAY_MS - 1
+        ),
+        Err(ErrorCode::DailyLimitReached)
+    );
+    assert_eq!(core.platform().steps, 0);
+    // The day leaves the window exactly 24 h after the restore.
+    core.check_in(DOSING, DAY_MS).unwrap();
+    assert_eq!(core.status(DAY_MS).delivered_24h_nl, 0);
+    core.start_bolus(DOSING, DeliveryKind::PatientBolus, 10_000, 60_000, DAY_MS)
+        .unwrap();
+}
+
 /// An image of another format is not read as this one, even with a good
 /// CRC: a firmware update that changed the layout restores as lost state
 /// (SR-PER-007), never as fields read in the wrong places.

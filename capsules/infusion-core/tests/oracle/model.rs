@@ -465,6 +465,9 @@ struct Model {
     integrity: bool,
     /// Reservoir volume: the last refill less every step since.
     reservoir_nl: u64,
+    /// When the image was last lost: the hardware's daily maximum counts as
+    /// delivered at that instant, for the 24 h window (SR-PER-007).
+    lost_at_ms: Option<u64>,
     /// Accepted patient and clinician bolus starts (monotonic time).
     patient_starts: Vec<u64>,
     clinician_starts: Vec<u64>,
@@ -793,6 +796,13 @@ impl Oracle {
             "SR-ENV-008/SR-ALM-004: bolus {num} accepted {}",
             self.blocked().unwrap_or("")
         );
+        if let Some(lost) = self.model.lost_at_ms {
+            ensure!(
+                now >= lost + WINDOW_MS,
+                "SR-PER-007: bolus {num} accepted {} ms after a lost image, whose assumed day fills the window",
+                now - lost
+            );
+        }
         let in_day = |starts: &[u64]| starts.iter().filter(|t| **t + WINDOW_MS > now).count();
         match num {
             3 => {
@@ -1158,6 +1168,13 @@ impl Oracle {
                 // still there latches again at its input's next edge.
                 self.model.latched.clear();
                 self.model.open_boluses.clear();
+                // The bolus times go with the record; what stands for them
+                // is the hardware's daily maximum counted as delivered now,
+                // which refuses every step and bolus for the next 24 h,
+                // longer than any lockout or count could.
+                self.model.lost_at_ms = Some(now);
+                self.model.patient_starts.clear();
+                self.model.clinician_starts.clear();
                 let motor = self.steps() as u64 * u64::from(NL_PER_STEP);
                 self.model.forgotten_nl = i128::from(motor) - i128::from(self.model.logged_nl);
                 // The board keeps one record (the whole image): the serial
@@ -1206,6 +1223,14 @@ impl Oracle {
                 self.model.reservoir_nl
             );
             self.model.reservoir_nl -= step;
+            if let Some(lost) = self.model.lost_at_ms {
+                ensure!(
+                    times[i] >= lost + WINDOW_MS,
+                    "SR-PER-007: a motor step at {}, {} ms after a lost image, whose assumed day fills the window",
+                    times[i],
+                    times[i] - lost
+                );
+            }
             let limit = self
                 .model
                 .rx
