@@ -104,6 +104,7 @@ Event script (--events): one event per line, \"dDAY HH:MM[:SS] EVENT [key=value 
   power-loss [down_min=N]            power fails; the cores are rebuilt from saved storage
   dosing-hang | dosing-restart       the dosing app stops checking in / is restarted
   install file=PATH                  send an install frame (path relative to the script)
+Any event takes every_min=M times=N: N times, every M minutes from the line's time.
 Lines starting with # are comments. See examples/demo-events.txt.";
 
 #[derive(Args)]

@@ -32,6 +32,12 @@
 //! | `hardware-fault` | `part=flash\|ram\|rtc` | a part of the simulated board fails: a program-memory bit flips, a RAM bit sticks at 1, or the system timer runs 0.5 % fast of the RTC; the core's hourly self-tests (SR-STS-005) find it within two days (flash), 16 hours (ram) or an hour (rtc) |
 //! | `attack` | `mode=unsigned\|forged\|replay` [`command=clinician-bolus\|suspend\|resume`] [`dose_ug=D` `duration_min=M`] | someone without the clinic's key sends a command over the link: its plain 1.0 frame, one signed with another key, or the programmer's last signed command again (default command: a clinician bolus of 200 µg over 2 min) |
 //!
+//! **Repeats.** Any event takes `every_min=M times=N`: it happens N times,
+//! the first at the line's time and then every M minutes, as if written on
+//! N lines (at most [`MAX_REPEATS`], so a script cannot ask for unbounded
+//! memory). `d0 00:30 bolus every_min=60 times=240` is a press every hour
+//! for ten days.
+//!
 //! The simulated programmer signs every command that changes therapy with
 //! the simulator's TEST-ONLY clinic key (`docs/protocol.md` §5.5).
 //!
@@ -174,6 +180,9 @@ pub fn kebab(name: &str) -> String {
     out
 }
 
+/// The most times one line may repeat its event (`times=N`).
+pub const MAX_REPEATS: u32 = 100_000;
+
 const EVENTS: &str = "bolus, ptm-bolus, patient-presses, clinician-bolus, refill, suspend, resume, set-clock, stall, stall-cleared, occlusion, occlusion-cleared, ack, clear-fault, power-loss, dosing-hang, dosing-restart, install, attack";
 
 /// Parses script text; `name` is used in messages, `base` resolves files.
@@ -207,6 +216,24 @@ pub fn parse(name: &str, text: &str, base: &Path) -> Result<Vec<Timed>> {
             keys.push((k.to_string(), v.to_string()));
         }
         let mut args = Args { keys, at: &at };
+        let every_min = args.number("every_min", "minutes")?;
+        let times = args.number("times", "repeats")?;
+        let repeat = match (every_min, times) {
+            (None, None) => None,
+            (Some(every), Some(times)) if every > 0 && (1..=MAX_REPEATS).contains(&times) => {
+                Some((u64::from(every) * MS_PER_MIN, times))
+            }
+            (Some(_), Some(_)) => {
+                return Err(at(format!(
+                    "every_min must be at least 1 and times from 1 to {MAX_REPEATS}"
+                )))
+            }
+            _ => {
+                return Err(at(
+                    "a repeat takes both every_min=M and times=N, or neither".into(),
+                ))
+            }
+        };
         let event = match event_name {
             "bolus" => Event::Bolus,
             "ptm-bolus" => Event::PtmBolus,
@@ -356,11 +383,18 @@ pub fn parse(name: &str, text: &str, base: &Path) -> Result<Vec<Timed>> {
         if let Some((k, _)) = args.keys.first() {
             return Err(at(format!("`{event_name}` does not take `{k}`")));
         }
-        out.push(Timed {
-            at_ms,
-            event,
-            line: line_no,
-        });
+        let (every_ms, times) = repeat.unwrap_or((0, 1));
+        for k in 0..u64::from(times) {
+            let at_ms = every_ms
+                .checked_mul(k)
+                .and_then(|offset| at_ms.checked_add(offset))
+                .ok_or_else(|| at("the repeat runs past the simulator's clock".into()))?;
+            out.push(Timed {
+                at_ms,
+                event: event.clone(),
+                line: line_no,
+            });
+        }
     }
     out.sort_by_key(|t| t.at_ms);
     Ok(out)
@@ -433,6 +467,59 @@ mod tests {
         assert_eq!(events[1].at_ms, (9 * 3600 + 30 * 60 + 5) * 1000);
         assert_eq!(events[3].event, Event::Ack(AlarmCode::MotorStall));
         assert_eq!(events[5].event, Event::SetClock { shift_min: -60 });
+    }
+
+    #[test]
+    fn a_repeated_line_is_the_same_as_writing_it_out() {
+        let repeated = parse(
+            "s",
+            "d0 00:30 bolus every_min=60 times=3\nd0 01:30 refill volume_ul=5\n",
+            Path::new("."),
+        )
+        .unwrap();
+        let written = parse(
+            "s",
+            "d0 00:30 bolus\nd0 01:30 bolus\nd0 02:30 bolus\nd0 01:30 refill volume_ul=5\n",
+            Path::new("."),
+        )
+        .unwrap();
+        let when = |v: &[Timed]| -> Vec<(u64, Event)> {
+            v.iter().map(|t| (t.at_ms, t.event.clone())).collect()
+        };
+        assert_eq!(when(&repeated), when(&written));
+        assert!(repeated.iter().all(|t| t.line <= 2));
+    }
+
+    #[test]
+    fn a_repeat_needs_both_keys_and_stays_bounded() {
+        for bad in [
+            "d0 00:00 bolus every_min=60",
+            "d0 00:00 bolus times=3",
+            "d0 00:00 bolus every_min=0 times=3",
+            "d0 00:00 bolus every_min=60 times=0",
+            "d0 00:00 bolus every_min=1 times=100001",
+        ] {
+            let e = parse("s.txt", bad, Path::new(".")).unwrap_err();
+            assert!(e.0.starts_with("s.txt:1: "), "{bad}: {e}");
+            assert!(
+                e.0.contains("every_min") || e.0.contains("times"),
+                "{bad}: {e}"
+            );
+        }
+        let most = parse(
+            "s.txt",
+            "d0 00:00 bolus every_min=1 times=100000",
+            Path::new("."),
+        );
+        assert_eq!(most.map(|v| v.len()).ok(), Some(100_000));
+        // Past u64 milliseconds: an error, not a wrapped time.
+        let e = parse(
+            "s.txt",
+            "d0 00:00 bolus every_min=4294967295 times=100000",
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("past the simulator's clock"), "{e}");
     }
 
     #[test]
