@@ -130,10 +130,10 @@ fn sr_role_004_numbers_past_the_table_are_unsupported_for_everyone() {
     for num in [past, past + 1, 0xFFFF, 0x1_0000, u32::MAX] {
         for app in [DOSING, TELEMETRY, ROGUE] {
             let mut core = running(0);
-            let before = format!("{:?}", core.safety_state());
+            let before = core.safety_state();
             let result = core.command(app, num, 0, 0, &[], &mut [], 1_000);
             assert_eq!(result, CommandResult::Failure(ErrorCode::NoSupport));
-            assert_eq!(format!("{:?}", core.safety_state()), before);
+            assert_eq!(core.safety_state(), before);
         }
     }
 }

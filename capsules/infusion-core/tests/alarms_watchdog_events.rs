@@ -361,7 +361,7 @@ fn sr_evt_002_overflow_drops_oldest_and_reports_the_exact_gap() {
 fn sr_evt_003_dosing_app_denials_are_logged_and_change_nothing() {
     let mut core = running(0);
     drain(&mut core, 0);
-    let before = format!("{:?}", core.safety_state());
+    let before = core.safety_state();
     let reason = u32::from(ErrorCode::LockoutActive.code());
     assert_eq!(
         core.command(DOSING, 21, reason, 90_000, &[], &mut [], 5),
@@ -371,7 +371,7 @@ fn sr_evt_003_dosing_app_denials_are_logged_and_change_nothing() {
         core.command(ROGUE, 21, reason, 0, &[], &mut [], 5),
         infusion_core::CommandResult::Failure(ErrorCode::NotPermitted)
     );
-    assert_eq!(format!("{:?}", core.safety_state()), before);
+    assert_eq!(core.safety_state(), before);
     let events = drain(&mut core, 5);
     assert!(matches!(events[0].1, Message::PatientBolusRequested(_)));
     assert!(matches!(&events[1].1, Message::PatientBolusDenied(d)

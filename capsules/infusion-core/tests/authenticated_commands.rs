@@ -42,8 +42,8 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     postcard::to_slice(value, &mut buf).unwrap().to_vec()
 }
 
-fn state(core: &Core) -> String {
-    format!("{:?}", core.safety_state())
+fn state(core: &Core) -> impl PartialEq + std::fmt::Debug {
+    core.safety_state()
 }
 
 /// The dosing app's side of a relayed clinician bolus: take it, convert

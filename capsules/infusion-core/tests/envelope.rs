@@ -349,7 +349,7 @@ fn sr_env_012_no_bolus_lasts_longer_than_the_24_h_window() {
         DeliveryKind::Bridge,
     ] {
         let mut core = running(0);
-        let before = format!("{:?}", core.safety_state());
+        let before = core.safety_state();
         // 49 days, what any u32 of milliseconds used to allow.
         for duration_ms in [max + 1, u32::MAX] {
             assert_eq!(
@@ -358,7 +358,7 @@ fn sr_env_012_no_bolus_lasts_longer_than_the_24_h_window() {
                 "{kind:?}"
             );
         }
-        assert_eq!(format!("{:?}", core.safety_state()), before);
+        assert_eq!(core.safety_state(), before);
         assert_eq!(core.bolus_remaining_nl(), 0);
     }
     let mut core = running(0);

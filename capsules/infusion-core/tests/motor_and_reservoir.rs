@@ -280,7 +280,7 @@ fn sr_res_003_refill_sets_volume_within_capacity() {
     core.refill(TELEMETRY, 4_000_000, 1_000_000, CONCENTRATION_UG_PER_ML, 0)
         .unwrap();
     assert_eq!(core.reservoir_nl(), 7_000_000);
-    let before = format!("{:?}", core.safety_state());
+    let before = core.safety_state();
     assert_eq!(
         core.refill(TELEMETRY, 0, 13_000_001, CONCENTRATION_UG_PER_ML, 0),
         Err(ErrorCode::InvalidArgument)
@@ -289,7 +289,7 @@ fn sr_res_003_refill_sets_volume_within_capacity() {
         core.refill(TELEMETRY, 0, u32::MAX, CONCENTRATION_UG_PER_ML, 0),
         Err(ErrorCode::InvalidArgument)
     );
-    assert_eq!(format!("{:?}", core.safety_state()), before);
+    assert_eq!(core.safety_state(), before);
     // Withdrawing exactly what the record holds empties it first.
     core.refill(TELEMETRY, 7_000_000, 3_000_000, CONCENTRATION_UG_PER_ML, 0)
         .unwrap();
@@ -380,13 +380,13 @@ fn sr_res_004_refill_date_assumes_every_allotted_bolus() {
 #[test]
 fn sr_res_005_refill_concentration_must_match() {
     let mut core = running(0);
-    let before = format!("{:?}", core.safety_state());
+    let before = core.safety_state();
     // 2 000 µg/mL instead of 500: four times every dose.
     assert_eq!(
         core.refill(TELEMETRY, 0, 1_000_000, 2_000, 0),
         Err(ErrorCode::ConcentrationMismatch)
     );
-    assert_eq!(format!("{:?}", core.safety_state()), before);
+    assert_eq!(core.safety_state(), before);
 }
 
 #[test]

@@ -183,7 +183,7 @@ impl Harness {
         allowed: bool,
         f: impl FnOnce(&mut Core, u64) -> Result<T, ErrorCode>,
     ) -> Result<Option<T>, TestCaseError> {
-        let before = format!("{:?}", self.core.safety_state());
+        let before = self.core.safety_state();
         let result = f(&mut self.core, self.now);
         match result {
             Ok(v) => {
@@ -195,7 +195,7 @@ impl Harness {
                     prop_assert_eq!(e, ErrorCode::NotPermitted);
                 }
                 prop_assert_eq!(
-                    format!("{:?}", self.core.safety_state()),
+                    self.core.safety_state(),
                     before,
                     "refusal {:?} changed state",
                     e
@@ -300,11 +300,11 @@ impl Harness {
             }
             Op::Raw(a, cmd, x, y) => {
                 let mut rw = [0u8; 256];
-                let before = format!("{:?}", self.core.safety_state());
+                let before = self.core.safety_state();
                 let result = self.core.command(a, cmd, x, y, &[0xAB; 8], &mut rw, now);
                 if (22..=25).contains(&cmd) {
                     // SR-REL-006: the relay changes no safety state, whoever calls.
-                    prop_assert_eq!(&format!("{:?}", self.core.safety_state()), &before);
+                    prop_assert_eq!(&self.core.safety_state(), &before);
                     let entitled = match cmd {
                         22 | 25 => a == TELEMETRY,
                         _ => a == DOSING,
@@ -323,7 +323,7 @@ impl Harness {
                         matches!(result, infusion_core::CommandResult::Failure(_)),
                         "{result:?}"
                     );
-                    prop_assert_eq!(&format!("{:?}", self.core.safety_state()), &before);
+                    prop_assert_eq!(&self.core.safety_state(), &before);
                 }
                 if cmd == 29 {
                     // SR-BAT-004: the outlook is a read, open to every app.
@@ -331,7 +331,7 @@ impl Harness {
                         matches!(result, infusion_core::CommandResult::SuccessU32(_)),
                         "{result:?}"
                     );
-                    prop_assert_eq!(&format!("{:?}", self.core.safety_state()), &before);
+                    prop_assert_eq!(&self.core.safety_state(), &before);
                 }
                 if cmd >= 30 {
                     prop_assert_eq!(

@@ -186,7 +186,7 @@ fn sr_rel_001_the_command_table_carries_the_relay() {
 #[test]
 fn sr_rel_002_only_telemetry_posts_and_reads_only_dosing_takes_and_answers() {
     let mut core = ready();
-    let before = format!("{:?}", core.safety_state());
+    let before = core.safety_state();
     let request = clinician_bolus();
     let mut buf = [0u8; RELAY_PAYLOAD_MAX_LEN];
     for caller in [DOSING, ROGUE] {
@@ -209,7 +209,7 @@ fn sr_rel_002_only_telemetry_posts_and_reads_only_dosing_takes_and_answers() {
     }
     // The refused calls took nothing: the dosing app still gets the request.
     assert_eq!(core.relay_take(DOSING, &mut buf, 4).unwrap().ticket, ticket);
-    assert_eq!(format!("{:?}", core.safety_state()), before);
+    assert_eq!(core.safety_state(), before);
     // Every violation was audited: each app's first as AccessDenied, the
     // one right after it from the same app folded with a count (SR-ROLE-005).
     let denied: Vec<_> = drain(&mut core, 5)
@@ -480,7 +480,7 @@ fn sr_rel_005_result_read_after_the_deadline_expires_even_without_the_timer() {
 #[test]
 fn sr_rel_006_the_relay_moves_nothing_and_changes_no_safety_state() {
     let mut core = ready();
-    let before = format!("{:?}", core.safety_state());
+    let before = core.safety_state();
     let steps = core.platform().steps;
     let mut buf = [0u8; RELAY_PAYLOAD_MAX_LEN];
     let ticket = post(&mut core, &clinician_bolus(), 1).unwrap();
@@ -490,5 +490,5 @@ fn sr_rel_006_the_relay_moves_nothing_and_changes_no_safety_state() {
     core.relay_answer(DOSING, ticket, 0, 3).unwrap();
     assert_eq!(core.relay_result(TELEMETRY, 4), Ok((ticket, Ok(()))));
     assert_eq!(core.platform().steps, steps);
-    assert_eq!(format!("{:?}", core.safety_state()), before);
+    assert_eq!(core.safety_state(), before);
 }

@@ -56,14 +56,14 @@ fn sr_role_003_violation_changes_nothing_and_is_audited() {
     let mut core = running(0);
     core.set_basal(DOSING, 10_000, 0).unwrap();
     drain(&mut core, 0);
-    let before = format!("{:?}", core.safety_state());
+    let before = core.safety_state();
     let result = core.command(ROGUE, 2, 50_000, 0, &[], &mut [], 1_000);
     assert_eq!(result, CommandResult::Failure(ErrorCode::NotPermitted));
     assert_eq!(
         infusion_core::tock_error_name(ErrorCode::NotPermitted),
         "NODEVICE"
     );
-    assert_eq!(format!("{:?}", core.safety_state()), before);
+    assert_eq!(core.safety_state(), before);
     let events = drain(&mut core, 1_000);
     assert!(matches!(
         events.as_slice(),
@@ -89,7 +89,7 @@ fn sr_role_003_any_app_may_read_status() {
 #[test]
 fn sr_role_004_unknown_commands_are_not_supported() {
     let mut core = running(0);
-    let before = format!("{:?}", core.safety_state());
+    let before = core.safety_state();
     for num in [30, 99, 0xffff, u32::MAX] {
         assert_eq!(
             core.command(DOSING, num, 1, 2, &[], &mut [], 0),
@@ -100,7 +100,7 @@ fn sr_role_004_unknown_commands_are_not_supported() {
         core.command(ROGUE, 0, 0, 0, &[], &mut [], 0),
         CommandResult::Success
     );
-    assert_eq!(format!("{:?}", core.safety_state()), before);
+    assert_eq!(core.safety_state(), before);
 }
 
 #[test]
@@ -255,12 +255,12 @@ fn sr_rx_006_rejected_prescription_changes_nothing() {
     let mut core = running(0);
     core.set_basal(DOSING, 10_000, 0).unwrap();
     drain(&mut core, 0);
-    let before = format!("{:?}", core.safety_state());
+    let before = core.safety_state();
     assert_eq!(
         core.install_prescription(TELEMETRY, &signed(1), 5),
         Err(ErrorCode::ReplayedSerial)
     );
-    assert_eq!(format!("{:?}", core.safety_state()), before);
+    assert_eq!(core.safety_state(), before);
     assert_eq!(core.basal_rate_nl_per_h(), 10_000);
     let events = drain(&mut core, 5);
     assert!(matches!(
