@@ -137,9 +137,11 @@ fn sr_per_007_a_lost_image_counts_exactly_the_hardwares_daily_maximum_as_deliver
 #[test]
 fn sr_per_007_a_lost_image_refuses_a_bolus_from_the_restores_own_instant_even_at_zero() {
     // Verifies: SR-PER-007
+    let press = |core: &mut Core, at_ms| {
+        core.start_bolus(DOSING, DeliveryKind::PatientBolus, 10_000, 60_000, at_ms)
+    };
     let mut core = running(0);
-    core.start_bolus(DOSING, DeliveryKind::PatientBolus, 10_000, 60_000, 0)
-        .unwrap();
+    press(&mut core, 0).unwrap();
     let mut saved = core.platform().saved.clone().unwrap();
     let mid = saved.len() / 2;
     saved[mid] ^= 0x10;
@@ -156,27 +158,17 @@ fn sr_per_007_a_lost_image_refuses_a_bolus_from_the_restores_own_instant_even_at
     ));
     core.refill(TELEMETRY, 0, 10_000_000, CONCENTRATION_UG_PER_ML, 0)
         .unwrap();
-    assert_eq!(
-        core.start_bolus(DOSING, DeliveryKind::PatientBolus, 10_000, 60_000, 0),
-        Err(ErrorCode::DailyLimitReached)
-    );
+    assert_eq!(press(&mut core, 0), Err(ErrorCode::DailyLimitReached));
     assert_eq!(core.bolus_remaining_nl(), 0);
     assert_eq!(
-        core.start_bolus(
-            DOSING,
-            DeliveryKind::PatientBolus,
-            10_000,
-            60_000,
-            DAY_MS - 1
-        ),
+        press(&mut core, DAY_MS - 1),
         Err(ErrorCode::DailyLimitReached)
     );
     assert_eq!(core.platform().steps, 0);
     // The day leaves the window exactly 24 h after the restore.
     core.check_in(DOSING, DAY_MS).unwrap();
     assert_eq!(core.status(DAY_MS).delivered_24h_nl, 0);
-    core.start_bolus(DOSING, DeliveryKind::PatientBolus, 10_000, 60_000, DAY_MS)
-        .unwrap();
+    press(&mut core, DAY_MS).unwrap();
 }
 
 /// An image of another format is not read as this one, even with a good
