@@ -1,7 +1,7 @@
 //! What the board decides at build time: hardware limits, the motor's
 //! calibration, the role table and the clinic's public keys.
 
-use pump_protocol::prescription::Prescription;
+use pump_protocol::prescription::{Pairing, Prescription};
 use pump_protocol::ErrorCode;
 
 /// Most entries in the board's role table.
@@ -103,6 +103,18 @@ impl BoardConfig {
             && rx.concentration_ug_per_ml > 0
             && env.max_volume_per_24h_nl > 0;
         if inside {
+            Ok(())
+        } else {
+            Err(ErrorCode::OutsideHardwareLimits)
+        }
+    }
+
+    /// Checks that a prescription's pairing asks only what the pump can
+    /// keep: the ledger remembers a clinician bolus for the 24 h window, so
+    /// a longer minimum interval would be forgotten after a day and not kept
+    /// (SR-AUTH-006; found by review, 2026-12-07).
+    pub fn check_pairing(&self, pairing: &Pairing) -> Result<(), ErrorCode> {
+        if u64::from(pairing.clinician_bolus.min_interval_ms) <= crate::ledger::WINDOW_MS {
             Ok(())
         } else {
             Err(ErrorCode::OutsideHardwareLimits)

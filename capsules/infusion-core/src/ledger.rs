@@ -123,10 +123,9 @@ impl Run {
         // step is due at `at_ms` itself, also at 0, where a curve started
         // 1 ms early would have to begin before the clock's origin and
         // would leave the steps out of the window at the restore's own
-        // instant (found by the oracle, 2026-12-07). The callers pass at
-        // most a u32 of nanolitres (the daily maximum, or steps reserved
-        // from the reservoir), so the carry stays below 2^54 and never
-        // saturates into an undercount.
+        // instant (found by the oracle, 2026-12-07). The one caller passes
+        // at most a u32 of nanolitres (`count_unconfirmed` caps it), so the
+        // carry stays below 2^54 and never saturates into an undercount.
         let volume_nl = u64::from(steps) * u64::from(nl_per_step);
         Self {
             channel: Channel::Basal,

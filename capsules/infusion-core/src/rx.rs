@@ -64,6 +64,7 @@ pub fn verify(
         return Err(ErrorCode::ReplayedSerial);
     }
     config.check_limits(&prescription)?;
+    config.check_pairing(&pairing)?;
     let signed = Vec::from_slice(signed).map_err(|()| ErrorCode::MalformedPrescription)?;
     Ok(VerifiedPrescription {
         prescription,

@@ -436,6 +436,26 @@ fn sr_auth_006_signed_clinician_boluses_keep_the_prescribed_count_and_spacing() 
     );
 }
 
+/// The ledger remembers a clinician bolus for the 24 h window only, so a
+/// signed minimum interval longer than that could not be kept: such a
+/// pairing is refused at install, and changes nothing, while one of exactly
+/// 24 h installs (found by review, 2026-12-07).
+#[test]
+fn sr_auth_006_a_pairing_whose_interval_outlasts_the_window_is_refused() {
+    let mut core = running(0);
+    let day_ms = infusion_core::ledger::WINDOW_MS as u32;
+    let before = state(&core);
+    assert_eq!(
+        core.install_prescription(TELEMETRY, &signed_v2(2, &paired(1, day_ms + 1)), 0),
+        Err(ErrorCode::OutsideHardwareLimits)
+    );
+    assert_eq!(state(&core), before);
+    assert_eq!(core.prescription().map(|rx| rx.serial), Some(1));
+    core.install_prescription(TELEMETRY, &signed_v2(2, &paired(1, day_ms)), 0)
+        .unwrap();
+    assert_eq!(core.prescription().map(|rx| rx.serial), Some(2));
+}
+
 /// The attack the security review measured: twelve clinician boluses of
 /// 200 µg over 2 min, three minutes apart, from whoever can reach the link.
 /// Unsigned, forged, replayed or re-ordered, none is carried out.

@@ -191,6 +191,20 @@ fn check_pairing(r: &mut CheckReport, rx: &RxFile) -> Option<Pairing> {
         ptm_public_key: ptm,
         clinician_bolus: clinician,
     };
+    // The capsule's own check, so that what passes here installs.
+    if crate::board::board_config(&[])
+        .check_pairing(&pairing)
+        .is_err()
+    {
+        r.error(
+            "clinician_bolus_limits.min_interval_min",
+            format!(
+                "{} min is longer than the pump's 24 h window ({} min): the pump remembers a clinician bolus for 24 h only, so it refuses this pairing (OutsideHardwareLimits)",
+                u64::from(pairing.clinician_bolus.min_interval_ms) / MS_PER_MIN,
+                infusion_core::ledger::WINDOW_MS / MS_PER_MIN
+            ),
+        );
+    }
     r.summary
         .extend(pairing_lines(&pairing, rx.clinician_bolus_limits.is_none()));
     Some(pairing)

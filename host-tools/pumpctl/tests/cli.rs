@@ -1726,6 +1726,41 @@ fn sr_host_016_a_patient_bolus_without_a_paired_ptm_is_an_error() {
     );
 }
 
+/// What `rx check` passes, the pump installs: a clinician interval longer
+/// than the pump's 24 h window is an error here as it is in the capsule.
+#[test]
+fn sr_host_017_a_clinician_interval_longer_than_the_day_is_an_error() {
+    // Verifies: SR-HOST-017
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let day = edited(
+        "morphine.toml",
+        &[("min_interval_min = 120\n", "min_interval_min = 1440\n")],
+    );
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(write_rx(d, "day.toml", &day))
+        .assert()
+        .success();
+    let longer = edited(
+        "morphine.toml",
+        &[("min_interval_min = 120\n", "min_interval_min = 1441\n")],
+    );
+    let rx = write_rx(d, "longer.toml", &longer);
+    pumpctl()
+        .args(["rx", "check"])
+        .arg(&rx)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "error: clinician_bolus_limits.min_interval_min: 1441 min is longer than the pump's 24 h window (1440 min)",
+        ));
+    assert_user_error(
+        &mut rx_sign(d, &rx, 2, &["--accept-warnings"]),
+        "not signed",
+    );
+}
+
 #[test]
 fn sr_host_017_clinician_bolus_limits_are_written_down_and_fit_the_day() {
     // Verifies: SR-HOST-017

@@ -323,10 +323,13 @@ impl<P: Platform> InfusionCore<P> {
         let volume_nl = steps.saturating_mul(s);
         self.p.reservoir_nl = self.p.reservoir_nl.saturating_sub(volume_nl);
         self.steps_accounted = self.steps_accounted.saturating_add(u64::from(steps));
+        // More steps than a u32 of nanolitres already fill any daily limit;
+        // holding at most that many keeps the run's arithmetic exact.
+        let held_steps = steps.min(u32::MAX / s.max(1));
         if self
             .p
             .ledger
-            .push(Run::unconfirmed(now, steps, s), now, s)
+            .push(Run::unconfirmed(now, held_steps, s), now, s)
             .is_err()
         {
             // No room to hold them: stopping is the one safe answer.

@@ -1155,37 +1155,7 @@ impl Oracle {
         if let ResetKind::Corrupt(..) = kind {
             let expected = self.model.rx.as_ref().map(|r| r.serial);
             if restored_rx.is_none() {
-                // SR-PER-003: lost state leaves no prescription and latches
-                // integrity; the log of what was in flight is lost with it.
-                self.model.rx = None;
-                self.model.integrity = true;
-                // SR-PER-007: whether the clinic had suspended is lost with
-                // the record, so the pump comes back suspended.
-                self.model.suspended = true;
-                // The stall and occlusion latches go with the record too:
-                // nothing moves until the clinic's recovery (a new
-                // prescription, a refill and a signed resume), and a fault
-                // still there latches again at its input's next edge.
-                self.model.latched.clear();
-                self.model.open_boluses.clear();
-                // The bolus times go with the record; what stands for them
-                // is the hardware's daily maximum counted as delivered now,
-                // which refuses every step and bolus for the next 24 h,
-                // longer than any lockout or count could.
-                self.model.lost_at_ms = Some(now);
-                self.model.patient_starts.clear();
-                self.model.clinician_starts.clear();
-                let motor = self.steps() as u64 * u64::from(NL_PER_STEP);
-                self.model.forgotten_nl = i128::from(motor) - i128::from(self.model.logged_nl);
-                // The board keeps one record (the whole image): the serial
-                // floor goes with it. SR-PER-008 keeps the floor apart only
-                // on boards that keep records apart (known limit of the
-                // image store, residual-risks.md RR-42).
-                self.model.serial_floor = 0;
-                // The counters go too; SR-AUTH-003 then refuses every
-                // counter up to the pump's clock, which restarts unset.
-                self.model.utc_offset = 0;
-                self.model.counters = [now; 2];
+                self.lose_image(now);
             } else {
                 ensure!(
                     restored_rx == expected,
@@ -1200,6 +1170,45 @@ impl Oracle {
             );
         }
         Ok(())
+    }
+
+    /// What a restore that found the image lost leaves (SR-PER-003,
+    /// SR-PER-007), at `now`. A lost image cannot stay on this board's
+    /// flash to be lost again at the next reset: a failed write is
+    /// reported, and the report saves the restored state anew.
+    fn lose_image(&mut self, now: u64) {
+        // SR-PER-003: lost state leaves no prescription and latches
+        // integrity; the log of what was in flight is lost with it.
+        self.model.rx = None;
+        self.model.integrity = true;
+        // SR-PER-007: whether the clinic had suspended is lost with
+        // the record, so the pump comes back suspended.
+        self.model.suspended = true;
+        // The stall and occlusion latches go with the record too:
+        // nothing moves until the clinic's recovery (a new
+        // prescription, a refill and a signed resume), and a fault
+        // still there latches again at its input's next edge.
+        self.model.latched.clear();
+        self.model.open_boluses.clear();
+        // The bolus times go with the record; what stands for them
+        // is the hardware's daily maximum counted as delivered now,
+        // which refuses every step and bolus for the next 24 h, as
+        // long as any lockout, count or clinician interval could last
+        // (each at most the 24 h window: SR-ENV-004, SR-AUTH-006).
+        self.model.lost_at_ms = Some(now);
+        self.model.patient_starts.clear();
+        self.model.clinician_starts.clear();
+        let motor = self.steps() as u64 * u64::from(NL_PER_STEP);
+        self.model.forgotten_nl = i128::from(motor) - i128::from(self.model.logged_nl);
+        // The board keeps one record (the whole image): the serial
+        // floor goes with it. SR-PER-008 keeps the floor apart only
+        // on boards that keep records apart (known limit of the
+        // image store, residual-risks.md RR-42).
+        self.model.serial_floor = 0;
+        // The counters go too; SR-AUTH-003 then refuses every
+        // counter up to the pump's clock, which restarts unset.
+        self.model.utc_offset = 0;
+        self.model.counters = [now; 2];
     }
 
     /// Steps since `from`: the blocked conditions and the rolling window.
